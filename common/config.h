@@ -1,0 +1,85 @@
+#ifndef CHAT_CONFIG_H
+#define CHAT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+/*
+ * The gateway configuration: every option has a flag and a CHAT_* environment
+ * variable (flags win).  Filled once by chat_config_load(), validated there,
+ * read-only afterwards.  The --help text is generated from the same table.
+ *
+ * Strings are owned by the struct and released by chat_config_deinit().
+ */
+
+#define CHAT_JWT_SECRET_MIN 32
+
+struct chat_redis_url {
+    char *host;     /* "127.0.0.1" */
+    int port;       /* 6379 */
+    char *user;     /* NULL when absent */
+    char *password; /* NULL when absent */
+    int db;         /* 0 */
+};
+
+struct chat_config {
+    int port;                     /* --port, CHAT_PORT, 8080, 1..65535 (0 allowed: ephemeral) */
+    char *bind;                   /* --bind, CHAT_BIND, "0.0.0.0" */
+    char *redis_url_text;         /* --redis, CHAT_REDIS_URL as given */
+    struct chat_redis_url redis;  /* parsed from redis_url_text */
+    char *node_id;                /* --node-id, CHAT_NODE_ID, default "<hostname>-<pid>";
+                                     1-64 of [A-Za-z0-9_.-] */
+    char *jwt_secret;             /* --jwt-secret, CHAT_JWT_SECRET; >= 32 bytes.  With --dev and
+                                     no secret: 32 random bytes hex-encoded (64 chars), and
+                                     jwt_secret_generated is set so main() can warn */
+    bool jwt_secret_generated;
+    bool dev;                     /* --dev, CHAT_DEV ("1"/"true"/"yes"), off */
+    char *static_dir;             /* --static-dir, CHAT_STATIC_DIR, default CHAT_DEFAULT_STATIC_DIR
+                                     (compile-time define, falls back to "client/web") */
+    char *origins;                /* --origins, CHAT_ORIGINS, NULL = same host as the request;
+                                     "*" = any; else comma list of origins */
+    int history;                  /* --history, CHAT_HISTORY, 200, 1..100000 */
+    size_t max_message;           /* --max-message, CHAT_MAX_MESSAGE, 1048576, 128..67108864 */
+    double rate;                  /* --rate, CHAT_RATE "R/B": frames per second, 10 */
+    int burst;                    /*   ... burst, 20; R > 0, B >= 1 */
+    char *prefix;                 /* --prefix, CHAT_PREFIX, "chat:"; 0-64 printable, no spaces */
+    enum chat_log_level log_level;/* --log-level, CHAT_LOG_LEVEL, info */
+    bool echo;                    /* --echo, CHAT_ECHO, off: enables /echo (no auth) */
+    int ping_interval;            /* --ping-interval, CHAT_PING_INTERVAL, 25 s, 1..3600 */
+    int idle_timeout;             /* --idle-timeout, CHAT_IDLE_TIMEOUT, 60 s, 1..86400 */
+    int presence_ttl;             /* --presence-ttl, CHAT_PRESENCE_TTL, 30 s, 3..3600: how long a
+                                     member/online entry lives unless refreshed */
+    int drain_timeout;            /* --drain-timeout, CHAT_DRAIN_TIMEOUT, 10 s, 1..600 */
+};
+
+/* chat_config_load() results */
+#define CHAT_CONFIG_OK 0
+#define CHAT_CONFIG_HELP 1   /* --help was given: usage printed to `out`, caller exits 0 */
+#define CHAT_CONFIG_ERROR -1 /* err holds a one-line reason, caller exits 2 */
+
+/*
+ * Fills cfg from defaults, then environment (getenv), then argv (flags win).
+ * Flags accept both "--port 8080" and "--port=8080"; boolean flags take no
+ * value.  Unknown flags, missing values and out-of-range values are errors.
+ * `out` receives the --help text (may be stdout).  On error cfg holds nothing
+ * that needs freeing (it is deinit'ed internally); on OK or HELP the caller
+ * calls chat_config_deinit().
+ */
+int chat_config_load(struct chat_config *cfg, int argc, char **argv, FILE *out, char *err,
+                     size_t errlen);
+
+/* Frees the strings; safe on a zeroed struct and idempotent. */
+void chat_config_deinit(struct chat_config *cfg);
+
+/* Parses redis://[[user]:password@]host:port[/db] (port optional, 6379).
+ * 0 or -1 (err filled).  On success the caller frees with chat_redis_url_deinit. */
+int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen);
+void chat_redis_url_deinit(struct chat_redis_url *url);
+
+/* Writes the --help text. */
+void chat_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,697 @@
+#include "protocol.h"
+
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+/* ------------------------------------------------------------------------ */
+/* UTF-8                                                                      */
+
+/*
+ * Decodes the code point at s[*i] and advances *i.  Only shortest forms of
+ * U+0000..U+10FFFF without surrogates are accepted (RFC 3629).  0 or -1.
+ */
+static int utf8_next(const unsigned char *s, size_t len, size_t *i, uint32_t *cp)
+{
+    size_t p = *i;
+    uint32_t c = s[p];
+    size_t n;
+    uint32_t min;
+
+    if (c < 0x80) {
+        *cp = c;
+        *i = p + 1;
+        return 0;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        n = 1;
+        c &= 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2;
+        c &= 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3;
+        c &= 0x07;
+        min = 0x10000;
+    } else {
+        return -1; /* continuation byte, C0/C1 overlong lead, or F5..FF */
+    }
+    if (len - p - 1 < n)
+        return -1;
+    for (size_t k = 1; k <= n; k++) {
+        unsigned char b = s[p + k];
+        if ((b & 0xc0) != 0x80)
+            return -1;
+        c = (c << 6) | (b & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return -1;
+    *cp = c;
+    *i = p + 1 + n;
+    return 0;
+}
+
+long chat_utf8_count(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    long count = 0;
+    uint32_t cp;
+
+    if (!s && len)
+        return -1;
+    while (i < len) {
+        if (utf8_next(u, len, &i, &cp) < 0)
+            return -1;
+        count++;
+    }
+    return count;
+}
+
+static bool is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/* Characters that render as nothing or as blank: not allowed at either end of
+ * a nickname, so "bob" and "bob\u00a0" cannot both exist. */
+static bool is_blank(uint32_t cp)
+{
+    return cp == 0x20 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200d) ||
+           cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x2060 ||
+           cp == 0x3000 || cp == 0xfeff;
+}
+
+/*
+ * Walks a NUL-terminated string: true when it is valid UTF-8 of min..max code
+ * points, with no control character (C0 always, DEL and C1 too unless
+ * c0_only).
+ */
+static bool text_ok(const char *s, long min, long max, bool c0_only)
+{
+    if (!s)
+        return false;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = strlen(s);
+    size_t i = 0;
+    long count = 0;
+    uint32_t cp;
+
+    while (i < len) {
+        if (utf8_next(u, len, &i, &cp) < 0)
+            return false;
+        if (c0_only ? cp < 0x20 : is_control(cp))
+            return false;
+        if (++count > max)
+            return false;
+    }
+    return count >= min;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validators                                                                 */
+
+static bool is_id_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+bool chat_valid_user_id(const char *s)
+{
+    if (!s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (n >= 64 || !is_id_char(s[n]))
+            return false;
+    }
+    return n >= 1;
+}
+
+bool chat_valid_room_name(const char *s)
+{
+    if (!s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (n >= CHAT_ROOM_MAX || !(alnum || (n > 0 && (c == '_' || c == '-'))))
+            return false;
+    }
+    return n >= 1;
+}
+
+bool chat_valid_nickname(const char *s)
+{
+    if (!text_ok(s, 1, 32, false))
+        return false;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = strlen(s);
+    size_t i = 0;
+    uint32_t cp = 0;
+    bool first = true;
+
+    while (i < len) {
+        (void)utf8_next(u, len, &i, &cp); /* validated by text_ok */
+        if (first && is_blank(cp))
+            return false;
+        first = false;
+    }
+    return !is_blank(cp);
+}
+
+bool chat_valid_avatar(const char *s)
+{
+    return text_ok(s, 0, 2048, true);
+}
+
+bool chat_valid_request_id(const char *s)
+{
+    return text_ok(s, 1, CHAT_REQ_ID_MAX, false);
+}
+
+static bool is_b64_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+bool chat_valid_image_url(const char *s, size_t len)
+{
+    static const char *const types[] = {"png", "jpeg", "gif", "webp"};
+    static const char prefix[] = "data:image/";
+    static const char marker[] = ";base64,";
+
+    if (!s || len < sizeof(prefix) - 1 || strncasecmp(s, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    size_t p = sizeof(prefix) - 1;
+    bool typed = false;
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]) && !typed; t++) {
+        size_t tl = strlen(types[t]);
+        if (len - p >= tl + sizeof(marker) - 1 && strncasecmp(s + p, types[t], tl) == 0 &&
+            strncasecmp(s + p + tl, marker, sizeof(marker) - 1) == 0) {
+            p += tl + sizeof(marker) - 1;
+            typed = true;
+        }
+    }
+    if (!typed)
+        return false;
+
+    /* The payload: base64 characters, then at most two '=' that make the
+     * whole a multiple of 4.  Unpadded is fine as long as it is decodable. */
+    size_t data = p;
+    while (p < len && is_b64_char((unsigned char)s[p]))
+        p++;
+    size_t chars = p - data;
+    size_t pad = 0;
+    while (p < len && s[p] == '=' && pad < 2) {
+        p++;
+        pad++;
+    }
+    if (p != len || chars == 0)
+        return false;
+    if (pad > 0)
+        return (chars + pad) % 4 == 0;
+    return chars % 4 != 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Nickname folding                                                           */
+
+/* Simple case folding (Unicode CaseFolding.txt, status C+S) for the scripts
+ * nicknames mostly use; the rest is left alone.  No locale is involved, so the
+ * same nickname folds the same way on every node. */
+static uint32_t fold_cp(uint32_t c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c + 32;
+    if (c < 0x80)
+        return c;
+    if (c == 0xb5)
+        return 0x3bc; /* micro sign -> Greek mu */
+    if (c >= 0xc0 && c <= 0xde && c != 0xd7)
+        return c + 32;
+    /* Latin Extended-A: mostly upper/lower pairs. */
+    if (c >= 0x100 && c <= 0x17f) {
+        if (c == 0x130)
+            return 'i'; /* I with dot above; lowercases to i */
+        if (c == 0x178)
+            return 0xff;
+        if (c == 0x17f)
+            return 's'; /* long s folds to s */
+        if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e))
+            return (c & 1) ? c + 1 : c;
+        if (c == 0x131 || c == 0x138 || c == 0x149)
+            return c;
+        return (c & 1) ? c : c + 1;
+    }
+    /* Greek */
+    if (c == 0x386)
+        return 0x3ac;
+    if (c >= 0x388 && c <= 0x38a)
+        return c + 37;
+    if (c == 0x38c)
+        return 0x3cc;
+    if (c == 0x38e || c == 0x38f)
+        return c + 63;
+    if ((c >= 0x391 && c <= 0x3a1) || (c >= 0x3a3 && c <= 0x3ab))
+        return c + 32;
+    if (c == 0x3c2)
+        return 0x3c3; /* final sigma folds to sigma */
+    /* Cyrillic */
+    if (c >= 0x400 && c <= 0x40f)
+        return c + 80;
+    if (c >= 0x410 && c <= 0x42f)
+        return c + 32;
+    if ((c >= 0x460 && c <= 0x481) || (c >= 0x48a && c <= 0x4bf) || (c >= 0x4d0 && c <= 0x52f))
+        return (c & 1) ? c : c + 1;
+    if (c == 0x4c0)
+        return 0x4cf;
+    if (c >= 0x4c1 && c <= 0x4ce)
+        return (c & 1) ? c + 1 : c;
+    return c;
+}
+
+static size_t utf8_put(uint32_t c, unsigned char *o)
+{
+    if (c < 0x80) {
+        o[0] = (unsigned char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (unsigned char)(0xc0 | (c >> 6));
+        o[1] = (unsigned char)(0x80 | (c & 0x3f));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (unsigned char)(0xe0 | (c >> 12));
+        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
+        o[2] = (unsigned char)(0x80 | (c & 0x3f));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xf0 | (c >> 18));
+    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3f));
+    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
+    o[3] = (unsigned char)(0x80 | (c & 0x3f));
+    return 4;
+}
+
+int chat_nick_fold(const char *nick, char *out, size_t outlen)
+{
+    if (!nick || !out || outlen == 0)
+        return -1;
+    const unsigned char *u = (const unsigned char *)nick;
+    size_t len = strlen(nick);
+    size_t i = 0, o = 0;
+    uint32_t cp;
+    unsigned char buf[4];
+
+    while (i < len) {
+        if (utf8_next(u, len, &i, &cp) < 0)
+            goto fail;
+        size_t n = utf8_put(fold_cp(cp), buf);
+        if (outlen - o <= n)
+            goto fail;
+        memcpy(out + o, buf, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return 0;
+
+fail:
+    out[0] = '\0';
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Error codes                                                                */
+
+const char *chat_err_code(enum chat_err err)
+{
+    switch (err) {
+    case CHAT_ERR_NONE:
+        return "none";
+    case CHAT_ERR_BAD_REQUEST:
+        return "bad_request";
+    case CHAT_ERR_UNAUTHORIZED:
+        return "unauthorized";
+    case CHAT_ERR_FORBIDDEN:
+        return "forbidden";
+    case CHAT_ERR_NOT_FOUND:
+        return "not_found";
+    case CHAT_ERR_NOT_MEMBER:
+        return "not_member";
+    case CHAT_ERR_CONFLICT:
+        return "conflict";
+    case CHAT_ERR_TOO_LARGE:
+        return "too_large";
+    case CHAT_ERR_RATE_LIMITED:
+        return "rate_limited";
+    case CHAT_ERR_UNAVAILABLE:
+        return "unavailable";
+    case CHAT_ERR_INTERNAL:
+        return "internal";
+    }
+    return "internal";
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request parsing                                                            */
+
+/* The client-facing messages of one field, all static. */
+struct field {
+    const char *name;
+    const char *missing;
+    const char *not_string;
+    const char *invalid;
+};
+
+#define FIELD(n, invalid_text)                                                                     \
+    {                                                                                              \
+        n, "missing " n, n " must be a string", n " " invalid_text                                 \
+    }
+
+static const struct field F_ROOM = FIELD("room", "must be 1-32 of a-z 0-9 _ -, starting with a "
+                                                 "letter or digit");
+static const struct field F_TO = FIELD("to", "must be a user id (1-64 of A-Z a-z 0-9 _ -)");
+static const struct field F_WITH = FIELD("with", "must be a user id (1-64 of A-Z a-z 0-9 _ -)");
+static const struct field F_USER = FIELD("user", "must be a user id (1-64 of A-Z a-z 0-9 _ -)");
+static const struct field F_KIND = FIELD("kind", "must be text, code or image");
+static const struct field F_BODY = FIELD("body", "must not be empty");
+static const struct field F_LANG = FIELD("lang", "must be 1-32 characters without control "
+                                                 "characters");
+static const struct field F_TOPIC = FIELD("topic", "must not contain control characters");
+static const struct field F_Q = FIELD("q", "must not be empty");
+
+static const struct {
+    const char *name;
+    enum chat_req_type type;
+} req_types[] = {
+    {"join", CHAT_REQ_JOIN},           {"leave", CHAT_REQ_LEAVE},
+    {"message", CHAT_REQ_MESSAGE},     {"private", CHAT_REQ_PRIVATE},
+    {"history", CHAT_REQ_HISTORY},     {"search", CHAT_REQ_SEARCH},
+    {"rooms", CHAT_REQ_ROOMS},         {"create_room", CHAT_REQ_CREATE_ROOM},
+    {"users", CHAT_REQ_USERS},         {"typing", CHAT_REQ_TYPING},
+    {"broadcast", CHAT_REQ_BROADCAST}, {"ping", CHAT_REQ_PING},
+};
+
+static int fail(struct chat_parse_error *err, enum chat_err code, const char *message)
+{
+    err->code = code;
+    err->message = message;
+    return -1;
+}
+
+/*
+ * Looks up a string field.  Absent and null are the same thing: *out = NULL,
+ * and an error only when required.  The string is borrowed from root.
+ */
+static int get_string(json_t *root, const struct field *f, bool required, const char **out,
+                      size_t *len, struct chat_parse_error *err)
+{
+    json_t *v = json_object_get(root, f->name);
+    *out = NULL;
+    if (len)
+        *len = 0;
+    if (!v || json_is_null(v)) {
+        if (required)
+            return fail(err, CHAT_ERR_BAD_REQUEST, f->missing);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return fail(err, CHAT_ERR_BAD_REQUEST, f->not_string);
+    *out = json_string_value(v);
+    if (len)
+        *len = json_string_length(v);
+    return 0;
+}
+
+/* A string field checked by a validator of this module. */
+static int get_name(json_t *root, const struct field *f, bool required, bool (*valid)(const char *),
+                    const char **out, struct chat_parse_error *err)
+{
+    if (get_string(root, f, required, out, NULL, err) < 0)
+        return -1;
+    if (*out && !valid(*out))
+        return fail(err, CHAT_ERR_BAD_REQUEST, f->invalid);
+    return 0;
+}
+
+/* An optional JSON integer >= min; floats, strings and booleans are refused. */
+static int get_int(json_t *root, const char *name, int64_t min, const char *invalid, bool *has,
+                   int64_t *out, struct chat_parse_error *err)
+{
+    json_t *v = json_object_get(root, name);
+    *has = false;
+    *out = 0;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return fail(err, CHAT_ERR_BAD_REQUEST, invalid);
+    *has = true;
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+/* A free-text field of at most max code points (too_large above that). */
+static int check_text_len(const char *s, size_t len, long min, long max, const struct field *f,
+                          const char *too_long, struct chat_parse_error *err)
+{
+    long n = chat_utf8_count(s, len);
+    if (n < 0)
+        return fail(err, CHAT_ERR_BAD_REQUEST, "invalid UTF-8");
+    if (n > max)
+        return fail(err, CHAT_ERR_TOO_LARGE, too_long);
+    if (n < min)
+        return fail(err, CHAT_ERR_BAD_REQUEST, f->invalid);
+    return 0;
+}
+
+static bool has_control(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return true;
+        /* C1 controls are U+0080..U+009F, encoded as C2 80..C2 9F. */
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            return true;
+    }
+    return false;
+}
+
+/* kind, body and lang of message / private. */
+static int parse_content(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+{
+    if (get_string(root, &F_KIND, true, &r->kind_name, NULL, err) < 0)
+        return -1;
+    if (strcmp(r->kind_name, "text") == 0)
+        r->kind = CHAT_KIND_TEXT;
+    else if (strcmp(r->kind_name, "code") == 0)
+        r->kind = CHAT_KIND_CODE;
+    else if (strcmp(r->kind_name, "image") == 0)
+        r->kind = CHAT_KIND_IMAGE;
+    else
+        return fail(err, CHAT_ERR_BAD_REQUEST, F_KIND.invalid);
+
+    if (get_string(root, &F_BODY, true, &r->body, &r->body_len, err) < 0)
+        return -1;
+    switch (r->kind) {
+    case CHAT_KIND_TEXT:
+        return check_text_len(r->body, r->body_len, 1, CHAT_TEXT_MAX, &F_BODY,
+                              "text body is over 4000 characters", err);
+    case CHAT_KIND_CODE:
+        if (check_text_len(r->body, r->body_len, 1, CHAT_CODE_MAX, &F_BODY,
+                           "code body is over 20000 characters", err) < 0)
+            return -1;
+        if (get_string(root, &F_LANG, false, &r->lang, NULL, err) < 0)
+            return -1;
+        if (r->lang) {
+            size_t n = strlen(r->lang);
+            if (check_text_len(r->lang, n, 0, CHAT_LANG_MAX, &F_LANG, "lang is over 32 characters",
+                               err) < 0)
+                return -1;
+            if (has_control(r->lang))
+                return fail(err, CHAT_ERR_BAD_REQUEST, F_LANG.invalid);
+            if (n == 0)
+                r->lang = NULL;
+        }
+        return 0;
+    case CHAT_KIND_IMAGE:
+        if (r->body_len == 0)
+            return fail(err, CHAT_ERR_BAD_REQUEST, F_BODY.invalid);
+        if (!chat_valid_image_url(r->body, r->body_len))
+            return fail(err, CHAT_ERR_BAD_REQUEST,
+                        "image body must be a data:image/png|jpeg|gif|webp;base64 URL");
+        return 0;
+    }
+    return 0;
+}
+
+static int parse_history(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+{
+    bool has_limit;
+    int64_t limit;
+
+    if (get_name(root, &F_ROOM, false, chat_valid_room_name, &r->room, err) < 0 ||
+        get_name(root, &F_WITH, false, chat_valid_user_id, &r->with, err) < 0)
+        return -1;
+    if ((r->room == NULL) == (r->with == NULL))
+        return fail(err, CHAT_ERR_BAD_REQUEST, "history needs exactly one of room or with");
+    if (get_int(root, "before", 1, "before must be an integer >= 1", &r->has_before, &r->before,
+                err) < 0)
+        return -1;
+    if (get_int(root, "limit", 1, "limit must be an integer 1-200", &has_limit, &limit, err) < 0)
+        return -1;
+    if (has_limit && limit > CHAT_HISTORY_LIMIT_MAX)
+        return fail(err, CHAT_ERR_BAD_REQUEST, "limit must be an integer 1-200");
+    r->limit = has_limit ? (int)limit : CHAT_HISTORY_LIMIT_DEFAULT;
+    return 0;
+}
+
+static int parse_search(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+{
+    size_t qlen;
+
+    if (get_string(root, &F_Q, true, &r->q, &qlen, err) < 0 ||
+        check_text_len(r->q, qlen, 1, CHAT_QUERY_MAX, &F_Q, "q is over 200 characters", err) < 0)
+        return -1;
+    if (get_name(root, &F_ROOM, false, chat_valid_room_name, &r->room, err) < 0 ||
+        get_name(root, &F_USER, false, chat_valid_user_id, &r->user, err) < 0)
+        return -1;
+    if (get_int(root, "after", 0, "after must be an integer >= 0", &r->has_after, &r->after, err) <
+            0 ||
+        get_int(root, "before", 0, "before must be an integer >= 0", &r->has_before, &r->before,
+                err) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_fields(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+{
+    size_t len;
+
+    switch (r->type) {
+    case CHAT_REQ_JOIN:
+        if (get_name(root, &F_ROOM, true, chat_valid_room_name, &r->room, err) < 0)
+            return -1;
+        return get_int(root, "since", 0, "since must be an integer >= 0", &r->has_since, &r->since,
+                       err);
+    case CHAT_REQ_LEAVE:
+    case CHAT_REQ_TYPING:
+        return get_name(root, &F_ROOM, true, chat_valid_room_name, &r->room, err);
+    case CHAT_REQ_MESSAGE:
+        if (get_name(root, &F_ROOM, true, chat_valid_room_name, &r->room, err) < 0)
+            return -1;
+        return parse_content(root, r, err);
+    case CHAT_REQ_PRIVATE:
+        if (get_name(root, &F_TO, true, chat_valid_user_id, &r->to, err) < 0)
+            return -1;
+        return parse_content(root, r, err);
+    case CHAT_REQ_HISTORY:
+        return parse_history(root, r, err);
+    case CHAT_REQ_SEARCH:
+        return parse_search(root, r, err);
+    case CHAT_REQ_CREATE_ROOM:
+        if (get_name(root, &F_ROOM, true, chat_valid_room_name, &r->room, err) < 0 ||
+            get_string(root, &F_TOPIC, false, &r->topic, &len, err) < 0)
+            return -1;
+        if (r->topic) {
+            if (check_text_len(r->topic, len, 0, CHAT_TOPIC_MAX, &F_TOPIC,
+                               "topic is over 200 characters", err) < 0)
+                return -1;
+            if (has_control(r->topic))
+                return fail(err, CHAT_ERR_BAD_REQUEST, F_TOPIC.invalid);
+        }
+        return 0;
+    case CHAT_REQ_BROADCAST:
+        if (get_string(root, &F_BODY, true, &r->body, &r->body_len, err) < 0)
+            return -1;
+        r->kind = CHAT_KIND_TEXT;
+        return check_text_len(r->body, r->body_len, 1, CHAT_TEXT_MAX, &F_BODY,
+                              "body is over 4000 characters", err);
+    case CHAT_REQ_ROOMS:
+    case CHAT_REQ_USERS:
+    case CHAT_REQ_PING:
+        return 0;
+    }
+    return fail(err, CHAT_ERR_BAD_REQUEST, "unknown type");
+}
+
+int chat_request_parse(const char *data, size_t len, struct chat_request *out,
+                       struct chat_parse_error *err)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+
+    memset(out, 0, sizeof(*out));
+    memset(err, 0, sizeof(*err));
+    err->code = CHAT_ERR_BAD_REQUEST;
+    err->message = "bad request";
+    if (!data) {
+        fail(err, CHAT_ERR_BAD_REQUEST, "malformed JSON");
+        goto fail;
+    }
+
+    /* Duplicate keys would let a request mean two things to two readers. */
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        fail(err, CHAT_ERR_BAD_REQUEST, "malformed JSON");
+        goto fail;
+    }
+    if (!json_is_object(root)) {
+        fail(err, CHAT_ERR_BAD_REQUEST, "expected a JSON object");
+        goto fail;
+    }
+
+    /* The id first, so that every later error can carry it back. */
+    json_t *id = json_object_get(root, "id");
+    if (json_is_string(id) && chat_valid_request_id(json_string_value(id))) {
+        out->id = json_string_value(id);
+        size_t n = strlen(out->id);
+        if (n < sizeof(err->id))
+            memcpy(err->id, out->id, n + 1);
+    }
+
+    json_t *type = json_object_get(root, "type");
+    if (!type) {
+        fail(err, CHAT_ERR_BAD_REQUEST, "missing type");
+        goto fail;
+    }
+    if (!json_is_string(type)) {
+        fail(err, CHAT_ERR_BAD_REQUEST, "type must be a string");
+        goto fail;
+    }
+    bool known = false;
+    for (size_t i = 0; i < sizeof(req_types) / sizeof(req_types[0]); i++) {
+        if (strcmp(json_string_value(type), req_types[i].name) == 0) {
+            out->type = req_types[i].type;
+            known = true;
+            break;
+        }
+    }
+    if (!known) {
+        fail(err, CHAT_ERR_BAD_REQUEST, "unknown type");
+        goto fail;
+    }
+
+    if (parse_fields(root, out, err) < 0)
+        goto fail;
+    out->root = root;
+    return 0;
+
+fail:
+    json_decref(root);
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+void chat_request_deinit(struct chat_request *req)
+{
+    if (!req)
+        return;
+    json_decref(req->root);
+    memset(req, 0, sizeof(*req));
+}

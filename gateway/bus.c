@@ -1,0 +1,553 @@
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "bus.h"
+#include "config.h"
+#include "dict.h"
+#include "log.h"
+#include "metrics.h"
+
+#define BUS_BACKOFF_MIN_MS 100
+#define BUS_BACKOFF_MAX_MS 2000
+/* A command connection whose PING is unanswered this long is considered hung. */
+#define BUS_PING_TIMEOUT_MS 5000
+
+enum channel_state { CH_NONE, CH_SUBSCRIBING, CH_SUBSCRIBED, CH_UNSUBSCRIBING };
+
+struct waiter {
+    struct waiter *next;
+    gw_bus_ready_cb cb;
+    void *arg;
+};
+
+struct channel {
+    int refs;
+    enum channel_state state;
+    struct waiter *waiters;
+    char name[];
+};
+
+struct gw_bus {
+    struct gw_ctx *ctx;
+    redisAsyncContext *cmd;
+    redisAsyncContext *sub;
+    bool cmd_connected, cmd_ready, sub_connected;
+    bool was_up;
+    int backoff_ms;
+    struct event *reconnect_timer;
+    struct event *watchdog;
+    int64_t ping_sent_ms; /* 0 when no PING is outstanding */
+    struct gw_dict *channels;
+    gw_bus_message_cb on_message;
+    gw_bus_state_cb on_state;
+    void *arg;
+    bool freeing;
+};
+
+struct pending {
+    struct gw_bus *bus;
+    gw_bus_reply_cb cb;
+    void *arg;
+    int64_t start_us;
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void schedule_reconnect(struct gw_bus *bus)
+{
+    if (bus->freeing || evtimer_pending(bus->reconnect_timer, NULL))
+        return;
+    struct timeval tv = {bus->backoff_ms / 1000, (bus->backoff_ms % 1000) * 1000};
+    evtimer_add(bus->reconnect_timer, &tv);
+    bus->backoff_ms *= 2;
+    if (bus->backoff_ms > BUS_BACKOFF_MAX_MS)
+        bus->backoff_ms = BUS_BACKOFF_MAX_MS;
+}
+
+static void notify_state(struct gw_bus *bus)
+{
+    bool up = bus->cmd_ready && bus->sub_connected;
+    if (up == bus->was_up || bus->freeing)
+        return;
+    bus->was_up = up;
+    if (up) {
+        bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+        chat_log(CHAT_LOG_INFO, "redis_up");
+    } else {
+        chat_log(CHAT_LOG_WARN, "redis_down");
+    }
+    if (bus->on_state)
+        bus->on_state(up, bus->arg);
+}
+
+static void fire_waiters(struct channel *ch, bool ok)
+{
+    struct waiter *w = ch->waiters;
+    ch->waiters = NULL;
+    while (w) {
+        struct waiter *next = w->next;
+        w->cb(ok, w->arg);
+        free(w);
+        w = next;
+    }
+}
+
+/* ---- commands ---- */
+
+static void on_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct pending *p = privdata;
+    if (r)
+        gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
+    p->cb(p->bus, r, p->arg);
+    free(p);
+}
+
+static void ignore_reply(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    (void)reply;
+    (void)arg;
+}
+
+int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc,
+                   const char **argv, const size_t *argvlen)
+{
+    if (!cb)
+        cb = ignore_reply;
+    if (!bus->cmd || !bus->cmd_connected) {
+        cb(bus, NULL, arg);
+        return GW_ERR_UNAVAILABLE;
+    }
+    struct pending *p = malloc(sizeof(*p));
+    if (!p) {
+        cb(bus, NULL, arg);
+        return GW_ERR_NOMEM;
+    }
+    p->bus = bus;
+    p->cb = cb;
+    p->arg = arg;
+    p->start_us = now_us();
+    if (redisAsyncCommandArgv(bus->cmd, on_cmd_reply, p, argc, argv, argvlen) != REDIS_OK) {
+        free(p);
+        cb(bus, NULL, arg);
+        return GW_ERR_UNAVAILABLE;
+    }
+    return GW_OK;
+}
+
+static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    struct gw_bus *bus = ac->data;
+    redisReply *reply = r;
+    if (!reply)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        chat_log(CHAT_LOG_ERROR, "redis_handshake_failed error=\"%s\"", reply->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    bus->cmd_ready = true;
+    notify_state(bus);
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        chat_log(CHAT_LOG_ERROR, "redis_auth_failed conn=%s error=\"%s\"",
+                 privdata ? "subscriber" : "command", reply->str);
+    (void)ac;
+}
+
+static void send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, void *tag)
+{
+    if (!u->password)
+        return;
+    if (u->user)
+        redisAsyncCommand(ac, on_auth_reply, tag, "AUTH %s %s", u->user, u->password);
+    else
+        redisAsyncCommand(ac, on_auth_reply, tag, "AUTH %s", u->password);
+}
+
+/* ---- subscriber ---- */
+
+static void send_subscribe(struct gw_bus *bus, struct channel *ch);
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct gw_bus *bus = privdata;
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+        return;
+    redisReply *kind = reply->element[0];
+    redisReply *name = reply->element[1];
+    if (kind->type != REDIS_REPLY_STRING || name->type != REDIS_REPLY_STRING)
+        return;
+    if (strcasecmp(kind->str, "message") == 0) {
+        redisReply *payload = reply->element[2];
+        if (payload->type == REDIS_REPLY_STRING && bus->on_message) {
+            gw_metrics_add(bus->ctx->metrics, GW_M_PUBSUB_IN, 1);
+            bus->on_message(name->str, name->len, payload->str, payload->len, bus->arg);
+        }
+        return;
+    }
+    struct channel *ch = gw_dict_get(bus->channels, name->str);
+    if (!ch)
+        return;
+    if (strcasecmp(kind->str, "subscribe") == 0) {
+        ch->state = CH_SUBSCRIBED;
+        gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS, 1);
+        fire_waiters(ch, true);
+        if (ch->refs == 0) {
+            ch->state = CH_UNSUBSCRIBING;
+            redisAsyncCommand(bus->sub, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
+                              strlen(ch->name));
+        }
+    } else if (strcasecmp(kind->str, "unsubscribe") == 0) {
+        gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS, -1);
+        if (ch->refs > 0) {
+            send_subscribe(bus, ch);
+        } else {
+            gw_dict_del(bus->channels, ch->name);
+            free(ch);
+        }
+    }
+}
+
+static void send_subscribe(struct gw_bus *bus, struct channel *ch)
+{
+    ch->state = CH_SUBSCRIBING;
+    redisAsyncCommand(bus->sub, on_sub_reply, bus, "SUBSCRIBE %b", ch->name, strlen(ch->name));
+}
+
+static void resubscribe_one(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct gw_bus *bus = arg;
+    struct channel *ch = value;
+    if (ch->refs > 0)
+        send_subscribe(bus, ch);
+}
+
+void gw_bus_subscribe(struct gw_bus *bus, const char *channel, gw_bus_ready_cb ready, void *arg)
+{
+    struct channel *ch = gw_dict_get(bus->channels, channel);
+    if (!ch) {
+        size_t len = strlen(channel);
+        ch = calloc(1, sizeof(*ch) + len + 1);
+        if (!ch || gw_dict_set(bus->channels, channel, ch) != GW_OK) {
+            free(ch);
+            if (ready)
+                ready(false, arg);
+            return;
+        }
+        memcpy(ch->name, channel, len + 1);
+    }
+    ch->refs++;
+    if (ch->state == CH_SUBSCRIBED && bus->sub_connected) {
+        if (ready)
+            ready(true, arg);
+        return;
+    }
+    if (!bus->sub_connected) {
+        /* Remembered: subscribed on reconnect.  The waiter learns now. */
+        if (ready)
+            ready(false, arg);
+        return;
+    }
+    if (ready) {
+        struct waiter *w = malloc(sizeof(*w));
+        if (!w) {
+            ready(false, arg);
+        } else {
+            w->cb = ready;
+            w->arg = arg;
+            w->next = ch->waiters;
+            ch->waiters = w;
+        }
+    }
+    if (ch->state == CH_NONE)
+        send_subscribe(bus, ch);
+    /* SUBSCRIBING: the pending reply fires the waiter.  UNSUBSCRIBING: the
+     * unsubscribe reply sees refs > 0 and subscribes again. */
+}
+
+void gw_bus_unsubscribe(struct gw_bus *bus, const char *channel)
+{
+    struct channel *ch = gw_dict_get(bus->channels, channel);
+    if (!ch || ch->refs == 0)
+        return;
+    if (--ch->refs > 0)
+        return;
+    if (!bus->sub_connected || ch->state == CH_NONE) {
+        gw_dict_del(bus->channels, ch->name);
+        fire_waiters(ch, false);
+        free(ch);
+    } else if (ch->state == CH_SUBSCRIBED) {
+        ch->state = CH_UNSUBSCRIBING;
+        redisAsyncCommand(bus->sub, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
+                          strlen(ch->name));
+    }
+}
+
+void gw_bus_cancel_ready(struct gw_bus *bus, const char *channel, void *arg)
+{
+    struct channel *ch = gw_dict_get(bus->channels, channel);
+    if (!ch)
+        return;
+    struct waiter **w = &ch->waiters;
+    while (*w) {
+        if ((*w)->arg == arg) {
+            struct waiter *dead = *w;
+            *w = dead->next;
+            free(dead);
+        } else {
+            w = &(*w)->next;
+        }
+    }
+}
+
+/* ---- connection lifecycle ---- */
+
+static void fail_channel(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    struct channel *ch = value;
+    ch->state = CH_NONE;
+    fire_waiters(ch, false);
+}
+
+struct collect {
+    struct channel **out;
+    size_t n;
+};
+
+static void collect_unreferenced(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct collect *col = arg;
+    struct channel *ch = value;
+    if (ch->refs == 0)
+        col->out[col->n++] = ch;
+}
+
+/* Channels nobody wants any more are forgotten before resubscribing. */
+static void drop_unreferenced(struct gw_bus *bus)
+{
+    size_t n = gw_dict_size(bus->channels);
+    if (n == 0)
+        return;
+    struct collect col = {calloc(n, sizeof(struct channel *)), 0};
+    if (!col.out)
+        return;
+    /* Collect first: the dict must not change while it is walked. */
+    gw_dict_each(bus->channels, collect_unreferenced, &col);
+    for (size_t i = 0; i < col.n; i++) {
+        gw_dict_del(bus->channels, col.out[i]->name);
+        free(col.out[i]);
+    }
+    free(col.out);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct gw_bus *bus = ac->data;
+    bool is_cmd = ac == bus->cmd;
+    if (status != REDIS_OK) {
+        chat_log(CHAT_LOG_WARN, "redis_connect_failed conn=%s error=\"%s\"",
+                 is_cmd ? "command" : "subscriber", ac->errstr);
+        /* hiredis frees the context after this callback. */
+        if (is_cmd)
+            bus->cmd = NULL;
+        else
+            bus->sub = NULL;
+        schedule_reconnect(bus);
+        return;
+    }
+    const struct chat_redis_url *u = &bus->ctx->cfg->redis;
+    if (is_cmd) {
+        bus->cmd_connected = true;
+        send_auth(bus->cmd, u, NULL);
+        if (u->db != 0)
+            redisAsyncCommand(bus->cmd, on_auth_reply, NULL, "SELECT %d", u->db);
+        redisAsyncCommand(bus->cmd, on_ready_ping, NULL, "PING");
+    } else {
+        bus->sub_connected = true;
+        send_auth(bus->sub, u, bus);
+        drop_unreferenced(bus);
+        gw_dict_each(bus->channels, resubscribe_one, bus);
+        notify_state(bus);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct gw_bus *bus = ac->data;
+    (void)status;
+    if (ac == bus->cmd) {
+        bus->cmd = NULL;
+        bus->cmd_connected = false;
+        bus->cmd_ready = false;
+        bus->ping_sent_ms = 0;
+        chat_log(CHAT_LOG_WARN, "redis_disconnected conn=command error=\"%s\"",
+                 ac->err ? ac->errstr : "closed");
+    } else {
+        bus->sub = NULL;
+        bus->sub_connected = false;
+        gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS,
+                             -gw_metrics_gauge(bus->ctx->metrics, GW_G_SUBSCRIPTIONS));
+        gw_dict_each(bus->channels, fail_channel, NULL);
+        chat_log(CHAT_LOG_WARN, "redis_disconnected conn=subscriber error=\"%s\"",
+                 ac->err ? ac->errstr : "closed");
+    }
+    if (bus->freeing)
+        return;
+    gw_metrics_add(bus->ctx->metrics, GW_M_REDIS_RECONNECTS, 1);
+    notify_state(bus);
+    schedule_reconnect(bus);
+}
+
+static redisAsyncContext *connect_one(struct gw_bus *bus)
+{
+    const struct chat_redis_url *u = &bus->ctx->cfg->redis;
+    redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
+    if (!ac)
+        return NULL;
+    if (ac->err) {
+        chat_log(CHAT_LOG_WARN, "redis_connect_failed error=\"%s\"", ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = bus;
+    redisLibeventAttach(ac, bus->ctx->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return ac;
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_bus *bus = arg;
+    if (!bus->cmd)
+        bus->cmd = connect_one(bus);
+    if (!bus->sub)
+        bus->sub = connect_one(bus);
+    if (!bus->cmd || !bus->sub)
+        schedule_reconnect(bus);
+}
+
+static void on_watchdog_pong(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    (void)privdata;
+    struct gw_bus *bus = ac->data;
+    if (r)
+        bus->ping_sent_ms = 0;
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_bus *bus = arg;
+    if (!bus->cmd || !bus->cmd_connected)
+        return;
+    int64_t now = gw_mono_ms();
+    if (bus->ping_sent_ms && now - bus->ping_sent_ms > BUS_PING_TIMEOUT_MS) {
+        chat_log(CHAT_LOG_WARN, "redis_hung conn=command waited_ms=%lld",
+                 (long long)(now - bus->ping_sent_ms));
+        /* Free, not Disconnect: a hung server never answers what is pending. */
+        redisAsyncContext *ac = bus->cmd;
+        redisAsyncFree(ac);
+        return;
+    }
+    if (!bus->ping_sent_ms) {
+        bus->ping_sent_ms = now;
+        redisAsyncCommand(bus->cmd, on_watchdog_pong, NULL, "PING");
+    }
+}
+
+struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
+                          gw_bus_state_cb on_state, void *arg)
+{
+    struct gw_bus *bus = calloc(1, sizeof(*bus));
+    if (!bus)
+        return NULL;
+    bus->ctx = ctx;
+    bus->on_message = on_message;
+    bus->on_state = on_state;
+    bus->arg = arg;
+    bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+    bus->channels = gw_dict_new();
+    bus->reconnect_timer = evtimer_new(ctx->base, on_reconnect_timer, bus);
+    bus->watchdog = event_new(ctx->base, -1, EV_PERSIST, on_watchdog, bus);
+    if (!bus->channels || !bus->reconnect_timer || !bus->watchdog) {
+        gw_bus_free(bus);
+        return NULL;
+    }
+    struct timeval one = {1, 0};
+    evtimer_add(bus->watchdog, &one);
+    bus->cmd = connect_one(bus);
+    bus->sub = connect_one(bus);
+    if (!bus->cmd || !bus->sub)
+        schedule_reconnect(bus);
+    return bus;
+}
+
+static void free_channel(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    struct channel *ch = value;
+    fire_waiters(ch, false);
+    free(ch);
+}
+
+void gw_bus_free(struct gw_bus *bus)
+{
+    if (!bus)
+        return;
+    bus->freeing = true;
+    if (bus->cmd)
+        redisAsyncFree(bus->cmd);
+    if (bus->sub)
+        redisAsyncFree(bus->sub);
+    if (bus->channels) {
+        gw_dict_each(bus->channels, free_channel, NULL);
+        gw_dict_free(bus->channels);
+    }
+    if (bus->reconnect_timer)
+        event_free(bus->reconnect_timer);
+    if (bus->watchdog)
+        event_free(bus->watchdog);
+    free(bus);
+}
+
+bool gw_bus_up(const struct gw_bus *bus)
+{
+    return bus->cmd_ready;
+}
+
+bool gw_bus_subscriber_up(const struct gw_bus *bus)
+{
+    return bus->sub_connected;
+}

@@ -1,0 +1,57 @@
+#ifndef GW_BUS_H
+#define GW_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gateway.h"
+
+/*
+ * The Redis connections of one node (hiredis async on libevent): one for
+ * commands, one for SUBSCRIBE.  Reconnects with backoff on its own timer and
+ * re-subscribes every channel that still has local interest.
+ *
+ * Channel interest is refcounted: gw_bus_subscribe()/gw_bus_unsubscribe()
+ * pairs; the node is subscribed while the count is above zero.
+ */
+
+struct redisReply;
+struct gw_bus;
+
+/* reply is NULL when the command failed (disconnect, Redis down); it is
+ * borrowed for the length of the callback. */
+typedef void (*gw_bus_reply_cb)(struct gw_bus *bus, struct redisReply *reply, void *arg);
+/* A published message; borrowed for the length of the callback. */
+typedef void (*gw_bus_message_cb)(const char *channel, size_t channel_len, const char *payload,
+                                  size_t len, void *arg);
+/* Both connections became usable (up) or one was lost (down). */
+typedef void (*gw_bus_state_cb)(bool up, void *arg);
+/* A channel's subscription was confirmed by Redis (ok), or failed (not ok). */
+typedef void (*gw_bus_ready_cb)(bool ok, void *arg);
+
+struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
+                          gw_bus_state_cb on_state, void *arg);
+/* Disconnects; pending callbacks get a NULL reply.  NULL is a no-op. */
+void gw_bus_free(struct gw_bus *bus);
+
+/* True while the command connection is connected and ready (AUTH/SELECT done). */
+bool gw_bus_up(const struct gw_bus *bus);
+/* True while the subscriber connection is connected too. */
+bool gw_bus_subscriber_up(const struct gw_bus *bus);
+
+/* Sends a command (argv borrowed; copied by hiredis).  The callback always
+ * runs exactly once, with NULL on failure, possibly before this returns when
+ * Redis is down; cb may be NULL (fire and forget).  GW_OK or GW_ERR_UNAVAILABLE (callback already called). */
+int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc,
+                   const char **argv, const size_t *argvlen);
+
+/* Adds one reference to channel.  ready (may be NULL) runs once the node is
+ * subscribed (at once when it already is), or with ok=false when Redis is
+ * down; it must not be freed before it runs. */
+void gw_bus_subscribe(struct gw_bus *bus, const char *channel, gw_bus_ready_cb ready, void *arg);
+void gw_bus_unsubscribe(struct gw_bus *bus, const char *channel);
+/* Cancels a ready callback registered for (channel, arg), e.g. when the
+ * waiting session is closed first. */
+void gw_bus_cancel_ready(struct gw_bus *bus, const char *channel, void *arg);
+
+#endif

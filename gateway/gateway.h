@@ -1,0 +1,52 @@
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The wiring shared by every gateway module: one struct gw_ctx built by
+ * main.c and handed to each module's constructor.  Modules own their state;
+ * the context only points at them.  Nothing here is global.
+ */
+
+struct event_base;
+struct chat_config;
+struct gw_metrics;
+struct gw_bus;
+struct gw_store;
+struct gw_router;
+struct gw_presence;
+struct gw_listener;
+
+enum gw_err {
+    GW_OK = 0,
+    GW_ERR_NOMEM = -1,
+    GW_ERR_IO = -2,
+    GW_ERR_INVALID = -3,
+    GW_ERR_UNAVAILABLE = -4,
+    GW_ERR_TOO_LARGE = -5,
+};
+
+const char *gw_strerror(int err);
+
+struct gw_ctx {
+    const struct chat_config *cfg;
+    struct event_base *base;
+    struct gw_metrics *metrics;
+    struct gw_bus *bus;
+    struct gw_store *store;
+    struct gw_router *router;
+    struct gw_presence *presence;
+    struct gw_listener *listener;
+    bool draining;
+    uint64_t next_conn_id;
+};
+
+/* Wall clock in milliseconds since the epoch. */
+int64_t gw_now_ms(void);
+/* Monotonic clock in milliseconds, for rate buckets and timeouts. */
+int64_t gw_mono_ms(void);
+
+#endif

@@ -1,0 +1,446 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <hiredis/hiredis.h>
+#include <http_parser.h>
+#include <jansson.h>
+
+#include "bus.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+#include "session.h"
+#include "static.h"
+#include "store.h"
+#include "token.h"
+#include "wshandshake.h"
+
+#define GW_GUEST_TTL_SEC (24 * 3600)
+#define GW_NICK_TTL_SEC (24 * 3600)
+
+static void respond_json(struct gw_conn *c, const struct gw_http_request *req, int status,
+                         json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (!text) {
+        gw_conn_respond_error(c, req, 500, "internal", "out of memory");
+    } else {
+        gw_conn_respond(c, req, status, "application/json", "Cache-Control: no-store\r\n", text,
+                        strlen(text));
+    }
+    free(text);
+    json_decref(body);
+}
+
+static json_t *user_json(const struct chat_identity *who)
+{
+    return json_pack("{s:s, s:s, s:s?}", "id", who->id, "name", who->name, "avatar", who->avatar);
+}
+
+bool gw_http_origin_allowed(const char *origins, const char *origin, const char *host)
+{
+    if (!origin)
+        return true;
+    if (!origins || !*origins) {
+        const char *sep = strstr(origin, "://");
+        return sep && host && strcasecmp(sep + 3, host) == 0;
+    }
+    size_t olen = strlen(origin);
+    while (olen > 0 && origin[olen - 1] == '/')
+        olen--;
+    const char *p = origins;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        size_t len = (size_t)(end - p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '/'))
+            len--;
+        if ((len == 1 && *p == '*') || (len == olen && len > 0 && strncasecmp(p, origin, len) == 0))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+bool gw_http_find_token(const struct gw_http_request *req, char *out, size_t outlen)
+{
+    const char *auth = gw_http_header(req, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        const char *t = auth + 7;
+        while (*t == ' ')
+            t++;
+        size_t len = strlen(t);
+        if (len == 0 || len >= outlen)
+            return false;
+        memcpy(out, t, len + 1);
+        return true;
+    }
+    for (const char *q = req->query; q && *q;) {
+        const char *amp = strchr(q, '&');
+        size_t plen = amp ? (size_t)(amp - q) : strlen(q);
+        if (plen > 6 && strncmp(q, "token=", 6) == 0) {
+            size_t n = 0;
+            for (size_t i = 6; i < plen; i++) {
+                char ch = q[i];
+                if (ch == '%' && i + 2 < plen + 1 && hexval(q[i + 1]) >= 0 &&
+                    hexval(q[i + 2]) >= 0) {
+                    ch = (char)(hexval(q[i + 1]) * 16 + hexval(q[i + 2]));
+                    i += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (n + 1 >= outlen)
+                    return false;
+                out[n++] = ch;
+            }
+            out[n] = '\0';
+            return n > 0;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
+/* ---- /healthz and /metrics ---- */
+
+static bool redis_up(const struct gw_ctx *ctx)
+{
+    return gw_bus_up(ctx->bus) && gw_bus_subscriber_up(ctx->bus);
+}
+
+static void route_healthz(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
+{
+    bool up = redis_up(ctx);
+    const char *status = ctx->draining ? "draining" : up ? "ok" : "degraded";
+    json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "status", status, "node", ctx->cfg->node_id,
+                             "redis", up ? "up" : "down", "connections",
+                             (json_int_t)gw_metrics_gauge(ctx->metrics, GW_G_CONNECTIONS));
+    respond_json(c, req, (!ctx->draining && up) ? 200 : 503, body);
+}
+
+static void route_metrics(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) {
+        gw_conn_respond_error(c, req, 500, "internal", "out of memory");
+        return;
+    }
+    gw_metrics_render(ctx->metrics, ctx->cfg->node_id, buf);
+    evbuffer_add_printf(buf, "# HELP chat_redis_up 1 when both Redis connections are up\n"
+                             "# TYPE chat_redis_up gauge\nchat_redis_up{node=\"%s\"} %d\n",
+                        ctx->cfg->node_id, redis_up(ctx) ? 1 : 0);
+    size_t len = evbuffer_get_length(buf);
+    const char *text = (const char *)evbuffer_pullup(buf, -1);
+    gw_conn_respond(c, req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, len);
+    evbuffer_free(buf);
+}
+
+/* ---- /api/login ---- */
+
+struct login {
+    struct gw_ctx *ctx;
+    struct gw_conn *conn;
+    const struct gw_http_request *req;
+    struct chat_identity who;
+};
+
+static void login_free(struct login *lg)
+{
+    chat_identity_deinit(&lg->who);
+    free(lg);
+}
+
+/* Answers the login unless the connection died while Redis was busy. */
+static bool login_conn_alive(struct login *lg)
+{
+    return gw_conn_release(lg->conn);
+}
+
+static void on_login_saved(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct login *lg = arg;
+    if (!login_conn_alive(lg))
+        goto done;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        gw_conn_respond_error(lg->conn, lg->req, 503, "unavailable", "redis unavailable");
+        goto done;
+    }
+    const struct chat_config *cfg = lg->ctx->cfg;
+    char *token = chat_token_issue(cfg->jwt_secret, strlen(cfg->jwt_secret), &lg->who,
+                                   gw_now_ms() / 1000, GW_GUEST_TTL_SEC);
+    if (!token) {
+        gw_conn_respond_error(lg->conn, lg->req, 500, "internal", "token issue failed");
+        goto done;
+    }
+    chat_log(CHAT_LOG_INFO, "login user=%s conn=%llu", lg->who.id,
+             (unsigned long long)gw_conn_id(lg->conn));
+    respond_json(lg->conn, lg->req, 200,
+                 json_pack("{s:s, s:o}", "token", token, "user", user_json(&lg->who)));
+    free(token);
+done:
+    login_free(lg);
+}
+
+static void on_nick_claimed(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct login *lg = arg;
+    if (!login_conn_alive(lg)) {
+        login_free(lg);
+        return;
+    }
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        gw_conn_respond_error(lg->conn, lg->req, 503, "unavailable", "redis unavailable");
+        login_free(lg);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_STRING && reply->len > 0) {
+        gw_conn_respond_error(lg->conn, lg->req, 409, "conflict",
+                              "nickname is used by someone online");
+        login_free(lg);
+        return;
+    }
+    char key[256], now[32];
+    gw_store_key(lg->ctx->store, key, sizeof(key), "user:{%s}", lg->who.id);
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {"HSET", key, "name", lg->who.name, "avatar",
+                          lg->who.avatar ? lg->who.avatar : "", "last_seen", now};
+    gw_conn_hold(lg->conn);
+    gw_bus_command(lg->ctx->bus, on_login_saved, lg, 8, argv, NULL);
+}
+
+static void route_login(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
+{
+    if (req->method != HTTP_POST) {
+        gw_conn_respond_error(c, req, 405, "bad_request", "use POST");
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = req->body ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
+                             : NULL;
+    json_t *nick = json_object_get(body, "nickname");
+    json_t *avatar = json_object_get(body, "avatar");
+    const char *why = NULL;
+    if (!json_is_object(body))
+        why = "body must be a JSON object";
+    else if (!json_is_string(nick) || !chat_valid_nickname(json_string_value(nick)))
+        why = "nickname must be 1-32 characters, no control characters, no leading or "
+              "trailing space";
+    else if (avatar && !json_is_null(avatar) &&
+             (!json_is_string(avatar) || !chat_valid_avatar(json_string_value(avatar))))
+        why = "avatar must be a string of at most 2048 characters";
+    if (why) {
+        json_decref(body);
+        gw_conn_respond_error(c, req, 400, "bad_request", why);
+        return;
+    }
+    if (!gw_bus_up(ctx->bus)) {
+        json_decref(body);
+        gw_conn_respond_error(c, req, 503, "unavailable", "redis unavailable");
+        return;
+    }
+    struct login *lg = calloc(1, sizeof(*lg));
+    char folded[CHAT_NICK_MAX_BYTES * 2 + 1];
+    if (!lg || chat_random_hex(lg->who.id, 10) != 0 ||
+        chat_nick_fold(json_string_value(nick), folded, sizeof(folded)) != 0) {
+        free(lg);
+        json_decref(body);
+        gw_conn_respond_error(c, req, 500, "internal", "login failed");
+        return;
+    }
+    lg->ctx = ctx;
+    lg->conn = c;
+    lg->req = req;
+    snprintf(lg->who.name, sizeof(lg->who.name), "%s", json_string_value(nick));
+    if (json_is_string(avatar) && json_string_length(avatar) > 0)
+        lg->who.avatar = strdup(json_string_value(avatar));
+    json_decref(body);
+
+    char nick_key[512], online_key[128], now[32], ttl[16];
+    gw_store_key(ctx->store, nick_key, sizeof(nick_key), "nick:{%s}", folded);
+    gw_store_key(ctx->store, online_key, sizeof(online_key), "online");
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    snprintf(ttl, sizeof(ttl), "%d", GW_NICK_TTL_SEC);
+    const char *argv[] = {nick_key, online_key, lg->who.id, now, ttl};
+    gw_conn_hold(c);
+    gw_store_eval(ctx->store, "nick_claim", 2, 5, argv, NULL, on_nick_claimed, lg);
+}
+
+/* ---- /api/me ---- */
+
+static int verify_request_token(struct gw_ctx *ctx, const struct gw_http_request *req,
+                                struct chat_identity *who)
+{
+    char token[CHAT_TOKEN_MAX + 1];
+    if (!gw_http_find_token(req, token, sizeof(token)))
+        return CHAT_TOKEN_E_MISSING;
+    const char *secret = ctx->cfg->jwt_secret;
+    return chat_token_verify(secret, strlen(secret), token, gw_now_ms() / 1000, who);
+}
+
+static void route_me(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
+{
+    struct chat_identity who;
+    memset(&who, 0, sizeof(who));
+    int rc = verify_request_token(ctx, req, &who);
+    if (rc != CHAT_TOKEN_OK) {
+        gw_conn_respond_error(c, req, 401, "unauthorized", chat_token_strerror(rc));
+        return;
+    }
+    respond_json(c, req, 200, json_pack("{s:o}", "user", user_json(&who)));
+    chat_identity_deinit(&who);
+}
+
+/* ---- /api/rooms ---- */
+
+struct rooms_req {
+    struct gw_conn *conn;
+    const struct gw_http_request *req;
+};
+
+static void on_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct rooms_req *rr = arg;
+    if (gw_conn_release(rr->conn)) {
+        json_t *rooms = gw_session_rooms_json(reply);
+        if (!rooms)
+            gw_conn_respond_error(rr->conn, rr->req, 503, "unavailable", "redis unavailable");
+        else
+            respond_json(rr->conn, rr->req, 200, json_pack("{s:o}", "rooms", rooms));
+    }
+    free(rr);
+}
+
+static void route_rooms(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
+{
+    struct rooms_req *rr = malloc(sizeof(*rr));
+    if (!rr) {
+        gw_conn_respond_error(c, req, 500, "internal", "out of memory");
+        return;
+    }
+    rr->conn = c;
+    rr->req = req;
+    gw_conn_hold(c);
+    gw_session_query_rooms(ctx, on_rooms, rr);
+}
+
+/* ---- /ws and /echo ---- */
+
+static void write_101(struct gw_conn *c, const char *accept)
+{
+    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(c));
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                        accept);
+}
+
+static bool check_handshake(struct gw_conn *c, const struct gw_http_request *req, char *accept)
+{
+    struct chat_ws_request wr = {
+        .is_get = req->method == HTTP_GET,
+        .http_major = req->http_major,
+        .http_minor = req->http_minor,
+        .upgrade = gw_http_header(req, "Upgrade"),
+        .connection = gw_http_header(req, "Connection"),
+        .version = gw_http_header(req, "Sec-WebSocket-Version"),
+        .key = gw_http_header(req, "Sec-WebSocket-Key"),
+    };
+    int rc = chat_ws_check_request(&wr, accept);
+    if (rc == CHAT_WS_OK)
+        return true;
+    if (rc == CHAT_WS_E_METHOD)
+        gw_conn_respond_error(c, req, 405, "bad_request", chat_ws_strerror(rc));
+    else if (rc == CHAT_WS_E_VERSION)
+        gw_conn_respond(c, req, 426, "application/json", "Sec-WebSocket-Version: 13\r\n",
+                        "{\"error\":{\"code\":\"bad_request\",\"message\":\"unsupported "
+                        "WebSocket version\"}}",
+                        strlen("{\"error\":{\"code\":\"bad_request\",\"message\":\"unsupported "
+                               "WebSocket version\"}}"));
+    else
+        gw_conn_respond_error(c, req, 400, "bad_request", chat_ws_strerror(rc));
+    return false;
+}
+
+static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req,
+                     bool echo)
+{
+    if (ctx->draining) {
+        gw_conn_respond_error(c, req, 503, "unavailable", "server is shutting down");
+        return;
+    }
+    char accept[CHAT_WS_ACCEPT_LEN + 1];
+    if (!check_handshake(c, req, accept))
+        return;
+    if (!gw_http_origin_allowed(ctx->cfg->origins, gw_http_header(req, "Origin"),
+                                gw_http_header(req, "Host"))) {
+        gw_conn_respond_error(c, req, 403, "forbidden", "origin not allowed");
+        return;
+    }
+    if (echo) {
+        write_101(c, accept);
+        gw_session_start_echo(ctx, c);
+        return;
+    }
+    struct chat_identity who;
+    memset(&who, 0, sizeof(who));
+    int rc = verify_request_token(ctx, req, &who);
+    if (rc != CHAT_TOKEN_OK) {
+        chat_log(CHAT_LOG_INFO, "ws_refused conn=%llu status=401 reason=\"%s\"",
+                 (unsigned long long)gw_conn_id(c), chat_token_strerror(rc));
+        gw_conn_respond_error(c, req, 401, "unauthorized", chat_token_strerror(rc));
+        return;
+    }
+    if (!redis_up(ctx)) {
+        chat_identity_deinit(&who);
+        gw_conn_respond_error(c, req, 503, "unavailable", "redis unavailable");
+        return;
+    }
+    write_101(c, accept);
+    gw_session_start(ctx, c, &who); /* takes who */
+}
+
+void gw_http_dispatch(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
+{
+    const char *p = req->path;
+    if (strcmp(p, "/ws") == 0)
+        route_ws(ctx, c, req, false);
+    else if (strcmp(p, "/echo") == 0 && ctx->cfg->echo)
+        route_ws(ctx, c, req, true);
+    else if (strcmp(p, "/healthz") == 0)
+        route_healthz(ctx, c, req);
+    else if (strcmp(p, "/metrics") == 0)
+        route_metrics(ctx, c, req);
+    else if (strcmp(p, "/api/login") == 0)
+        route_login(ctx, c, req);
+    else if (strcmp(p, "/api/me") == 0)
+        route_me(ctx, c, req);
+    else if (strcmp(p, "/api/rooms") == 0)
+        route_rooms(ctx, c, req);
+    else if (strncmp(p, "/api/", 5) == 0)
+        gw_conn_respond_error(c, req, 404, "not_found", "no such endpoint");
+    else
+        gw_static_serve(ctx, c, req);
+}

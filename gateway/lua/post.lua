@@ -1,0 +1,47 @@
+-- post.lua: append one message to a room or DM history and publish it, atomically.
+-- KEYS[1] seq (string), KEYS[2] history (list), KEYS[3] idempotency key (string).
+-- ARGV[1] history max (int >= 1), ARGV[2] JSON head ending right before the seq value,
+-- ARGV[3] JSON tail starting right after the ts value, ARGV[4] idempotency TTL seconds
+-- (0: no idempotency, KEYS[3] untouched), ARGV[5..n] channels to PUBLISH on.
+-- Returns {seq, ts, 0}, or {first_seq, first_ts, 1} for a replayed idempotency key.
+-- Integers are printed with %d: tostring() on a Lua 5.1 number switches to exponent
+-- notation past 14 digits, and the stored JSON must be byte-exact.
+-- Numbers are decimal digits only (15 at most, exact in a double): tonumber() alone would
+-- let "inf", "nan" and "0x10" through, which Redis then rejects halfway through a script.
+local max = #ARGV[1] <= 15 and ARGV[1]:match('^%d+$') and tonumber(ARGV[1])
+local ttl = #ARGV[4] <= 15 and ARGV[4]:match('^%d+$') and tonumber(ARGV[4])
+if not max or max < 1 then
+    return redis.error_reply('ERR post: history max must be an integer >= 1')
+end
+if not ttl or ttl > 1000000000 then
+    return redis.error_reply('ERR post: idempotency ttl must be an integer in 0..1000000000')
+end
+if #ARGV < 5 then
+    return redis.error_reply('ERR post: at least one channel is required')
+end
+
+if ttl > 0 then
+    local prev = redis.call('GET', KEYS[3])
+    if prev then
+        local s, t = string.match(prev, '^(%d+):(%d+)$')
+        if s then
+            return {tonumber(s), tonumber(t), 1}
+        end
+        -- A value we did not write: fall through and overwrite it below.
+    end
+end
+
+local seq = redis.call('INCR', KEYS[1])
+local now = redis.call('TIME')
+local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local msg = ARGV[2] .. string.format('%d', seq) .. ',"ts":' .. string.format('%d', ts) .. ARGV[3]
+
+redis.call('RPUSH', KEYS[2], msg)
+redis.call('LTRIM', KEYS[2], string.format('%d', -max), '-1')
+if ttl > 0 then
+    redis.call('SET', KEYS[3], string.format('%d:%d', seq, ts), 'EX', string.format('%d', ttl))
+end
+for i = 5, #ARGV do
+    redis.call('PUBLISH', ARGV[i], msg)
+end
+return {seq, ts, 0}

@@ -1,0 +1,32 @@
+-- presence_add.lua: mark a user present (in a room, or online) through one node.
+-- KEYS[1] presence zset (member: user id, score: expiry ms),
+-- KEYS[2] holder zset of that user (member: node id, score: expiry ms).
+-- ARGV[1] user id, ARGV[2] node id, ARGV[3] expiry ms, ARGV[4] now ms, ARGV[5] channel
+-- ("" publishes nothing), ARGV[6] event JSON.
+-- Returns 1 when the user was absent (the event was published), 0 otherwise. Calling it
+-- again refreshes the expiries; an entry that expired but was not reaped yet still counts
+-- as present, so a refresh never sends a second join.
+local expiry = #ARGV[3] <= 15 and ARGV[3]:match('^%d+$') and tonumber(ARGV[3])
+local now = #ARGV[4] <= 15 and ARGV[4]:match('^%d+$') and tonumber(ARGV[4])
+if not expiry or not now then
+    return redis.error_reply('ERR presence_add: expiry and now must be integers')
+end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+-- The holder key outlives its last refresh by a minute, so a dead node's keys go away.
+local ttl = expiry - now
+if ttl < 0 then
+    ttl = 0
+end
+redis.call('PEXPIRE', KEYS[2], string.format('%d', ttl + 60000))
+
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+    redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[1])
+    return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if ARGV[5] ~= '' then
+    redis.call('PUBLISH', ARGV[5], ARGV[6])
+end
+return 1

@@ -1,0 +1,41 @@
+-- presence_reap.lua: remove users whose presence entry expired, at most 1000 per call.
+-- KEYS[1] presence zset (member: user id, score: expiry ms).
+-- ARGV[1] now ms, ARGV[2] + uid + ARGV[3] holder zset key, ARGV[4] channel ("" publishes
+-- nothing), ARGV[5] event head, ARGV[6] event tail (event = head .. user JSON .. tail),
+-- ARGV[7] + uid + ARGV[8] user hash key (fields name, avatar).
+-- Returns the list of reaped user ids. Many nodes run this concurrently; the script is
+-- atomic, so exactly one of them removes (and announces) each user.
+-- The user JSON is {"id","name","avatar"} in that order: each value goes through
+-- cjson.encode for escaping, the object is concatenated so the key order is fixed.
+-- A missing name falls back to the user id, a missing or empty avatar is null.
+if not (#ARGV[1] <= 15 and ARGV[1]:match('^%d+$')) then
+    return redis.error_reply('ERR presence_reap: now must be an integer')
+end
+
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', '0', '1000')
+local reaped = {}
+for _, uid in ipairs(expired) do
+    local holder = ARGV[2] .. uid .. ARGV[3]
+    redis.call('ZREMRANGEBYSCORE', holder, '-inf', '(' .. ARGV[1])
+    local live = redis.call('ZRANGE', holder, '-1', '-1', 'WITHSCORES')
+    if live[2] then
+        -- Another node still refreshes this user: adopt its expiry instead.
+        redis.call('ZADD', KEYS[1], live[2], uid)
+    else
+        redis.call('DEL', holder)
+        redis.call('ZREM', KEYS[1], uid)
+        local fields = redis.call('HMGET', ARGV[7] .. uid .. ARGV[8], 'name', 'avatar')
+        local name = fields[1] or uid
+        local avatar = 'null'
+        if fields[2] and fields[2] ~= '' then
+            avatar = cjson.encode(fields[2])
+        end
+        local user = '{"id":' .. cjson.encode(uid) .. ',"name":' .. cjson.encode(name) ..
+                         ',"avatar":' .. avatar .. '}'
+        if ARGV[4] ~= '' then
+            redis.call('PUBLISH', ARGV[4], ARGV[5] .. user .. ARGV[6])
+        end
+        reaped[#reaped + 1] = uid
+    end
+end
+return reaped

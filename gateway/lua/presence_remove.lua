@@ -1,0 +1,23 @@
+-- presence_remove.lua: one node gives up its hold on a user's presence.
+-- KEYS[1] presence zset, KEYS[2] holder zset of that user (as in presence_add.lua).
+-- ARGV[1] user id, ARGV[2] node id, ARGV[3] now ms, ARGV[4] channel ("" publishes nothing),
+-- ARGV[5] event JSON.
+-- Returns 1 when this was the user's last live holder (the event was published), 0 when
+-- another node still holds the user or the user was not present.
+if not (#ARGV[3] <= 15 and ARGV[3]:match('^%d+$')) then
+    return redis.error_reply('ERR presence_remove: now must be an integer')
+end
+
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+if redis.call('ZCARD', KEYS[2]) ~= 0 then
+    return 0
+end
+redis.call('DEL', KEYS[2])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+    return 0
+end
+if ARGV[4] ~= '' then
+    redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
+return 1

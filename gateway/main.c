@@ -1,0 +1,180 @@
+/*
+ * chat-gateway: parse the configuration, wire the modules into one event
+ * loop, run, and drain on SIGTERM/SIGINT.  This file is the only place with
+ * process-wide state.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "bus.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "presence.h"
+#include "router.h"
+#include "session.h"
+#include "store.h"
+
+struct app {
+    struct gw_ctx ctx;
+    struct chat_config cfg;
+    struct event *tick;
+    struct event *drain_check;
+    struct event *sigterm;
+    struct event *sigint;
+    int64_t drain_deadline_ms;
+    int signals;
+};
+
+static void on_bus_message(const char *channel, size_t channel_len, const char *payload,
+                           size_t len, void *arg)
+{
+    struct app *app = arg;
+    gw_router_on_message(app->ctx.router, channel, channel_len, payload, len);
+}
+
+static void on_bus_state(bool up, void *arg)
+{
+    struct app *app = arg;
+    if (!up)
+        return;
+    gw_store_ensure_default_rooms(app->ctx.store);
+    gw_presence_refresh_now(app->ctx.presence);
+    /* Whatever was published while the subscriber was away is in history. */
+    gw_router_repair_all(app->ctx.router);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    gw_listener_tick(app->ctx.listener, gw_mono_ms());
+}
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    bool idle = gw_router_session_count(app->ctx.router) == 0 &&
+                gw_presence_in_flight(app->ctx.presence) == 0;
+    if (idle || gw_mono_ms() >= app->drain_deadline_ms) {
+        chat_log(CHAT_LOG_INFO, "drain_done sessions_left=%zu",
+                 gw_router_session_count(app->ctx.router));
+        event_base_loopexit(app->ctx.base, NULL);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct app *app = arg;
+    if (++app->signals > 1) {
+        chat_log(CHAT_LOG_WARN, "drain_aborted signal=%d", (int)sig);
+        event_base_loopexit(app->ctx.base, NULL);
+        return;
+    }
+    chat_log(CHAT_LOG_INFO, "drain_start signal=%d sessions=%zu", (int)sig,
+             gw_router_session_count(app->ctx.router));
+    app->ctx.draining = true;
+    /* Leave the load balancer's rotation first (healthz says 503 now), then
+     * tell every client to go elsewhere. */
+    gw_session_close_all(&app->ctx, 1001, "server shutting down");
+    gw_presence_node_down(app->ctx.presence);
+    app->drain_deadline_ms = gw_mono_ms() + (int64_t)app->cfg.drain_timeout * 1000 - 500;
+    struct timeval tv = {0, 50000};
+    event_add(app->drain_check, &tv);
+}
+
+static void teardown(struct app *app)
+{
+    gw_listener_free(app->ctx.listener);
+    gw_presence_free(app->ctx.presence);
+    gw_bus_free(app->ctx.bus);
+    gw_router_free(app->ctx.router);
+    gw_store_free(app->ctx.store);
+    gw_metrics_free(app->ctx.metrics);
+    if (app->tick)
+        event_free(app->tick);
+    if (app->drain_check)
+        event_free(app->drain_check);
+    if (app->sigterm)
+        event_free(app->sigterm);
+    if (app->sigint)
+        event_free(app->sigint);
+    if (app->ctx.base)
+        event_base_free(app->ctx.base);
+    chat_config_deinit(&app->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    static struct app app;
+    char err[512];
+    int rc = chat_config_load(&app.cfg, argc, argv, stdout, err, sizeof(err));
+    if (rc == CHAT_CONFIG_HELP) {
+        chat_config_deinit(&app.cfg);
+        return 0;
+    }
+    if (rc != CHAT_CONFIG_OK) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        return 2;
+    }
+    chat_log_set_level(app.cfg.log_level);
+    if (app.cfg.jwt_secret_generated)
+        chat_log(CHAT_LOG_WARN, "dev_mode msg=\"random JWT secret for this process only; tokens "
+                                "will not work on other nodes or after a restart\"");
+    signal(SIGPIPE, SIG_IGN);
+
+    struct gw_ctx *ctx = &app.ctx;
+    ctx->cfg = &app.cfg;
+    ctx->base = event_base_new();
+    ctx->metrics = gw_metrics_new();
+    if (!ctx->base || !ctx->metrics)
+        goto fail;
+    ctx->store = gw_store_new(ctx);
+    ctx->router = gw_router_new(ctx);
+    ctx->presence = gw_presence_new(ctx);
+    if (!ctx->store || !ctx->router || !ctx->presence)
+        goto fail;
+    ctx->bus = gw_bus_new(ctx, on_bus_message, on_bus_state, &app);
+    if (!ctx->bus)
+        goto fail;
+    /* chat:all carries broadcasts, room creation and online/offline: always on. */
+    char all[128];
+    gw_store_key(ctx->store, all, sizeof(all), "all");
+    gw_bus_subscribe(ctx->bus, all, NULL, NULL);
+    ctx->listener = gw_listener_new(ctx);
+    if (!ctx->listener) {
+        teardown(&app);
+        fprintf(stderr, "chat-gateway: cannot listen on %s:%d\n", app.cfg.bind, app.cfg.port);
+        return 2;
+    }
+    app.tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, &app);
+    app.drain_check = event_new(ctx->base, -1, EV_PERSIST, on_drain_check, &app);
+    app.sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, &app);
+    app.sigint = evsignal_new(ctx->base, SIGINT, on_signal, &app);
+    if (!app.tick || !app.drain_check || !app.sigterm || !app.sigint)
+        goto fail;
+    struct timeval one = {1, 0};
+    event_add(app.tick, &one);
+    event_add(app.sigterm, NULL);
+    event_add(app.sigint, NULL);
+    chat_log(CHAT_LOG_INFO, "listening node=%s bind=%s port=%d redis=%s:%d static=%s",
+             app.cfg.node_id, app.cfg.bind, gw_listener_port(ctx->listener), app.cfg.redis.host,
+             app.cfg.redis.port, app.cfg.static_dir);
+    event_base_dispatch(ctx->base);
+    chat_log(CHAT_LOG_INFO, "exit");
+    teardown(&app);
+    return 0;
+fail:
+    fprintf(stderr, "chat-gateway: out of memory during startup\n");
+    teardown(&app);
+    return 1;
+}

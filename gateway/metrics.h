@@ -1,0 +1,47 @@
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stdint.h>
+
+/*
+ * Process counters and the Prometheus text exposition of /metrics.
+ */
+
+struct evbuffer;
+struct gw_metrics;
+
+enum gw_counter {
+    GW_M_CONNECTIONS_TOTAL,  /* WebSocket sessions opened */
+    GW_M_HTTP_REQUESTS,
+    GW_M_MESSAGES_IN,        /* client frames received */
+    GW_M_MESSAGES_OUT,       /* frames queued to clients */
+    GW_M_BYTES_OUT,
+    GW_M_ERRORS,             /* error replies sent */
+    GW_M_RATE_LIMITED,
+    GW_M_SLOW_CLOSED,        /* clients cut off at the output limit */
+    GW_M_REDIS_RECONNECTS,
+    GW_M_PUBSUB_IN,          /* messages received from Redis pub/sub */
+    GW_M_GAP_RECOVERIES,     /* seq gaps repaired from history */
+    GW_M_COUNT
+};
+
+enum gw_gauge {
+    GW_G_CONNECTIONS,        /* open WebSocket sessions */
+    GW_G_HTTP_CONNECTIONS,   /* open TCP connections of any kind */
+    GW_G_SUBSCRIPTIONS,
+    GW_G_COUNT
+};
+
+struct gw_metrics *gw_metrics_new(void);
+void gw_metrics_free(struct gw_metrics *m);
+
+void gw_metrics_add(struct gw_metrics *m, enum gw_counter c, uint64_t n);
+void gw_metrics_gauge_add(struct gw_metrics *m, enum gw_gauge g, int64_t delta);
+int64_t gw_metrics_gauge(const struct gw_metrics *m, enum gw_gauge g);
+/* Records one Redis command round trip. */
+void gw_metrics_redis_rtt(struct gw_metrics *m, int64_t usec);
+
+/* Appends the Prometheus text format to out; node labels every series. */
+void gw_metrics_render(const struct gw_metrics *m, const char *node, struct evbuffer *out);
+
+#endif

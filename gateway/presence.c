@@ -1,0 +1,307 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "bus.h"
+#include "config.h"
+#include "log.h"
+#include "presence.h"
+#include "router.h"
+#include "store.h"
+#include "token.h"
+
+struct gw_presence {
+    struct gw_ctx *ctx;
+    struct event *refresh_timer;
+    struct event *reap_timer;
+    int in_flight;
+    int64_t ttl_ms;
+};
+
+/* Entries live for 2/3 of --presence-ttl and are refreshed six times per ttl,
+ * so a live node misses several refreshes before its users look gone, and a
+ * dead node's users are reaped within the ttl. */
+static int64_t expiry_ms(const struct gw_presence *p)
+{
+    return gw_now_ms() + p->ttl_ms * 2 / 3;
+}
+
+static char *user_json_text(const struct chat_identity *who)
+{
+    json_t *u = json_pack("{s:s, s:s, s:s?}", "id", who->id, "name", who->name, "avatar",
+                          who->avatar);
+    if (u && !who->avatar)
+        json_object_set_new(u, "avatar", json_null());
+    char *s = u ? json_dumps(u, JSON_COMPACT) : NULL;
+    json_decref(u);
+    return s;
+}
+
+static void on_done(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    (void)reply;
+    struct gw_presence *p = arg;
+    p->in_flight--;
+}
+
+static void online_keys(struct gw_presence *p, const char *uid, char *set, char *holder,
+                        char *channel, size_t len)
+{
+    gw_store_key(p->ctx->store, set, len, "online");
+    gw_store_key(p->ctx->store, holder, len, "user:{%s}:nodes", uid);
+    gw_store_key(p->ctx->store, channel, len, "all");
+}
+
+static void room_keys(struct gw_presence *p, const char *room, const char *uid, char *set,
+                      char *holder, char *channel, size_t len)
+{
+    gw_store_key(p->ctx->store, set, len, "room:{%s}:members", room);
+    gw_store_key(p->ctx->store, holder, len, "room:{%s}:holders:%s", room, uid);
+    gw_store_key(p->ctx->store, channel, len, "room:{%s}", room);
+}
+
+static void add(struct gw_presence *p, const char *set, const char *holder, const char *uid,
+                const char *channel, const char *event)
+{
+    char exp[32], now[32];
+    snprintf(exp, sizeof(exp), "%lld", (long long)expiry_ms(p));
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {set, holder, uid, p->ctx->cfg->node_id, exp, now, channel, event};
+    p->in_flight++;
+    gw_store_eval(p->ctx->store, "presence_add", 2, 8, argv, NULL, on_done, p);
+}
+
+static void del(struct gw_presence *p, const char *set, const char *holder, const char *uid,
+                const char *channel, const char *event)
+{
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {set, holder, uid, p->ctx->cfg->node_id, now, channel, event};
+    p->in_flight++;
+    gw_store_eval(p->ctx->store, "presence_remove", 2, 7, argv, NULL, on_done, p);
+}
+
+static char *online_event(const char *type, const struct chat_identity *who)
+{
+    char *user = user_json_text(who);
+    if (!user)
+        return NULL;
+    size_t n = strlen(user) + 64;
+    char *ev = malloc(n);
+    if (ev)
+        snprintf(ev, n, "{\"type\":\"%s\",\"user\":%s}", type, user);
+    free(user);
+    return ev;
+}
+
+static char *room_event(const char *room, const char *event, const struct chat_identity *who)
+{
+    char *user = user_json_text(who);
+    if (!user)
+        return NULL;
+    size_t n = strlen(user) + strlen(room) + 96;
+    char *ev = malloc(n);
+    if (ev)
+        snprintf(ev, n, "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"%s\",\"user\":%s}",
+                 room, event, user);
+    free(user);
+    return ev;
+}
+
+void gw_presence_online(struct gw_presence *p, const struct chat_identity *who)
+{
+    char set[256], holder[256], channel[256];
+    online_keys(p, who->id, set, holder, channel, sizeof(set));
+    char *ev = online_event("online", who);
+    if (ev)
+        add(p, set, holder, who->id, channel, ev);
+    free(ev);
+}
+
+void gw_presence_offline(struct gw_presence *p, const struct chat_identity *who)
+{
+    char set[256], holder[256], channel[256];
+    online_keys(p, who->id, set, holder, channel, sizeof(set));
+    char *ev = online_event("offline", who);
+    if (ev)
+        del(p, set, holder, who->id, channel, ev);
+    free(ev);
+    /* last_seen is informational: fire and forget. */
+    char key[256], now[32];
+    gw_store_key(p->ctx->store, key, sizeof(key), "user:{%s}", who->id);
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {"HSET", key, "last_seen", now};
+    p->in_flight++;
+    gw_bus_command(p->ctx->bus, on_done, p, 4, argv, NULL);
+}
+
+void gw_presence_join(struct gw_presence *p, const char *room, const struct chat_identity *who)
+{
+    char set[256], holder[256], channel[256];
+    room_keys(p, room, who->id, set, holder, channel, sizeof(set));
+    char *ev = room_event(room, "join", who);
+    if (ev)
+        add(p, set, holder, who->id, channel, ev);
+    free(ev);
+}
+
+void gw_presence_leave(struct gw_presence *p, const char *room, const struct chat_identity *who)
+{
+    char set[256], holder[256], channel[256];
+    room_keys(p, room, who->id, set, holder, channel, sizeof(set));
+    char *ev = room_event(room, "leave", who);
+    if (ev)
+        del(p, set, holder, who->id, channel, ev);
+    free(ev);
+}
+
+/* ---- refresh ---- */
+
+static void refresh_user(struct gw_user *u, const char *uid, void *arg)
+{
+    (void)uid;
+    gw_presence_online(arg, &u->who);
+}
+
+static void refresh_room_user(const char *room, const char *uid, const struct chat_identity *who,
+                              void *arg)
+{
+    (void)uid;
+    gw_presence_join(arg, room, who);
+}
+
+static void heartbeat(struct gw_presence *p)
+{
+    char key[256], ttl[32], value[256];
+    gw_store_key(p->ctx->store, key, sizeof(key), "node:{%s}", p->ctx->cfg->node_id);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)(p->ttl_ms / 1000 > 0 ? p->ttl_ms / 1000 : 1));
+    snprintf(value, sizeof(value), "{\"node\":\"%s\",\"ts\":%lld,\"connections\":%zu}",
+             p->ctx->cfg->node_id, (long long)gw_now_ms(),
+             gw_router_session_count(p->ctx->router));
+    const char *argv[] = {"SET", key, value, "EX", ttl};
+    p->in_flight++;
+    gw_bus_command(p->ctx->bus, on_done, p, 5, argv, NULL);
+}
+
+void gw_presence_refresh_now(struct gw_presence *p)
+{
+    if (!gw_bus_up(p->ctx->bus))
+        return;
+    heartbeat(p);
+    /* presence_add is idempotent: calling it again is the refresh. */
+    gw_router_each_user(p->ctx->router, refresh_user, p);
+    gw_router_each_room_user(p->ctx->router, refresh_room_user, p);
+}
+
+static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_presence_refresh_now(arg);
+}
+
+/* ---- reaping other nodes' dead entries ---- */
+
+static void reap(struct gw_presence *p, const char *set, const char *holder_prefix,
+                 const char *holder_suffix, const char *channel, const char *head,
+                 const char *tail)
+{
+    char now[32], user_prefix[128], user_suffix[8] = "}";
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    gw_store_key(p->ctx->store, user_prefix, sizeof(user_prefix), "user:{");
+    const char *argv[] = {set,     now,  holder_prefix, holder_suffix, channel,
+                          head,    tail, user_prefix,   user_suffix};
+    p->in_flight++;
+    gw_store_eval(p->ctx->store, "presence_reap", 1, 9, argv, NULL, on_done, p);
+}
+
+static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct gw_presence *p = arg;
+    p->in_flight--;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING || e->len > 64)
+            continue;
+        const char *room = e->str;
+        char set[256], hp[256], channel[256], head[256];
+        gw_store_key(p->ctx->store, set, sizeof(set), "room:{%s}:members", room);
+        gw_store_key(p->ctx->store, hp, sizeof(hp), "room:{%s}:holders:", room);
+        gw_store_key(p->ctx->store, channel, sizeof(channel), "room:{%s}", room);
+        snprintf(head, sizeof(head), "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"leave\","
+                 "\"user\":", room);
+        reap(p, set, hp, "", channel, head, "}");
+    }
+}
+
+static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_presence *p = arg;
+    if (!gw_bus_up(p->ctx->bus))
+        return;
+    char set[256], hp[256], channel[256];
+    gw_store_key(p->ctx->store, set, sizeof(set), "online");
+    gw_store_key(p->ctx->store, hp, sizeof(hp), "user:{");
+    gw_store_key(p->ctx->store, channel, sizeof(channel), "all");
+    reap(p, set, hp, "}:nodes", channel, "{\"type\":\"offline\",\"user\":", "}");
+    char rooms[256];
+    gw_store_key(p->ctx->store, rooms, sizeof(rooms), "rooms");
+    const char *argv[] = {"HKEYS", rooms};
+    p->in_flight++;
+    gw_bus_command(p->ctx->bus, on_room_names, p, 2, argv, NULL);
+}
+
+struct gw_presence *gw_presence_new(struct gw_ctx *ctx)
+{
+    struct gw_presence *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->ctx = ctx;
+    p->ttl_ms = (int64_t)ctx->cfg->presence_ttl * 1000;
+    p->refresh_timer = event_new(ctx->base, -1, EV_PERSIST, on_refresh_timer, p);
+    p->reap_timer = event_new(ctx->base, -1, EV_PERSIST, on_reap_timer, p);
+    if (!p->refresh_timer || !p->reap_timer) {
+        gw_presence_free(p);
+        return NULL;
+    }
+    int64_t every = p->ttl_ms / 6 > 200 ? p->ttl_ms / 6 : 200;
+    struct timeval tv = {(time_t)(every / 1000), (suseconds_t)((every % 1000) * 1000)};
+    evtimer_add(p->refresh_timer, &tv);
+    evtimer_add(p->reap_timer, &tv);
+    return p;
+}
+
+void gw_presence_node_down(struct gw_presence *p)
+{
+    char key[256];
+    gw_store_key(p->ctx->store, key, sizeof(key), "node:{%s}", p->ctx->cfg->node_id);
+    const char *argv[] = {"DEL", key};
+    p->in_flight++;
+    gw_bus_command(p->ctx->bus, on_done, p, 2, argv, NULL);
+}
+
+int gw_presence_in_flight(const struct gw_presence *p)
+{
+    return p->in_flight;
+}
+
+void gw_presence_free(struct gw_presence *p)
+{
+    if (!p)
+        return;
+    if (p->refresh_timer)
+        event_free(p->refresh_timer);
+    if (p->reap_timer)
+        event_free(p->reap_timer);
+    free(p);
+}

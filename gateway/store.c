@@ -1,0 +1,217 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+
+#include "config.h"
+#include "log.h"
+#include "lua_scripts.h"
+#include "store.h"
+
+struct script {
+    const char *name;
+    const char *source;
+    char sha[SHA_DIGEST_LENGTH * 2 + 1];
+};
+
+struct gw_store {
+    struct gw_ctx *ctx;
+    struct script *scripts;
+    size_t nscripts;
+};
+
+/* An EVALSHA in flight, with its arguments kept for the EVAL retry. */
+struct eval_call {
+    struct gw_store *st;
+    const struct script *script;
+    gw_bus_reply_cb cb;
+    void *arg;
+    bool retried;
+    int argc;         /* arguments after the script: nkeys, keys, args */
+    char **argv;
+    size_t *argvlen;
+};
+
+struct gw_store *gw_store_new(struct gw_ctx *ctx)
+{
+    struct gw_store *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->ctx = ctx;
+    st->nscripts = gw_lua_script_count;
+    st->scripts = calloc(st->nscripts, sizeof(*st->scripts));
+    if (!st->scripts) {
+        free(st);
+        return NULL;
+    }
+    for (size_t i = 0; i < st->nscripts; i++) {
+        struct script *s = &st->scripts[i];
+        s->name = gw_lua_scripts[i].name;
+        s->source = gw_lua_scripts[i].source;
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)s->source, strlen(s->source), md);
+        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
+            snprintf(s->sha + 2 * k, 3, "%02x", md[k]);
+    }
+    return st;
+}
+
+void gw_store_free(struct gw_store *st)
+{
+    if (!st)
+        return;
+    free(st->scripts);
+    free(st);
+}
+
+const char *gw_store_key(const struct gw_store *st, char *buf, size_t len, const char *fmt, ...)
+{
+    int n = snprintf(buf, len, "%s", st->ctx->cfg->prefix);
+    if (n < 0 || (size_t)n >= len)
+        return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(buf + n, len - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (m < 0 || (size_t)m >= len - (size_t)n)
+        return NULL;
+    return buf;
+}
+
+static void eval_call_free(struct eval_call *call)
+{
+    for (int i = 0; i < call->argc; i++)
+        free(call->argv[i]);
+    free(call->argv);
+    free(call->argvlen);
+    free(call);
+}
+
+static void send_eval(struct eval_call *call, bool by_sha);
+
+static void on_eval_reply(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct eval_call *call = arg;
+    if (reply && reply->type == REDIS_REPLY_ERROR && !call->retried &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        call->retried = true;
+        send_eval(call, false);
+        return;
+    }
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        chat_log(CHAT_LOG_ERROR, "script_failed script=%s error=\"%s\"", call->script->name,
+                 reply->str);
+    call->cb(bus, reply, call->arg);
+    eval_call_free(call);
+}
+
+static void send_eval(struct eval_call *call, bool by_sha)
+{
+    int n = call->argc + 2;
+    const char **argv = malloc(sizeof(*argv) * (size_t)n);
+    size_t *lens = malloc(sizeof(*lens) * (size_t)n);
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        call->cb(call->st->ctx->bus, NULL, call->arg);
+        eval_call_free(call);
+        return;
+    }
+    argv[0] = by_sha ? "EVALSHA" : "EVAL";
+    lens[0] = strlen(argv[0]);
+    argv[1] = by_sha ? call->script->sha : call->script->source;
+    lens[1] = strlen(argv[1]);
+    for (int i = 0; i < call->argc; i++) {
+        argv[i + 2] = call->argv[i];
+        lens[i + 2] = call->argvlen[i];
+    }
+    gw_bus_command(call->st->ctx->bus, on_eval_reply, call, n, argv, lens);
+    free(argv);
+    free(lens);
+}
+
+int gw_store_eval(struct gw_store *st, const char *name, int nkeys, int argc, const char **argv,
+                  const size_t *argvlen, gw_bus_reply_cb cb, void *arg)
+{
+    const struct script *script = NULL;
+    for (size_t i = 0; i < st->nscripts; i++)
+        if (strcmp(st->scripts[i].name, name) == 0)
+            script = &st->scripts[i];
+    struct eval_call *call = script ? calloc(1, sizeof(*call)) : NULL;
+    if (!call) {
+        if (!script)
+            chat_log(CHAT_LOG_ERROR, "script_missing script=%s", name);
+        cb(st->ctx->bus, NULL, arg);
+        return GW_ERR_INVALID;
+    }
+    call->st = st;
+    call->script = script;
+    call->cb = cb;
+    call->arg = arg;
+    call->argc = argc + 1;
+    call->argv = calloc((size_t)call->argc, sizeof(char *));
+    call->argvlen = calloc((size_t)call->argc, sizeof(size_t));
+    if (!call->argv || !call->argvlen)
+        goto fail;
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    call->argv[0] = strdup(nk);
+    call->argvlen[0] = strlen(nk);
+    if (!call->argv[0])
+        goto fail;
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        call->argv[i + 1] = malloc(len + 1);
+        if (!call->argv[i + 1])
+            goto fail;
+        memcpy(call->argv[i + 1], argv[i], len);
+        call->argv[i + 1][len] = '\0';
+        call->argvlen[i + 1] = len;
+    }
+    send_eval(call, true);
+    return GW_OK;
+fail:
+    cb(st->ctx->bus, NULL, arg);
+    eval_call_free(call);
+    return GW_ERR_NOMEM;
+}
+
+static void on_default_room(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    (void)reply;
+    (void)arg;
+}
+
+void gw_store_ensure_default_rooms(struct gw_store *st)
+{
+    static const char *const defaults[][2] = {
+        {"general", "Anything goes"},
+        {"random", "Off-topic and fun"},
+        {"tech", "Code, tools and questions"},
+    };
+    char key[128], channel[128];
+    gw_store_key(st, key, sizeof(key), "rooms");
+    gw_store_key(st, channel, sizeof(channel), "all");
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", defaults[i][1], "created_by",
+                                 "system", "created_at", (json_int_t)0);
+        json_t *event = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:n}}", "type", "room_created",
+                                  "room", defaults[i][0], "topic", defaults[i][1], "by", "id",
+                                  "system", "name", "system", "avatar");
+        char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+        char *event_s = event ? json_dumps(event, JSON_COMPACT) : NULL;
+        if (meta_s && event_s) {
+            const char *argv[] = {key, defaults[i][0], meta_s, channel, event_s};
+            gw_store_eval(st, "room_create", 1, 5, argv, NULL, on_default_room, NULL);
+        }
+        free(meta_s);
+        free(event_s);
+        json_decref(meta);
+        json_decref(event);
+    }
+}

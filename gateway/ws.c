@@ -1,0 +1,298 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <wslay/wslay.h>
+
+#include "gateway.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+#include "ws.h"
+
+struct gw_ws {
+    struct gw_conn *conn;
+    struct gw_ctx *ctx;
+    wslay_event_context_ptr wslay;
+    const struct gw_ws_handler *h;
+    void *arg;
+    struct gw_ws_options opts;
+    int64_t last_rx_ms;
+    int64_t last_ping_ms;
+    int64_t close_started_ms; /* 0 until we start closing */
+    bool closed_notified;
+    bool proceeding;
+};
+
+static void notify_closed(struct gw_ws *ws)
+{
+    if (ws->closed_notified)
+        return;
+    ws->closed_notified = true;
+    if (ws->h->on_closed)
+        ws->h->on_closed(ws->arg);
+}
+
+static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                             void *user_data)
+{
+    (void)flags;
+    struct gw_ws *ws = user_data;
+    struct evbuffer *in = bufferevent_get_input(gw_conn_bev(ws->conn));
+    int n = evbuffer_remove(in, buf, len);
+    if (n <= 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    return n;
+}
+
+static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                             int flags, void *user_data)
+{
+    (void)flags;
+    struct gw_ws *ws = user_data;
+    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(ws->conn));
+    /* The evbuffer takes everything, so wslay never holds a half-sent frame and
+     * prebuilt frames can be appended between its writes. */
+    if (evbuffer_add(out, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
+                         void *user_data)
+{
+    struct gw_ws *ws = user_data;
+    ws->last_rx_ms = gw_mono_ms();
+    if (wslay_event_get_close_sent(ctx))
+        return;
+    switch (m->opcode) {
+    case WSLAY_TEXT_FRAME:
+        if (chat_utf8_count((const char *)m->msg, m->msg_length) < 0) {
+            wslay_event_queue_close(ctx, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+                                    (const uint8_t *)"invalid UTF-8", 13);
+            return;
+        }
+        gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_IN, 1);
+        if (ws->h->on_text)
+            ws->h->on_text(ws->arg, (const char *)m->msg, m->msg_length);
+        break;
+    case WSLAY_BINARY_FRAME:
+        wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA,
+                                (const uint8_t *)"binary frames are not supported", 31);
+        break;
+    default:
+        break; /* ping, pong and close are answered by wslay itself */
+    }
+}
+
+/*
+ * Drives wslay until it makes no more progress, then closes the socket when
+ * neither side wants anything more (as h2o's proceed() does).
+ */
+static void proceed(struct gw_ws *ws)
+{
+    if (ws->proceeding || gw_conn_closing(ws->conn))
+        return;
+    ws->proceeding = true;
+    bool fail = false;
+    if (wslay_event_want_read(ws->wslay) && wslay_event_recv(ws->wslay) != 0)
+        fail = true;
+    if (!fail && wslay_event_want_write(ws->wslay) && wslay_event_send(ws->wslay) != 0)
+        fail = true;
+    ws->proceeding = false;
+    if (fail) {
+        chat_log(CHAT_LOG_DEBUG, "ws_protocol_error conn=%llu", (unsigned long long)gw_conn_id(ws->conn));
+        gw_conn_close(ws->conn, true);
+        return;
+    }
+    if (wslay_event_get_close_sent(ws->wslay)) {
+        if (!ws->close_started_ms)
+            ws->close_started_ms = gw_mono_ms();
+        /* Our close frame is out: the server closes TCP first (RFC 6455 7.1.1). */
+        if (!wslay_event_want_write(ws->wslay))
+            gw_conn_close(ws->conn, false);
+    } else if (!wslay_event_want_read(ws->wslay) && !wslay_event_want_write(ws->wslay)) {
+        gw_conn_close(ws->conn, false);
+    }
+}
+
+static void op_read(void *owner)
+{
+    proceed(owner);
+}
+
+static void op_closed(void *owner, bool eof)
+{
+    (void)eof;
+    notify_closed(owner);
+}
+
+static void op_free(void *owner)
+{
+    struct gw_ws *ws = owner;
+    notify_closed(ws);
+    gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, -1);
+    wslay_event_context_free(ws->wslay);
+    free(ws);
+}
+
+static void op_tick(void *owner, int64_t now)
+{
+    struct gw_ws *ws = owner;
+    if (ws->close_started_ms) {
+        if (now - ws->close_started_ms > GW_WS_CLOSE_GRACE_MS)
+            gw_conn_close(ws->conn, true);
+        return;
+    }
+    if (now - ws->last_rx_ms > ws->opts.idle_timeout_ms) {
+        gw_ws_close(ws, WSLAY_CODE_GOING_AWAY, "idle timeout");
+        return;
+    }
+    if (now - ws->last_ping_ms >= ws->opts.ping_interval_ms) {
+        ws->last_ping_ms = now;
+        struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+        wslay_event_queue_msg(ws->wslay, &ping);
+        proceed(ws);
+    }
+    if (ws->h->on_tick && !gw_conn_closing(ws->conn))
+        ws->h->on_tick(ws->arg, now);
+}
+
+static const struct gw_conn_upgrade_ops ws_ops = {
+    .on_read = op_read,
+    .on_drained = NULL,
+    .on_closed = op_closed,
+    .on_free = op_free,
+    .on_tick = op_tick,
+};
+
+struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
+                           const struct gw_ws_handler *h, void *arg)
+{
+    static const struct wslay_event_callbacks callbacks = {
+        .recv_callback = on_wslay_recv,
+        .send_callback = on_wslay_send,
+        .on_msg_recv_callback = on_wslay_msg,
+    };
+    struct gw_ws *ws = calloc(1, sizeof(*ws));
+    if (!ws || wslay_event_context_server_init(&ws->wslay, &callbacks, ws) != 0) {
+        free(ws);
+        gw_conn_close(c, true);
+        return NULL;
+    }
+    ws->conn = c;
+    ws->ctx = gw_conn_ctx(c);
+    ws->h = h;
+    ws->arg = arg;
+    ws->opts = *opts;
+    ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();
+    wslay_event_config_set_max_recv_msg_length(ws->wslay, opts->max_message);
+    gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, 1);
+    gw_metrics_add(ws->ctx->metrics, GW_M_CONNECTIONS_TOTAL, 1);
+    /* wslay pulls from the input buffer as it parses, so a modest watermark
+     * bounds memory per connection without limiting message size. */
+    bufferevent_setwatermark(gw_conn_bev(c), EV_READ, 0, 256 * 1024);
+    gw_conn_set_upgraded(c, &ws_ops, ws);
+    return ws;
+}
+
+/* Returns 0 when len more bytes fit under the output limit; otherwise cuts the
+ * slow reader off: drops what is queued and closes with 1008. */
+static int check_output(struct gw_ws *ws, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(ws->conn));
+    size_t pending = evbuffer_get_length(out);
+    if (pending + len <= GW_WS_OUTPUT_LIMIT)
+        return 0;
+    chat_log(CHAT_LOG_WARN, "slow_consumer_closed conn=%llu pending=%zu",
+             (unsigned long long)gw_conn_id(ws->conn), pending);
+    gw_metrics_add(ws->ctx->metrics, GW_M_SLOW_CLOSED, 1);
+    evbuffer_drain(out, pending);
+    wslay_event_queue_close(ws->wslay, WSLAY_CODE_POLICY_VIOLATION,
+                            (const uint8_t *)"output limit exceeded", 21);
+    proceed(ws);
+    return GW_ERR_TOO_LARGE;
+}
+
+int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len)
+{
+    if (!gw_ws_is_open(ws))
+        return GW_ERR_IO;
+    if (check_output(ws, len) != 0)
+        return GW_ERR_TOO_LARGE;
+    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
+    if (wslay_event_queue_msg(ws->wslay, &msg) != 0)
+        return GW_ERR_NOMEM;
+    gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_OUT, 1);
+    gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, len);
+    proceed(ws);
+    return GW_OK;
+}
+
+int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len,
+                     const void *payload, size_t payload_len)
+{
+    if (!gw_ws_is_open(ws))
+        return GW_ERR_IO;
+    if (check_output(ws, header_len + payload_len) != 0)
+        return GW_ERR_TOO_LARGE;
+    /* Anything wslay still holds goes first, so frames never interleave. */
+    if (wslay_event_want_write(ws->wslay))
+        proceed(ws);
+    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(ws->conn));
+    if (evbuffer_add(out, header, header_len) != 0 || evbuffer_add(out, payload, payload_len) != 0)
+        return GW_ERR_NOMEM;
+    gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_OUT, 1);
+    gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, payload_len);
+    return GW_OK;
+}
+
+size_t gw_ws_frame_header(uint8_t *out, size_t len)
+{
+    out[0] = 0x81; /* FIN + text */
+    if (len < 126) {
+        out[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        out[1] = 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+        return 4;
+    }
+    out[1] = 127;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
+{
+    if (gw_conn_closing(ws->conn) || wslay_event_get_close_sent(ws->wslay))
+        return;
+    wslay_event_queue_close(ws->wslay, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    proceed(ws);
+}
+
+size_t gw_ws_pending(const struct gw_ws *ws)
+{
+    return evbuffer_get_length(bufferevent_get_output(gw_conn_bev(ws->conn)));
+}
+
+bool gw_ws_is_open(const struct gw_ws *ws)
+{
+    return !ws->closed_notified && !gw_conn_closing(ws->conn) &&
+           !wslay_event_get_close_sent(ws->wslay);
+}
+
+uint64_t gw_ws_conn_id(const struct gw_ws *ws)
+{
+    return gw_conn_id(ws->conn);
+}

@@ -1,0 +1,65 @@
+#ifndef GW_WS_H
+#define GW_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * One WebSocket (RFC 6455, server side) over an upgraded gw_conn, framed by
+ * wslay.  Enforces: binary -> 1003, invalid UTF-8 -> 1007, over max_message ->
+ * 1009, output over GW_WS_OUTPUT_LIMIT -> output dropped and 1008, idle ->
+ * 1001, and pings every ping_interval.  The gw_ws is owned by its gw_conn and
+ * freed with it; the handler learns through on_closed and must not use the
+ * gw_ws afterwards.
+ */
+
+#define GW_WS_OUTPUT_LIMIT (8u * 1024 * 1024)
+/* How long a close handshake may take before the socket is dropped. */
+#define GW_WS_CLOSE_GRACE_MS 3000
+
+struct gw_conn;
+struct gw_ws;
+
+struct gw_ws_handler {
+    /* A complete, valid UTF-8 text message; data is borrowed. */
+    void (*on_text)(void *arg, const char *data, size_t len);
+    /* The connection is gone (any reason); last call for this gw_ws. */
+    void (*on_closed)(void *arg);
+    /* Once a second (token expiry and the like); may be NULL. */
+    void (*on_tick)(void *arg, int64_t now_ms);
+};
+
+struct gw_ws_options {
+    size_t max_message;
+    int ping_interval_ms;
+    int idle_timeout_ms;
+};
+
+/* Takes over c (after the 101 head was written).  NULL on no memory, in which
+ * case c is closed. */
+struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
+                           const struct gw_ws_handler *h, void *arg);
+
+/* Queues one text message (copied).  0, or a negative GW_ERR_* when the socket
+ * is closing or was just cut off for passing the output limit. */
+int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len);
+
+/* Queues an already framed server message (header + payload, unmasked), as
+ * built by gw_ws_frame_header, so a fan-out frames once for all recipients. */
+int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len,
+                     const void *payload, size_t payload_len);
+
+/* Writes the header of an unmasked final text frame for a payload of len
+ * bytes into out (at least 10 bytes); returns its length. */
+size_t gw_ws_frame_header(uint8_t *out, size_t len);
+
+/* Starts the closing handshake; the socket closes after the frame is out. */
+void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
+
+/* Bytes queued and not yet written to the socket. */
+size_t gw_ws_pending(const struct gw_ws *ws);
+bool gw_ws_is_open(const struct gw_ws *ws);
+uint64_t gw_ws_conn_id(const struct gw_ws *ws);
+
+#endif

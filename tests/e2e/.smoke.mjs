@@ -1,0 +1,18 @@
+import { chromium } from 'playwright-core';
+const b = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless','--no-sandbox','--disable-gpu','--disable-background-networking','--disable-component-update'] });
+const p = await b.newPage();
+p.on('console', m => console.log('console', m.type(), m.text()));
+p.on('pageerror', e => console.log('pageerror', e.message));
+await p.goto('http://127.0.0.1:8765/');
+await p.waitForTimeout(500);
+await p.screenshot({ path: '/tmp/login.png' });
+await p.fill('[data-testid=login-nickname]', 'ada');
+await p.click('[data-testid=login-submit]');
+await p.waitForTimeout(500);
+console.log(await p.textContent('[data-testid=login-error]'));
+await p.evaluate(() => { localStorage.setItem('chatgw.token', 'x'); localStorage.setItem('chatgw.user', JSON.stringify({id:'u1', name:'ada', avatar:'emoji:🦊'})); });
+await p.reload();
+await p.waitForTimeout(1500);
+console.log(await p.textContent('[data-testid=conn-status]'));
+await p.screenshot({ path: '/tmp/app.png' });
+await b.close();

@@ -1,0 +1,164 @@
+// Test cluster: one real redis-server and N real chat-gateway processes on free loopback ports.
+// Every process is started here, tracked by PID and stopped by PID (also when the test run fails
+// or is interrupted).
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(here, '..', '..');
+export const GATEWAY_BIN = process.env.CHAT_GATEWAY_BIN || path.join(REPO, 'build', 'gateway', 'chat-gateway');
+export const REDIS_BIN = process.env.REDIS_SERVER_BIN || 'redis-server';
+export const JWT_SECRET = 'e2e-secret-0123456789-abcdefghij-KLMNOPQR'; // 40 characters
+
+const live = new Set();
+
+/* Last resort: anything still running when node exits gets SIGKILL, by PID. */
+process.on('exit', () => {
+    for (const p of live) {
+        try { process.kill(p.pid, 'SIGKILL'); } catch (e) { /* gone */ }
+    }
+});
+for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => process.exit(130));
+}
+
+export function free_port() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.unref();
+        s.on('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function start_process(bin, args, log_path) {
+    const out = fs.openSync(log_path, 'a');
+    const p = spawn(bin, args, { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    p.exited = new Promise((resolve) => p.on('exit', (code, sig) => {
+        live.delete(p);
+        resolve({ code, sig });
+    }));
+    p.on('error', () => live.delete(p));
+    live.add(p);
+    return p;
+}
+
+/* Stop by PID: SIGTERM, then SIGKILL if it has not exited within `grace_ms`. */
+export async function stop_process(p, grace_ms = 5000) {
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    try { process.kill(p.pid, 'SIGTERM'); } catch (e) { return; }
+    const t = sleep(grace_ms).then(() => 'timeout');
+    if ((await Promise.race([p.exited, t])) === 'timeout') {
+        try { process.kill(p.pid, 'SIGKILL'); } catch (e) { /* gone */ }
+        await p.exited;
+    }
+}
+
+function redis_ping(port) {
+    return new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let buf = '';
+        s.setTimeout(500, () => { s.destroy(); resolve(false); });
+        s.on('error', () => resolve(false));
+        s.on('connect', () => s.write('PING\r\n'));
+        s.on('data', (d) => {
+            buf += d;
+            if (buf.includes('\r\n')) {
+                s.destroy();
+                resolve(buf.startsWith('+PONG'));
+            }
+        });
+    });
+}
+
+async function wait_until(what, fn, timeout_ms, proc) {
+    const end = Date.now() + timeout_ms;
+    while (Date.now() < end) {
+        if (proc && (proc.exitCode !== null || proc.signalCode !== null)) throw new Error(what + ': process exited early');
+        if (await fn()) return;
+        await sleep(100);
+    }
+    throw new Error(what + ': not ready after ' + timeout_ms + ' ms');
+}
+
+async function healthz(port) {
+    try {
+        const r = await fetch('http://127.0.0.1:' + port + '/healthz', { signal: AbortSignal.timeout(1000) });
+        return r.status === 200;
+    } catch (e) {
+        return false;
+    }
+}
+
+export class Cluster {
+    constructor(n) {
+        this.n = n;
+        this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatgw-e2e-'));
+        this.redis = null;
+        this.gws = [];
+    }
+
+    async start() {
+        if (!fs.existsSync(GATEWAY_BIN)) throw new Error('gateway binary not found: ' + GATEWAY_BIN + ' (set CHAT_GATEWAY_BIN)');
+        const rport = await free_port();
+        const rproc = start_process(REDIS_BIN, ['--port', String(rport), '--bind', '127.0.0.1', '--save', '',
+            '--appendonly', 'no', '--dir', this.dir], path.join(this.dir, 'redis.log'));
+        this.redis = { port: rport, proc: rproc };
+        await wait_until('redis', () => redis_ping(rport), 10000, rproc);
+        const ports = [];
+        for (let i = 0; i < this.n; i++) ports.push(await free_port());
+        this.origins = ports.map((p) => 'http://127.0.0.1:' + p).join(',');
+        for (let i = 0; i < this.n; i++) {
+            this.gws.push({ index: i, port: ports[i], node: 'gw' + (i + 1), url: 'http://127.0.0.1:' + ports[i], proc: null });
+        }
+        await Promise.all(this.gws.map((g) => this.start_gateway(g.index)));
+        return this;
+    }
+
+    async start_gateway(i) {
+        const g = this.gws[i];
+        const args = ['--port', String(g.port), '--bind', '127.0.0.1', '--redis', 'redis://127.0.0.1:' + this.redis.port + '/0',
+            '--jwt-secret', JWT_SECRET, '--node-id', g.node, '--static-dir', path.join(REPO, 'client', 'web'),
+            '--origins', this.origins];
+        g.proc = start_process(GATEWAY_BIN, args, path.join(this.dir, g.node + '.log'));
+        await wait_until(g.node + ' /healthz', () => healthz(g.port), 15000, g.proc);
+    }
+
+    /* A crash, not a drain: the node vanishes without closing anything. */
+    async kill_gateway(i) {
+        const g = this.gws[i];
+        if (!g.proc) return;
+        try { process.kill(g.proc.pid, 'SIGKILL'); } catch (e) { /* gone */ }
+        await g.proc.exited;
+        g.proc = null;
+    }
+
+    ws_url(i) {
+        return 'ws://127.0.0.1:' + this.gws[i].port + '/ws';
+    }
+
+    log(name) {
+        try {
+            return fs.readFileSync(path.join(this.dir, name + '.log'), 'utf8');
+        } catch (e) {
+            return '';
+        }
+    }
+
+    async stop() {
+        await Promise.all(this.gws.map((g) => stop_process(g.proc, 11000)));
+        if (this.redis) await stop_process(this.redis.proc);
+        if (!process.env.CHAT_E2E_KEEP_LOGS) fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}

@@ -1,0 +1,657 @@
+/*
+ * Integration-test harness; see harness.h.
+ */
+/* nftw() */
+#define _XOPEN_SOURCE 700
+
+#include "harness.h"
+
+#include "chat_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef GATEWAY_BIN
+#define GATEWAY_BIN "chat-gateway"
+#endif
+
+static long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int h_free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd < 0)
+        return -1;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+void h_watchdog(unsigned seconds)
+{
+    signal(SIGALRM, SIG_DFL);
+    alarm(seconds);
+}
+
+/* fork + exec with stdout/stderr to log_path (or to the given fds); the
+ * child dies with its parent. */
+static pid_t spawn(const char *const *argv, const char *log_path, int out_fd, int err_fd)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+        if (fd < 0)
+            _exit(127);
+        out_fd = fd;
+        err_fd = fd;
+    }
+    int null_fd = open("/dev/null", O_RDONLY);
+
+    if (null_fd >= 0)
+        dup2(null_fd, STDIN_FILENO);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGALRM, SIG_DFL);
+    alarm(0);
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int h_proc_wait(struct h_proc *p, int timeout_ms)
+{
+    long deadline = now_ms() + timeout_ms;
+    int status;
+
+    if (p->pid <= 0)
+        return -1;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+
+        if (r == p->pid) {
+            p->pid = 0;
+            return status;
+        }
+        if (r < 0 && errno != EINTR) {
+            p->pid = 0;
+            return -1;
+        }
+        if (now_ms() >= deadline)
+            return -1;
+        usleep(10000);
+    }
+}
+
+int h_proc_stop(struct h_proc *p, int timeout_ms)
+{
+    int status;
+
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    status = h_proc_wait(p, timeout_ms);
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+        return -1;
+    }
+    return status;
+}
+
+void h_dump_log(const struct h_proc *p)
+{
+    char line[1024];
+    FILE *f = fopen(p->log_path, "r");
+
+    if (!f)
+        return;
+    fprintf(stderr, "---- %s ----\n", p->log_path);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fprintf(stderr, "---- end ----\n");
+    fclose(f);
+}
+
+static bool redis_ping(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    char buf[64] = {0};
+    struct pollfd pfd;
+    bool ok = false;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return false;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, 500) == 1 && recv(fd, buf, sizeof(buf) - 1, 0) > 0)
+            ok = strncmp(buf, "+PONG", 5) == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+int h_cluster_init(struct h_cluster *cl)
+{
+    char port[16];
+    long deadline;
+
+    memset(cl, 0, sizeof(*cl));
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(cl->dir, sizeof(cl->dir), "/tmp/chatgw-it-XXXXXX");
+    if (!mkdtemp(cl->dir))
+        return -1;
+    cl->base = event_base_new();
+    cl->redis.port = h_free_port();
+    if (!cl->base || cl->redis.port < 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", cl->redis.port);
+    snprintf(cl->redis.log_path, sizeof(cl->redis.log_path), "%s/redis.log", cl->dir);
+    const char *argv[] = {"redis-server", "--port",      port, "--bind", "127.0.0.1", "--save",
+                          "",             "--appendonly", "no", "--daemonize", "no",  NULL};
+    cl->redis.pid = spawn(argv, cl->redis.log_path, -1, -1);
+    if (cl->redis.pid < 0)
+        return -1;
+    deadline = now_ms() + 10000;
+    while (!redis_ping(cl->redis.port)) {
+        if (now_ms() > deadline || h_proc_wait(&cl->redis, 0) != -1 || cl->redis.pid == 0) {
+            h_dump_log(&cl->redis);
+            return -1;
+        }
+        usleep(20000);
+    }
+    return 0;
+}
+
+int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
+{
+    const char *argv[64];
+    char port[16], redis[64], node[16];
+    int i = cl->n_gw, n = 0, status;
+    struct h_proc *g;
+    long deadline;
+    char *body = NULL;
+
+    if (i >= H_MAX_GATEWAYS)
+        return -1;
+    g = &cl->gw[i];
+    g->port = h_free_port();
+    snprintf(port, sizeof(port), "%d", g->port);
+    snprintf(redis, sizeof(redis), "redis://127.0.0.1:%d/0", cl->redis.port);
+    snprintf(node, sizeof(node), "gw%d", i + 1);
+    snprintf(g->log_path, sizeof(g->log_path), "%s/%s.log", cl->dir, node);
+    snprintf(cl->http_url[i], sizeof(cl->http_url[i]), "http://127.0.0.1:%d", g->port);
+    snprintf(cl->ws_url[i], sizeof(cl->ws_url[i]), "ws://127.0.0.1:%d/ws", g->port);
+    argv[n++] = GATEWAY_BIN;
+    argv[n++] = "--port";
+    argv[n++] = port;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--redis";
+    argv[n++] = redis;
+    argv[n++] = "--jwt-secret";
+    argv[n++] = H_JWT_SECRET;
+    argv[n++] = "--node-id";
+    argv[n++] = node;
+    argv[n++] = "--log-level";
+    argv[n++] = "debug";
+    for (int k = 0; extra_args && extra_args[k] && n < 63; k++)
+        argv[n++] = extra_args[k];
+    argv[n] = NULL;
+    g->pid = spawn(argv, g->log_path, -1, -1);
+    if (g->pid < 0)
+        return -1;
+    cl->n_gw++;
+    deadline = now_ms() + 10000;
+    for (;;) {
+        status = chat_http_request(cl->http_url[i], "GET", "/healthz", NULL, NULL, 0, &body, 500);
+        free(body);
+        body = NULL;
+        if (status == 200)
+            return i;
+        if (now_ms() > deadline || h_proc_wait(g, 0) != -1 || g->pid == 0)
+            break;
+        usleep(20000);
+    }
+    h_dump_log(g);
+    return -1;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void h_cluster_stop(struct h_cluster *cl)
+{
+    for (int i = 0; i < cl->n_gw; i++)
+        h_proc_stop(&cl->gw[i], 10000);
+    h_proc_stop(&cl->redis, 5000);
+    if (cl->base)
+        event_base_free(cl->base);
+    cl->base = NULL;
+    if (cl->dir[0])
+        nftw(cl->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    cl->dir[0] = '\0';
+}
+
+static char *read_all_fd(int fd)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ssize_t n;
+
+    if (!buf)
+        return NULL;
+    while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 512) {
+            char *nb = realloc(buf, cap * 2);
+
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int h_run_capture(const char *const *argv, char **out, char **err_out, int timeout_ms)
+{
+    char out_path[] = "/tmp/chatgw-run-XXXXXX", err_path[] = "/tmp/chatgw-err-XXXXXX";
+    int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path), status = -1;
+    struct h_proc p = {0};
+
+    if (out)
+        *out = NULL;
+    if (err_out)
+        *err_out = NULL;
+    if (out_fd < 0 || err_fd < 0)
+        goto done;
+    p.pid = spawn(argv, NULL, out_fd, err_fd);
+    if (p.pid < 0)
+        goto done;
+    status = h_proc_wait(&p, timeout_ms);
+    if (p.pid > 0) {
+        h_proc_stop(&p, 100);
+        status = -1;
+    }
+    if (out) {
+        lseek(out_fd, 0, SEEK_SET);
+        *out = read_all_fd(out_fd);
+    }
+    if (err_out) {
+        lseek(err_fd, 0, SEEK_SET);
+        *err_out = read_all_fd(err_fd);
+    }
+done:
+    if (out_fd >= 0) {
+        close(out_fd);
+        unlink(out_path);
+    }
+    if (err_fd >= 0) {
+        close(err_fd);
+        unlink(err_path);
+    }
+    return status;
+}
+
+static void on_loop_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+bool h_loop_until(struct event_base *base, bool (*pred)(void *), void *arg, int timeout_ms)
+{
+    long deadline = now_ms() + timeout_ms;
+    struct event *timer = evtimer_new(base, on_loop_timer, NULL);
+    bool ok;
+
+    while (!(ok = pred(arg))) {
+        long left = deadline - now_ms();
+        struct timeval tv;
+
+        if (left <= 0 || !timer)
+            break;
+        tv.tv_sec = left / 1000;
+        tv.tv_usec = (left % 1000) * 1000;
+        evtimer_add(timer, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    if (timer)
+        event_free(timer);
+    return ok;
+}
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+void h_loop_for(struct event_base *base, int ms)
+{
+    h_loop_until(base, never, NULL, ms);
+}
+
+int h_login(const struct h_cluster *cl, int i, const char *nick, char **token, char **id)
+{
+    char *t = NULL, *u = NULL;
+    int status = chat_login(cl->http_url[i], nick, NULL, &t, &u, H_TIMEOUT_MS);
+
+    if (token)
+        *token = t;
+    else
+        free(t);
+    if (id)
+        *id = u;
+    else
+        free(u);
+    return status;
+}
+
+static char *b64url(const unsigned char *data, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    size_t n;
+
+    if (!out)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    n = strlen(out);
+    while (n > 0 && out[n - 1] == '=')
+        out[--n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] == '+')
+            out[i] = '-';
+        else if (out[i] == '/')
+            out[i] = '_';
+    }
+    return out;
+}
+
+char *h_jwt(const char *secret, const char *alg, const char *claims_json)
+{
+    char header[64], *h = NULL, *c = NULL, *s = NULL, *signing = NULL, *jwt = NULL;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    size_t len;
+
+    snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    h = b64url((const unsigned char *)header, strlen(header));
+    c = b64url((const unsigned char *)claims_json, strlen(claims_json));
+    if (!h || !c)
+        goto done;
+    len = strlen(h) + strlen(c) + 2;
+    signing = malloc(len);
+    if (!signing)
+        goto done;
+    snprintf(signing, len, "%s.%s", h, c);
+    if (strcmp(alg, "none") != 0)
+        HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signing,
+             strlen(signing), mac, &mac_len);
+    s = b64url(mac, mac_len);
+    if (!s)
+        goto done;
+    len = strlen(signing) + strlen(s) + 2;
+    jwt = malloc(len);
+    if (jwt)
+        snprintf(jwt, len, "%s.%s", signing, s);
+done:
+    free(h);
+    free(c);
+    free(s);
+    free(signing);
+    return jwt;
+}
+
+int h_raw(const struct h_cluster *cl, int i, const void *req, size_t len, char **resp)
+{
+    char *r = NULL;
+    int status = -1;
+
+    if (chat_http_raw(cl->http_url[i], req, len, &r, H_TIMEOUT_MS) > 12 &&
+        strncmp(r, "HTTP/1.", 7) == 0)
+        status = atoi(r + 9);
+    if (resp)
+        *resp = r;
+    else
+        free(r);
+    return status;
+}
+
+json_t *h_resp_json(const char *resp)
+{
+    const char *body = resp ? strstr(resp, "\r\n\r\n") : NULL;
+
+    return body ? json_loads(body + 4, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* ---- test client ---- */
+
+static void tc_on_message(struct chat_client *c, bool binary, const char *data, size_t len,
+                          void *arg)
+{
+    struct tc *t = arg;
+    json_t *j;
+
+    (void)c;
+    if (binary) {
+        t->binary++;
+        return;
+    }
+    j = json_loadb(data, len, 0, NULL);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        j = json_pack("{s:s, s:s%}", "type", "_nonjson", "raw", data, len);
+    }
+    if (j)
+        json_array_append_new(t->frames, j);
+}
+
+static void tc_on_event(struct chat_client *c, enum chat_client_event ev, int code, void *arg)
+{
+    struct tc *t = arg;
+
+    (void)c;
+    if (ev == CHAT_CLIENT_OPEN) {
+        t->opened = true;
+    } else if (ev == CHAT_CLIENT_REFUSED) {
+        t->refused = true;
+        t->code = code;
+    } else {
+        t->closed = true;
+        t->code = code;
+    }
+}
+
+struct tc *tc_new_opts(struct event_base *base, const struct chat_client_options *opts)
+{
+    struct tc *t = calloc(1, sizeof(*t));
+    struct chat_client_options o = *opts;
+
+    if (!t)
+        return NULL;
+    o.on_message = tc_on_message;
+    o.on_event = tc_on_event;
+    o.arg = t;
+    t->base = base;
+    t->frames = json_array();
+    t->c = chat_client_new(base, &o);
+    if (!t->c || !t->frames) {
+        tc_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+struct tc *tc_new(struct event_base *base, const char *url, const char *token, const char *origin)
+{
+    struct chat_client_options o = {.url = url, .token = token, .origin = origin};
+
+    return tc_new_opts(base, &o);
+}
+
+static bool tc_settled(void *arg)
+{
+    struct tc *t = arg;
+
+    return t->opened || t->refused || t->closed;
+}
+
+bool tc_wait_open(struct tc *t, int timeout_ms)
+{
+    h_loop_until(t->base, tc_settled, t, timeout_ms);
+    return t->opened && !t->closed;
+}
+
+struct tc *tc_connect(struct event_base *base, const char *url, const char *token,
+                      const char *origin, int *status)
+{
+    struct tc *t = tc_new(base, url, token, origin);
+
+    if (status)
+        *status = -1;
+    if (!t)
+        return NULL;
+    if (!tc_wait_open(t, H_TIMEOUT_MS)) {
+        if (status && t->refused)
+            *status = t->code;
+        tc_free(t);
+        return NULL;
+    }
+    if (status)
+        *status = 101;
+    return t;
+}
+
+struct tc_find {
+    struct tc *t;
+    const char *type;
+    size_t index;
+};
+
+static bool tc_has_type(void *arg)
+{
+    struct tc_find *f = arg;
+    size_t i;
+    json_t *j;
+
+    json_array_foreach(f->t->frames, i, j)
+    {
+        const char *type = json_string_value(json_object_get(j, "type"));
+
+        if (!f->type || (type && strcmp(type, f->type) == 0)) {
+            f->index = i;
+            return true;
+        }
+    }
+    return f->t->closed || f->t->refused;
+}
+
+json_t *tc_wait_type(struct tc *t, const char *type, int timeout_ms)
+{
+    struct tc_find f = {t, type, (size_t)-1};
+    json_t *j;
+
+    h_loop_until(t->base, tc_has_type, &f, timeout_ms);
+    if (f.index == (size_t)-1)
+        return NULL;
+    j = json_incref(json_array_get(t->frames, f.index));
+    json_array_remove(t->frames, f.index);
+    return j;
+}
+
+json_t *tc_next(struct tc *t, int timeout_ms)
+{
+    return tc_wait_type(t, NULL, timeout_ms);
+}
+
+static bool tc_done(void *arg)
+{
+    struct tc *t = arg;
+
+    return t->closed || t->refused;
+}
+
+int tc_wait_closed(struct tc *t, int timeout_ms)
+{
+    return h_loop_until(t->base, tc_done, t, timeout_ms) ? t->code : -1;
+}
+
+int tc_send(struct tc *t, const char *text)
+{
+    return chat_client_send_text(t->c, text, strlen(text));
+}
+
+int tc_sendf(struct tc *t, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return -1;
+    return tc_send(t, buf);
+}
+
+void tc_free(struct tc *t)
+{
+    if (!t)
+        return;
+    chat_client_free(t->c);
+    json_decref(t->frames);
+    free(t);
+}

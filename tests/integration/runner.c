@@ -1,0 +1,21 @@
+/* Runs the integration suites against real redis-server and chat-gateway
+ * processes. */
+#include "tests.h"
+
+#include <stdlib.h>
+
+int main(void)
+{
+    Suite *s = suite_create("integration");
+    SRunner *sr;
+    int failed;
+
+    suite_add_tcase(s, http_tcase());
+    suite_add_tcase(s, ws_tcase());
+    suite_add_tcase(s, lifecycle_tcase());
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,18 @@
+/* Runs the libchat_client tests, which need no gateway. */
+#include "tests.h"
+
+#include <stdlib.h>
+
+int main(void)
+{
+    Suite *s = suite_create("client_lib");
+    SRunner *sr;
+    int failed;
+
+    suite_add_tcase(s, client_lib_tcase());
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
