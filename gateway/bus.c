@@ -46,6 +46,7 @@ struct gw_bus {
     struct gw_dict *channels;
     gw_bus_message_cb on_message;
     gw_bus_state_cb on_state;
+    gw_bus_subscribed_cb on_subscribed;
     void *arg;
     bool freeing;
 };
@@ -214,6 +215,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         ch->state = CH_SUBSCRIBED;
         gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS, 1);
         fire_waiters(ch, true);
+        if (bus->on_subscribed)
+            bus->on_subscribed(ch->name, bus->arg);
         if (ch->refs == 0) {
             ch->state = CH_UNSUBSCRIBING;
             redisAsyncCommand(bus->sub, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
@@ -487,7 +490,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 }
 
 struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
-                          gw_bus_state_cb on_state, void *arg)
+                          gw_bus_state_cb on_state, gw_bus_subscribed_cb on_subscribed,
+                          void *arg)
 {
     struct gw_bus *bus = calloc(1, sizeof(*bus));
     if (!bus)
@@ -495,6 +499,7 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     bus->ctx = ctx;
     bus->on_message = on_message;
     bus->on_state = on_state;
+    bus->on_subscribed = on_subscribed;
     bus->arg = arg;
     bus->backoff_ms = BUS_BACKOFF_MIN_MS;
     bus->channels = gw_dict_new();

@@ -26,11 +26,14 @@ typedef void (*gw_bus_message_cb)(const char *channel, size_t channel_len, const
                                   size_t len, void *arg);
 /* Both connections became usable (up) or one was lost (down). */
 typedef void (*gw_bus_state_cb)(bool up, void *arg);
+/* Redis confirmed a SUBSCRIBE (also each re-subscription after a reconnect). */
+typedef void (*gw_bus_subscribed_cb)(const char *channel, void *arg);
 /* A channel's subscription was confirmed by Redis (ok), or failed (not ok). */
 typedef void (*gw_bus_ready_cb)(bool ok, void *arg);
 
 struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
-                          gw_bus_state_cb on_state, void *arg);
+                          gw_bus_state_cb on_state, gw_bus_subscribed_cb on_subscribed,
+                          void *arg);
 /* Disconnects; pending callbacks get a NULL reply.  NULL is a no-op. */
 void gw_bus_free(struct gw_bus *bus);
 

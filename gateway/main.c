@@ -45,8 +45,13 @@ static void on_bus_state(bool up, void *arg)
         return;
     gw_store_ensure_default_rooms(app->ctx.store);
     gw_presence_refresh_now(app->ctx.presence);
+}
+
+static void on_bus_subscribed(const char *channel, void *arg)
+{
+    struct app *app = arg;
     /* Whatever was published while the subscriber was away is in history. */
-    gw_router_repair_all(app->ctx.router);
+    gw_router_on_subscribed(app->ctx.router, channel);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -143,7 +148,7 @@ int main(int argc, char **argv)
     ctx->presence = gw_presence_new(ctx);
     if (!ctx->store || !ctx->router || !ctx->presence)
         goto fail;
-    ctx->bus = gw_bus_new(ctx, on_bus_message, on_bus_state, &app);
+    ctx->bus = gw_bus_new(ctx, on_bus_message, on_bus_state, on_bus_subscribed, &app);
     if (!ctx->bus)
         goto fail;
     /* chat:all carries broadcasts, room creation and online/offline: always on. */

@@ -316,7 +316,20 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
     (void)bus;
     struct gw_room *room = arg;
     struct gw_router *r = room->router;
-    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
+        const redisReply *cur = reply->element[0];
+        int64_t current = cur->type == REDIS_REPLY_INTEGER ? cur->integer : 0;
+        if (current < room->live_seq) {
+            /* Redis came back without this room's data (no persistence): seqs
+             * start again, so forget what we saw or new messages look old. */
+            chat_log(CHAT_LOG_WARN, "seq_reset room=%s was=%lld now=%lld", room->name,
+                     (long long)room->live_seq, (long long)current);
+            room->live_seq = current;
+            struct gw_member *m;
+            LIST_FOREACH(m, &room->members, in_room)
+            if (m->last_seq > current)
+                m->last_seq = current;
+        }
         for (size_t i = 1; i < reply->elements; i++) {
             redisReply *e = reply->element[i];
             if (e->type != REDIS_REPLY_STRING)
@@ -360,17 +373,11 @@ static void start_repair(struct gw_router *r, struct gw_room *room)
     gw_store_eval(r->ctx->store, "history_since", 2, 2, argv, NULL, on_repair_history, room);
 }
 
-static void repair_one(const char *key, void *value, void *arg)
+void gw_router_on_subscribed(struct gw_router *r, const char *channel)
 {
-    (void)key;
-    struct gw_room *room = value;
-    if (room->live_seq > 0)
-        start_repair(arg, room);
-}
-
-void gw_router_repair_all(struct gw_router *r)
-{
-    gw_dict_each(r->rooms, repair_one, r);
+    struct gw_room *room = gw_dict_get(r->rooms, channel);
+    if (room && room->live_seq > 0)
+        start_repair(r, room);
 }
 
 static void room_live_message(struct gw_router *r, struct gw_room *room, int64_t seq,

@@ -119,8 +119,9 @@ bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char
 /* Pub/sub entry point (bus on_message). */
 void gw_router_on_message(struct gw_router *r, const char *channel, size_t channel_len,
                           const char *payload, size_t len);
-/* After the subscriber reconnected: repair every room from history. */
-void gw_router_repair_all(struct gw_router *r);
+/* A channel was (re)subscribed: a room that already saw live traffic may
+ * have missed messages while unsubscribed, so it is repaired from history. */
+void gw_router_on_subscribed(struct gw_router *r, const char *channel);
 
 /* Sends a text frame to one session (skips closed ones). */
 void gw_router_send(struct gw_session *s, const char *data, size_t len);

@@ -270,7 +270,7 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await page.waitForFunction((sel) => /^reconnecting in 1 s$/.test(document.querySelector(sel).textContent), tid('conn-status'));
         await page.evaluate(() => { Math.random = () => 0; });
         await page.locator('#conn-banner').waitFor({ state: 'visible', timeout: 10000 });
-        assert.match(await page.textContent('#conn-banner'), /Connection lost — retry/);
+        assert.match((await page.textContent('#conn-banner')).replace(/\s+/g, ' '), /Connection lost — retry/);
         assert.equal(await page.getAttribute(tid('conn-status'), 'data-state'), 'lost');
         assert.equal(state.attempts, 10);
         state.fail = false;
