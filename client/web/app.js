@@ -192,7 +192,9 @@ async function boot() {
     apply_theme();
     if (dark_query) dark_query.addEventListener('change', apply_theme);
     const token = store.get(KEY.token);
-    if (!token) return show_login();
+    const notice = store.get('chatgw.notice');
+    store.del('chatgw.notice');
+    if (!token) return show_login(notice);
     try {
         const res = await fetch('/api/me', { headers: { Authorization: 'Bearer ' + token } });
         if (res.status === 401) {
@@ -469,6 +471,13 @@ class ChatApp {
                 }
             }
             const msgs = Array.isArray(r.messages) ? r.messages : [];
+            /* Not recovered and the room's seq is now below ours: its history was reset (a new
+             * Redis, say). Our cached seqs mean nothing any more: start over from the server. */
+            if (since > 0 && r.recovered === false && !msgs.some((m) => m && m.seq >= since)) {
+                for (const m of c.msgs.values()) this.els.delete(m);
+                c.msgs.clear();
+                c.has_more = true;
+            }
             const added = this.merge(c, msgs, since > 0);
             if (!since) c.has_more = msgs.length > 0 && Math.min(...msgs.map((m) => m.seq || 1)) > 1;
             if (since > 0 && r.recovered === false && added) {
@@ -622,7 +631,8 @@ class ChatApp {
                 continue;
             }
             const prev = c.msgs.get(m.seq);
-            if (prev && !prev.imported) continue;
+            /* Same seq and same time: a repeat. A different time means the server's copy wins. */
+            if (prev && !prev.imported && (!Number.isFinite(Number(m.ts)) || prev.ts === Number(m.ts))) continue;
             const msg = {
                 seq: m.seq,
                 ts: Number(m.ts) || Date.now(),
@@ -725,10 +735,13 @@ class ChatApp {
         ind.classList.toggle('active', !!text);
     }
 
+    /* Start over from a clean page: no second app instance bound to the same DOM. */
     auth_failed() {
         this.conn.stop();
+        this.flush_saves();
         store.del(KEY.token);
-        show_login('Your session has expired. Please log in again.');
+        store.set('chatgw.notice', 'Your session has expired. Please log in again.');
+        location.reload();
     }
 
     /* After a failed attempt, ask the page's gateway whether the token itself is the problem. */

@@ -161,7 +161,14 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await alice.page.locator(tid('emoji-option')).filter({ hasText: '🎉' }).click();
         await alice.page.locator(tid('emoji-panel')).waitFor({ state: 'hidden' });
         assert.equal(await alice.page.inputValue(tid('composer')), 'nice 🎉');
-        await alice.page.fill(tid('composer'), '');
+        /* Shift+Enter is a newline, Enter sends */
+        await alice.page.press(tid('composer'), 'Shift+Enter');
+        await alice.page.type(tid('composer'), 'second line ' + run);
+        assert.equal(await alice.page.inputValue(tid('composer')), 'nice 🎉\nsecond line ' + run);
+        await alice.page.press(tid('composer'), 'Enter');
+        await expect_once(bob.page, 'second line ' + run);
+        assert.equal(await messages_with(bob.page, 'second line ' + run).locator('.msg-text').innerText(), 'nice 🎉\nsecond line ' + run);
+        assert.equal(await alice.page.inputValue(tid('composer')), '');
     });
 
     test('usable at 360 px wide', T, async () => {
@@ -306,6 +313,14 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
             await messages_with(p, 'javascript:alert(2)').first().waitFor();
             assert.equal(await p.locator(tid('message-list') + ' script, ' + tid('message-list') + ' a[href^="javascript"]').count(), 0);
         }
+        /* links are http(s) only, open in a new tab, rel=noopener */
+        await send(alice.page, 'docs at https://example.com/chat?x=1 and javascript:void(0) ' + run);
+        const link = messages_with(bob.page, 'docs at').locator('a');
+        await link.first().waitFor();
+        assert.equal(await link.count(), 1);
+        assert.equal(await link.getAttribute('href'), 'https://example.com/chat?x=1');
+        assert.match(await link.getAttribute('rel'), /\bnoopener\b/);
+        assert.equal(await link.getAttribute('target'), '_blank');
         await bob.page.waitForTimeout(500);
         assert.deepEqual(alice.dialogs, []);
         assert.deepEqual(bob.dialogs, []);
@@ -320,6 +335,11 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await bob.page.fill(tid('search-input'), 'hlo frm alce');
         await result.waitFor();
         await bob.page.selectOption('#search-when', 'week');
+        await result.waitFor();
+        /* by user: bob's own messages only */
+        await bob.page.selectOption('#search-user', bob.user.id);
+        await bob.page.locator(tid('search-results')).filter({ hasText: 'No messages found' }).waitFor();
+        await bob.page.selectOption('#search-user', alice.user.id);
         await result.waitFor();
         await result.click();
         await bob.page.locator(tid('search-results')).waitFor({ state: 'hidden' });
@@ -402,6 +422,20 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         assert.notEqual(bg, 'rgba(0, 0, 0, 0)');
         /* the session survived the reload too (token in localStorage) */
         assert.equal(await page.isVisible(tid('login-nickname')), false);
+    });
+
+    test('log out forgets the token', T, async () => {
+        const u = await login(browser, cluster.gws[0].url, nick('zed'));
+        await u.page.click(tid('logout-button'));
+        await u.page.locator(tid('login-nickname')).waitFor();
+        assert.equal(await u.page.evaluate(() => localStorage.getItem('chatgw.token')), null);
+        await u.page.reload();
+        await u.page.locator(tid('login-nickname')).waitFor();
+        /* the nickname is free again once its holder is offline */
+        await u.page.fill(tid('login-nickname'), nick('zed'));
+        await u.page.click(tid('login-submit'));
+        await u.page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
+        await u.ctx.close();
     });
 
     test('screenshots of the main screen, light and dark', T, async () => {

@@ -1,0 +1,102 @@
+#ifndef CHAT_TESTS_CHAT_H
+#define CHAT_TESTS_CHAT_H
+
+/*
+ * Chat-over-Redis suites (issue 3): a real redis-server and three real
+ * gateways on loopback, driven through the integration harness
+ * (tests/integration/harness.h).  ct_ helpers are what that harness lacks:
+ * users, request/reply by id, frame accounting across many clients, a
+ * synchronous Redis connection and a Redis that can be stopped and restarted
+ * on the same port.
+ */
+#include "harness.h"
+
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+TCase *delivery_tcase(void);
+TCase *private_tcase(void);
+TCase *failure_tcase(void);
+TCase *load_tcase(void);
+TCase *errors_tcase(void);
+
+/* Generous: the sanitizer build of the gateway is several times slower. */
+#define CT_WAIT_MS 8000
+
+struct ct_user {
+    char nick[33];
+    char *token; /* malloc'd */
+    char *id;    /* malloc'd */
+};
+
+/* h_cluster_init plus n gateways started with the same extra args (NULL-
+ * terminated, may be NULL); asserts on failure. */
+void ct_cluster_start(struct h_cluster *cl, int n, const char *const *extra);
+/* h_cluster_stop plus the Redis processes started by ct_redis_restart. */
+void ct_cluster_stop(struct h_cluster *cl);
+
+/* Logs in through gateway gw; asserts 200. */
+void ct_login(struct h_cluster *cl, int gw, const char *nick, struct ct_user *u);
+void ct_user_free(struct ct_user *u);
+/* Connects u (Bearer token) to gateway gw and consumes the welcome. */
+struct tc *ct_connect(struct h_cluster *cl, int gw, const struct ct_user *u);
+
+/* Sends a frame built like printf; asserts it was queued. */
+void ct_send(struct tc *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Removes and returns the first reply carrying request id `id` (any type
+ * except the `message`/`private` events, which carry the sender's id too),
+ * waiting up to timeout_ms; NULL on timeout. */
+json_t *ct_reply(struct tc *t, const char *id, int timeout_ms);
+/* ct_reply and asserts its type; returns it (new reference). */
+json_t *ct_expect(struct tc *t, const char *id, const char *type);
+/* Asserts an `error` reply to id with the given code. */
+void ct_expect_error(struct tc *t, const char *id, const char *code);
+/* Joins room (since < 0: without since); returns the `joined` reply. */
+json_t *ct_join(struct tc *t, const char *room, long long since);
+/* Sends a text message with request id `id` and returns the ack's seq. */
+long long ct_post(struct tc *t, const char *room, const char *id, const char *body);
+
+/* Queued frames of `type` (and `room`, when not NULL); ct_take removes them
+ * and returns them in arrival order (new array). */
+size_t ct_count(struct tc *t, const char *type, const char *room);
+json_t *ct_take(struct tc *t, const char *type, const char *room);
+/* Runs the loop until every one of the n clients has at least `want` such
+ * frames queued; false on timeout. */
+bool ct_wait_count(struct tc **ts, size_t n, const char *type, const char *room, size_t want,
+                   int timeout_ms);
+/* Runs the loop for ms and returns how many such frames arrived meanwhile
+ * (they stay queued). */
+size_t ct_settle_count(struct tc *t, const char *type, const char *room, int ms);
+/* Asserts that msgs (array of message objects) has seqs first, first+1 ...
+ * first+n-1 exactly. */
+void ct_assert_seqs(json_t *msgs, long long first, size_t n, const char *what);
+/* The id of a user object or of a bare id string. */
+const char *ct_user_id(json_t *user);
+
+/* A synchronous connection to the test Redis; asserts. */
+redisContext *ct_redis(const struct h_cluster *cl);
+/* Integer reply of a command, or -1. */
+long long ct_redis_int(redisContext *rc, const char *fmt, ...);
+
+/* Replaces the harness's Redis with one on the same port that persists
+ * every write (appendonly, appendfsync always, in the cluster dir); call
+ * before adding gateways. */
+void ct_redis_persistent(struct h_cluster *cl);
+/* Kills Redis with SIGKILL by PID and reaps it. */
+void ct_redis_kill(struct h_cluster *cl);
+/* Starts Redis again on the same port with the same persistence; asserts it
+ * answers PING within 10 s. */
+void ct_redis_start(struct h_cluster *cl);
+
+/* GET /healthz of gateway gw: the status, or -1. */
+int ct_healthz(const struct h_cluster *cl, int gw);
+/* Polls /healthz of every gateway until all answer `status`; false on
+ * timeout. */
+bool ct_wait_healthz(struct h_cluster *cl, int status, int timeout_ms);
+
+long long ct_json_int(json_t *obj, const char *key);
+const char *ct_json_str(json_t *obj, const char *key);
+
+#endif
