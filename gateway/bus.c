@@ -216,8 +216,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS, 1);
         fire_waiters(ch, true);
         if (bus->on_subscribed)
-            bus->on_subscribed(ch->name, bus->arg);
-        if (ch->refs == 0) {
+            bus->on_subscribed(name->str, bus->arg);
+        /* A waiter may have dropped the last reference (and unsubscribed). */
+        ch = gw_dict_get(bus->channels, name->str);
+        if (ch && ch->refs == 0 && ch->state == CH_SUBSCRIBED) {
             ch->state = CH_UNSUBSCRIBING;
             redisAsyncCommand(bus->sub, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
                               strlen(ch->name));
@@ -328,13 +330,20 @@ void gw_bus_cancel_ready(struct gw_bus *bus, const char *channel, void *arg)
 
 /* ---- connection lifecycle ---- */
 
+/* Takes the channel's waiters into *arg: they are failed after the walk,
+ * because a waiter may unsubscribe and so change the table being walked. */
 static void fail_channel(const char *key, void *value, void *arg)
 {
     (void)key;
-    (void)arg;
+    struct waiter **failed = arg;
     struct channel *ch = value;
     ch->state = CH_NONE;
-    fire_waiters(ch, false);
+    while (ch->waiters) {
+        struct waiter *w = ch->waiters;
+        ch->waiters = w->next;
+        w->next = *failed;
+        *failed = w;
+    }
 }
 
 struct collect {
@@ -416,7 +425,14 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         bus->sub_connected = false;
         gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS,
                              -gw_metrics_gauge(bus->ctx->metrics, GW_G_SUBSCRIPTIONS));
-        gw_dict_each(bus->channels, fail_channel, NULL);
+        struct waiter *failed = NULL;
+        gw_dict_each(bus->channels, fail_channel, &failed);
+        while (failed) {
+            struct waiter *w = failed;
+            failed = w->next;
+            w->cb(false, w->arg);
+            free(w);
+        }
         chat_log(CHAT_LOG_WARN, "redis_disconnected conn=subscriber error=\"%s\"",
                  ac->err ? ac->errstr : "closed");
     }

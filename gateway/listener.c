@@ -358,7 +358,7 @@ static int on_headers_complete(http_parser *p)
     struct gw_conn *c = p->data;
     struct gw_http_request *r = &c->req;
     c->headers_done = true;
-    if (p->http_major != 1)
+    if (p->http_major != 1 || p->http_minor > 1)
         return -1;
     /* A header with a name and no value (possible with http-parser) gets "". */
     for (int i = 0; i < r->nheaders; i++)

@@ -223,8 +223,8 @@ bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char
     return false;
 }
 
-struct gw_member *gw_router_join(struct gw_router *r, struct gw_session *s, const char *name,
-                                 void (*ready)(bool ok, void *arg), void *arg)
+bool gw_router_join(struct gw_router *r, struct gw_session *s, const char *name,
+                    struct gw_member **slot, void (*ready)(bool ok, void *arg), void *arg)
 {
     char channel[160];
     snprintf(channel, sizeof(channel), "%s%s}", r->room_prefix, name);
@@ -233,7 +233,7 @@ struct gw_member *gw_router_join(struct gw_router *r, struct gw_session *s, cons
         size_t nlen = strlen(name);
         room = calloc(1, sizeof(*room) + nlen + 1);
         if (!room)
-            return NULL;
+            return false;
         memcpy(room->name, name, nlen + 1);
         snprintf(room->channel, sizeof(room->channel), "%s", channel);
         room->router = r;
@@ -241,13 +241,13 @@ struct gw_member *gw_router_join(struct gw_router *r, struct gw_session *s, cons
         STAILQ_INIT(&room->backlog);
         if (gw_dict_set(r->rooms, channel, room) != GW_OK) {
             free(room);
-            return NULL;
+            return false;
         }
     }
     struct gw_member *m = calloc(1, sizeof(*m));
     if (!m) {
         room_maybe_free(r, room);
-        return NULL;
+        return false;
     }
     m->session = s;
     m->room = room;
@@ -256,8 +256,9 @@ struct gw_member *gw_router_join(struct gw_router *r, struct gw_session *s, cons
     LIST_INSERT_HEAD(&s->rooms, m, in_session);
     room->nmembers++;
     room->pending_joins++;
-    gw_bus_subscribe(r->ctx->bus, channel, ready, arg);
-    return m;
+    *slot = m;
+    gw_bus_subscribe(r->ctx->bus, room->channel, ready, arg);
+    return true;
 }
 
 static void deliver_seq(struct gw_room *room, int64_t seq, const struct frame *f)

@@ -99,11 +99,13 @@ bool gw_router_add_session(struct gw_router *r, struct gw_session *s);
  * the on_last_in_room callback passed to gw_router_new's owner. */
 bool gw_router_remove_session(struct gw_router *r, struct gw_session *s);
 
-/* Finds or creates the local room (subscribing its channel for the first
- * member) and adds a PENDING member for s.  ready runs when the channel is
- * subscribed (ok) or could not be (Redis down).  NULL on no memory. */
-struct gw_member *gw_router_join(struct gw_router *r, struct gw_session *s, const char *room,
-                                 void (*ready)(bool ok, void *arg), void *arg);
+/* Finds or creates the local room and adds a PENDING member for s, stored in
+ * *slot before the channel is subscribed: ready may run before this returns
+ * (already subscribed, or Redis down), and then finds the member in *slot.
+ * Returns false only when nothing was done (no memory); after true the
+ * caller must not touch arg, which ready owns. */
+bool gw_router_join(struct gw_router *r, struct gw_session *s, const char *room,
+                    struct gw_member **slot, void (*ready)(bool ok, void *arg), void *arg);
 /* Completes a join: the member was sent a snapshot up to snapshot_seq; the
  * backlog after it follows at once, then live traffic. */
 void gw_router_join_done(struct gw_router *r, struct gw_member *m, int64_t snapshot_seq);

@@ -477,8 +477,7 @@ static void on_join_room_ready(struct gw_bus *bus, struct redisReply *reply, voi
         join_snapshot(op);
         return;
     }
-    op->member = gw_router_join(s->ctx->router, s, op->req.room, on_join_subscribed, op);
-    if (!op->member)
+    if (!gw_router_join(s->ctx->router, s, op->req.room, &op->member, on_join_subscribed, op))
         op_error(op, CHAT_ERR_INTERNAL, "out of memory");
 }
 
@@ -616,12 +615,13 @@ static void on_private_target(struct gw_bus *bus, struct redisReply *reply, void
     char dms_me[256], dms_to[256];
     gw_store_key(s->ctx->store, dms_me, sizeof(dms_me), "user:{%s}:dms", me);
     gw_store_key(s->ctx->store, dms_to, sizeof(dms_to), "user:{%s}:dms", to);
-    post(op, seq, hist, idem, "{\"type\":\"private\",\"seq\":",
-         message_tail(s, req, to, reply->str), ch_me, self ? NULL : ch_to);
     const char *a1[] = {"SADD", dms_me, to};
     const char *a2[] = {"SADD", dms_to, me};
     gw_bus_command(s->ctx->bus, NULL, NULL, 3, a1, NULL);
     gw_bus_command(s->ctx->bus, NULL, NULL, 3, a2, NULL);
+    /* Last: its callback may run at once and free op (and req with it). */
+    post(op, seq, hist, idem, "{\"type\":\"private\",\"seq\":",
+         message_tail(s, req, to, reply->str), ch_me, self ? NULL : ch_to);
 }
 
 static void handle_private(struct op *op)
@@ -821,12 +821,11 @@ static void search_lrange(struct op *op, const char *key)
     gw_bus_command(op->s->ctx->bus, on_search_list, op, 4, argv, NULL);
 }
 
-static void on_search_sources(struct gw_bus *bus, struct redisReply *reply, void *arg)
+/* One source listing arrived: room names (peers false) or DM peers (true).
+ * outstanding counts the two listings; each LRANGE adds one before the
+ * listing that caused it is counted down, so it reaches 0 only at the end. */
+static void search_sources(struct op *op, const struct redisReply *reply, bool peers)
 {
-    (void)bus;
-    struct op *op = arg;
-    /* Two replies arrive here in order: room names, then DM peers. */
-    bool peers = op->outstanding == 1;
     if (!reply || reply->type == REDIS_REPLY_ERROR)
         op->failed = true;
     else if (!op->s->closed && reply->type == REDIS_REPLY_ARRAY) {
@@ -845,8 +844,7 @@ static void on_search_sources(struct gw_bus *bus, struct redisReply *reply, void
             }
         }
     }
-    op->outstanding--;
-    if (op->outstanding > 0)
+    if (--op->outstanding > 0)
         return;
     if (op->s->closed)
         op_done(op);
@@ -854,6 +852,18 @@ static void on_search_sources(struct gw_bus *bus, struct redisReply *reply, void
         op_error(op, CHAT_ERR_UNAVAILABLE, "redis unavailable");
     else
         search_finish(op);
+}
+
+static void on_search_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    search_sources(arg, reply, false);
+}
+
+static void on_search_peers(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    search_sources(arg, reply, true);
 }
 
 static void handle_search(struct op *op)
@@ -864,11 +874,9 @@ static void handle_search(struct op *op)
     gw_store_key(s->ctx->store, dms, sizeof(dms), "user:{%s}:dms", s->who.id);
     const char *a1[] = {"HKEYS", rooms};
     const char *a2[] = {"SMEMBERS", dms};
-    /* outstanding counts the two source replies; each LRANGE adds one more
-     * before the source reply that caused it is counted down. */
     op->outstanding = 2;
-    gw_bus_command(s->ctx->bus, on_search_sources, op, 2, a1, NULL);
-    gw_bus_command(s->ctx->bus, on_search_sources, op, 2, a2, NULL);
+    gw_bus_command(s->ctx->bus, on_search_rooms, op, 2, a1, NULL);
+    gw_bus_command(s->ctx->bus, on_search_peers, op, 2, a2, NULL);
 }
 
 /* ---- rooms, create_room, users ---- */

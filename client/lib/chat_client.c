@@ -59,6 +59,10 @@ struct chat_client {
     bool free_pending;  /* chat_client_free called from a callback */
     bool abort_pending; /* chat_client_abort called from a callback */
     int close_code;     /* code reported by CLOSED once flushed */
+    bool close_wanted;  /* chat_client_close called; queued once data is out */
+    uint16_t close_want_code;
+    uint8_t close_reason[123];
+    size_t close_reason_len;
 };
 
 static void pump(struct chat_client *c);
@@ -146,8 +150,7 @@ static void leave(struct chat_client *c)
 
 /* ---- wslay callbacks: the bufferevent's evbuffers are the transport ---- */
 
-static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     struct chat_client *c = user;
     int n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
@@ -190,8 +193,8 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
     if (quiet(c) || !c->on_message)
         return;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        c->on_message(c, arg->opcode == WSLAY_BINARY_FRAME, (const char *)arg->msg,
-                      arg->msg_length, c->arg);
+        c->on_message(c, arg->opcode == WSLAY_BINARY_FRAME, (const char *)arg->msg, arg->msg_length,
+                      c->arg);
 }
 
 /* ---- connection state machine ---- */
@@ -235,6 +238,15 @@ static void pump(struct chat_client *c)
             rv = wslay_event_recv(c->ws);
         if (rv == 0 && !quiet(c) && wslay_event_want_write(c->ws))
             rv = wslay_event_send(c->ws);
+        /* wslay sends control frames ahead of queued messages, so our close
+         * is queued only once every message before it is out. */
+        if (rv == 0 && !quiet(c) && c->close_wanted &&
+            wslay_event_get_queued_msg_count(c->ws) == 0) {
+            c->close_wanted = false;
+            if (wslay_event_queue_close(c->ws, c->close_want_code, c->close_reason,
+                                        c->close_reason_len) == 0)
+                rv = wslay_event_send(c->ws);
+        }
     } while (rv == 0 && !quiet(c) &&
              (evbuffer_get_length(in) != in_len || evbuffer_get_length(out) != out_len));
     c->in_wslay = false;
@@ -336,6 +348,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 
     (void)bev;
     enter(c);
+    if (c->state == ST_CONNECTING && c->bev)
+        c->state = ST_HANDSHAKE; /* data implies the connect completed */
     if (c->state == ST_HANDSHAKE)
         handle_head(c);
     else if (c->state == ST_OPEN && !quiet(c))
@@ -526,7 +540,8 @@ fail:
 
 static bool can_send(const struct chat_client *c)
 {
-    return c && c->state == ST_OPEN && !quiet(c) && wslay_event_get_write_enabled(c->ws);
+    return c && c->state == ST_OPEN && !quiet(c) && !c->close_wanted &&
+           wslay_event_get_write_enabled(c->ws);
 }
 
 static void schedule_pump(struct chat_client *c)
@@ -612,10 +627,13 @@ int chat_client_close(struct chat_client *c, uint16_t code, const char *reason)
 
     if (!can_send(c))
         return -1;
-    if (reason_len > 123)
-        reason_len = 123;
-    if (wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, reason_len) != 0)
-        return -1;
+    if (reason_len > sizeof(c->close_reason))
+        reason_len = sizeof(c->close_reason);
+    c->close_wanted = true;
+    c->close_want_code = code;
+    if (reason_len)
+        memcpy(c->close_reason, reason, reason_len);
+    c->close_reason_len = reason_len;
     schedule_pump(c);
     return 0;
 }

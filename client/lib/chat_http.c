@@ -433,8 +433,8 @@ int chat_login(const char *base_url, const char *nickname, const char *avatar, c
     body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     if (!body)
         goto fail;
-    status = chat_http_request(base_url, "POST", "/api/login", NULL, body, strlen(body),
-                               &resp_body, timeout_ms);
+    status = chat_http_request(base_url, "POST", "/api/login", NULL, body, strlen(body), &resp_body,
+                               timeout_ms);
     if (status != 200)
         goto fail;
     resp = resp_body ? json_loads(resp_body, 0, NULL) : NULL;

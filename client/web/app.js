@@ -54,17 +54,16 @@ const cp_len = (s) => Array.from(s).length;
 const dark_query = window.matchMedia ? window.matchMedia('(prefers-color-scheme: dark)') : null;
 
 function effective_theme() {
-    const t = document.documentElement.dataset.theme;
+    const t = store.get(KEY.theme);
     if (t === 'light' || t === 'dark') return t;
     return dark_query && dark_query.matches ? 'dark' : 'light';
 }
 
+/* html[data-theme] is always set: the user's choice, else the OS preference (followed live). */
 function apply_theme() {
-    const t = store.get(KEY.theme);
-    if (t === 'light' || t === 'dark') document.documentElement.dataset.theme = t;
-    else delete document.documentElement.dataset.theme;
-    const btn = $('theme-toggle');
     const cur = effective_theme();
+    document.documentElement.dataset.theme = cur;
+    const btn = $('theme-toggle');
     btn.textContent = cur === 'dark' ? '☀️ Light theme' : '🌙 Dark theme';
     btn.setAttribute('aria-pressed', cur === 'dark' ? 'true' : 'false');
     btn.dataset.theme = cur;
@@ -260,6 +259,11 @@ class ChatApp {
                 this.remember_user(d);
                 this.conv('dm:' + d.id);
             }
+        }
+        /* unread counts survive a reload, like the rest of the view */
+        const unread = store.json(this.ukey('unread'), {});
+        for (const [key, n] of Object.entries(unread && typeof unread === 'object' ? unread : {})) {
+            if (this.convs.has(key) && Number.isInteger(n) && n > 0) this.convs.get(key).unread = n;
         }
         this.bind_ui();
         const saved_active = store.get(this.ukey('active'), 'room:general');
@@ -987,7 +991,13 @@ class ChatApp {
         }));
         $('dm-empty').hidden = dms.length > 0;
         let total = 0;
-        for (const c of this.convs.values()) if (this.active !== c.key) total += c.unread;
+        const unread = {};
+        for (const c of this.convs.values()) {
+            if (this.active === c.key || !c.unread) continue;
+            total += c.unread;
+            unread[c.key] = c.unread;
+        }
+        store.set(this.ukey('unread'), JSON.stringify(unread));
         document.title = (total ? '(' + total + ') ' : '') + 'chatgw';
         $('toggle-sidebar').classList.toggle('has-unread', total > 0);
     }
@@ -1328,6 +1338,7 @@ class ChatApp {
     }
 
     close_mention() {
+        console.log('CLOSE_MENTION', new Error().stack.split('\n').slice(1,4).join(' | '));
         this.mention = { open: false, items: [], index: 0 };
         $('mention-popup').hidden = true;
     }
@@ -1369,6 +1380,7 @@ class ChatApp {
     bind_ui() {
         const ta = $('composer');
         ta.addEventListener('keydown', (ev) => {
+            console.log('KEYDOWN', ev.key, JSON.stringify({open: this.mention.open, n: this.mention.items.length}), ta.value);
             if (this.mention.open && this.mention.items.length) {
                 if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
                     ev.preventDefault();

@@ -78,6 +78,49 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await alice.page.locator(tid('user-item') + '[data-user-id="' + bob.user.id + '"]').waitFor();
     });
 
+    test('screenshots of the main screen, light and dark', T, async () => {
+        const ctx = await browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
+        const page = await ctx.newPage();
+        await page.goto(cluster.gws[0].url + '/');
+        await page.fill(tid('login-nickname'), 'grace');
+        await page.click(tid('login-submit'));
+        await page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
+        await open_room(page, 'tech');
+        await open_room(alice.page, 'tech');
+        await open_room(bob.page, 'tech');
+        await send(page, 'Good morning everyone! ☕ The new gateway cluster is live.');
+        await expect_once(page, 'Good morning');
+        await send(bob.page, 'Nice! Failover works too: I was moved to another node without losing a message 🎉');
+        await expect_once(page, 'Failover works');
+        await send(alice.page, 'Here is the health check:\n```sh\ncurl -s localhost:8080/healthz\n```');
+        await expect_once(page, 'curl -s');
+        await send(bob.page, '👍');
+        await expect_once(page, '👍');
+        /* something unread elsewhere: a room and a private conversation */
+        await open_room(bob.page, 'random');
+        await send(bob.page, 'Anyone up for lunch? 🍕');
+        await expect_once(bob.page, 'Anyone up for lunch');
+        await bob.page.click(tid('user-item') + '[data-user-id="' + (await page.evaluate(() => JSON.parse(localStorage.getItem('chatgw.user')).id)) + '"]');
+        await send(bob.page, 'Welcome aboard, Grace!');
+        await expect_once(bob.page, 'Welcome aboard');
+        await page.locator(tid('dm-item') + ' ' + tid('unread-badge')).waitFor();
+        await open_room(alice.page, 'general');
+        await open_room(bob.page, 'general');
+        await page.mouse.move(1, 1);
+        const docs = path.join(REPO, 'docs');
+        for (const theme of ['light', 'dark']) {
+            await page.evaluate((t) => localStorage.setItem('chatgw.theme', t), theme);
+            await page.reload();
+            await page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
+            await expect_once(page, 'curl -s');
+            await page.locator(tid('user-item') + '[data-user-id="' + bob.user.id + '"]').waitFor();
+            await page.mouse.move(1, 1);
+            await page.waitForTimeout(300);
+            await page.screenshot({ path: path.join(docs, 'screenshot-' + theme + '.png') });
+        }
+        await ctx.close();
+    });
+
     test('typing indicator shows who is typing', T, async () => {
         await alice.page.fill(tid('composer'), '');
         await alice.page.type(tid('composer'), 'typ', { delay: 30 });
@@ -422,6 +465,14 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         assert.notEqual(bg, 'rgba(0, 0, 0, 0)');
         /* the session survived the reload too (token in localStorage) */
         assert.equal(await page.isVisible(tid('login-nickname')), false);
+        /* without a choice, the page follows the OS preference */
+        for (const scheme of ['dark', 'light']) {
+            const ctx = await browser.newContext({ colorScheme: scheme });
+            const p = await ctx.newPage();
+            await p.goto(cluster.gws[0].url + '/');
+            assert.equal(await p.evaluate(() => document.documentElement.dataset.theme), scheme);
+            await ctx.close();
+        }
     });
 
     test('log out forgets the token', T, async () => {
@@ -436,41 +487,6 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await u.page.click(tid('login-submit'));
         await u.page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
         await u.ctx.close();
-    });
-
-    test('screenshots of the main screen, light and dark', T, async () => {
-        const ctx = await browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
-        const page = await ctx.newPage();
-        await page.goto(cluster.gws[0].url + '/');
-        await page.fill(tid('login-nickname'), 'grace');
-        await page.click(tid('login-submit'));
-        await page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
-        await open_room(page, 'tech');
-        await open_room(alice.page, 'tech');
-        await open_room(bob.page, 'tech');
-        await send(page, 'Good morning everyone! ☕ The new gateway cluster is live.');
-        await expect_once(page, 'Good morning');
-        await send(bob.page, 'Nice! Failover works too: I was moved to another node without losing a message 🎉');
-        await expect_once(page, 'Failover works');
-        await send(alice.page, 'Here is the health check:\n```sh\ncurl -s localhost:8080/healthz\n```');
-        await expect_once(page, 'curl -s');
-        await send(bob.page, '👍');
-        await expect_once(page, '👍');
-        await open_room(alice.page, 'general');
-        await open_room(bob.page, 'general');
-        await page.mouse.move(1, 1);
-        const docs = path.join(REPO, 'docs');
-        for (const theme of ['light', 'dark']) {
-            await page.evaluate((t) => localStorage.setItem('chatgw.theme', t), theme);
-            await page.reload();
-            await page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
-            await expect_once(page, 'curl -s');
-            await page.locator(tid('user-item') + '[data-user-id="' + bob.user.id + '"]').waitFor();
-            await page.mouse.move(1, 1);
-            await page.waitForTimeout(300);
-            await page.screenshot({ path: path.join(docs, 'screenshot-' + theme + '.png') });
-        }
-        await ctx.close();
     });
 
     test('kill the gateway a user is on: reconnects to another node, resumes, nothing lost or doubled', T, async () => {

@@ -173,24 +173,46 @@ static bool redis_ping(int port)
     return ok;
 }
 
-int h_cluster_init(struct h_cluster *cl)
+int h_suite_begin(char *dir, size_t dir_size)
+{
+    snprintf(dir, dir_size, "/tmp/chatgw-it-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    return setenv("CHAT_IT_DIR", dir, 1);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void h_suite_end(const char *dir)
+{
+    const char *keep = getenv("CHAT_IT_KEEP");
+
+    if (keep && *keep && strcmp(keep, "0") != 0)
+        fprintf(stderr, "logs kept in %s\n", dir);
+    else
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int h_redis_start(struct h_cluster *cl)
 {
     char port[16];
     long deadline;
 
-    memset(cl, 0, sizeof(*cl));
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(cl->dir, sizeof(cl->dir), "/tmp/chatgw-it-XXXXXX");
-    if (!mkdtemp(cl->dir))
-        return -1;
-    cl->base = event_base_new();
-    cl->redis.port = h_free_port();
-    if (!cl->base || cl->redis.port < 0)
+    if (cl->redis.port <= 0)
+        cl->redis.port = h_free_port();
+    if (cl->redis.port < 0)
         return -1;
     snprintf(port, sizeof(port), "%d", cl->redis.port);
     snprintf(cl->redis.log_path, sizeof(cl->redis.log_path), "%s/redis.log", cl->dir);
-    const char *argv[] = {"redis-server", "--port",      port, "--bind", "127.0.0.1", "--save",
-                          "",             "--appendonly", "no", "--daemonize", "no",  NULL};
+    const char *argv[] = {"redis-server", "--port",      port, "--bind",
+                          "127.0.0.1",    "--save",      "",   "--appendonly",
+                          "no",           "--daemonize", "no", NULL};
     cl->redis.pid = spawn(argv, cl->redis.log_path, -1, -1);
     if (cl->redis.pid < 0)
         return -1;
@@ -203,6 +225,29 @@ int h_cluster_init(struct h_cluster *cl)
         usleep(20000);
     }
     return 0;
+}
+
+int h_redis_stop(struct h_cluster *cl)
+{
+    return h_proc_stop(&cl->redis, 5000) >= 0 ? 0 : -1;
+}
+
+int h_cluster_init(struct h_cluster *cl)
+{
+    const char *parent = getenv("CHAT_IT_DIR");
+
+    memset(cl, 0, sizeof(*cl));
+    signal(SIGPIPE, SIG_IGN);
+    if (parent)
+        snprintf(cl->dir, sizeof(cl->dir), "%s/cluster-XXXXXX", parent);
+    else
+        snprintf(cl->dir, sizeof(cl->dir), "/tmp/chatgw-it-XXXXXX");
+    if (!mkdtemp(cl->dir))
+        return -1;
+    cl->base = event_base_new();
+    if (!cl->base)
+        return -1;
+    return h_redis_start(cl);
 }
 
 int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
@@ -259,25 +304,46 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
     return -1;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+static bool log_has(const char *path, const char *needle)
 {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    char line[1024];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
 }
 
-void h_cluster_stop(struct h_cluster *cl)
+int h_cluster_stop(struct h_cluster *cl)
 {
-    for (int i = 0; i < cl->n_gw; i++)
-        h_proc_stop(&cl->gw[i], 10000);
-    h_proc_stop(&cl->redis, 5000);
+    int bad = 0;
+
+    for (int i = 0; i < cl->n_gw; i++) {
+        bool running = cl->gw[i].pid > 0;
+        int status = h_proc_stop(&cl->gw[i], 10000);
+
+        /* A gateway still running must exit 0 on SIGTERM, and no gateway
+         * may have reported a sanitizer error. */
+        if ((running && (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) ||
+            log_has(cl->gw[i].log_path, "Sanitizer")) {
+            fprintf(stderr, "gateway gw%d: bad exit (status %d) or sanitizer report\n", i + 1,
+                    status);
+            h_dump_log(&cl->gw[i]);
+            bad++;
+        }
+    }
+    h_redis_stop(cl);
     if (cl->base)
         event_base_free(cl->base);
     cl->base = NULL;
     if (cl->dir[0])
         nftw(cl->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     cl->dir[0] = '\0';
+    return bad;
 }
 
 static char *read_all_fd(int fd)
@@ -467,6 +533,40 @@ int h_raw(const struct h_cluster *cl, int i, const void *req, size_t len, char *
     else
         free(r);
     return status;
+}
+
+int h_raw_open(const struct h_cluster *cl, int i, const char *req, int *status)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    char buf[4096];
+    size_t len = 0;
+    long deadline = now_ms() + H_TIMEOUT_MS;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    *status = -1;
+    if (fd < 0)
+        return -1;
+    sa.sin_port = htons((uint16_t)cl->gw[i].port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+        goto fail;
+    /* Byte by byte, so nothing after the head (a first frame) is consumed. */
+    while (len < sizeof(buf) - 1 && (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0)) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        long left = deadline - now_ms();
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) != 1 || recv(fd, buf + len, 1, 0) != 1)
+            goto fail;
+        len++;
+    }
+    buf[len] = '\0';
+    if (strncmp(buf, "HTTP/1.", 7) == 0 && len > 12)
+        *status = atoi(buf + 9);
+    return fd;
+fail:
+    close(fd);
+    return -1;
 }
 
 json_t *h_resp_json(const char *resp)

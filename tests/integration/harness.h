@@ -39,6 +39,14 @@ struct h_cluster {
     struct event_base *base;
 };
 
+/* For runner mains: makes a temp dir that every cluster of the run lives in
+ * (exported as CHAT_IT_DIR), and removes it at the end, unless CHAT_IT_KEEP is
+ * set.  A failed Check assertion exits the forked test with _exit, skipping
+ * its teardown; the runner's cleanup still removes the logs, while
+ * PR_SET_PDEATHSIG has already killed the servers. */
+int h_suite_begin(char *dir, size_t dir_size);
+void h_suite_end(const char *dir);
+
 /* A loopback TCP port that was free a moment ago, or -1. */
 int h_free_port(void);
 
@@ -51,8 +59,15 @@ int h_cluster_init(struct h_cluster *cl);
  * (NULL-terminated list, may be NULL) and waits until /healthz answers 200
  * (10 s).  Returns its index, or -1 (the log is printed to stderr). */
 int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args);
-/* Stops gateways and redis by PID, frees the event base, removes the dir. */
-void h_cluster_stop(struct h_cluster *cl);
+/* Starts redis-server again on its old port (or a free one the first time)
+ * and waits for PING; 0 or -1. */
+int h_redis_start(struct h_cluster *cl);
+/* Stops redis-server by PID; 0 or -1. */
+int h_redis_stop(struct h_cluster *cl);
+/* Stops gateways and redis by PID, frees the event base, removes the dir.
+ * Returns how many gateways misbehaved (did not exit 0 on SIGTERM, or logged
+ * a sanitizer report); their logs are printed to stderr first. */
+int h_cluster_stop(struct h_cluster *cl);
 
 /* SIGTERM, wait up to timeout_ms, then SIGKILL.  Returns the wait status, or
  * -1 if the process had to be killed or was not running. */
@@ -84,6 +99,11 @@ char *h_jwt(const char *secret, const char *alg, const char *claims_json);
 /* Sends raw bytes to gateway i and returns the status of the answer (-1 if
  * none); *resp gets the whole response text when not NULL. */
 int h_raw(const struct h_cluster *cl, int i, const void *req, size_t len, char **resp);
+/* Opens a connection to gateway i, sends req and reads until the response
+ * head is complete, then leaves the socket open and unread (a peer that stops
+ * responding).  Returns the fd (the caller closes it) and the status in
+ * *status, or -1. */
+int h_raw_open(const struct h_cluster *cl, int i, const char *req, int *status);
 /* The body of a raw response (after the blank line) parsed as JSON, or NULL. */
 json_t *h_resp_json(const char *resp);
 
@@ -95,8 +115,8 @@ struct tc {
     struct chat_client *c;
     json_t *frames; /* array, oldest first */
     bool opened, refused, closed;
-    int code;       /* REFUSED status or CLOSED code */
-    int binary;     /* binary frames received */
+    int code;   /* REFUSED status or CLOSED code */
+    int binary; /* binary frames received */
 };
 
 /* Starts connecting to url with token (as Authorization: Bearer, or NULL)

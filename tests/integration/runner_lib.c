@@ -1,4 +1,5 @@
 /* Runs the libchat_client tests, which need no gateway. */
+#include "harness.h"
 #include "tests.h"
 
 #include <stdlib.h>
@@ -7,12 +8,17 @@ int main(void)
 {
     Suite *s = suite_create("client_lib");
     SRunner *sr;
+    char dir[128];
     int failed;
+
+    if (h_suite_begin(dir, sizeof(dir)) != 0)
+        return EXIT_FAILURE;
 
     suite_add_tcase(s, client_lib_tcase());
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    h_suite_end(dir);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -25,13 +25,13 @@
 #include <wslay/wslay.h>
 
 enum fake_mode {
-    FAKE_ECHO,        /* 101, greets with "hello", echoes; "close-me" -> close 4001 */
-    FAKE_401,         /* HTTP 401 with a body */
-    FAKE_BAD_ACCEPT,  /* 101 with a wrong Sec-WebSocket-Accept */
-    FAKE_BIG,         /* 101, then a 300-byte text message */
-    FAKE_HTTP,        /* plain HTTP 200 with Content-Length */
-    FAKE_CHUNKED,     /* plain HTTP 200, chunked */
-    FAKE_SILENT,      /* accepts and never answers */
+    FAKE_ECHO,       /* 101, greets with "hello", echoes; "close-me" -> close 4001 */
+    FAKE_401,        /* HTTP 401 with a body */
+    FAKE_BAD_ACCEPT, /* 101 with a wrong Sec-WebSocket-Accept */
+    FAKE_BIG,        /* 101, then a 300-byte text message */
+    FAKE_HTTP,       /* plain HTTP 200 with Content-Length */
+    FAKE_CHUNKED,    /* plain HTTP 200, chunked */
+    FAKE_SILENT,     /* accepts and never answers */
 };
 
 struct fake_server {
@@ -41,16 +41,22 @@ struct fake_server {
     int port;
     char request[4096];
     int frames_in;
+    struct fake_conn *conns[16]; /* live connections, freed by fake_stop */
 };
 
 struct fake_conn {
     struct fake_server *s;
     struct bufferevent *bev;
     wslay_event_context_ptr ws;
+    bool answered; /* the request head has been handled */
 };
 
 static void fake_conn_free(struct fake_conn *fc)
 {
+    for (size_t i = 0; i < 16; i++) {
+        if (fc->s->conns[i] == fc)
+            fc->s->conns[i] = NULL;
+    }
     if (fc->ws)
         wslay_event_context_free(fc->ws);
     bufferevent_free(fc->bev);
@@ -82,8 +88,8 @@ static ssize_t fake_send(wslay_event_context_ptr ctx, const uint8_t *data, size_
     return (ssize_t)len;
 }
 
-static void fake_on_msg(wslay_event_context_ptr ctx,
-                        const struct wslay_event_on_msg_recv_arg *arg, void *user)
+static void fake_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                        void *user)
 {
     struct fake_conn *fc = user;
     struct wslay_event_msg msg = {arg->opcode, arg->msg, arg->msg_length};
@@ -113,7 +119,7 @@ static void fake_on_write(struct bufferevent *bev, void *arg)
     (void)bev;
     if (fc->ws && (wslay_event_want_read(fc->ws) || wslay_event_want_write(fc->ws)))
         return;
-    if (fc->s->mode == FAKE_SILENT)
+    if (!fc->answered || fc->s->mode == FAKE_SILENT)
         return;
     fake_conn_free(fc); /* HTTP answer or close handshake done */
 }
@@ -166,9 +172,10 @@ static void fake_on_read(struct bufferevent *bev, void *arg)
     if (end.pos < 0)
         return;
     len = (size_t)end.pos + 4 < sizeof(fc->s->request) ? (size_t)end.pos + 4
-                                                        : sizeof(fc->s->request) - 1;
+                                                       : sizeof(fc->s->request) - 1;
     evbuffer_remove(in, fc->s->request, len);
     fc->s->request[len] = '\0';
+    fc->answered = true;
     switch (fc->s->mode) {
     case FAKE_ECHO:
     case FAKE_BIG:
@@ -209,6 +216,12 @@ static void fake_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct 
     (void)sa;
     (void)salen;
     fc->s = s;
+    for (size_t i = 0; i < 16; i++) {
+        if (!s->conns[i]) {
+            s->conns[i] = fc;
+            break;
+        }
+    }
     fc->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(fc->bev, fake_on_read, fake_on_write, fake_on_event, fc);
     bufferevent_enable(fc->bev, EV_READ | EV_WRITE);
@@ -235,19 +248,23 @@ static struct fake_server *fake_start(struct event_base *base, enum fake_mode mo
         a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         len = sizeof(*a);
     }
-    s->listener = evconnlistener_new_bind(base, fake_on_accept, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                          (struct sockaddr *)&ss, (int)len);
+    s->listener =
+        evconnlistener_new_bind(base, fake_on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                16, (struct sockaddr *)&ss, (int)len);
     ck_assert_ptr_nonnull(s->listener);
     len = sizeof(ss);
     getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&ss, &len);
-    s->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                       : ((struct sockaddr_in *)&ss)->sin_port);
+    s->port =
+        ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
     return s;
 }
 
 static void fake_stop(struct fake_server *s)
 {
+    for (size_t i = 0; i < 16; i++) {
+        if (s->conns[i])
+            fake_conn_free(s->conns[i]);
+    }
     evconnlistener_free(s->listener);
     free(s);
 }
@@ -278,7 +295,8 @@ static char *url_for(const struct fake_server *s, const char *prefix, const char
 START_TEST(test_echo_and_headers)
 {
     struct fake_server *s = fake_start(base, FAKE_ECHO, false);
-    struct tc *t = tc_new(base, url_for(s, "ws://127.0.0.1", "/ws?x=1"), "tok123", "http://o.example");
+    struct tc *t =
+        tc_new(base, url_for(s, "ws://127.0.0.1", "/ws?x=1"), "tok123", "http://o.example");
     json_t *j;
 
     ck_assert_ptr_nonnull(t);
@@ -299,9 +317,13 @@ START_TEST(test_echo_and_headers)
     ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 1);
     json_decref(j);
     ck_assert_int_eq(chat_client_send_frame(t->c, WSLAY_BINARY_FRAME, "\x01\x02", 2), 0);
+    /* A message queued just before the close still goes out first. */
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"last\"}"), 0);
     ck_assert_int_eq(chat_client_close(t->c, 1000, "done"), 0);
+    ck_assert_int_eq(tc_send(t, "too late"), -1);
+    ck_assert_uint_gt(chat_client_pending(t->c), 0);
     ck_assert_int_eq(tc_wait_closed(t, 3000), 1000);
-    ck_assert_int_eq(t->binary, 1);
+    ck_assert_int_eq((int)s->frames_in, 3);
     ck_assert(!chat_client_is_open(t->c));
     ck_assert_int_eq(tc_send(t, "late"), -1);
     tc_free(t);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static struct h_cluster cl;
@@ -22,7 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    h_cluster_stop(&cl);
+    ck_assert_int_eq(h_cluster_stop(&cl), 0);
 }
 
 /* GET/POST at gateway 0; returns the status and the parsed JSON body. */
@@ -41,8 +43,7 @@ static int api(const char *method, const char *path, const char *headers, const 
 static void assert_error_code(json_t *j, const char *code)
 {
     ck_assert_msg(j != NULL, "error body is not JSON");
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
-                     code);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")), code);
     ck_assert(json_is_string(json_object_get(json_object_get(j, "error"), "message")));
 }
 
@@ -173,15 +174,12 @@ END_TEST
 
 START_TEST(test_login_conflict_online)
 {
-    char *token = NULL, *token2 = NULL;
+    char *token = NULL;
     json_t *j = NULL;
     struct tc *t;
     int status = 0;
 
     ck_assert_int_eq(h_login(&cl, 0, "Bob", &token, NULL), 200);
-    /* Not online yet: the same nickname can be taken again. */
-    ck_assert_int_eq(h_login(&cl, 0, "Bob", &token2, NULL), 200);
-    free(token2);
     t = tc_connect(cl.base, cl.ws_url[0], token, NULL, NULL);
     ck_assert_ptr_nonnull(t);
     json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
@@ -207,6 +205,28 @@ START_TEST(test_login_conflict_online)
     }
     ck_assert_int_eq(status, 200);
     free(token);
+}
+END_TEST
+
+START_TEST(test_login_conflict_reissued)
+{
+    char *token = NULL, *token2 = NULL;
+    json_t *j = NULL;
+    struct tc *t;
+
+    /* Not online yet: the same nickname can be taken again ... */
+    ck_assert_int_eq(h_login(&cl, 0, "Zed", &token, NULL), 200);
+    ck_assert_int_eq(h_login(&cl, 0, "zed", &token2, NULL), 200);
+    /* ... but once the first holder is online, "zed" is held by an online
+     * user, whichever login last wrote the nick key. */
+    t = tc_connect(cl.base, cl.ws_url[0], token, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    ck_assert_int_eq(login_body("{\"nickname\":\"ZED\"}", &j), 409);
+    json_decref(j);
+    tc_free(t);
+    free(token);
+    free(token2);
 }
 END_TEST
 
@@ -290,10 +310,11 @@ START_TEST(test_body_too_large)
     int status;
 
     ck_assert_ptr_nonnull(req);
-    len = (size_t)sprintf(req,
-                          "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\n\r\n{\"nickname\":\"",
-                          n);
+    len =
+        (size_t)sprintf(req,
+                        "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\n\r\n{\"nickname\":\"",
+                        n);
     memset(req + len, 'a', n - 15);
     len += n - 15;
     memcpy(req + len, "\"}", 2);
@@ -319,6 +340,218 @@ START_TEST(test_header_names_case_insensitive)
 }
 END_TEST
 
+static void assert_content_type(const char *resp, const char *type);
+
+START_TEST(test_rooms)
+{
+    json_t *j = NULL, *room;
+    size_t i;
+    int found = 0;
+
+    ck_assert_int_eq(api("GET", "/api/rooms", NULL, NULL, &j), 200);
+    ck_assert(json_is_array(json_object_get(j, "rooms")));
+    json_array_foreach(json_object_get(j, "rooms"), i, room)
+    {
+        const char *name = json_string_value(json_object_get(room, "name"));
+
+        ck_assert_ptr_nonnull(name);
+        ck_assert(json_is_string(json_object_get(room, "topic")));
+        ck_assert(json_is_integer(json_object_get(room, "members")));
+        found += !strcmp(name, "general") || !strcmp(name, "random") || !strcmp(name, "tech");
+    }
+    ck_assert_int_eq(found, 3);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(test_metrics)
+{
+    char *resp = NULL;
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    ck_assert_int_eq(h_raw(&cl, 0, req, sizeof(req) - 1, &resp), 200);
+    assert_content_type(resp, "text/plain");
+    ck_assert_ptr_nonnull(strstr(resp, "# TYPE "));
+    free(resp);
+}
+END_TEST
+
+START_TEST(test_http10)
+{
+    static const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+    char *resp = NULL;
+    json_t *j;
+
+    ck_assert_int_eq(h_raw(&cl, 0, req, sizeof(req) - 1, &resp), 200);
+    j = h_resp_json(resp);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+    free(resp);
+}
+END_TEST
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* GET path at gateway i over a raw socket; status, and *resp. */
+static int raw_get(int i, const char *path, char **resp)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+
+    return h_raw(&cl, i, req, (size_t)n, resp);
+}
+
+static bool has_header(const char *resp, const char *name_colon)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+
+    for (const char *p = strstr(resp, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, name_colon, strlen(name_colon)) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool ci_contains(const char *hay, const char *needle)
+{
+    for (const char *p = hay; *p; p++) {
+        if (strncasecmp(p, needle, strlen(needle)) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool has_content_type(const char *resp, const char *type)
+{
+    char want[128];
+
+    snprintf(want, sizeof(want), "\r\ncontent-type: %s", type);
+    return ci_contains(resp, want);
+}
+
+static void assert_content_type(const char *resp, const char *type)
+{
+    ck_assert_msg(has_content_type(resp, type), "want Content-Type %s in: %.400s", type, resp);
+}
+
+START_TEST(test_static_files)
+{
+    char web[300], sub[320], args_dir[300], *resp = NULL;
+    const char *args[] = {"--static-dir", args_dir, NULL};
+    int i, status;
+
+    snprintf(web, sizeof(web), "%s/web", cl.dir);
+    snprintf(sub, sizeof(sub), "%s/sub", web);
+    ck_assert_int_eq(mkdir(web, 0755), 0);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    write_file(web, "index.html", "<!doctype html><title>chat</title>");
+    write_file(web, "app.js", "export const x = 1;");
+    write_file(web, "style.css", "body { color: red }");
+    write_file(sub, "inner.txt", "inner");
+    snprintf(args_dir, sizeof(args_dir), "%s", web);
+    i = h_cluster_add_gateway(&cl, args);
+    ck_assert_int_eq(i, 1);
+
+    ck_assert_int_eq(raw_get(i, "/", &resp), 200);
+    assert_content_type(resp, "text/html");
+    ck_assert_ptr_nonnull(strstr(resp, "<title>chat</title>"));
+    ck_assert(has_header(resp, "ETag:") || has_header(resp, "Last-Modified:"));
+    free(resp);
+    ck_assert_int_eq(raw_get(i, "/app.js", &resp), 200);
+    ck_assert_msg(has_content_type(resp, "application/javascript") ||
+                      has_content_type(resp, "text/javascript"),
+                  "app.js type: %.300s", resp);
+    free(resp);
+    ck_assert_int_eq(raw_get(i, "/style.css", &resp), 200);
+    assert_content_type(resp, "text/css");
+    free(resp);
+    ck_assert_int_eq(raw_get(i, "/nope.js", &resp), 404);
+    free(resp);
+    /* No directory listing. */
+    status = raw_get(i, "/sub/", &resp);
+    ck_assert_msg(status == 404 || status == 403, "/sub/: %d", status);
+    ck_assert_ptr_null(strstr(resp, "inner.txt"));
+    free(resp);
+    /* No path traversal, plain or percent-encoded. */
+    static const char *escapes[] = {"/../../../../../../etc/passwd",
+                                    "/sub/../../../../../etc/passwd",
+                                    "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                                    "/..%2f..%2f..%2f..%2fetc%2fpasswd", "//etc/passwd"};
+    for (size_t k = 0; k < sizeof(escapes) / sizeof(escapes[0]); k++) {
+        status = raw_get(i, escapes[k], &resp);
+        ck_assert_msg(status != 200 && status > 0 && !strstr(resp, "root:"), "%s: %d", escapes[k],
+                      status);
+        free(resp);
+    }
+}
+END_TEST
+
+static bool file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long len;
+    bool found;
+
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = calloc(1, (size_t)len + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq((long)fread(buf, 1, (size_t)len, f), len);
+    fclose(f);
+    found = strstr(buf, needle) != NULL;
+    free(buf);
+    return found;
+}
+
+START_TEST(test_tokens_not_logged)
+{
+    char *token = NULL, url[9000], hdr[9000], *body = NULL;
+    const char *sig;
+    struct tc *t;
+    json_t *j = NULL;
+    int status;
+
+    ck_assert_int_eq(h_login(&cl, 0, "secretive", &token, NULL), 200);
+    snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[0], token);
+    t = tc_connect(cl.base, url, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    tc_free(t);
+    snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", token);
+    ck_assert_int_eq(api("GET", "/api/me", hdr, NULL, &j), 200);
+    json_decref(j);
+    snprintf(url, sizeof(url), "%s?token=%sXX", cl.ws_url[0], token);
+    ck_assert_ptr_null(tc_connect(cl.base, url, NULL, NULL, &status));
+    ck_assert_int_eq(status, 401);
+    status = chat_http_request(cl.http_url[0], "GET", "/api/me",
+                               "Authorization: Bearer not-a-real-token-XYZZY\r\n", NULL, 0, &body,
+                               H_TIMEOUT_MS);
+    ck_assert_int_eq(status, 401);
+    free(body);
+    h_loop_for(cl.base, 200);
+    /* Neither the whole token nor its signature, at debug level. */
+    sig = strrchr(token, '.') + 1;
+    ck_assert(!file_contains(cl.gw[0].log_path, sig));
+    ck_assert(!file_contains(cl.gw[0].log_path, "XYZZY"));
+    free(token);
+}
+END_TEST
+
 TCase *http_tcase(void)
 {
     TCase *tc = tcase_create("http");
@@ -329,11 +562,17 @@ TCase *http_tcase(void)
     tcase_add_test(tc, test_login_ok);
     tcase_add_test(tc, test_login_bad_nicknames);
     tcase_add_test(tc, test_login_conflict_online);
+    tcase_add_test(tc, test_login_conflict_reissued);
     tcase_add_test(tc, test_me);
     tcase_add_test(tc, test_not_found);
     tcase_add_test(tc, test_bad_http_version);
     tcase_add_test(tc, test_header_too_large);
     tcase_add_test(tc, test_body_too_large);
     tcase_add_test(tc, test_header_names_case_insensitive);
+    tcase_add_test(tc, test_rooms);
+    tcase_add_test(tc, test_metrics);
+    tcase_add_test(tc, test_http10);
+    tcase_add_test(tc, test_static_files);
+    tcase_add_test(tc, test_tokens_not_logged);
     return tc;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef GATEWAY_BIN
 #define GATEWAY_BIN "chat-gateway"
@@ -28,7 +29,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    h_cluster_stop(&cl);
+    ck_assert_int_eq(h_cluster_stop(&cl), 0);
 }
 
 static int count_lines(const char *s)
@@ -125,9 +126,9 @@ END_TEST
 START_TEST(test_help)
 {
     const char *argv[] = {GATEWAY_BIN, "--help", NULL};
-    static const char *flags[] = {"--port",    "--bind",   "--redis",       "--node-id",
-                                  "--jwt-secret", "--static-dir", "--origins", "--history",
-                                  "--max-message", "--rate", "--prefix", "--log-level"};
+    static const char *flags[] = {"--port",        "--bind",       "--redis",   "--node-id",
+                                  "--jwt-secret",  "--static-dir", "--origins", "--history",
+                                  "--max-message", "--rate",       "--prefix",  "--log-level"};
     char *out = NULL, *err = NULL;
     int status = h_run_capture(argv, &out, &err, 5000);
 
@@ -153,7 +154,7 @@ START_TEST(test_drain)
 {
     char *token = NULL, *body = NULL;
     struct tc *t, *late;
-    int status, code;
+    int status;
     long start;
 
     ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
@@ -235,6 +236,139 @@ START_TEST(test_no_echo_by_default)
 }
 END_TEST
 
+START_TEST(test_drain_unresponsive_peer)
+{
+    char *token = NULL, req[9500], *body = NULL;
+    struct tc *late;
+    int fd, status, exit_status = -1;
+    long start;
+
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    ck_assert_int_eq(h_login(&cl, 0, "stubborn", &token, NULL), 200);
+    /* An upgraded peer that never reads nor answers the close keeps the
+     * gateway draining, so what it answers meanwhile can be checked. */
+    snprintf(req, sizeof(req),
+             "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\n\r\n",
+             token);
+    fd = h_raw_open(&cl, 0, req, &status);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(status, 101);
+
+    start = now_ms();
+    ck_assert_int_eq(kill(cl.gw[0].pid, SIGTERM), 0);
+    h_loop_for(cl.base, 100);
+    /* A gateway may close such a peer at once and exit; while it is still
+     * up, the listener answers and says 503. */
+    status = chat_http_request(cl.http_url[0], "GET", "/healthz", NULL, NULL, 0, &body, 2000);
+    free(body);
+    late = tc_new(cl.base, cl.ws_url[0], token, NULL);
+    ck_assert_ptr_nonnull(late);
+    tc_wait_open(late, H_TIMEOUT_MS);
+    if (status == -1 || (late->refused && late->code == 0)) {
+        exit_status = h_proc_wait(&cl.gw[0], 1000);
+        ck_assert_msg(exit_status >= 0, "listener gone while the gateway still runs");
+    } else {
+        ck_assert_msg(status == 503, "/healthz while draining: %d", status);
+        ck_assert_msg(late->refused && late->code == 503,
+                      "upgrade while draining: opened=%d code=%d", late->opened, late->code);
+    }
+    tc_free(late);
+
+    if (cl.gw[0].pid > 0)
+        exit_status = h_proc_wait(&cl.gw[0], (int)(10500 - (now_ms() - start)));
+    ck_assert_msg(exit_status >= 0, "gateway still running 10 s after SIGTERM");
+    ck_assert(WIFEXITED(exit_status));
+    ck_assert_int_eq(WEXITSTATUS(exit_status), 0);
+    close(fd);
+    free(token);
+}
+END_TEST
+
+START_TEST(test_env_config)
+{
+    char *token = NULL, *body = NULL;
+    json_t *j;
+    int i;
+
+    /* Environment applies (CHAT_ORIGINS) and flags win (--node-id gw1). */
+    setenv("CHAT_ORIGINS", "http://env-good.example", 1);
+    setenv("CHAT_NODE_ID", "from-env", 1);
+    i = h_cluster_add_gateway(&cl, NULL);
+    unsetenv("CHAT_ORIGINS");
+    unsetenv("CHAT_NODE_ID");
+    ck_assert_int_eq(i, 0);
+    ck_assert_int_eq(
+        chat_http_request(cl.http_url[0], "GET", "/healthz", NULL, NULL, 0, &body, H_TIMEOUT_MS),
+        200);
+    j = json_loads(body, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "node")), "gw1");
+    json_decref(j);
+    free(body);
+    ck_assert_int_eq(h_login(&cl, 0, "envy", &token, NULL), 200);
+    {
+        int status = 0;
+        struct tc *t = tc_connect(cl.base, cl.ws_url[0], token, "http://env-good.example", &status);
+
+        ck_assert_int_eq(status, 101);
+        tc_free(t);
+        t = tc_connect(cl.base, cl.ws_url[0], token, "http://other.example", &status);
+        ck_assert_ptr_null(t);
+        ck_assert_int_eq(status, 403);
+    }
+    free(token);
+}
+END_TEST
+
+static int healthz(void)
+{
+    char *body = NULL;
+    int status = chat_http_request(cl.http_url[0], "GET", "/healthz", NULL, NULL, 0, &body, 2000);
+
+    free(body);
+    return status;
+}
+
+static bool healthz_is_503(void *arg)
+{
+    (void)arg;
+    return healthz() == 503;
+}
+
+static bool healthz_is_200(void *arg)
+{
+    (void)arg;
+    return healthz() == 200;
+}
+
+START_TEST(test_redis_outage)
+{
+    char *token = NULL;
+    struct tc *t;
+    int status = 0;
+
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    ck_assert_int_eq(h_login(&cl, 0, "outage", &token, NULL), 200);
+    ck_assert_int_eq(h_redis_stop(&cl), 0);
+    /* Unreachable Redis: /healthz and new upgrades say 503. */
+    ck_assert_msg(h_loop_until(cl.base, healthz_is_503, NULL, 10000), "/healthz stayed %d",
+                  healthz());
+    t = tc_connect(cl.base, cl.ws_url[0], token, NULL, &status);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(status, 503);
+    /* Back: the bus reconnects by itself. */
+    ck_assert_int_eq(h_redis_start(&cl), 0);
+    ck_assert_msg(h_loop_until(cl.base, healthz_is_200, NULL, 15000), "/healthz stayed %d",
+                  healthz());
+    t = tc_connect(cl.base, cl.ws_url[0], token, NULL, &status);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    tc_free(t);
+    free(token);
+}
+END_TEST
+
 TCase *lifecycle_tcase(void)
 {
     TCase *tc = tcase_create("lifecycle");
@@ -248,5 +382,8 @@ TCase *lifecycle_tcase(void)
     tcase_add_test(tc, test_sigint_exit_clean);
     tcase_add_test(tc, test_echo);
     tcase_add_test(tc, test_no_echo_by_default);
+    tcase_add_test(tc, test_drain_unresponsive_peer);
+    tcase_add_test(tc, test_env_config);
+    tcase_add_test(tc, test_redis_outage);
     return tc;
 }

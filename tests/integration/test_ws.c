@@ -23,7 +23,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    h_cluster_stop(&cl);
+    ck_assert_int_eq(h_cluster_stop(&cl), 0);
 }
 
 static long long wall_ms(void)
@@ -161,15 +161,13 @@ START_TEST(test_unauthorized)
     ck_assert_int_eq(upgrade_status(0, jwt, NULL), 401);
     free(jwt);
     /* nbf beyond the 60 s leeway */
-    snprintf(claims, sizeof(claims),
-             "{\"sub\":\"u1\",\"name\":\"Soon\",\"exp\":%lld,\"nbf\":%lld}", now + 3600,
-             now + 600);
+    snprintf(claims, sizeof(claims), "{\"sub\":\"u1\",\"name\":\"Soon\",\"exp\":%lld,\"nbf\":%lld}",
+             now + 3600, now + 600);
     jwt = h_jwt(H_JWT_SECRET, "HS256", claims);
     ck_assert_int_eq(upgrade_status(0, jwt, NULL), 401);
     free(jwt);
     /* alg none, other secret */
-    snprintf(claims, sizeof(claims), "{\"sub\":\"u1\",\"name\":\"None\",\"exp\":%lld}",
-             now + 600);
+    snprintf(claims, sizeof(claims), "{\"sub\":\"u1\",\"name\":\"None\",\"exp\":%lld}", now + 600);
     jwt = h_jwt(H_JWT_SECRET, "none", claims);
     ck_assert_int_eq(upgrade_status(0, jwt, NULL), 401);
     free(jwt);
@@ -403,11 +401,12 @@ START_TEST(test_upgrade_header_case)
     int n;
 
     ck_assert_int_eq(h_login(&cl, 0, "casing", &token, NULL), 200);
-    n = snprintf(req, sizeof(req),
-                 "GET /ws?token=%s HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: WebSocket\r\n"
-                 "CONNECTION: keep-alive, Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 "Sec-WebSocket-Version: 13\r\n\r\n",
-                 token);
+    n = snprintf(
+        req, sizeof(req),
+        "GET /ws?token=%s HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: WebSocket\r\n"
+        "CONNECTION: keep-alive, Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+        token);
     ck_assert_int_eq(h_raw(&cl, 0, req, (size_t)n, &resp), 101);
     ck_assert_ptr_nonnull(strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     free(resp);
@@ -420,6 +419,94 @@ START_TEST(test_upgrade_header_case)
     ck_assert_int_eq(h_raw(&cl, 0, req, (size_t)n, &resp), 426);
     free(resp);
     free(token);
+}
+END_TEST
+
+START_TEST(test_nbf_leeway)
+{
+    long long now = wall_ms() / 1000;
+    char claims[256], *jwt;
+
+    /* nbf 30 s ahead is inside the 60 s leeway. */
+    snprintf(claims, sizeof(claims),
+             "{\"sub\":\"u_nbf\",\"name\":\"Early\",\"exp\":%lld,\"nbf\":%lld}", now + 600,
+             now + 30);
+    jwt = h_jwt(H_JWT_SECRET, "HS256", claims);
+    ck_assert_int_eq(upgrade_status(0, jwt, NULL), 101);
+    free(jwt);
+}
+END_TEST
+
+START_TEST(test_token_expiry_closes_4001)
+{
+    long long now = wall_ms() / 1000;
+    char claims[256], *jwt;
+    struct tc *t;
+
+    snprintf(claims, sizeof(claims), "{\"sub\":\"u_exp\",\"name\":\"Brief\",\"exp\":%lld}",
+             now + 3);
+    jwt = h_jwt(H_JWT_SECRET, "HS256", claims);
+    t = tc_connect(cl.base, cl.ws_url[0], jwt, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    ck_assert_int_eq(tc_wait_closed(t, 30000), 4001);
+    ck_assert_int_ge(wall_ms() / 1000, now + 2);
+    tc_free(t);
+    free(jwt);
+}
+END_TEST
+
+START_TEST(test_rate_limit)
+{
+    const char *args[] = {"--rate", "2/4", NULL};
+    int i = h_cluster_add_gateway(&cl, args);
+    struct tc *t;
+    json_t *j;
+
+    ck_assert_int_eq(i, 1);
+    t = connect_as(i, "speedy", NULL);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    /* The burst passes. */
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(tc_send(t, "{\"type\":\"ping\"}"), 0);
+    for (int k = 0; k < 4; k++) {
+        j = tc_wait_type(t, "pong", H_TIMEOUT_MS);
+        ck_assert_msg(j != NULL, "pong %d of the burst missing", k + 1);
+        json_decref(j);
+    }
+    /* Past it, frames are dropped with rate_limited, connection open. */
+    for (int k = 0; k < 10; k++)
+        ck_assert_int_eq(tc_send(t, "{\"type\":\"ping\",\"id\":\"r\"}"), 0);
+    j = tc_wait_type(t, "error", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "code")), "rate_limited");
+    json_decref(j);
+    h_loop_for(cl.base, 200);
+    ck_assert(chat_client_is_open(t->c));
+    /* More than 10 x burst (40) dropped within 10 s: closed with 1008. */
+    for (int k = 0; k < 60; k++)
+        ck_assert_int_eq(tc_send(t, "{\"type\":\"ping\"}"), 0);
+    ck_assert_int_eq(tc_wait_closed(t, 10000), 1008);
+    tc_free(t);
+}
+END_TEST
+
+START_TEST(test_reply_before_close)
+{
+    struct tc *t = connect_as(0, "orderly", NULL);
+    json_t *j;
+
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    /* Both frames arrive together: the pong owed for the ping must not be
+     * overtaken and dropped by the 1003 close the binary frame causes. */
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"ping\",\"id\":\"before\"}"), 0);
+    ck_assert_int_eq(chat_client_send_frame(t->c, 2, "\x01", 1), 0);
+    ck_assert_int_eq(tc_wait_closed(t, H_TIMEOUT_MS), 1003);
+    j = tc_wait_type(t, "pong", 0);
+    ck_assert_msg(j != NULL, "pong lost: the close frame overtook the queued reply");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "id")), "before");
+    json_decref(j);
+    tc_free(t);
 }
 END_TEST
 
@@ -443,5 +530,9 @@ TCase *ws_tcase(void)
     tcase_add_test(tc, test_invalid_id_not_echoed);
     tcase_add_test(tc, test_client_close_echoed);
     tcase_add_test(tc, test_upgrade_header_case);
+    tcase_add_test(tc, test_nbf_leeway);
+    tcase_add_test(tc, test_token_expiry_closes_4001);
+    tcase_add_test(tc, test_rate_limit);
+    tcase_add_test(tc, test_reply_before_close);
     return tc;
 }

@@ -26,8 +26,8 @@ START_TEST(test_origin_same_host)
         ck_assert(!gw_http_origin_allowed(o, "https://evil.example", "chat.example.com"));
         ck_assert(
             !gw_http_origin_allowed(o, "http://chat.example.com:8080", "chat.example.com:9090"));
-        ck_assert(!gw_http_origin_allowed(o, "http://chat.example.com.evil.example",
-                                          "chat.example.com"));
+        ck_assert(
+            !gw_http_origin_allowed(o, "http://chat.example.com.evil.example", "chat.example.com"));
         ck_assert(!gw_http_origin_allowed(o, "null", "chat.example.com"));
         ck_assert(!gw_http_origin_allowed(o, "", "chat.example.com"));
         ck_assert(!gw_http_origin_allowed(o, "http://chat.example.com", NULL));

@@ -102,7 +102,7 @@ END_TEST
 START_TEST(test_resolve_stays_below_root)
 {
     /* Whatever is accepted must stay below ROOT/ with no ".." segment. */
-    static const char *const urls[] = {"//etc/passwd", "/a//b.css", "/./x", "/a/./b",
+    static const char *const urls[] = {"//etc/passwd",   "/a//b.css", "/./x", "/a/./b",
                                        "/%2fetc/passwd", "/a%2fb.js", "/...", "/a/.../b"};
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
         char out[512];
@@ -110,8 +110,8 @@ START_TEST(test_resolve_stays_below_root)
         if (rc != 0)
             continue;
         ck_assert_msg(strncmp(out, ROOT "/", strlen(ROOT) + 1) == 0, "%s -> %s", urls[i], out);
-        ck_assert_msg(!strstr(out, "/../") && strcmp(out + strlen(out) - 3, "/..") != 0,
-                      "%s -> %s", urls[i], out);
+        ck_assert_msg(!strstr(out, "/../") && strcmp(out + strlen(out) - 3, "/..") != 0, "%s -> %s",
+                      urls[i], out);
     }
 }
 END_TEST

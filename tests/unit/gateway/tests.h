@@ -13,6 +13,8 @@ TCase *metrics_tcase(void);
 #ifdef GATEWAY_BIN
 /* The real chat-gateway binary over loopback sockets (test_binary.c). */
 TCase *binary_tcase(void);
+/* ws.c through the gateway's /echo endpoint (test_ws_echo.c). */
+TCase *ws_echo_tcase(void);
 #endif
 
 #endif

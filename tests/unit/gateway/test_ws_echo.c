@@ -1,0 +1,474 @@
+/*
+ * gw_ws (ws.c) through the real gateway's /echo endpoint (--echo), which needs
+ * no Redis: RFC 6455 framing and the close codes of PROTOCOL.md section 4
+ * (binary 1003, invalid UTF-8 1007, too large 1009, drain 1001).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "gateway_proc.h"
+#include "tests.h"
+
+enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
+
+struct frame {
+    int opcode;
+    bool fin;
+    uint8_t *payload; /* malloc'd, NUL-terminated */
+    size_t len;
+};
+
+static struct tg_conn *ws_open(void)
+{
+    struct tg_conn *c = tg_conn_open();
+    /* The sample key of RFC 6455 section 1.3, with its known accept value. */
+    tg_conn_sends(c, "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    struct tg_resp r;
+    tg_read_resp(c, &r, false);
+    ck_assert_msg(r.status == 101, "/echo upgrade: %d", r.status);
+    char accept[64];
+    ck_assert(tg_resp_header(&r, "Sec-WebSocket-Accept", accept, sizeof(accept)));
+    ck_assert_str_eq(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    tg_resp_free(&r);
+    return c;
+}
+
+/* Sends one frame; rsv goes into bits 4-6 of the first byte. */
+static void ws_send_raw(struct tg_conn *c, int opcode, bool fin, int rsv, bool masked,
+                        const void *data, size_t len)
+{
+    uint8_t *f = malloc(len + 14);
+    ck_assert_ptr_nonnull(f);
+    size_t n = 0;
+    f[n++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
+    uint8_t mbit = masked ? 0x80 : 0;
+    if (len < 126) {
+        f[n++] = (uint8_t)(mbit | len);
+    } else if (len <= 0xffff) {
+        f[n++] = mbit | 126;
+        f[n++] = (uint8_t)(len >> 8);
+        f[n++] = (uint8_t)len;
+    } else {
+        f[n++] = mbit | 127;
+        for (int i = 7; i >= 0; i--)
+            f[n++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+    if (masked) {
+        memcpy(f + n, key, 4);
+        n += 4;
+    }
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++)
+        f[n + i] = masked ? p[i] ^ key[i % 4] : p[i];
+    tg_conn_send(c, f, n + len);
+    free(f);
+}
+
+static void ws_send(struct tg_conn *c, int opcode, bool fin, const void *data, size_t len)
+{
+    ws_send_raw(c, opcode, fin, 0, true, data, len);
+}
+
+static void ws_send_text(struct tg_conn *c, const char *text)
+{
+    ws_send(c, OP_TEXT, true, text, strlen(text));
+}
+
+/* Reads one frame; false when the connection closed or timed out first. */
+static bool ws_recv(struct tg_conn *c, struct frame *f)
+{
+    memset(f, 0, sizeof(*f));
+    for (;;) {
+        const uint8_t *b = (const uint8_t *)c->buf;
+        if (c->len >= 2) {
+            size_t hl = 2, len = b[1] & 0x7f;
+            if (len == 126)
+                hl = 4;
+            else if (len == 127)
+                hl = 10;
+            if (c->len >= hl) {
+                if (len == 126)
+                    len = (size_t)b[2] << 8 | b[3];
+                else if (len == 127)
+                    for (int i = 0; i < 8; i++)
+                        len = len << 8 | b[2 + i];
+                if (c->len >= hl + len) {
+                    ck_assert_msg((b[1] & 0x80) == 0, "server frames must not be masked");
+                    ck_assert_msg((b[0] & 0x70) == 0, "server set RSV bits");
+                    f->fin = (b[0] & 0x80) != 0;
+                    f->opcode = b[0] & 0x0f;
+                    f->len = len;
+                    f->payload = malloc(len + 1);
+                    ck_assert_ptr_nonnull(f->payload);
+                    memcpy(f->payload, b + hl, len);
+                    f->payload[len] = '\0';
+                    memmove(c->buf, c->buf + hl + len, c->len - hl - len);
+                    c->len -= hl + len;
+                    return true;
+                }
+            }
+        }
+        if (tg_conn_fill(c) <= 0)
+            return false;
+    }
+}
+
+/* Expects one complete text message equal to want (len bytes). */
+static void expect_text(struct tg_conn *c, const void *want, size_t len)
+{
+    struct frame f;
+    ck_assert_msg(ws_recv(c, &f), "no echo");
+    ck_assert_int_eq(f.opcode, OP_TEXT);
+    ck_assert(f.fin);
+    ck_assert_uint_eq(f.len, len);
+    ck_assert(memcmp(f.payload, want, len) == 0);
+    free(f.payload);
+}
+
+/* Reads until a close frame: its code (1005 if it has none), or -1 when the
+ * connection ended without one.  Data frames on the way are skipped. */
+static int wait_close(struct tg_conn *c)
+{
+    struct frame f;
+    while (ws_recv(c, &f)) {
+        int op = f.opcode;
+        int code = f.len >= 2 ? (f.payload[0] << 8 | f.payload[1]) : 1005;
+        free(f.payload);
+        if (op == OP_CLOSE)
+            return code;
+    }
+    return -1;
+}
+
+/* The server sends close with code, then closes TCP. */
+static void expect_close(struct tg_conn *c, int code)
+{
+    int got = wait_close(c);
+    ck_assert_msg(got == code, "close code %d, want %d", got, code);
+    ck_assert(tg_conn_closed_by_peer(c));
+}
+
+/* A protocol error: close 1002 or a dropped connection, never an answer. */
+static void expect_protocol_error(struct tg_conn *c)
+{
+    int got = wait_close(c);
+    ck_assert_msg(got == 1002 || got == -1, "close code %d, want 1002", got);
+    ck_assert(tg_conn_closed_by_peer(c));
+}
+
+START_TEST(test_echo)
+{
+    struct tg_conn *c = ws_open();
+    ws_send_text(c, "hello");
+    expect_text(c, "hello", 5);
+    const char *utf8 = "h\xc3\xa9llo \xf0\x9f\x98\x80 \xe4\xb8\xad";
+    ws_send_text(c, utf8);
+    expect_text(c, utf8, strlen(utf8));
+    ws_send_text(c, "");
+    expect_text(c, "", 0);
+
+    /* 16-bit length, and exactly --max-message. */
+    char *big = malloc(TG_MAX_MESSAGE);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', TG_MAX_MESSAGE);
+    ws_send(c, OP_TEXT, true, big, 300);
+    expect_text(c, big, 300);
+    ws_send(c, OP_TEXT, true, big, TG_MAX_MESSAGE);
+    expect_text(c, big, TG_MAX_MESSAGE);
+    free(big);
+
+    /* Fragments are reassembled, with a ping in between answered at once. */
+    ws_send(c, OP_TEXT, false, "hel", 3);
+    ws_send(c, OP_PING, true, "abc", 3);
+    ws_send(c, OP_CONT, true, "lo", 2);
+    struct frame f;
+    ck_assert(ws_recv(c, &f));
+    ck_assert_int_eq(f.opcode, OP_PONG);
+    ck_assert_str_eq((char *)f.payload, "abc");
+    free(f.payload);
+    expect_text(c, "hello", 5);
+
+    /* A code point split across fragments is still valid UTF-8. */
+    ws_send(c, OP_TEXT, false, "caf\xc3", 4);
+    ws_send(c, OP_CONT, true, "\xa9", 1);
+    expect_text(c, "caf\xc3\xa9", 5);
+
+    /* Unsolicited pongs are ignored. */
+    ws_send(c, OP_PONG, true, "z", 1);
+    ws_send_text(c, "still here");
+    expect_text(c, "still here", 10);
+    tg_conn_close(c);
+}
+END_TEST
+
+START_TEST(test_pipelined_frames)
+{
+    /* Many frames in one write come back in order. */
+    struct tg_conn *c = ws_open();
+    for (int i = 0; i < 50; i++) {
+        char msg[16];
+        snprintf(msg, sizeof(msg), "m%d", i);
+        ws_send_text(c, msg);
+    }
+    for (int i = 0; i < 50; i++) {
+        char msg[16];
+        snprintf(msg, sizeof(msg), "m%d", i);
+        expect_text(c, msg, strlen(msg));
+    }
+    tg_conn_close(c);
+}
+END_TEST
+
+START_TEST(test_binary_1003)
+{
+    struct tg_conn *c = ws_open();
+    ws_send(c, OP_BINARY, true, "\x01\x02\x03", 3);
+    expect_close(c, 1003);
+    tg_conn_close(c);
+}
+END_TEST
+
+START_TEST(test_invalid_utf8_1007)
+{
+    static const char *const bad[] = {
+        "\xc3\x28",         /* bad continuation */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xed\xa0\x80",     /* UTF-16 surrogate */
+        "\xf4\x90\x80\x80", /* above U+10FFFF */
+        "abc\xff",          /* never valid */
+        "\xe4\xb8",         /* truncated at the end */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct tg_conn *c = ws_open();
+        ws_send_text(c, bad[i]);
+        int got = wait_close(c);
+        ck_assert_msg(got == 1007, "invalid UTF-8 #%zu: close %d, want 1007", i, got);
+        ck_assert(tg_conn_closed_by_peer(c));
+        tg_conn_close(c);
+    }
+}
+END_TEST
+
+START_TEST(test_too_large_1009)
+{
+    char *big = malloc(TG_MAX_MESSAGE + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'y', TG_MAX_MESSAGE + 1);
+    struct tg_conn *c = ws_open();
+    ws_send(c, OP_TEXT, true, big, TG_MAX_MESSAGE + 1);
+    expect_close(c, 1009);
+    tg_conn_close(c);
+
+    /* The same total in fragments. */
+    c = ws_open();
+    ws_send(c, OP_TEXT, false, big, TG_MAX_MESSAGE / 2);
+    ws_send(c, OP_CONT, true, big, TG_MAX_MESSAGE / 2 + 1);
+    expect_close(c, 1009);
+    tg_conn_close(c);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_protocol_errors)
+{
+    struct tg_conn *c = ws_open();
+    /* Client frames must be masked. */
+    ws_send_raw(c, OP_TEXT, true, 0, false, "hi", 2);
+    expect_protocol_error(c);
+    tg_conn_close(c);
+
+    c = ws_open();
+    ws_send(c, 3, true, "x", 1); /* reserved opcode */
+    expect_protocol_error(c);
+    tg_conn_close(c);
+
+    c = ws_open();
+    ws_send_raw(c, OP_TEXT, true, 4, true, "x", 1); /* RSV1 without an extension */
+    expect_protocol_error(c);
+    tg_conn_close(c);
+
+    c = ws_open();
+    char ping[126];
+    memset(ping, 'p', sizeof(ping));
+    ws_send(c, OP_PING, true, ping, sizeof(ping)); /* control frames carry <= 125 bytes */
+    expect_protocol_error(c);
+    tg_conn_close(c);
+
+    c = ws_open();
+    ws_send(c, OP_CONT, true, "x", 1); /* continuation of nothing */
+    expect_protocol_error(c);
+    tg_conn_close(c);
+}
+END_TEST
+
+START_TEST(test_client_close)
+{
+    struct tg_conn *c = ws_open();
+    ws_send(c, OP_CLOSE, true,
+            "\x03\xe8"
+            "bye",
+            5);
+    int got = wait_close(c);
+    ck_assert_msg(got == 1000, "close reply %d, want 1000", got);
+    ck_assert(tg_conn_closed_by_peer(c));
+    tg_conn_close(c);
+}
+END_TEST
+
+/* Sends all of data unless the peer stops taking it for stall_ms or goes
+ * away; returns false then. */
+static bool send_or_stall(int fd, const uint8_t *data, size_t len, int stall_ms)
+{
+    while (len > 0) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        if (poll(&pfd, 1, stall_ms) <= 0 || (pfd.revents & (POLLERR | POLLHUP)))
+            return false;
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0)
+            return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+START_TEST(test_slow_consumer)
+{
+    struct tg_conn *slow = ws_open();
+    struct tg_conn *other = ws_open();
+    /* One masked frame of --max-message bytes, sent again and again. */
+    uint8_t *frame = malloc(TG_MAX_MESSAGE + 8);
+    ck_assert_ptr_nonnull(frame);
+    frame[0] = 0x81;
+    frame[1] = 0x80 | 126;
+    frame[2] = (uint8_t)(TG_MAX_MESSAGE >> 8);
+    frame[3] = (uint8_t)TG_MAX_MESSAGE;
+    memset(frame + 4, 0, 4); /* a zero mask leaves the payload as it is */
+    memset(frame + 8, 'z', TG_MAX_MESSAGE);
+    /* 32 MiB of echoes never read: well past the 8 MiB output limit plus
+     * what the kernel buffers hold. */
+    size_t frames = 0;
+    while (frames < 8192 && send_or_stall(slow->fd, frame, TG_MAX_MESSAGE + 8, 2000))
+        frames++;
+    free(frame);
+
+    /* Nobody else is slowed down meanwhile. */
+    ws_send_text(other, "still fast");
+    expect_text(other, "still fast", 10);
+
+    /* The slow reader is cut off (1008, or 1006 when its stream is cut
+     * mid-frame): reading what was buffered ends at EOF, in bounded time. */
+    size_t got = 0;
+    bool eof = false;
+    int64_t deadline = tg_mono_ms() + 15000;
+    char *buf = malloc(1 << 16);
+    ck_assert_ptr_nonnull(buf);
+    while (!eof && tg_mono_ms() < deadline) {
+        struct pollfd pfd = {slow->fd, POLLIN, 0};
+        if (poll(&pfd, 1, 1000) <= 0)
+            continue;
+        ssize_t n = recv(slow->fd, buf, 1 << 16, 0);
+        if (n <= 0)
+            eof = true;
+        else
+            got += (size_t)n;
+    }
+    free(buf);
+    ck_assert_msg(eof, "slow consumer not closed (%zu frames sent, %zu bytes read)", frames, got);
+    /* It was cut off, not served: far less came back than was sent. */
+    ck_assert_uint_lt(got, frames * (size_t)TG_MAX_MESSAGE);
+
+    ws_send_text(other, "after");
+    expect_text(other, "after", 5);
+    tg_conn_close(other);
+    tg_conn_close(slow);
+}
+END_TEST
+
+START_TEST(test_ping_and_idle)
+{
+    static const char *const env[] = {"CHAT_PING_INTERVAL=1", "CHAT_IDLE_TIMEOUT=2", NULL};
+    tg_gateway_restart(env);
+
+    /* A client that answers pings stays connected past the idle timeout. */
+    struct tg_conn *c = ws_open();
+    int pings = 0;
+    int64_t until = tg_mono_ms() + 4500;
+    while (tg_mono_ms() < until) {
+        struct frame f;
+        ck_assert_msg(ws_recv(c, &f), "connection lost while answering pings");
+        ck_assert_int_eq(f.opcode, OP_PING);
+        ws_send(c, OP_PONG, true, f.payload, f.len);
+        free(f.payload);
+        pings++;
+    }
+    ck_assert_int_ge(pings, 3);
+    ws_send_text(c, "alive");
+    struct frame f;
+    do {
+        ck_assert(ws_recv(c, &f));
+        free(f.payload);
+    } while (f.opcode == OP_PING);
+    ck_assert_int_eq(f.opcode, OP_TEXT);
+    tg_conn_close(c);
+
+    /* A silent one is closed, in bounded time. */
+    c = ws_open();
+    int64_t t0 = tg_mono_ms();
+    int code = wait_close(c);
+    ck_assert_msg(code >= 1000 && code < 5000, "silent client: close %d", code);
+    ck_assert(tg_conn_closed_by_peer(c));
+    int64_t took = tg_mono_ms() - t0;
+    ck_assert_msg(took >= 1500 && took < 5000, "silent client closed after %lld ms",
+                  (long long)took);
+    tg_conn_close(c);
+}
+END_TEST
+
+START_TEST(test_drain_1001)
+{
+    struct tg_conn *c = ws_open();
+    ws_send_text(c, "before");
+    expect_text(c, "before", 6);
+    int64_t t0 = tg_mono_ms();
+    int status = tg_gateway_stop(12000);
+    ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "exit status %d after SIGTERM", status);
+    ck_assert_int_lt(tg_mono_ms() - t0, 10000);
+    /* Everything the gateway sent is in our socket buffer by now. */
+    int got = wait_close(c);
+    ck_assert_msg(got == 1001, "on SIGTERM an open WebSocket got close %d, want 1001", got);
+    tg_conn_close(c);
+}
+END_TEST
+
+TCase *ws_echo_tcase(void)
+{
+    TCase *tc = tcase_create("ws_echo");
+    tcase_set_timeout(tc, TG_WATCHDOG_SEC + 10);
+    tcase_add_unchecked_fixture(tc, tg_make_tree, tg_remove_tree);
+    tcase_add_checked_fixture(tc, tg_setup, tg_teardown);
+    tcase_add_test(tc, test_echo);
+    tcase_add_test(tc, test_pipelined_frames);
+    tcase_add_test(tc, test_binary_1003);
+    tcase_add_test(tc, test_invalid_utf8_1007);
+    tcase_add_test(tc, test_too_large_1009);
+    tcase_add_test(tc, test_protocol_errors);
+    tcase_add_test(tc, test_client_close);
+    tcase_add_test(tc, test_slow_consumer);
+    tcase_add_test(tc, test_ping_and_idle);
+    tcase_add_test(tc, test_drain_1001);
+    return tc;
+}
