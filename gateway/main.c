@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     }
     chat_log_set_level(app.cfg.log_level);
     if (app.cfg.jwt_secret_generated)
-        chat_log(CHAT_LOG_WARN, "dev_mode msg=\"random JWT secret for this process only; tokens "
+        chat_log(CHAT_LOG_WARN, "dev_mode note=\"random JWT secret for this process only; tokens "
                                 "will not work on other nodes or after a restart\"");
     signal(SIGPIPE, SIG_IGN);
 
@@ -157,8 +157,8 @@ int main(int argc, char **argv)
     gw_bus_subscribe(ctx->bus, all, NULL, NULL);
     ctx->listener = gw_listener_new(ctx);
     if (!ctx->listener) {
-        teardown(&app);
         fprintf(stderr, "chat-gateway: cannot listen on %s:%d\n", app.cfg.bind, app.cfg.port);
+        teardown(&app);
         return 2;
     }
     app.tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, &app);

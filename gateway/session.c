@@ -1210,6 +1210,14 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
     }
     chat_log(CHAT_LOG_INFO, "session_open session=%llu user=%s peer=%s",
              (unsigned long long)s->id, s->who.id, gw_conn_peer(c));
+    /* Tokens may come from elsewhere than /api/login (admin tokens, or a
+     * Redis that lost its data): the user record follows the token. */
+    char key[256], now[32];
+    gw_store_key(ctx->store, key, sizeof(key), "user:{%s}", s->who.id);
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {"HSET", key, "name", s->who.name, "avatar",
+                          s->who.avatar ? s->who.avatar : "", "last_seen", now};
+    gw_bus_command(ctx->bus, NULL, NULL, 8, argv, NULL);
     if (gw_router_add_session(ctx->router, s))
         gw_presence_online(ctx->presence, &s->who);
     /* Requests wait in the inbox until the welcome is out. */

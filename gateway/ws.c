@@ -203,13 +203,16 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     return ws;
 }
 
-/* Returns 0 when len more bytes fit under the output limit; otherwise cuts the
- * slow reader off: drops what is queued and closes with 1008. */
+/* Returns 0 while the unsent output is within the limit; otherwise cuts the
+ * slow reader off: drops what is queued and closes with 1008.  The frame
+ * about to be queued is not counted: one large reply (a `joined` full of
+ * images) to a reader that keeps up must not look like a slow reader. */
 static int check_output(struct gw_ws *ws, size_t len)
 {
+    (void)len;
     struct evbuffer *out = bufferevent_get_output(gw_conn_bev(ws->conn));
     size_t pending = evbuffer_get_length(out);
-    if (pending + len <= GW_WS_OUTPUT_LIMIT)
+    if (pending <= GW_WS_OUTPUT_LIMIT)
         return 0;
     chat_log(CHAT_LOG_WARN, "slow_consumer_closed conn=%llu pending=%zu",
              (unsigned long long)gw_conn_id(ws->conn), pending);

@@ -173,6 +173,8 @@ struct bench {
     struct bench_hist lat, ack_lat, login_lat, connect_lat;
     struct bench_hist lat_same, lat_cross; /* sender on the same / another gateway URL */
     struct rusage ru_start;
+    uint64_t machine_busy[2], machine_total[2]; /* /proc/stat at measure start and end */
+    bool measure_sampled;
     bool tty;
     bool interrupted;
 };
@@ -254,6 +256,26 @@ static struct proc_sample proc_read(pid_t pid)
     return s;
 }
 
+/* Busy and total jiffies of all CPUs together, from the first line of /proc/stat. */
+static void machine_read(uint64_t *busy, uint64_t *total)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+
+    *busy = *total = 0;
+    if (!f)
+        return;
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]) == 8) {
+        for (int i = 0; i < 8; i++)
+            *total += v[i];
+        *busy = *total - v[3] - v[4]; /* minus idle and iowait */
+    }
+    fclose(f);
+}
+
+enum { SAMPLE_START, SAMPLE_CONNECTED, SAMPLE_MEASURE_START, SAMPLE_MEASURE_END, SAMPLE_PEAK };
+
 static void procs_sample(struct bench *b, size_t which)
 {
     for (size_t i = 0; i < b->o.n_pids; i++) {
@@ -267,9 +289,12 @@ static void procs_sample(struct bench *b, size_t which)
         if (slots[which])
             *slots[which] = s;
     }
+    if (which == SAMPLE_MEASURE_START)
+        machine_read(&b->machine_busy[0], &b->machine_total[0]);
+    else if (which == SAMPLE_MEASURE_END)
+        machine_read(&b->machine_busy[1], &b->machine_total[1]);
 }
 
-enum { SAMPLE_START, SAMPLE_CONNECTED, SAMPLE_MEASURE_START, SAMPLE_MEASURE_END, SAMPLE_PEAK };
 
 /* ---- phase changes ---- */
 
@@ -852,8 +877,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         ramp(b, t);
         break;
     case PH_SEND:
-        if (b->t_measure && t >= b->t_measure && !b->procs[0].measure_start.ok && b->o.n_pids)
+        if (t >= b->t_measure && !b->measure_sampled) {
+            b->measure_sampled = true;
             procs_sample(b, SAMPLE_MEASURE_START);
+        }
         if (t >= b->t_send_end) {
             procs_sample(b, SAMPLE_MEASURE_END);
             start_drain(b);
@@ -974,6 +1001,10 @@ static int report(struct bench *b)
     uint64_t rss_start = 0, rss_conn = 0;
     double per_conn_kib = 0;
     int status = 0;
+    uint64_t mt = b->machine_total[1] - b->machine_total[0];
+    double machine_pct = mt ? (double)(b->machine_busy[1] - b->machine_busy[0]) / (double)mt * 100
+                            : 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
     getrusage(RUSAGE_SELF, &ru);
     self_cpu = (double)(ru.ru_utime.tv_sec - b->ru_start.ru_utime.tv_sec +
@@ -1043,6 +1074,8 @@ static int report(struct bench *b)
         json_object_set_new(root, "processes", procs);
         json_object_set_new(root, "memory_per_connection_kib", json_real(per_conn_kib));
         json_object_set_new(root, "bench_cpu_s", json_real(self_cpu));
+        json_object_set_new(root, "machine_cpu_busy_pct", json_real(machine_pct));
+        json_object_set_new(root, "machine_cpus", json_integer(ncpu));
         json_object_set_new(root, "exit_status", json_integer(status));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
@@ -1101,7 +1134,8 @@ static int report(struct bench *b)
     if (b->o.n_pids)
         printf("memory      %.1f KiB per connection (rss growth while connecting / joined)\n",
                per_conn_kib);
-    printf("bench       %.1f s cpu\n", self_cpu);
+    printf("bench       %.1f s cpu; machine %.0f %% busy over %ld cpus while measuring\n",
+           self_cpu, machine_pct, ncpu);
     printf("result      %s\n", status == 0   ? "OK"
                                : status == 1 ? "FAIL: lost, duplicated or out-of-order deliveries"
                                              : "INCOMPLETE: some clients failed or disconnected");

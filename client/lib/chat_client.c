@@ -595,10 +595,14 @@ static int send_manual_frame(struct chat_client *c, uint8_t opcode, const void *
 int chat_client_send_frame(struct chat_client *c, uint8_t opcode, const void *data, size_t len)
 {
     struct wslay_event_msg msg = {opcode, data, len};
+    int rv;
 
     if (!can_send(c) || (len && !data))
         return -1;
-    if (wslay_event_queue_msg(c->ws, &msg) != 0) {
+    rv = wslay_event_queue_msg(c->ws, &msg);
+    if (rv == WSLAY_ERR_NO_MORE_MSG || rv == WSLAY_ERR_NOMEM)
+        return -1; /* a close is queued: nothing may follow it */
+    if (rv != 0) {
         /* Keep frame order: whatever wslay holds goes out first. */
         if (!c->in_wslay && wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0)
             return -1;

@@ -1338,7 +1338,6 @@ class ChatApp {
     }
 
     close_mention() {
-        console.log('CLOSE_MENTION', new Error().stack.split('\n').slice(1,4).join(' | '));
         this.mention = { open: false, items: [], index: 0 };
         $('mention-popup').hidden = true;
     }
@@ -1380,7 +1379,6 @@ class ChatApp {
     bind_ui() {
         const ta = $('composer');
         ta.addEventListener('keydown', (ev) => {
-            console.log('KEYDOWN', ev.key, JSON.stringify({open: this.mention.open, n: this.mention.items.length}), ta.value);
             if (this.mention.open && this.mention.items.length) {
                 if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
                     ev.preventDefault();

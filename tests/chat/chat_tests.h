@@ -34,7 +34,8 @@ struct ct_user {
 /* h_cluster_init plus n gateways started with the same extra args (NULL-
  * terminated, may be NULL); asserts on failure. */
 void ct_cluster_start(struct h_cluster *cl, int n, const char *const *extra);
-/* h_cluster_stop; with CT_KEEP set in the environment the logs stay. */
+/* Stops the gateways (asserting no sanitizer report in their logs), then
+ * h_cluster_stop; with CT_KEEP set in the environment the logs stay. */
 void ct_cluster_stop(struct h_cluster *cl);
 
 /* Logs in through gateway gw; asserts 200. */

@@ -25,14 +25,52 @@ void ct_cluster_start(struct h_cluster *cl, int n, const char *const *extra)
         ck_assert_int_eq(h_cluster_add_gateway(cl, extra), i);
 }
 
+/* Prints the sanitizer reports in a gateway log; true when there was one. */
+static bool sanitizer_report(const struct h_proc *p)
+{
+    char line[1024];
+    bool found = false, in_report = false;
+    FILE *f = fopen(p->log_path, "r");
+
+    if (!f)
+        return false;
+    while (fgets(line, sizeof(line), f)) {
+        if (strstr(line, "ERROR: AddressSanitizer") || strstr(line, "ERROR: LeakSanitizer") ||
+            strstr(line, "runtime error:")) {
+            if (!found)
+                fprintf(stderr, "---- sanitizer report in %s ----\n", p->log_path);
+            found = in_report = true;
+        }
+        if (in_report)
+            fputs(line, stderr);
+    }
+    fclose(f);
+    return found;
+}
+
 void ct_cluster_stop(struct h_cluster *cl)
 {
+    bool bad = false;
+
+    /* Gateways first, by PID, so their exit status and sanitizer reports
+     * (written at exit) can be checked before the logs go away. */
+    for (int i = 0; i < cl->n_gw; i++) {
+        int status;
+
+        if (cl->gw[i].pid <= 0)
+            continue;
+        status = h_proc_stop(&cl->gw[i], 12000);
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "gw%d did not exit cleanly on SIGTERM (status %d)\n", i + 1, status);
+        bad |= sanitizer_report(&cl->gw[i]);
+    }
     /* CT_KEEP=1 keeps the logs of redis and the gateways for a post-mortem */
-    if (getenv("CT_KEEP") && cl->dir[0]) {
+    if ((getenv("CT_KEEP") || bad) && cl->dir[0]) {
         fprintf(stderr, "logs kept in %s\n", cl->dir);
         cl->dir[0] = '\0';
     }
     h_cluster_stop(cl);
+    ck_assert_msg(!bad, "a gateway reported a sanitizer error (see stderr)");
 }
 
 void ct_login(struct h_cluster *cl, int gw, const char *nick, struct ct_user *u)

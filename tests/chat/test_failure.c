@@ -272,6 +272,124 @@ START_TEST(test_redis_restart)
 }
 END_TEST
 
+/* The sender posts every 50 ms through a whole kill/restart cycle of a
+ * persisting Redis: every acked message is in history afterwards and reached
+ * the members on the other nodes once, in seq order; the rest got
+ * `unavailable`. */
+START_TEST(test_redis_restart_under_traffic)
+{
+    enum { N = 120 };
+    struct ct_user a, b, c;
+    struct tc *ta, *tb, *tc_;
+    bool acked[N] = {false};
+    long long seq_of[N];
+    int n_acked = 0, n_unavail = 0;
+    json_t *r, *m, *msgs;
+    char id[16];
+    size_t i;
+
+    ck_assert_int_eq(h_cluster_init(&cl), 0);
+    ct_redis_persistent(&cl);
+    for (int g = 0; g < 3; g++)
+        ck_assert_int_eq(h_cluster_add_gateway(&cl, fast_args), g);
+    ct_login(&cl, 0, "rt_a", &a);
+    ct_login(&cl, 1, "rt_b", &b);
+    ct_login(&cl, 2, "rt_c", &c);
+    ta = ct_connect(&cl, 0, &a);
+    tb = ct_connect(&cl, 1, &b);
+    tc_ = ct_connect(&cl, 2, &c);
+    json_decref(ct_join(ta, "rt", -1));
+    json_decref(ct_join(tb, "rt", -1));
+    json_decref(ct_join(tc_, "rt", -1));
+
+    for (int k = 0; k < N; k++) {
+        if (k == 20)
+            ct_redis_kill(&cl);
+        if (k == 60)
+            ct_redis_start(&cl);
+        ct_send(ta, "{\"type\":\"message\",\"id\":\"t%d\",\"room\":\"rt\",\"kind\":\"text\","
+                    "\"body\":\"tick %d\"}",
+                k, k);
+        h_loop_for(cl.base, 50);
+    }
+    for (int k = 0; k < N; k++) {
+        snprintf(id, sizeof(id), "t%d", k);
+        r = ct_reply(ta, id, 15000);
+        ck_assert_msg(r != NULL, "no reply to %s", id);
+        if (strcmp(ct_json_str(r, "type"), "ack") == 0) {
+            acked[k] = true;
+            seq_of[k] = ct_json_int(r, "seq");
+            n_acked++;
+        } else {
+            ck_assert_msg(strcmp(ct_json_str(r, "code"), "unavailable") == 0,
+                          "%s: error %s, wanted ack or unavailable", id, ct_json_str(r, "code"));
+            n_unavail++;
+        }
+        json_decref(r);
+    }
+    fprintf(stderr, "restart under traffic: %d acked, %d unavailable\n", n_acked, n_unavail);
+    ck_assert_int_ge(n_acked, 20);
+    ck_assert_int_gt(n_unavail, 0);
+    ck_assert_msg(acked[N - 1], "the last message, long after the restart, was not acked");
+
+    /* history: every acked message, at its acked seq */
+    ct_send(tb, "{\"type\":\"history\",\"id\":\"h\",\"room\":\"rt\",\"limit\":200}");
+    r = ct_expect(tb, "h", "history");
+    msgs = json_object_get(r, "messages");
+    ct_assert_seqs(msgs, 1, json_array_size(msgs), "history after restart");
+    for (int k = 0; k < N; k++) {
+        bool found = false;
+
+        snprintf(id, sizeof(id), "t%d", k);
+        json_array_foreach(msgs, i, m)
+        {
+            if (strcmp(ct_json_str(m, "id"), id) == 0) {
+                ck_assert_msg(!found, "%s stored twice", id);
+                found = true;
+                ck_assert_int_eq(ct_json_int(m, "seq"), acked[k] ? seq_of[k] : ct_json_int(m, "seq"));
+            }
+        }
+        ck_assert_msg(found || !acked[k], "%s was acked (seq %lld) but is not in history", id,
+                      seq_of[k]);
+    }
+    json_decref(r);
+
+    /* delivery: each member saw every acked message once, in seq order */
+    h_loop_for(cl.base, 2000);
+    for (int w = 0; w < 2; w++) {
+        struct tc *t = w == 0 ? tb : tc_;
+        long long last = 0;
+
+        msgs = ct_take(t, "message", "rt");
+        json_array_foreach(msgs, i, m)
+        {
+            ck_assert_msg(ct_json_int(m, "seq") > last, "gw%d: seq %lld after %lld", w + 2,
+                          ct_json_int(m, "seq"), last);
+            last = ct_json_int(m, "seq");
+        }
+        for (int k = 0; k < N; k++) {
+            bool found = false;
+
+            if (!acked[k])
+                continue;
+            json_array_foreach(msgs, i, m)
+            {
+                found |= ct_json_int(m, "seq") == seq_of[k];
+            }
+            ck_assert_msg(found, "gw%d: acked t%d (seq %lld) never delivered", w + 2, k,
+                          seq_of[k]);
+        }
+        json_decref(msgs);
+    }
+    tc_free(ta);
+    tc_free(tb);
+    tc_free(tc_);
+    ct_user_free(&a);
+    ct_user_free(&b);
+    ct_user_free(&c);
+}
+END_TEST
+
 /* Redis without persistence comes back empty: nothing from before can be
  * expected, but the connected clients (still joined to their room) can post
  * again and everything acked after the restart reaches every member, seqs
@@ -462,6 +580,62 @@ START_TEST(test_pubsub_killed_fresh_room)
 }
 END_TEST
 
+/* Private messages acked while the subscribers were away: "nothing acked is
+ * lost for connected clients" holds for conversations too. */
+START_TEST(test_pubsub_killed_private)
+{
+    struct ct_user a, b;
+    struct tc *t[3];
+    redisContext *rc;
+    redisReply *rep;
+    char id[16];
+
+    ct_cluster_start(&cl, 3, fast_args);
+    rc = ct_redis(&cl);
+    ct_login(&cl, 0, "pkp_a", &a);
+    ct_login(&cl, 1, "pkp_b", &b);
+    t[0] = ct_connect(&cl, 0, &a);
+    t[1] = ct_connect(&cl, 1, &b);
+    t[2] = ct_connect(&cl, 2, &b);
+    ct_send(t[0], "{\"type\":\"private\",\"id\":\"w\",\"to\":\"%s\",\"kind\":\"text\","
+                  "\"body\":\"warm\"}",
+            b.id);
+    json_decref(ct_expect(t[0], "w", "ack"));
+    ck_assert(ct_wait_count(t, 3, "private", NULL, 1, CT_WAIT_MS));
+    for (int i = 0; i < 3; i++)
+        json_decref(ct_take(t[i], "private", NULL));
+
+    rep = redisCommand(rc, "CLIENT KILL TYPE pubsub");
+    ck_assert_ptr_nonnull(rep);
+    freeReplyObject(rep);
+    for (int k = 0; k < 3; k++)
+        ct_send(t[0], "{\"type\":\"private\",\"id\":\"p%d\",\"to\":\"%s\",\"kind\":\"text\","
+                      "\"body\":\"during %d\"}",
+                k, b.id, k);
+    for (int k = 0; k < 3; k++) {
+        snprintf(id, sizeof(id), "p%d", k);
+        json_decref(ct_expect(t[0], id, "ack"));
+    }
+    ck_assert_msg(ct_wait_count(t, 3, "private", NULL, 3, 15000),
+                  "privates acked while the subscribers were down: a got %zu, b@gw2 %zu, "
+                  "b@gw3 %zu of 3",
+                  ct_count(t[0], "private", NULL), ct_count(t[1], "private", NULL),
+                  ct_count(t[2], "private", NULL));
+    h_loop_for(cl.base, 500);
+    for (int i = 0; i < 3; i++) {
+        json_t *p = ct_take(t[i], "private", NULL);
+
+        ct_assert_seqs(p, 2, 3, "privates after the kill");
+        json_decref(p);
+    }
+    redisFree(rc);
+    for (int i = 0; i < 3; i++)
+        tc_free(t[i]);
+    ct_user_free(&a);
+    ct_user_free(&b);
+}
+END_TEST
+
 TCase *failure_tcase(void)
 {
     TCase *tc = tcase_create("failure");
@@ -471,7 +645,9 @@ TCase *failure_tcase(void)
     tcase_add_test(tc, test_node_kill9);
     tcase_add_test(tc, test_redis_restart);
     tcase_add_test(tc, test_redis_restart_empty);
+    tcase_add_test(tc, test_redis_restart_under_traffic);
     tcase_add_test(tc, test_pubsub_killed);
     tcase_add_test(tc, test_pubsub_killed_fresh_room);
+    tcase_add_test(tc, test_pubsub_killed_private);
     return tc;
 }

@@ -32,6 +32,7 @@ enum fake_mode {
     FAKE_HTTP,       /* plain HTTP 200 with Content-Length */
     FAKE_CHUNKED,    /* plain HTTP 200, chunked */
     FAKE_SILENT,     /* accepts and never answers */
+    FAKE_HUGE_HEAD,  /* a response head that never ends */
 };
 
 struct fake_server {
@@ -195,6 +196,11 @@ static void fake_on_read(struct bufferevent *bev, void *arg)
                                  "3\r\nhel\r\n2;x=y\r\nlo\r\n0\r\n\r\n");
         break;
     case FAKE_SILENT:
+        break;
+    case FAKE_HUGE_HEAD:
+        evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n");
+        for (int i = 0; i < 400; i++)
+            evbuffer_add_printf(out, "X-Pad-%d: %050d\r\n", i, i);
         break;
     }
 }
@@ -609,6 +615,96 @@ START_TEST(test_new_rejects)
 }
 END_TEST
 
+START_TEST(test_head_too_large)
+{
+    struct fake_server *s = fake_start(base, FAKE_HUGE_HEAD, false);
+    int status = -2;
+    struct tc *t = tc_connect(base, url_for(s, "ws://127.0.0.1", "/ws"), NULL, NULL, &status);
+
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(status, 0);
+    fake_stop(s);
+}
+END_TEST
+
+START_TEST(test_raw_and_reserved_frames)
+{
+    struct fake_server *s = fake_start(base, FAKE_ECHO, false);
+    struct tc *t = tc_connect(base, url_for(s, "ws://127.0.0.1", "/ws"), NULL, NULL, NULL);
+    /* A masked text frame "{}" built by hand, mask 01 02 03 04. */
+    static const uint8_t frame[] = {0x81, 0x82, 1, 2, 3, 4, '{' ^ 1, '}' ^ 2};
+    json_t *j;
+
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_next(t, 3000)); /* hello */
+    ck_assert_int_eq(chat_client_send_raw(t->c, frame, sizeof(frame)), 0);
+    j = tc_next(t, 3000);
+    ck_assert_ptr_nonnull(j);
+    ck_assert(json_is_object(j) && json_object_size(j) == 0);
+    json_decref(j);
+    /* A reserved opcode goes out through the hand-made framing; the peer
+     * fails the connection with 1002. */
+    ck_assert_int_eq(chat_client_send_frame(t->c, 3, "zz", 2), 0);
+    ck_assert_int_eq(tc_wait_closed(t, 6000), 1002);
+    tc_free(t);
+    fake_stop(s);
+}
+END_TEST
+
+START_TEST(test_abort)
+{
+    struct fake_server *s = fake_start(base, FAKE_ECHO, false);
+    struct tc *t = tc_connect(base, url_for(s, "ws://127.0.0.1", "/ws"), NULL, NULL, NULL);
+
+    ck_assert_ptr_nonnull(t);
+    chat_client_abort(t->c);
+    ck_assert(!chat_client_is_open(t->c));
+    ck_assert_int_eq(tc_send(t, "x"), -1);
+    ck_assert_int_eq(chat_client_close(t->c, 1000, NULL), -1);
+    h_loop_for(base, 200);
+    /* No callback fires for an abort; the server saw the TCP close. */
+    ck_assert(!t->closed && !t->refused);
+    for (size_t i = 0; i < 16; i++)
+        ck_assert_ptr_null(s->conns[i]);
+    tc_free(t);
+    fake_stop(s);
+}
+END_TEST
+
+static void close_on_open(struct chat_client *c, enum chat_client_event ev, int code, void *arg)
+{
+    int *closed = arg;
+
+    if (ev == CHAT_CLIENT_OPEN)
+        ck_assert_int_eq(chat_client_close(c, 4000, "from a callback"), 0);
+    else if (ev == CHAT_CLIENT_CLOSED)
+        *closed = code;
+}
+
+static bool int_set(void *arg)
+{
+    return *(int *)arg != 0;
+}
+
+START_TEST(test_close_in_callback)
+{
+    struct fake_server *s = fake_start(base, FAKE_ECHO, false);
+    int closed = 0;
+    struct chat_client_options o = {
+        .url = url_for(s, "ws://127.0.0.1", "/ws"),
+        .on_event = close_on_open,
+        .arg = &closed,
+    };
+    struct chat_client *c = chat_client_new(base, &o);
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert(h_loop_until(base, int_set, &closed, 3000));
+    ck_assert_int_eq(closed, 4000);
+    chat_client_free(c);
+    fake_stop(s);
+}
+END_TEST
+
 TCase *client_lib_tcase(void)
 {
     TCase *tc = tcase_create("client_lib");
@@ -630,5 +726,9 @@ TCase *client_lib_tcase(void)
     tcase_add_test(tc, test_url_parse);
     tcase_add_test(tc, test_head_parse);
     tcase_add_test(tc, test_new_rejects);
+    tcase_add_test(tc, test_head_too_large);
+    tcase_add_test(tc, test_raw_and_reserved_frames);
+    tcase_add_test(tc, test_abort);
+    tcase_add_test(tc, test_close_in_callback);
     return tc;
 }

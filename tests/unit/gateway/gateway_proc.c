@@ -1,3 +1,4 @@
+/* The gateway process and raw HTTP client behind gateway_proc.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -25,6 +25,18 @@
     "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."                                                         \
     "eyJzdWIiOiJ1MSIsIm5hbWUiOiJhbm4iLCJleHAiOjk5OTk5OTk5OTl9."
 
+/* Sends req on a fresh connection: the answer is a JSON error status/code
+ * and the server closes the connection after it. */
+static void expect_refused(const char *req, size_t len, int status, const char *code)
+{
+    bool closed = false;
+    struct tg_resp *r = tg_exchange(req, len, &closed);
+    ck_assert_msg(r->status == status, "got %d, want %d for: %.60s", r->status, status, req);
+    tg_expect_error_code(r, code);
+    ck_assert_msg(closed, "connection left open after %d", status);
+    tg_resp_release(r);
+}
+
 START_TEST(test_keep_alive)
 {
     struct tg_conn *c = tg_conn_open();
@@ -121,7 +133,6 @@ static char *big_header_request(size_t value_len, size_t *len)
 START_TEST(test_header_limit)
 {
     size_t len;
-    bool closed = false;
     /* Well below 16 KiB: served. */
     char *req = big_header_request(12 * 1024, &len);
     struct tg_resp *r = tg_exchange(req, len, NULL);
@@ -130,11 +141,7 @@ START_TEST(test_header_limit)
     free(req);
 
     req = big_header_request(17 * 1024, &len);
-    r = tg_exchange(req, len, &closed);
-    ck_assert_int_eq(r->status, 431);
-    tg_expect_error_code(r, "too_large");
-    ck_assert(closed);
-    tg_resp_release(r);
+    expect_refused(req, len, 431, "too_large");
     free(req);
 }
 END_TEST
@@ -150,11 +157,7 @@ START_TEST(test_many_headers)
         len += (size_t)snprintf(req + len, cap - len, "X-H%d: %s\r\n", i,
                                 "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv");
     len += (size_t)snprintf(req + len, cap - len, "\r\n");
-    bool closed = false;
-    struct tg_resp *r = tg_exchange(req, len, &closed);
-    ck_assert_int_eq(r->status, 431);
-    ck_assert(closed);
-    tg_resp_release(r);
+    expect_refused(req, len, 431, "too_large");
     free(req);
 }
 END_TEST
@@ -164,12 +167,7 @@ START_TEST(test_body_limit_content_length)
     /* Only the head: the answer must come from Content-Length alone. */
     const char *req = "POST /api/login HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
                       "Content-Length: 65537\r\n\r\n";
-    bool closed = false;
-    struct tg_resp *r = tg_exchange(req, strlen(req), &closed);
-    ck_assert_int_eq(r->status, 413);
-    tg_expect_error_code(r, "too_large");
-    ck_assert(closed);
-    tg_resp_release(r);
+    expect_refused(req, strlen(req), 413, "too_large");
 }
 END_TEST
 
@@ -212,12 +210,7 @@ START_TEST(test_body_limit_chunked)
         len += (size_t)snprintf(req + len, cap - len, "\r\n");
     }
     len += (size_t)snprintf(req + len, cap - len, "1\r\n ");
-    bool closed = false;
-    struct tg_resp *r = tg_exchange(req, len, &closed);
-    ck_assert_int_eq(r->status, 413);
-    tg_expect_error_code(r, "too_large");
-    ck_assert(closed);
-    tg_resp_release(r);
+    expect_refused(req, len, 413, "too_large");
     free(req);
 }
 END_TEST
@@ -231,14 +224,8 @@ START_TEST(test_bad_version)
         "GET / HTTP/0.9\r\nHost: h\r\n\r\n",
         "GET /\r\n\r\n",
     };
-    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-        bool closed = false;
-        struct tg_resp *r = tg_exchange(reqs[i], strlen(reqs[i]), &closed);
-        ck_assert_msg(r->status == 400, "%s: %d, want 400", reqs[i], r->status);
-        tg_expect_error_code(r, "bad_request");
-        ck_assert(closed);
-        tg_resp_release(r);
-    }
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+        expect_refused(reqs[i], strlen(reqs[i]), 400, "bad_request");
 }
 END_TEST
 
@@ -256,18 +243,9 @@ START_TEST(test_garbage)
         "POST /api/login HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nContent-Length: 5\r\n"
         "\r\nabcde",
     };
-    bool closed = false;
-    struct tg_resp *r = tg_exchange(tls_hello, sizeof(tls_hello) - 1, &closed);
-    ck_assert_int_eq(r->status, 400);
-    ck_assert(closed);
-    tg_resp_release(r);
-    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-        r = tg_exchange(reqs[i], strlen(reqs[i]), &closed);
-        ck_assert_msg(r->status == 400, "request %zu: %d, want 400", i, r->status);
-        tg_expect_error_code(r, "bad_request");
-        ck_assert(closed);
-        tg_resp_release(r);
-    }
+    expect_refused(tls_hello, sizeof(tls_hello) - 1, 400, "bad_request");
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+        expect_refused(reqs[i], strlen(reqs[i]), 400, "bad_request");
     /* The gateway survived all of it. */
     tg_expect_status("/index.html", 200);
 }
