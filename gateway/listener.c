@@ -638,6 +638,24 @@ void gw_listener_tick(struct gw_listener *l, int64_t now_mono_ms)
     gw_listener_each(l, tick_one, &now_mono_ms);
 }
 
+static void drain_one(struct gw_conn *c, void *arg)
+{
+    (void)arg;
+    if (c->dead)
+        return;
+    if (c->state == CONN_UPGRADED) {
+        if (c->ops->on_drain)
+            c->ops->on_drain(c->owner);
+    } else if (!c->awaiting) {
+        gw_conn_close(c, false);
+    }
+}
+
+void gw_listener_drain(struct gw_listener *l)
+{
+    gw_listener_each(l, drain_one, NULL);
+}
+
 void gw_listener_free(struct gw_listener *l)
 {
     if (!l)

@@ -80,7 +80,12 @@ struct gw_conn_upgrade_ops {
     void (*on_closed)(void *owner, bool eof);  /* TCP gone or error; owner must not touch c */
     void (*on_free)(void *owner);              /* the conn is being freed: release owner */
     void (*on_tick)(void *owner, int64_t now_mono_ms); /* once a second */
+    void (*on_drain)(void *owner);             /* the server is shutting down */
 };
+
+/* Shutdown: every upgraded connection gets on_drain, idle HTTP connections
+ * close; requests being answered finish (with Connection: close). */
+void gw_listener_drain(struct gw_listener *l);
 
 /* Calls on_tick of every upgraded connection.  main.c drives it from a
  * one-second timer: pings, idle and close timeouts, token expiry. */

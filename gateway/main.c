@@ -67,7 +67,7 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct app *app = arg;
-    bool idle = gw_router_session_count(app->ctx.router) == 0 &&
+    bool idle = gw_listener_count(app->ctx.listener) == 0 &&
                 gw_presence_in_flight(app->ctx.presence) == 0;
     if (idle || gw_mono_ms() >= app->drain_deadline_ms) {
         chat_log(CHAT_LOG_INFO, "drain_done sessions_left=%zu",
@@ -90,7 +90,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     app->ctx.draining = true;
     /* Leave the load balancer's rotation first (healthz says 503 now), then
      * tell every client to go elsewhere. */
-    gw_session_close_all(&app->ctx, 1001, "server shutting down");
+    gw_listener_drain(app->ctx.listener);
     gw_presence_node_down(app->ctx.presence);
     app->drain_deadline_ms = gw_mono_ms() + (int64_t)app->cfg.drain_timeout * 1000 - 500;
     struct timeval tv = {0, 50000};

@@ -1106,6 +1106,13 @@ static void process_inbox(struct gw_session *s)
     }
 }
 
+static void on_ignored(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    (void)reply;
+    (void)arg;
+}
+
 /* ---- WebSocket handler ---- */
 
 static void on_text(void *arg, const char *data, size_t len)
@@ -1218,6 +1225,16 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
     const char *argv[] = {"HSET", key, "name", s->who.name, "avatar",
                           s->who.avatar ? s->who.avatar : "", "last_seen", now};
     gw_bus_command(ctx->bus, NULL, NULL, 8, argv, NULL);
+    /* Hold the nickname while online, so a login elsewhere gets 409 even if
+     * someone claimed it while this user was away (and is away now). */
+    char folded[CHAT_NICK_MAX_BYTES * 2 + 1], nick_key[512], online_key[128], ttl[16];
+    if (chat_nick_fold(s->who.name, folded, sizeof(folded)) == 0) {
+        gw_store_key(ctx->store, nick_key, sizeof(nick_key), "nick:{%s}", folded);
+        gw_store_key(ctx->store, online_key, sizeof(online_key), "online");
+        snprintf(ttl, sizeof(ttl), "%d", 24 * 3600);
+        const char *nargv[] = {nick_key, online_key, s->who.id, now, ttl};
+        gw_store_eval(ctx->store, "nick_claim", 2, 5, nargv, NULL, on_ignored, NULL);
+    }
     if (gw_router_add_session(ctx->router, s))
         gw_presence_online(ctx->presence, &s->who);
     /* Requests wait in the inbox until the welcome is out. */
@@ -1260,24 +1277,4 @@ void gw_session_start_echo(struct gw_ctx *ctx, struct gw_conn *c)
     e->ws = gw_ws_attach(c, &o, &echo_handler, e);
     if (!e->ws)
         free(e);
-}
-
-/* ---- drain ---- */
-
-struct close_all {
-    uint16_t code;
-    const char *reason;
-};
-
-static void close_one(struct gw_session *s, void *arg)
-{
-    struct close_all *ca = arg;
-    if (!s->closed && s->ws)
-        gw_ws_close(s->ws, ca->code, ca->reason);
-}
-
-void gw_session_close_all(struct gw_ctx *ctx, uint16_t code, const char *reason)
-{
-    struct close_all ca = {code, reason};
-    gw_router_each_session(ctx->router, close_one, &ca);
 }

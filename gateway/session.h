@@ -30,7 +30,4 @@ void gw_session_start_echo(struct gw_ctx *ctx, struct gw_conn *c);
 void gw_session_query_rooms(struct gw_ctx *ctx, gw_bus_reply_cb cb, void *arg);
 json_t *gw_session_rooms_json(const struct redisReply *reply);
 
-/* Sends close 1001 to every session (drain). */
-void gw_session_close_all(struct gw_ctx *ctx, uint16_t code, const char *reason);
-
 #endif

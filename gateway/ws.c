@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,9 @@ struct gw_ws {
     int64_t last_rx_ms;
     int64_t last_ping_ms;
     int64_t close_started_ms; /* 0 until we start closing */
+    bool close_wanted;        /* a close waits for queued messages to go first */
+    uint16_t close_code;
+    char close_reason[64];
     bool closed_notified;
     bool proceeding;
 };
@@ -34,6 +38,29 @@ static void notify_closed(struct gw_ws *ws)
     ws->closed_notified = true;
     if (ws->h->on_closed)
         ws->h->on_closed(ws->arg);
+}
+
+/*
+ * wslay sends control frames ahead of queued messages, so a close queued
+ * right after a reply would overtake (and drop) it.  The close therefore
+ * waits until wslay's queue is empty; input is ignored from now on.
+ */
+static void request_close(struct gw_ws *ws, uint16_t code, const char *reason)
+{
+    if (ws->close_wanted || wslay_event_get_close_sent(ws->wslay))
+        return;
+    ws->close_wanted = true;
+    ws->close_code = code;
+    snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
+}
+
+static void queue_wanted_close(struct gw_ws *ws)
+{
+    if (!ws->close_wanted || wslay_event_get_close_sent(ws->wslay) ||
+        wslay_event_get_queued_msg_count(ws->wslay) > 0)
+        return;
+    wslay_event_queue_close(ws->wslay, ws->close_code, (const uint8_t *)ws->close_reason,
+                            strlen(ws->close_reason));
 }
 
 static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -70,13 +97,12 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
 {
     struct gw_ws *ws = user_data;
     ws->last_rx_ms = gw_mono_ms();
-    if (wslay_event_get_close_sent(ctx))
+    if (ws->close_wanted || wslay_event_get_close_sent(ctx))
         return;
     switch (m->opcode) {
     case WSLAY_TEXT_FRAME:
         if (chat_utf8_count((const char *)m->msg, m->msg_length) < 0) {
-            wslay_event_queue_close(ctx, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
-                                    (const uint8_t *)"invalid UTF-8", 13);
+            request_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8");
             return;
         }
         gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_IN, 1);
@@ -84,8 +110,7 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
             ws->h->on_text(ws->arg, (const char *)m->msg, m->msg_length);
         break;
     case WSLAY_BINARY_FRAME:
-        wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA,
-                                (const uint8_t *)"binary frames are not supported", 31);
+        request_close(ws, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
         break;
     default:
         break; /* ping, pong and close are answered by wslay itself */
@@ -102,10 +127,15 @@ static void proceed(struct gw_ws *ws)
         return;
     ws->proceeding = true;
     bool fail = false;
-    if (wslay_event_want_read(ws->wslay) && wslay_event_recv(ws->wslay) != 0)
+    if (!ws->close_wanted && wslay_event_want_read(ws->wslay) && wslay_event_recv(ws->wslay) != 0)
         fail = true;
     if (!fail && wslay_event_want_write(ws->wslay) && wslay_event_send(ws->wslay) != 0)
         fail = true;
+    if (!fail && ws->close_wanted && !wslay_event_get_close_sent(ws->wslay)) {
+        queue_wanted_close(ws);
+        if (wslay_event_want_write(ws->wslay) && wslay_event_send(ws->wslay) != 0)
+            fail = true;
+    }
     ws->proceeding = false;
     if (fail) {
         chat_log(CHAT_LOG_DEBUG, "ws_protocol_error conn=%llu", (unsigned long long)gw_conn_id(ws->conn));
@@ -165,7 +195,13 @@ static void op_tick(void *owner, int64_t now)
         ws->h->on_tick(ws->arg, now);
 }
 
+static void op_drain(void *owner)
+{
+    gw_ws_close(owner, WSLAY_CODE_GOING_AWAY, "server shutting down");
+}
+
 static const struct gw_conn_upgrade_ops ws_ops = {
+    .on_drain = op_drain,
     .on_read = op_read,
     .on_drained = NULL,
     .on_closed = op_closed,
@@ -218,8 +254,7 @@ static int check_output(struct gw_ws *ws, size_t len)
              (unsigned long long)gw_conn_id(ws->conn), pending);
     gw_metrics_add(ws->ctx->metrics, GW_M_SLOW_CLOSED, 1);
     evbuffer_drain(out, pending);
-    wslay_event_queue_close(ws->wslay, WSLAY_CODE_POLICY_VIOLATION,
-                            (const uint8_t *)"output limit exceeded", 21);
+    request_close(ws, WSLAY_CODE_POLICY_VIOLATION, "output limit exceeded");
     proceed(ws);
     return GW_ERR_TOO_LARGE;
 }
@@ -278,9 +313,9 @@ size_t gw_ws_frame_header(uint8_t *out, size_t len)
 
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
 {
-    if (gw_conn_closing(ws->conn) || wslay_event_get_close_sent(ws->wslay))
+    if (gw_conn_closing(ws->conn))
         return;
-    wslay_event_queue_close(ws->wslay, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    request_close(ws, code, reason);
     proceed(ws);
 }
 
@@ -291,7 +326,7 @@ size_t gw_ws_pending(const struct gw_ws *ws)
 
 bool gw_ws_is_open(const struct gw_ws *ws)
 {
-    return !ws->closed_notified && !gw_conn_closing(ws->conn) &&
+    return !ws->closed_notified && !ws->close_wanted && !gw_conn_closing(ws->conn) &&
            !wslay_event_get_close_sent(ws->wslay);
 }
 
