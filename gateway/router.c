@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "bus.h"
 #include "config.h"
@@ -11,6 +12,7 @@
 #include "metrics.h"
 #include "router.h"
 #include "store.h"
+#include "protocol.h"
 #include "ws.h"
 
 /* A join or repair never takes long; a backlog this deep means something is
@@ -115,6 +117,23 @@ static void user_channel(struct gw_router *r, const char *uid, char *out, size_t
     snprintf(out, len, "%s%s}", r->user_prefix, uid);
 }
 
+static void user_backlog_clear(struct gw_user *u)
+{
+    while (!STAILQ_EMPTY(&u->backlog)) {
+        struct gw_backlog_entry *e = STAILQ_FIRST(&u->backlog);
+        STAILQ_REMOVE_HEAD(&u->backlog, link);
+        free(e);
+    }
+}
+
+static void user_free(struct gw_user *u)
+{
+    user_backlog_clear(u);
+    gw_dict_free(u->convs);
+    chat_identity_deinit(&u->who);
+    free(u);
+}
+
 bool gw_router_add_session(struct gw_router *r, struct gw_session *s)
 {
     char channel[160];
@@ -125,15 +144,19 @@ bool gw_router_add_session(struct gw_router *r, struct gw_session *s)
     bool first = false;
     if (!u) {
         u = calloc(1, sizeof(*u));
-        if (!u || chat_identity_copy(&u->who, &s->who) != 0 ||
+        if (u) {
+            STAILQ_INIT(&u->backlog);
+            u->convs = gw_dict_new();
+        }
+        if (!u || !u->convs || chat_identity_copy(&u->who, &s->who) != 0 ||
             gw_dict_set(r->users, channel, u) != GW_OK) {
             if (u)
-                chat_identity_deinit(&u->who);
-            free(u);
+                user_free(u);
             s->user = NULL;
             return false;
         }
         LIST_INIT(&u->sessions);
+        u->since_ms = gw_now_ms();
         snprintf(u->channel, sizeof(u->channel), "%s", channel);
         gw_bus_subscribe(r->ctx->bus, channel, NULL, NULL);
         first = true;
@@ -157,8 +180,7 @@ bool gw_router_remove_session(struct gw_router *r, struct gw_session *s)
         return false;
     gw_dict_del(r->users, u->channel);
     gw_bus_unsubscribe(r->ctx->bus, u->channel);
-    chat_identity_deinit(&u->who);
-    free(u);
+    user_free(u);
     return true;
 }
 
@@ -279,6 +301,12 @@ void gw_router_join_done(struct gw_router *r, struct gw_member *m, int64_t snaps
     m->state = GW_MEMBER_JOINED;
     m->last_seq = snapshot_seq;
     room->pending_joins--;
+    /* The snapshot is a baseline for gap detection: anything above it comes
+     * live (subscribed before the snapshot), anything at or below it that is
+     * still in flight is filtered per member. */
+    if (!room->synced || snapshot_seq > room->live_seq)
+        room->live_seq = snapshot_seq;
+    room->synced = true;
     struct gw_backlog_entry *e;
     STAILQ_FOREACH(e, &room->backlog, link)
     {
@@ -374,11 +402,22 @@ static void start_repair(struct gw_router *r, struct gw_room *room)
     gw_store_eval(r->ctx->store, "history_since", 2, 2, argv, NULL, on_repair_history, room);
 }
 
+static void start_user_repair(struct gw_router *r, struct gw_user *u);
+
 void gw_router_on_subscribed(struct gw_router *r, const char *channel)
 {
     struct gw_room *room = gw_dict_get(r->rooms, channel);
-    if (room && room->live_seq > 0)
-        start_repair(r, room);
+    if (room) {
+        if (room->synced)
+            start_repair(r, room);
+        return;
+    }
+    struct gw_user *u = gw_dict_get(r->users, channel);
+    if (u) {
+        if (u->subscribed_once)
+            start_user_repair(r, u);
+        u->subscribed_once = true;
+    }
 }
 
 static void room_live_message(struct gw_router *r, struct gw_room *room, int64_t seq,
@@ -388,7 +427,7 @@ static void room_live_message(struct gw_router *r, struct gw_room *room, int64_t
         backlog_push(room, seq, payload, len);
         return;
     }
-    if (room->live_seq > 0 && seq > room->live_seq + 1) {
+    if (room->synced && seq > room->live_seq + 1) {
         backlog_push(room, seq, payload, len);
         start_repair(r, room);
         return;
@@ -400,6 +439,7 @@ static void room_live_message(struct gw_router *r, struct gw_room *room, int64_t
     deliver_seq(room, seq, &f);
     if (seq > room->live_seq)
         room->live_seq = seq;
+    room->synced = true;
 }
 
 static void room_event(struct gw_room *room, const char *payload, size_t len, const char *skip_uid,
@@ -417,6 +457,145 @@ static void room_event(struct gw_room *room, const char *payload, size_t len, co
             continue;
         send_frame(m->session, &f);
     }
+}
+
+/* ---- private traffic: per-conversation order and repair ---- */
+
+static void user_send_all(struct gw_user *u, const char *payload, size_t len)
+{
+    struct frame f;
+    frame_init(&f, payload, len);
+    struct gw_session *s;
+    LIST_FOREACH(s, &u->sessions, in_user)
+    send_frame(s, &f);
+}
+
+/* Delivers a private message (or anything else on the user's channel) to
+ * every local session of u, once: a message whose seq is not above the last
+ * one delivered for its conversation is a repeat.  min_ts > 0 skips messages
+ * older than that (a repair only replays what this node should have seen). */
+static void user_deliver(struct gw_user *u, const char *payload, size_t len, int64_t min_ts)
+{
+    int64_t seq = len > 17 && memcmp(payload, "{\"type\":\"private\"", 17) == 0
+                      ? gw_router_message_seq(payload, len)
+                      : -1;
+    if (seq <= 0) {
+        user_send_all(u, payload, len);
+        return;
+    }
+    json_t *msg = json_loadb(payload, len, 0, NULL);
+    const char *from = json_string_value(json_object_get(json_object_get(msg, "from"), "id"));
+    const char *to = json_string_value(json_object_get(json_object_get(msg, "to"), "id"));
+    int64_t ts = json_integer_value(json_object_get(msg, "ts"));
+    if (!from || !to) {
+        json_decref(msg);
+        user_send_all(u, payload, len);
+        return;
+    }
+    const char *peer = strcmp(from, u->who.id) == 0 ? to : from;
+    int64_t last = (int64_t)(intptr_t)gw_dict_get(u->convs, peer);
+    if (seq > last && ts >= min_ts) {
+        gw_dict_set(u->convs, peer, (void *)(intptr_t)seq);
+        user_send_all(u, payload, len);
+    }
+    json_decref(msg);
+}
+
+static void backlog_push_user(struct gw_user *u, const char *payload, size_t len)
+{
+    struct gw_backlog_entry *e = malloc(sizeof(*e) + len);
+    if (!e)
+        return;
+    e->seq = 0;
+    e->len = len;
+    memcpy(e->data, payload, len);
+    STAILQ_INSERT_TAIL(&u->backlog, e, link);
+}
+
+/* A repair in flight refers to its user by channel: the user may be gone
+ * (last session closed) when Redis answers. */
+struct user_repair {
+    struct gw_router *r;
+    int outstanding;
+    bool listed;
+    char channel[160];
+};
+
+static void user_repair_step(struct user_repair *ur)
+{
+    if (--ur->outstanding > 0 || !ur->listed)
+        return;
+    struct gw_user *u = gw_dict_get(ur->r->users, ur->channel);
+    if (u) {
+        u->repairing = false;
+        while (!STAILQ_EMPTY(&u->backlog)) {
+            struct gw_backlog_entry *e = STAILQ_FIRST(&u->backlog);
+            STAILQ_REMOVE_HEAD(&u->backlog, link);
+            user_deliver(u, e->data, e->len, 0);
+            free(e);
+        }
+    }
+    free(ur);
+}
+
+static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct user_repair *ur = arg;
+    struct gw_user *u = gw_dict_get(ur->r->users, ur->channel);
+    if (u && reply && reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 1; i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                user_deliver(u, reply->element[i]->str, reply->element[i]->len, u->since_ms);
+    user_repair_step(ur);
+}
+
+static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct user_repair *ur = arg;
+    struct gw_user *u = gw_dict_get(ur->r->users, ur->channel);
+    ur->listed = true;
+    if (u && reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type != REDIS_REPLY_STRING || !chat_valid_user_id(e->str))
+                continue;
+            const char *a = u->who.id, *b = e->str;
+            if (strcmp(a, b) > 0) {
+                const char *t = a;
+                a = b;
+                b = t;
+            }
+            char seq_key[256], hist_key[256];
+            gw_store_key(ur->r->ctx->store, seq_key, sizeof(seq_key), "dm:{%s:%s}:seq", a, b);
+            gw_store_key(ur->r->ctx->store, hist_key, sizeof(hist_key), "dm:{%s:%s}:history", a,
+                         b);
+            const char *argv[] = {seq_key, hist_key};
+            ur->outstanding++;
+            gw_store_eval(ur->r->ctx->store, "history_since", 2, 2, argv, NULL,
+                          on_user_repair_history, ur);
+        }
+    }
+    user_repair_step(ur);
+}
+
+static void start_user_repair(struct gw_router *r, struct gw_user *u)
+{
+    if (u->repairing)
+        return;
+    struct user_repair *ur = calloc(1, sizeof(*ur));
+    if (!ur)
+        return;
+    u->repairing = true;
+    ur->r = r;
+    ur->outstanding = 1; /* the peer listing */
+    snprintf(ur->channel, sizeof(ur->channel), "%s", u->channel);
+    char key[256];
+    gw_store_key(r->ctx->store, key, sizeof(key), "user:{%s}:dms", u->who.id);
+    const char *argv[] = {"SMEMBERS", key};
+    chat_log(CHAT_LOG_INFO, "gap_repair user=%s", u->who.id);
+    gw_bus_command(r->ctx->bus, on_user_repair_peers, ur, 2, argv, NULL);
 }
 
 void gw_router_on_message(struct gw_router *r, const char *channel, size_t channel_len,
@@ -452,11 +631,10 @@ void gw_router_on_message(struct gw_router *r, const char *channel, size_t chann
     }
     struct gw_user *u = gw_dict_get(r->users, channel);
     if (u) {
-        struct frame f;
-        frame_init(&f, payload, len);
-        struct gw_session *s;
-        LIST_FOREACH(s, &u->sessions, in_user)
-        send_frame(s, &f);
+        if (u->repairing)
+            backlog_push_user(u, payload, len);
+        else
+            user_deliver(u, payload, len, 0);
     }
 }
 

@@ -51,7 +51,8 @@ struct gw_room {
     size_t nmembers;
     int pending_joins;
     bool repairing;
-    int64_t live_seq; /* highest seq seen on the live stream or repaired; 0 = none yet */
+    int64_t live_seq; /* highest seq seen on the live stream, repaired, or snapshotted */
+    bool synced;      /* live_seq is a real baseline (a join snapshot or live traffic) */
     STAILQ_HEAD(, gw_backlog_entry) backlog;
     size_t backlog_len;
     char channel[160];
@@ -65,6 +66,14 @@ struct gw_user {
     size_t nsessions;
     char channel[160];
     struct chat_identity who; /* of the first session */
+    /* Private traffic ordering: the last seq delivered per conversation
+     * (peer id -> seq), so a repair after a lost subscription neither skips
+     * nor repeats; messages before since_ms are not this node's to replay. */
+    struct gw_dict *convs;
+    int64_t since_ms;
+    bool subscribed_once;
+    bool repairing;
+    STAILQ_HEAD(, gw_backlog_entry) backlog;
 };
 
 /* What the router needs to know about a session, owned by session.c. */

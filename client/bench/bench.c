@@ -36,8 +36,8 @@
 #include <unistd.h>
 
 #define BENCH_TICK_US 1000
-#define BENCH_MAX_INFLIGHT 256       /* logins + handshakes + joins at once */
-#define BENCH_LOGIN_CONNS 4          /* keep-alive login connections per gateway */
+#define BENCH_MAX_INFLIGHT 256         /* logins + handshakes + joins at once */
+#define BENCH_LOGIN_CONNS 4            /* keep-alive login connections per gateway */
 #define BENCH_SETUP_STALL_NS (30 * NS) /* ramp gives up after this long without progress */
 #define BENCH_CLOSE_WAIT_NS (3 * NS)
 #define BENCH_MAX_SEQ_SPAN (1u << 26) /* largest seq distance a bitmap follows */
@@ -48,14 +48,14 @@
 enum phase { PH_RAMP, PH_SEND, PH_DRAIN, PH_CLOSE, PH_DONE };
 
 enum cstate {
-    CS_WAITING,  /* not started yet */
-    CS_LOGIN,    /* POST /api/login in flight */
-    CS_CONNECT,  /* WebSocket handshake in flight */
-    CS_WELCOME,  /* open, waiting for welcome */
-    CS_JOINING,  /* join sent */
-    CS_JOINED,   /* in its room: sends and receives */
-    CS_FAILED,   /* setup failed; never counted as a member */
-    CS_CLOSED,   /* was joined, connection lost */
+    CS_WAITING, /* not started yet */
+    CS_LOGIN,   /* POST /api/login in flight */
+    CS_CONNECT, /* WebSocket handshake in flight */
+    CS_WELCOME, /* open, waiting for welcome */
+    CS_JOINING, /* join sent */
+    CS_JOINED,  /* in its room: sends and receives */
+    CS_FAILED,  /* setup failed; never counted as a member */
+    CS_CLOSED,  /* was joined, connection lost */
 };
 
 struct bench_opts {
@@ -105,7 +105,7 @@ struct bclient {
     struct bitmap seen; /* live seqs seen, bit (seq - room base - 1) */
     uint64_t counter;   /* messages sent */
     long unacked;
-    long unechoed; /* --max: own messages not yet delivered back to this client */
+    long unechoed;           /* --max: own messages not yet delivered back to this client */
     struct send_slot *slots; /* send times of unacked messages, by counter % window */
 };
 
@@ -113,8 +113,8 @@ struct room {
     char name[40];
     long *members; /* client indexes */
     long n_members;
-    long n_open; /* members joined and still connected */
-    int64_t base; /* highest join seq of its members when sending began */
+    long n_open;   /* members joined and still connected */
+    int64_t base;  /* highest join seq of its members when sending began */
     long inflight; /* --max: messages sent and not yet back at their sender */
     long cursor;   /* --max: next member to send */
     struct bitmap acked;
@@ -265,8 +265,8 @@ static void machine_read(uint64_t *busy, uint64_t *total)
     *busy = *total = 0;
     if (!f)
         return;
-    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-               &v[4], &v[5], &v[6], &v[7]) == 8) {
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]) == 8) {
         for (int i = 0; i < 8; i++)
             *total += v[i];
         *busy = *total - v[3] - v[4]; /* minus idle and iowait */
@@ -281,8 +281,8 @@ static void procs_sample(struct bench *b, size_t which)
     for (size_t i = 0; i < b->o.n_pids; i++) {
         struct proc_watch *w = &b->procs[i];
         struct proc_sample s = proc_read(w->pid);
-        struct proc_sample *slots[] = {&w->start, &w->connected, &w->measure_start,
-                                       &w->measure_end, NULL};
+        struct proc_sample *slots[] = {&w->start, &w->connected, &w->measure_start, &w->measure_end,
+                                       NULL};
 
         if (s.ok && s.rss_kib > w->rss_peak_kib)
             w->rss_peak_kib = s.rss_kib;
@@ -294,7 +294,6 @@ static void procs_sample(struct bench *b, size_t which)
     else if (which == SAMPLE_MEASURE_END)
         machine_read(&b->machine_busy[1], &b->machine_total[1]);
 }
-
 
 /* ---- phase changes ---- */
 
@@ -350,14 +349,15 @@ static int send_message(struct bclient *c)
     int hn, rv;
     size_t body_len, tag_len;
 
-    tag_len = (size_t)snprintf(head, sizeof(head), "%s:%s:%ld:%" PRIu64 ":%" PRIu64 ":",
-                               BENCH_TAG, b->run_id, c->idx, c->counter, t);
+    tag_len = (size_t)snprintf(head, sizeof(head), "%s:%s:%ld:%" PRIu64 ":%" PRIu64 ":", BENCH_TAG,
+                               b->run_id, c->idx, c->counter, t);
     body_len = (size_t)b->o.size > tag_len ? (size_t)b->o.size : tag_len;
     frame = malloc(body_len + 256);
     if (!frame)
         return -1;
-    hn = snprintf(frame, 256, "{\"type\":\"message\",\"room\":\"%s\",\"kind\":\"text\",\"id\":\"m%" PRIu64
-                              "\",\"body\":\"%s",
+    hn = snprintf(frame, 256,
+                  "{\"type\":\"message\",\"room\":\"%s\",\"kind\":\"text\",\"id\":\"m%" PRIu64
+                  "\",\"body\":\"%s",
                   b->rooms[c->room].name, c->counter, head);
     memset(frame + hn, 'x', body_len - tag_len);
     memcpy(frame + hn + (body_len - tag_len), "\"}", 2);
@@ -382,8 +382,7 @@ static void refill(struct bench *b, struct room *r)
 {
     long tries = 0;
 
-    while (b->phase == PH_SEND && b->o.max && r->inflight < b->o.window &&
-           tries < r->n_members) {
+    while (b->phase == PH_SEND && b->o.max && r->inflight < b->o.window && tries < r->n_members) {
         struct bclient *c = &b->clients[r->members[r->cursor]];
 
         r->cursor = (r->cursor + 1) % r->n_members;
@@ -574,8 +573,7 @@ static int64_t joined_seq(const char *data, size_t len)
     return best;
 }
 
-static void on_message(struct chat_client *cc, bool binary, const char *data, size_t len,
-                       void *arg)
+static void on_message(struct chat_client *cc, bool binary, const char *data, size_t len, void *arg)
 {
     struct bclient *c = arg;
     struct bench *b = c->b;
@@ -845,10 +843,10 @@ static bool all_closed(const struct bench *b)
 
 static void progress(struct bench *b, uint64_t t)
 {
-    const char *what = b->phase == PH_RAMP      ? "ramp"
-                       : b->phase == PH_SEND    ? (t < b->t_measure ? "warmup" : "run")
-                       : b->phase == PH_DRAIN   ? "drain"
-                                                : "close";
+    const char *what = b->phase == PH_RAMP    ? "ramp"
+                       : b->phase == PH_SEND  ? (t < b->t_measure ? "warmup" : "run")
+                       : b->phase == PH_DRAIN ? "drain"
+                                              : "close";
 
     fprintf(stderr,
             "\r%6.1fs %-6s joined %" PRIu64 "/%ld failed %" PRIu64 "  sent %" PRIu64
@@ -890,8 +888,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             pace(b, t);
         break;
     case PH_DRAIN:
-        if (t >= b->t_drain_end ||
-            (b->n.unacked == 0 && b->n.delivered >= b->n.expected_running))
+        if (t >= b->t_drain_end || (b->n.unacked == 0 && b->n.delivered >= b->n.expected_running))
             start_close(b);
         break;
     case PH_CLOSE:
@@ -994,23 +991,23 @@ static int report(struct bench *b)
     struct loss l = count_loss(b);
     uint64_t measured_ns = b->t_send_end > b->t_measure ? b->t_send_end - b->t_measure : 0;
     double deliv_rate = measured_ns ? (double)b->n.delivered_meas / secs(measured_ns) : 0;
-    double send_rate = b->t_send_end > b->t_send ? (double)b->n.sent / secs(b->t_send_end - b->t_send)
-                                                 : 0;
+    double send_rate =
+        b->t_send_end > b->t_send ? (double)b->n.sent / secs(b->t_send_end - b->t_send) : 0;
     struct rusage ru;
     double self_cpu;
     uint64_t rss_start = 0, rss_conn = 0;
     double per_conn_kib = 0;
     int status = 0;
     uint64_t mt = b->machine_total[1] - b->machine_total[0];
-    double machine_pct = mt ? (double)(b->machine_busy[1] - b->machine_busy[0]) / (double)mt * 100
-                            : 0;
+    double machine_pct =
+        mt ? (double)(b->machine_busy[1] - b->machine_busy[0]) / (double)mt * 100 : 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
     getrusage(RUSAGE_SELF, &ru);
-    self_cpu = (double)(ru.ru_utime.tv_sec - b->ru_start.ru_utime.tv_sec +
-                        ru.ru_stime.tv_sec - b->ru_start.ru_stime.tv_sec) +
-               (double)(ru.ru_utime.tv_usec - b->ru_start.ru_utime.tv_usec +
-                        ru.ru_stime.tv_usec - b->ru_start.ru_stime.tv_usec) /
+    self_cpu = (double)(ru.ru_utime.tv_sec - b->ru_start.ru_utime.tv_sec + ru.ru_stime.tv_sec -
+                        b->ru_start.ru_stime.tv_sec) +
+               (double)(ru.ru_utime.tv_usec - b->ru_start.ru_utime.tv_usec + ru.ru_stime.tv_usec -
+                        b->ru_start.ru_stime.tv_usec) /
                    1e6;
     for (size_t i = 0; i < b->o.n_pids; i++) {
         rss_start += b->procs[i].start.rss_kib;
@@ -1035,17 +1032,17 @@ static int report(struct bench *b)
                 procs, json_pack("{s:i,s:s,s:I,s:I,s:I,s:I,s:f}", "pid", (int)w->pid, "name",
                                  w->comm, "rss_start_kib", (json_int_t)w->start.rss_kib,
                                  "rss_connected_kib", (json_int_t)w->connected.rss_kib,
-                                 "rss_end_kib", (json_int_t)w->measure_end.rss_kib,
-                                 "rss_peak_kib", (json_int_t)w->rss_peak_kib, "cpu_pct",
+                                 "rss_end_kib", (json_int_t)w->measure_end.rss_kib, "rss_peak_kib",
+                                 (json_int_t)w->rss_peak_kib, "cpu_pct",
                                  cpu_pct(&w->measure_start, &w->measure_end, measured_ns)));
         }
-        json_object_set_new(
-            root, "config",
-            json_pack("{s:o,s:I,s:I,s:f,s:b,s:I,s:I,s:f,s:f,s:f}", "urls", urls, "clients",
-                      (json_int_t)b->o.clients, "rooms", (json_int_t)b->o.rooms, "rate", b->o.rate,
-                      "max", b->o.max, "window", (json_int_t)b->o.window, "size",
-                      (json_int_t)b->o.size, "duration_s", b->o.duration, "warmup_s",
-                      b->o.warmup, "ramp", b->o.ramp));
+        json_object_set_new(root, "config",
+                            json_pack("{s:o,s:I,s:I,s:f,s:b,s:I,s:I,s:f,s:f,s:f}", "urls", urls,
+                                      "clients", (json_int_t)b->o.clients, "rooms",
+                                      (json_int_t)b->o.rooms, "rate", b->o.rate, "max", b->o.max,
+                                      "window", (json_int_t)b->o.window, "size",
+                                      (json_int_t)b->o.size, "duration_s", b->o.duration,
+                                      "warmup_s", b->o.warmup, "ramp", b->o.ramp));
         json_object_set_new(root, "connected", json_integer((json_int_t)b->n.connected));
         json_object_set_new(root, "failed", json_integer((json_int_t)b->n.failed));
         json_object_set_new(root, "disconnected", json_integer((json_int_t)b->n.disconnected));
@@ -1134,8 +1131,8 @@ static int report(struct bench *b)
     if (b->o.n_pids)
         printf("memory      %.1f KiB per connection (rss growth while connecting / joined)\n",
                per_conn_kib);
-    printf("bench       %.1f s cpu; machine %.0f %% busy over %ld cpus while measuring\n",
-           self_cpu, machine_pct, ncpu);
+    printf("bench       %.1f s cpu; machine %.0f %% busy over %ld cpus while measuring\n", self_cpu,
+           machine_pct, ncpu);
     printf("result      %s\n", status == 0   ? "OK"
                                : status == 1 ? "FAIL: lost, duplicated or out-of-order deliveries"
                                              : "INCOMPLETE: some clients failed or disconnected");
@@ -1218,14 +1215,14 @@ static bool add_list(const char *arg, char ***items, size_t *n)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
     static const struct option longs[] = {
-        {"url", required_argument, NULL, 'u'},      {"clients", required_argument, NULL, 'c'},
-        {"rooms", required_argument, NULL, 'r'},    {"rate", required_argument, NULL, 'R'},
-        {"max", no_argument, NULL, 'M'},            {"window", required_argument, NULL, 'w'},
-        {"size", required_argument, NULL, 's'},     {"duration", required_argument, NULL, 'd'},
-        {"warmup", required_argument, NULL, 'W'},   {"ramp", required_argument, NULL, 'p'},
-        {"drain", required_argument, NULL, 'D'},    {"pids", required_argument, NULL, 'P'},
-        {"json", no_argument, NULL, 'j'},           {"nick-prefix", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, 'u'},    {"clients", required_argument, NULL, 'c'},
+        {"rooms", required_argument, NULL, 'r'},  {"rate", required_argument, NULL, 'R'},
+        {"max", no_argument, NULL, 'M'},          {"window", required_argument, NULL, 'w'},
+        {"size", required_argument, NULL, 's'},   {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'W'}, {"ramp", required_argument, NULL, 'p'},
+        {"drain", required_argument, NULL, 'D'},  {"pids", required_argument, NULL, 'P'},
+        {"json", no_argument, NULL, 'j'},         {"nick-prefix", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     char **pid_strs = NULL;
     size_t n_pid_strs = 0;
@@ -1510,8 +1507,13 @@ static void teardown(struct bench *b)
 int main(int argc, char **argv)
 {
     struct bench b = {
-        .o = {.clients = 100, .rooms = 10, .rate = 100, .size = 100, .duration = 10,
-              .warmup = 2, .drain = 5},
+        .o = {.clients = 100,
+              .rooms = 10,
+              .rate = 100,
+              .size = 100,
+              .duration = 10,
+              .warmup = 2,
+              .drain = 5},
     };
     struct timeval tick = {0, BENCH_TICK_US};
     int status = 2, rv;

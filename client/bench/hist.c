@@ -19,8 +19,8 @@ static unsigned bucket_of(uint64_t v)
     if (v < 2 * BENCH_HIST_SUB)
         return (unsigned)v;
     shift = msb64(v) - 5;
-    return (unsigned)(2 * BENCH_HIST_SUB + (shift - 1) * BENCH_HIST_SUB +
-                      (int)(v >> shift) - BENCH_HIST_SUB);
+    return (unsigned)(2 * BENCH_HIST_SUB + (shift - 1) * BENCH_HIST_SUB + (int)(v >> shift) -
+                      BENCH_HIST_SUB);
 }
 
 /* Highest value that falls in bucket i. */

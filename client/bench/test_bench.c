@@ -1,7 +1,7 @@
 /* Unit tests of chat-bench's histogram and frame scanner (no network). */
+#include "test_bench.h"
 #include "hist.h"
 #include "scan.h"
-#include "test_bench.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -35,9 +35,9 @@ START_TEST(scan_skips_strings_and_nesting)
 {
     /* Field names inside strings, arrays and objects are not top-level ones;
      * escaped quotes and backslashes do not end a string early. */
-    struct bench_frame f = scan_ok(
-        " { \"body\" : \"a \\\"seq\\\":9, \\\\\" , \"x\":[1,{\"seq\":3},\"]\",[]],"
-        "\"y\":{\"room\":\"r\"},\"type\":\"ack\",\"seq\":5 } ");
+    struct bench_frame f =
+        scan_ok(" { \"body\" : \"a \\\"seq\\\":9, \\\\\" , \"x\":[1,{\"seq\":3},\"]\",[]],"
+                "\"y\":{\"room\":\"r\"},\"type\":\"ack\",\"seq\":5 } ");
 
     ck_assert(bench_str_is(f.body, "a \\\"seq\\\":9, \\\\"));
     ck_assert(bench_str_is(f.type, "ack"));

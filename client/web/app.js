@@ -1416,7 +1416,10 @@ class ChatApp {
             }
         });
         ta.addEventListener('click', () => this.update_mention());
-        ta.addEventListener('blur', () => setTimeout(() => this.close_mention(), 150));
+        /* Close the popup when focus really moved away; a window losing focus keeps activeElement. */
+        ta.addEventListener('blur', () => setTimeout(() => {
+            if (document.activeElement !== ta) this.close_mention();
+        }, 150));
         ta.addEventListener('paste', (ev) => {
             const files = [...(ev.clipboardData ? ev.clipboardData.files : [])].filter((f) => f.type.startsWith('image/'));
             if (!files.length) return;

@@ -21,6 +21,7 @@ TCase *private_tcase(void);
 TCase *failure_tcase(void);
 TCase *load_tcase(void);
 TCase *errors_tcase(void);
+TCase *layout_tcase(void);
 
 /* Generous: the sanitizer build of the gateway is several times slower. */
 #define CT_WAIT_MS 8000
@@ -43,6 +44,12 @@ void ct_login(struct h_cluster *cl, int gw, const char *nick, struct ct_user *u)
 void ct_user_free(struct ct_user *u);
 /* Connects u (Bearer token) to gateway gw and consumes the welcome. */
 struct tc *ct_connect(struct h_cluster *cl, int gw, const struct ct_user *u);
+
+/* n users named <prefix>0 ... <prefix>(n-1): user i logs in and connects at
+ * gateway i % cl->n_gw, and joins room when it is not NULL. */
+void ct_team(struct h_cluster *cl, const char *prefix, int n, const char *room, struct ct_user *u,
+             struct tc **t);
+void ct_team_free(int n, struct ct_user *u, struct tc **t);
 
 /* Sends a frame built like printf; asserts it was queued. */
 void ct_send(struct tc *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -21,6 +21,8 @@
 void ct_cluster_start(struct h_cluster *cl, int n, const char *const *extra)
 {
     ck_assert_int_eq(h_cluster_init(cl), 0);
+    /* a failed test skips its teardown: its logs stay in this dir */
+    fprintf(stderr, "%s: logs in %s\n", tcase_name(), cl->dir);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(h_cluster_add_gateway(cl, extra), i);
 }
@@ -101,6 +103,28 @@ struct tc *ct_connect(struct h_cluster *cl, int gw, const struct ct_user *u)
     ck_assert_msg(w != NULL, "%s: no welcome from gw%d", u->nick, gw + 1);
     json_decref(w);
     return t;
+}
+
+void ct_team(struct h_cluster *cl, const char *prefix, int n, const char *room, struct ct_user *u,
+             struct tc **t)
+{
+    char nick[33];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(nick, sizeof(nick), "%s%d", prefix, i);
+        ct_login(cl, i % cl->n_gw, nick, &u[i]);
+        t[i] = ct_connect(cl, i % cl->n_gw, &u[i]);
+        if (room)
+            json_decref(ct_join(t[i], room, -1));
+    }
+}
+
+void ct_team_free(int n, struct ct_user *u, struct tc **t)
+{
+    for (int i = 0; i < n; i++) {
+        tc_free(t[i]);
+        ct_user_free(&u[i]);
+    }
 }
 
 void ct_send(struct tc *t, const char *fmt, ...)
@@ -205,8 +229,9 @@ long long ct_post(struct tc *t, const char *room, const char *id, const char *bo
     json_t *r;
     long long seq;
 
-    ct_send(t, "{\"type\":\"message\",\"id\":\"%s\",\"room\":\"%s\",\"kind\":\"text\",\"body\":\"%s\"}",
-            id, room, body);
+    ct_send(
+        t, "{\"type\":\"message\",\"id\":\"%s\",\"room\":\"%s\",\"kind\":\"text\",\"body\":\"%s\"}",
+        id, room, body);
     r = ct_expect(t, id, "ack");
     ck_assert_str_eq(ct_json_str(r, "room"), room);
     seq = ct_json_int(r, "seq");
@@ -364,9 +389,10 @@ static pid_t spawn_redis(const struct h_cluster *cl)
     signal(SIGPIPE, SIG_DFL);
     signal(SIGALRM, SIG_DFL);
     alarm(0);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "yes", "--appendfsync", "always", "--dir", cl->dir,
-                          "--daemonize", "no", NULL};
+    const char *argv[] = {"redis-server", "--port",        port,     "--bind",
+                          "127.0.0.1",    "--save",        "",       "--appendonly",
+                          "yes",          "--appendfsync", "always", "--dir",
+                          cl->dir,        "--daemonize",   "no",     NULL};
     execvp(argv[0], (char *const *)argv);
     _exit(127);
 }
@@ -418,6 +444,7 @@ void ct_redis_kill(struct h_cluster *cl)
 void ct_redis_persistent(struct h_cluster *cl)
 {
     ck_assert_int_eq(cl->n_gw, 0);
+    fprintf(stderr, "%s: logs in %s\n", tcase_name(), cl->dir);
     h_proc_stop(&cl->redis, 5000);
     ct_redis_start(cl);
 }

@@ -35,6 +35,7 @@ START_TEST(test_fanout_exactly_once)
     struct tc *t[6];
     char *body_of[31] = {0};
     char id[32], body[32];
+    json_t *joined = NULL;
 
     ct_cluster_start(&cl, 3, fast_args);
     for (int i = 0; i < 3; i++) {
@@ -46,8 +47,37 @@ START_TEST(test_fanout_exactly_once)
     for (int c = 0; c < 6; c++) {
         /* user c/2, tab on node c%3: every user has tabs on two nodes */
         t[c] = ct_connect(&cl, c % 3, &u[c / 2]);
-        json_decref(ct_join(t[c], "fan", -1));
+        json_decref(joined);
+        joined = ct_join(t[c], "fan", -1);
     }
+    /* the last joiner sees every user once, whatever their tabs and nodes */
+    for (int i = 0; i < 3; i++) {
+        json_t *m;
+        size_t k;
+        int seen = 0;
+
+        json_array_foreach(json_object_get(joined, "members"), k, m)
+        {
+            seen += strcmp(ct_user_id(m), u[i].id) == 0;
+        }
+        ck_assert_msg(seen == 1, "joined.members lists %s %d times", u[i].nick, seen);
+    }
+    json_decref(joined);
+    ct_send(t[0], "{\"type\":\"rooms\",\"id\":\"r\"}");
+    joined = ct_expect(t[0], "r", "rooms");
+    {
+        json_t *room;
+        size_t k;
+        long long members = -1;
+
+        json_array_foreach(json_object_get(joined, "rooms"), k, room)
+        {
+            if (strcmp(ct_json_str(room, "name"), "fan") == 0)
+                members = ct_json_int(room, "members");
+        }
+        ck_assert_msg(members == 3, "rooms: fan has %lld members, wanted 3 users", members);
+    }
+    json_decref(joined);
     for (int k = 0; k < 5; k++) {
         for (int c = 0; c < 6; c++) {
             snprintf(id, sizeof(id), "m%d-%d", c, k);
@@ -119,8 +149,7 @@ static void check_list(redisContext *rc, const char *key, long long max, long lo
         long long seq = ct_json_int(j, "seq");
 
         ck_assert_msg(j != NULL, "%s[%zu] is not JSON", key, i);
-        ck_assert_msg(seq == last_seq - n + 1 + (long long)i, "%s[%zu] has seq %lld", key, i,
-                      seq);
+        ck_assert_msg(seq == last_seq - n + 1 + (long long)i, "%s[%zu] has seq %lld", key, i, seq);
         json_decref(j);
     }
     freeReplyObject(r);
@@ -137,13 +166,15 @@ START_TEST(test_history_capped)
 
     ct_cluster_start(&cl, 3, capped_args);
     rc = ct_redis(&cl);
-    for (int i = 0; i < 3; i++) {
-        char nick[16];
+    ct_team(&cl, "cap", 3, "cap", u, t);
+    {
+        struct tc *w = tc_connect(cl.base, cl.ws_url[1], u[0].token, NULL, NULL);
+        json_t *welcome = w ? tc_wait_type(w, "welcome", CT_WAIT_MS) : NULL;
 
-        snprintf(nick, sizeof(nick), "cap%d", i);
-        ct_login(&cl, i, nick, &u[i]);
-        t[i] = ct_connect(&cl, i, &u[i]);
-        json_decref(ct_join(t[i], "cap", -1));
+        ck_assert_ptr_nonnull(welcome);
+        ck_assert_int_eq(ct_json_int(welcome, "history_max"), 20);
+        json_decref(welcome);
+        tc_free(w);
     }
     for (int wave = 0; wave < 3; wave++) {
         for (int k = 0; k < 5; k++) {
@@ -177,7 +208,8 @@ START_TEST(test_history_capped)
     ck_assert_str_eq(ct_json_str(h, "room"), "cap");
     ct_assert_seqs(json_object_get(h, "messages"), 26, 20, "history limit 200");
     json_decref(h);
-    ct_send(t[2], "{\"type\":\"history\",\"id\":\"h2\",\"room\":\"cap\",\"before\":30,\"limit\":3}");
+    ct_send(t[2],
+            "{\"type\":\"history\",\"id\":\"h2\",\"room\":\"cap\",\"before\":30,\"limit\":3}");
     h = ct_expect(t[2], "h2", "history");
     ct_assert_seqs(json_object_get(h, "messages"), 27, 3, "history before 30 limit 3");
     json_decref(h);
@@ -209,10 +241,7 @@ START_TEST(test_history_capped)
     json_decref(h);
 
     redisFree(rc);
-    for (int i = 0; i < 3; i++) {
-        tc_free(t[i]);
-        ct_user_free(&u[i]);
-    }
+    ct_team_free(3, u, t);
 }
 END_TEST
 
@@ -313,8 +342,9 @@ START_TEST(test_join_last_50)
     json_decref(ct_join(ta, "big", -1));
     for (int k = 1; k <= 60; k++) {
         snprintf(id, sizeof(id), "b%d", k);
-        ct_send(ta, "{\"type\":\"message\",\"id\":\"%s\",\"room\":\"big\",\"kind\":\"text\","
-                    "\"body\":\"x\"}",
+        ct_send(ta,
+                "{\"type\":\"message\",\"id\":\"%s\",\"room\":\"big\",\"kind\":\"text\","
+                "\"body\":\"x\"}",
                 id);
     }
     for (int k = 1; k <= 60; k++) {
@@ -396,8 +426,9 @@ START_TEST(test_join_no_gap_concurrent)
         tj[j] = ct_connect(&cl, 1 + j % 2, &uj[j]);
     }
     for (int k = 0; k < LIVE_N; k++) {
-        ct_send(ts, "{\"type\":\"message\",\"id\":\"l%d\",\"room\":\"live\",\"kind\":\"text\","
-                    "\"body\":\"live %d\"}",
+        ct_send(ts,
+                "{\"type\":\"message\",\"id\":\"l%d\",\"room\":\"live\",\"kind\":\"text\","
+                "\"body\":\"live %d\"}",
                 k, k);
         for (int j = 0; j < LIVE_JOINERS; j++) {
             if (join_at[j] != k)
@@ -432,8 +463,7 @@ START_TEST(test_join_no_gap_concurrent)
             const char *type = ct_json_str(f, "type");
 
             if (strcmp(type, "joined") == 0 && !joined) {
-                ck_assert_msg(n_live == 0, "joiner %d: %zu live messages before joined", j,
-                              n_live);
+                ck_assert_msg(n_live == 0, "joiner %d: %zu live messages before joined", j, n_live);
                 joined = json_incref(f);
             } else if (strcmp(type, "message") == 0) {
                 n_live++;
@@ -467,6 +497,147 @@ START_TEST(test_join_no_gap_concurrent)
         tc_free(tj[j]);
         ct_user_free(&uj[j]);
     }
+}
+END_TEST
+
+struct stream {
+    struct tc *t;
+    const char *room;
+    long long last; /* last seq seen, from joined.messages or live */
+    int gaps, repeats;
+};
+
+/* Walks t's frames in order: room messages (live or in a joined reply) must
+ * continue `last` by one each time.  Consumes everything it walked. */
+static void stream_walk(struct stream *st)
+{
+    json_t *f, *m;
+    size_t i, k;
+
+    json_array_foreach(st->t->frames, i, f)
+    {
+        const char *type = ct_json_str(f, "type");
+        json_t *one = NULL, *msgs;
+
+        if (strcmp(ct_json_str(f, "room"), st->room) != 0)
+            continue;
+        if (strcmp(type, "joined") == 0) {
+            msgs = json_object_get(f, "messages");
+            ck_assert_msg(json_is_true(json_object_get(f, "recovered")),
+                          "rejoin since %lld not recovered", st->last);
+        } else if (strcmp(type, "message") == 0) {
+            one = json_pack("[O]", f);
+            msgs = one;
+        } else {
+            continue;
+        }
+        json_array_foreach(msgs, k, m)
+        {
+            long long seq = ct_json_int(m, "seq");
+
+            st->repeats += seq <= st->last;
+            st->gaps += seq > st->last + 1;
+            if (seq > st->last)
+                st->last = seq;
+        }
+        json_decref(one);
+    }
+    json_array_clear(st->t->frames);
+}
+
+struct reply_seen {
+    struct tc *t;
+    const char *id;
+};
+
+static bool reply_queued(void *arg)
+{
+    struct reply_seen *r = arg;
+    json_t *f;
+    size_t i;
+
+    json_array_foreach(r->t->frames, i, f)
+    {
+        if (strcmp(ct_json_str(f, "id"), r->id) == 0 && strcmp(ct_json_str(f, "type"), "message"))
+            return true;
+    }
+    return false;
+}
+
+struct stream_wait {
+    struct stream st;
+    long long final;
+};
+
+static bool stream_at(void *arg)
+{
+    struct stream_wait *w = arg;
+
+    stream_walk(&w->st);
+    return w->st.last >= w->final;
+}
+
+/* A member alone on its node leaves and rejoins with since = last seen, ten
+ * times, while another node posts every 20 ms: the node unsubscribes and
+ * resubscribes each time, and the member's stream must stay gap-free and
+ * repeat-free throughout. */
+START_TEST(test_rejoin_churn)
+{
+    struct ct_user a, b;
+    struct tc *ta, *tb;
+    struct stream_wait w;
+    char id[32];
+    int sent = 0;
+
+    ct_cluster_start(&cl, 2, fast_args);
+    ct_login(&cl, 0, "churn_a", &a);
+    ct_login(&cl, 1, "churn_b", &b);
+    ta = ct_connect(&cl, 0, &a);
+    tb = ct_connect(&cl, 1, &b);
+    json_decref(ct_join(ta, "churn", -1));
+    ct_post(ta, "churn", "first", "first");
+    json_decref(ct_join(tb, "churn", 0));
+    w.st = (struct stream){tb, "churn", 1, 0, 0};
+    for (int cycle = 0; cycle < 10; cycle++) {
+        struct reply_seen rs = {tb, id};
+
+        for (int k = 0; k < 3; k++, sent++)
+            ct_send(ta,
+                    "{\"type\":\"message\",\"id\":\"c%d\",\"room\":\"churn\",\"kind\":"
+                    "\"text\",\"body\":\"x\"}",
+                    sent);
+        snprintf(id, sizeof(id), "leave%d", cycle);
+        ct_send(tb, "{\"type\":\"leave\",\"id\":\"%s\",\"room\":\"churn\"}", id);
+        ck_assert(h_loop_until(cl.base, reply_queued, &rs, CT_WAIT_MS));
+        stream_walk(&w.st);
+        for (int k = 0; k < 3; k++, sent++)
+            ct_send(ta,
+                    "{\"type\":\"message\",\"id\":\"c%d\",\"room\":\"churn\",\"kind\":"
+                    "\"text\",\"body\":\"x\"}",
+                    sent);
+        h_loop_for(cl.base, 20);
+        snprintf(id, sizeof(id), "join%d", cycle);
+        ct_send(tb, "{\"type\":\"join\",\"id\":\"%s\",\"room\":\"churn\",\"since\":%lld}", id,
+                w.st.last);
+        ck_assert(h_loop_until(cl.base, reply_queued, &rs, CT_WAIT_MS));
+        stream_walk(&w.st);
+    }
+    for (int k = 0; k < sent; k++) {
+        snprintf(id, sizeof(id), "c%d", k);
+        json_decref(ct_expect(ta, id, "ack"));
+    }
+    w.final = 1 + sent;
+    ck_assert_msg(h_loop_until(cl.base, stream_at, &w, CT_WAIT_MS),
+                  "member stopped at seq %lld of %lld", w.st.last, w.final);
+    h_loop_for(cl.base, 300);
+    stream_walk(&w.st);
+    ck_assert_msg(w.st.gaps == 0 && w.st.repeats == 0, "%d gaps, %d repeats across rejoins",
+                  w.st.gaps, w.st.repeats);
+    ck_assert_int_eq(w.st.last, w.final);
+    tc_free(ta);
+    tc_free(tb);
+    ct_user_free(&a);
+    ct_user_free(&b);
 }
 END_TEST
 
@@ -525,8 +696,9 @@ START_TEST(test_idempotent_resend)
 
     /* private: same id twice, one delivery */
     for (int k = 0; k < 2; k++) {
-        ct_send(ta1, "{\"type\":\"private\",\"id\":\"pm-1\",\"to\":\"%s\",\"kind\":\"text\","
-                     "\"body\":\"psst\"}",
+        ct_send(ta1,
+                "{\"type\":\"private\",\"id\":\"pm-1\",\"to\":\"%s\",\"kind\":\"text\","
+                "\"body\":\"psst\"}",
                 b.id);
         ack = ct_expect(ta1, "pm-1", "ack");
         ck_assert_int_eq(ct_json_int(ack, "seq"), 1);
@@ -559,5 +731,6 @@ TCase *delivery_tcase(void)
     tcase_add_test(tc, test_join_last_50);
     tcase_add_test(tc, test_join_no_gap_concurrent);
     tcase_add_test(tc, test_idempotent_resend);
+    tcase_add_test(tc, test_rejoin_churn);
     return tc;
 }

@@ -46,14 +46,16 @@ START_TEST(test_bad_request)
         "{\"type\":\"join\",\"id\":\"b6\"}",
         "{\"type\":\"join\",\"id\":\"b7\",\"room\":\"general\",\"since\":\"x\"}",
         "{\"type\":\"message\",\"id\":\"b8\",\"room\":\"general\",\"kind\":\"text\"}",
-        "{\"type\":\"message\",\"id\":\"b9\",\"room\":\"general\",\"kind\":\"video\",\"body\":\"x\"}",
+        "{\"type\":\"message\",\"id\":\"b9\",\"room\":\"general\",\"kind\":\"video\",\"body\":"
+        "\"x\"}",
         "{\"type\":\"message\",\"id\":\"b10\",\"room\":7,\"kind\":\"text\",\"body\":\"x\"}",
         "{\"type\":\"message\",\"id\":\"b11\",\"room\":\"general\",\"kind\":\"image\","
         "\"body\":\"http://example.com/x.png\"}",
         "{\"type\":\"history\",\"id\":\"b12\",\"room\":\"general\",\"limit\":0}",
         "{\"type\":\"history\",\"id\":\"b13\",\"room\":\"general\",\"limit\":201}",
         "{\"type\":\"private\",\"id\":\"b14\",\"kind\":\"text\",\"body\":\"x\"}",
-        "{\"type\":\"private\",\"id\":\"b15\",\"to\":\"not an id!\",\"kind\":\"text\",\"body\":\"x\"}",
+        "{\"type\":\"private\",\"id\":\"b15\",\"to\":\"not an "
+        "id!\",\"kind\":\"text\",\"body\":\"x\"}",
         "{\"type\":\"create_room\",\"id\":\"b16\",\"room\":\"Nope!\"}",
         "{\"type\":\"search\",\"id\":\"b17\"}",
     };
@@ -130,7 +132,8 @@ START_TEST(test_not_member_not_found_conflict)
 
     ct_send(ta, "{\"type\":\"create_room\",\"id\":\"cf1\",\"room\":\"general\"}");
     ct_expect_error(ta, "cf1", "conflict");
-    ct_send(ta, "{\"type\":\"create_room\",\"id\":\"cr\",\"room\":\"newroom\",\"topic\":\"fresh\"}");
+    ct_send(ta,
+            "{\"type\":\"create_room\",\"id\":\"cr\",\"room\":\"newroom\",\"topic\":\"fresh\"}");
     r = ct_expect(ta, "cr", "ack");
     ck_assert_str_eq(ct_json_str(r, "room"), "newroom");
     json_decref(r);

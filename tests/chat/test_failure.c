@@ -137,7 +137,8 @@ START_TEST(test_node_kill9)
         count_about(to1, "presence", "crash", k.id, "leave"),
         count_about(to2, "presence", "crash", k.id, "leave"),
         count_about(tl1, "presence", "crash", k.id, "leave"),
-        count_about(to1, "offline", NULL, k.id, NULL), count_about(to2, "offline", NULL, k.id, NULL),
+        count_about(to1, "offline", NULL, k.id, NULL),
+        count_about(to2, "offline", NULL, k.id, NULL),
         count_about(tl1, "offline", NULL, k.id, NULL));
     took = mono_ms() - t0;
     fprintf(stderr, "kill -9: leave/offline seen after %ld ms\n", took);
@@ -186,7 +187,7 @@ END_TEST
 
 START_TEST(test_redis_restart)
 {
-    struct ct_user a, b, c;
+    struct ct_user u[3];
     struct tc *ta, *tb, *tc_, *all[3], *t_new;
     json_t *r, *msgs;
     int status = -1;
@@ -195,17 +196,10 @@ START_TEST(test_redis_restart)
     ct_redis_persistent(&cl);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(h_cluster_add_gateway(&cl, fast_args), i);
-    ct_login(&cl, 0, "rs_a", &a);
-    ct_login(&cl, 1, "rs_b", &b);
-    ct_login(&cl, 2, "rs_c", &c);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
-    tc_ = ct_connect(&cl, 2, &c);
-    all[0] = ta;
-    all[1] = tb;
-    all[2] = tc_;
-    for (int i = 0; i < 3; i++)
-        json_decref(ct_join(all[i], "rs", -1));
+    ct_team(&cl, "rs_", 3, "rs", u, all);
+    ta = all[0];
+    tb = all[1];
+    tc_ = all[2];
     ck_assert_int_eq(ct_post(ta, "rs", "pre1", "before 1"), 1);
     ck_assert_int_eq(ct_post(tb, "rs", "pre2", "before 2"), 2);
     ck_assert_int_eq(ct_post(tc_, "rs", "pre3", "before 3"), 3);
@@ -222,11 +216,12 @@ START_TEST(test_redis_restart)
     ct_expect_error(tb, "down2", "unavailable");
     ct_send(tc_, "{\"type\":\"history\",\"id\":\"down3\",\"room\":\"rs\"}");
     ct_expect_error(tc_, "down3", "unavailable");
-    ct_send(tc_, "{\"type\":\"private\",\"id\":\"down4\",\"to\":\"%s\",\"kind\":\"text\","
-                 "\"body\":\"x\"}",
-            a.id);
+    ct_send(tc_,
+            "{\"type\":\"private\",\"id\":\"down4\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"x\"}",
+            u[0].id);
     ct_expect_error(tc_, "down4", "unavailable");
-    t_new = tc_connect(cl.base, cl.ws_url[1], a.token, NULL, &status);
+    t_new = tc_connect(cl.base, cl.ws_url[1], u[0].token, NULL, &status);
     ck_assert_msg(t_new == NULL && status == 503, "upgrade with Redis down: %d, wanted 503",
                   status);
     for (int i = 0; i < 3; i++)
@@ -254,21 +249,18 @@ START_TEST(test_redis_restart)
     json_decref(r);
 
     /* user channels are back too */
-    ct_send(tb, "{\"type\":\"private\",\"id\":\"pv\",\"to\":\"%s\",\"kind\":\"text\","
-                "\"body\":\"hi\"}",
-            c.id);
+    ct_send(tb,
+            "{\"type\":\"private\",\"id\":\"pv\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"hi\"}",
+            u[2].id);
     json_decref(ct_expect(tb, "pv", "ack"));
     ck_assert_msg(ct_wait_count(&tc_, 1, "private", NULL, 1, CT_WAIT_MS),
                   "private after restart not delivered");
-    t_new = ct_connect(&cl, 1, &a);
+    t_new = ct_connect(&cl, 1, &u[0]);
     json_decref(ct_join(t_new, "rs", 3));
 
     tc_free(t_new);
-    for (int i = 0; i < 3; i++)
-        tc_free(all[i]);
-    ct_user_free(&a);
-    ct_user_free(&b);
-    ct_user_free(&c);
+    ct_team_free(3, u, all);
 }
 END_TEST
 
@@ -279,8 +271,8 @@ END_TEST
 START_TEST(test_redis_restart_under_traffic)
 {
     enum { N = 120 };
-    struct ct_user a, b, c;
-    struct tc *ta, *tb, *tc_;
+    struct ct_user u[3];
+    struct tc *ta, *tb, *tc_, *all[3];
     bool acked[N] = {false};
     long long seq_of[N];
     int n_acked = 0, n_unavail = 0;
@@ -292,23 +284,19 @@ START_TEST(test_redis_restart_under_traffic)
     ct_redis_persistent(&cl);
     for (int g = 0; g < 3; g++)
         ck_assert_int_eq(h_cluster_add_gateway(&cl, fast_args), g);
-    ct_login(&cl, 0, "rt_a", &a);
-    ct_login(&cl, 1, "rt_b", &b);
-    ct_login(&cl, 2, "rt_c", &c);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
-    tc_ = ct_connect(&cl, 2, &c);
-    json_decref(ct_join(ta, "rt", -1));
-    json_decref(ct_join(tb, "rt", -1));
-    json_decref(ct_join(tc_, "rt", -1));
+    ct_team(&cl, "rt_", 3, "rt", u, all);
+    ta = all[0];
+    tb = all[1];
+    tc_ = all[2];
 
     for (int k = 0; k < N; k++) {
         if (k == 20)
             ct_redis_kill(&cl);
         if (k == 60)
             ct_redis_start(&cl);
-        ct_send(ta, "{\"type\":\"message\",\"id\":\"t%d\",\"room\":\"rt\",\"kind\":\"text\","
-                    "\"body\":\"tick %d\"}",
+        ct_send(ta,
+                "{\"type\":\"message\",\"id\":\"t%d\",\"room\":\"rt\",\"kind\":\"text\","
+                "\"body\":\"tick %d\"}",
                 k, k);
         h_loop_for(cl.base, 50);
     }
@@ -346,7 +334,8 @@ START_TEST(test_redis_restart_under_traffic)
             if (strcmp(ct_json_str(m, "id"), id) == 0) {
                 ck_assert_msg(!found, "%s stored twice", id);
                 found = true;
-                ck_assert_int_eq(ct_json_int(m, "seq"), acked[k] ? seq_of[k] : ct_json_int(m, "seq"));
+                ck_assert_int_eq(ct_json_int(m, "seq"),
+                                 acked[k] ? seq_of[k] : ct_json_int(m, "seq"));
             }
         }
         ck_assert_msg(found || !acked[k], "%s was acked (seq %lld) but is not in history", id,
@@ -376,17 +365,11 @@ START_TEST(test_redis_restart_under_traffic)
             {
                 found |= ct_json_int(m, "seq") == seq_of[k];
             }
-            ck_assert_msg(found, "gw%d: acked t%d (seq %lld) never delivered", w + 2, k,
-                          seq_of[k]);
+            ck_assert_msg(found, "gw%d: acked t%d (seq %lld) never delivered", w + 2, k, seq_of[k]);
         }
         json_decref(msgs);
     }
-    tc_free(ta);
-    tc_free(tb);
-    tc_free(tc_);
-    ct_user_free(&a);
-    ct_user_free(&b);
-    ct_user_free(&c);
+    ct_team_free(3, u, all);
 }
 END_TEST
 
@@ -396,23 +379,16 @@ END_TEST
  * starting again at 1. */
 START_TEST(test_redis_restart_empty)
 {
-    struct ct_user a, b, c;
+    struct ct_user u[3];
     struct tc *ta, *tb, *tc_, *all[3];
     json_t *msgs;
     redisContext *rc;
 
     ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 0, "rse_a", &a);
-    ct_login(&cl, 1, "rse_b", &b);
-    ct_login(&cl, 2, "rse_c", &c);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
-    tc_ = ct_connect(&cl, 2, &c);
-    all[0] = ta;
-    all[1] = tb;
-    all[2] = tc_;
-    for (int i = 0; i < 3; i++)
-        json_decref(ct_join(all[i], "rse", -1));
+    ct_team(&cl, "rse_", 3, "rse", u, all);
+    ta = all[0];
+    tb = all[1];
+    tc_ = all[2];
     ck_assert_int_eq(ct_post(ta, "rse", "pre1", "before 1"), 1);
     ck_assert_int_eq(ct_post(tb, "rse", "pre2", "before 2"), 2);
     ck_assert_int_eq(ct_post(tc_, "rse", "pre3", "before 3"), 3);
@@ -449,11 +425,7 @@ START_TEST(test_redis_restart_empty)
     ck_assert_int_eq(ct_redis_int(rc, "HEXISTS chat:rooms general"), 1);
 
     redisFree(rc);
-    for (int i = 0; i < 3; i++)
-        tc_free(all[i]);
-    ct_user_free(&a);
-    ct_user_free(&b);
-    ct_user_free(&c);
+    ct_team_free(3, u, all);
 }
 END_TEST
 
@@ -503,14 +475,7 @@ static void pubsub_killed(int warmup)
 
     ct_cluster_start(&cl, 3, fast_args);
     rc = ct_redis(&cl);
-    for (int i = 0; i < 3; i++) {
-        char nick[16];
-
-        snprintf(nick, sizeof(nick), "pk%d", i);
-        ct_login(&cl, i, nick, &u[i]);
-        t[i] = ct_connect(&cl, i, &u[i]);
-        json_decref(ct_join(t[i], "pk", -1));
-    }
+    ct_team(&cl, "pk", 3, "pk", u, t);
     for (int k = 0; k < warmup; k++) {
         snprintf(id, sizeof(id), "warm%d", k);
         last = ct_post(t[k % 3], "pk", id, "warm up");
@@ -526,8 +491,9 @@ static void pubsub_killed(int warmup)
         /* posted right away, most likely while no node is subscribed */
         for (int k = 0; k < burst[round]; k++) {
             snprintf(id, sizeof(id), "k%zu-%d", round, k);
-            ct_send(t[k % 3], "{\"type\":\"message\",\"id\":\"%s\",\"room\":\"pk\",\"kind\":"
-                              "\"text\",\"body\":\"round %zu\"}",
+            ct_send(t[k % 3],
+                    "{\"type\":\"message\",\"id\":\"%s\",\"room\":\"pk\",\"kind\":"
+                    "\"text\",\"body\":\"round %zu\"}",
                     id, round);
         }
         for (int k = 0; k < burst[round]; k++) {
@@ -554,18 +520,16 @@ static void pubsub_killed(int warmup)
         json_decref(msgs);
     }
     /* and per-user channels are subscribed again */
-    ct_send(t[0], "{\"type\":\"private\",\"id\":\"pv\",\"to\":\"%s\",\"kind\":\"text\","
-                  "\"body\":\"hi\"}",
+    ct_send(t[0],
+            "{\"type\":\"private\",\"id\":\"pv\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"hi\"}",
             u[2].id);
     json_decref(ct_expect(t[0], "pv", "ack"));
     ck_assert_msg(ct_wait_count(&t[2], 1, "private", NULL, 1, CT_WAIT_MS),
                   "private after resubscribe not delivered");
 
     redisFree(rc);
-    for (int i = 0; i < 3; i++) {
-        tc_free(t[i]);
-        ct_user_free(&u[i]);
-    }
+    ct_team_free(3, u, t);
 }
 
 START_TEST(test_pubsub_killed)
@@ -597,8 +561,9 @@ START_TEST(test_pubsub_killed_private)
     t[0] = ct_connect(&cl, 0, &a);
     t[1] = ct_connect(&cl, 1, &b);
     t[2] = ct_connect(&cl, 2, &b);
-    ct_send(t[0], "{\"type\":\"private\",\"id\":\"w\",\"to\":\"%s\",\"kind\":\"text\","
-                  "\"body\":\"warm\"}",
+    ct_send(t[0],
+            "{\"type\":\"private\",\"id\":\"w\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"warm\"}",
             b.id);
     json_decref(ct_expect(t[0], "w", "ack"));
     ck_assert(ct_wait_count(t, 3, "private", NULL, 1, CT_WAIT_MS));
@@ -609,8 +574,9 @@ START_TEST(test_pubsub_killed_private)
     ck_assert_ptr_nonnull(rep);
     freeReplyObject(rep);
     for (int k = 0; k < 3; k++)
-        ct_send(t[0], "{\"type\":\"private\",\"id\":\"p%d\",\"to\":\"%s\",\"kind\":\"text\","
-                      "\"body\":\"during %d\"}",
+        ct_send(t[0],
+                "{\"type\":\"private\",\"id\":\"p%d\",\"to\":\"%s\",\"kind\":\"text\","
+                "\"body\":\"during %d\"}",
                 k, b.id, k);
     for (int k = 0; k < 3; k++) {
         snprintf(id, sizeof(id), "p%d", k);

@@ -172,10 +172,10 @@ START_TEST(test_mini_load)
     for (int i = 0; i < N_CLIENTS; i++) {
         struct load_client *c = &ld->c[i];
 
-        ck_assert_msg(c->acks == N_SENDS && c->errors == 0, "%s: %zu acks, %zu errors",
-                      c->u.nick, c->acks, c->errors);
-        ck_assert_msg(c->bad_order == 0, "%s: %zu messages out of seq order or repeated",
-                      c->u.nick, c->bad_order);
+        ck_assert_msg(c->acks == N_SENDS && c->errors == 0, "%s: %zu acks, %zu errors", c->u.nick,
+                      c->acks, c->errors);
+        ck_assert_msg(c->bad_order == 0, "%s: %zu messages out of seq order or repeated", c->u.nick,
+                      c->bad_order);
         ck_assert_msg(c->mismatched == 0, "%s: %zu messages differ from their ack", c->u.nick,
                       c->mismatched);
         for (int k = 0; k < 2; k++) {
@@ -189,8 +189,8 @@ START_TEST(test_mini_load)
         }
         for (int r = 0; r < N_ROOMS; r++) {
             if (r != c->rooms[0] && r != c->rooms[1])
-                ck_assert_msg(c->got[r] == 0, "%s got messages of load%d, not a member",
-                              c->u.nick, r);
+                ck_assert_msg(c->got[r] == 0, "%s got messages of load%d, not a member", c->u.nick,
+                              r);
         }
     }
     fprintf(stderr, "mini-load: %zu deliveries expected, %zu delivered\n", expected, delivered);

@@ -80,8 +80,9 @@ START_TEST(test_private_all_tabs)
         }
     }
     /* the answer continues the same conversation */
-    ct_send(tp[2], "{\"type\":\"private\",\"id\":\"pp\",\"to\":\"%s\",\"kind\":\"code\","
-                   "\"lang\":\"c\",\"body\":\"int x;\"}",
+    ct_send(tp[2],
+            "{\"type\":\"private\",\"id\":\"pp\",\"to\":\"%s\",\"kind\":\"code\","
+            "\"lang\":\"c\",\"body\":\"int x;\"}",
             q.id);
     ack = ct_expect(tp[2], "pp", "ack");
     ck_assert_int_eq(ct_json_int(ack, "seq"), 4);
@@ -120,8 +121,9 @@ START_TEST(test_private_unknown_and_self)
                 "\"text\",\"body\":\"anyone?\"}");
     ct_expect_error(t1, "nf", "not_found");
 
-    ct_send(t1, "{\"type\":\"private\",\"id\":\"me\",\"to\":\"%s\",\"kind\":\"text\","
-                "\"body\":\"note to self\"}",
+    ct_send(t1,
+            "{\"type\":\"private\",\"id\":\"me\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"note to self\"}",
             p.id);
     ack = ct_expect(t1, "me", "ack");
     ck_assert_int_eq(ct_json_int(ack, "seq"), 1);
@@ -235,7 +237,7 @@ START_TEST(test_presence_once_per_user)
     to = ct_connect(&cl, 2, &o);
     json_decref(ct_join(to, "pres", -1));
     h_loop_for(cl.base, 300);
-    take_presence(to, "pres", o.id, "join"); /* its own join */
+    take_presence(to, "pres", o.id, "join");  /* its own join */
     json_decref(ct_take(to, "online", NULL)); /* its own online */
 
     /* online: once, for the first tab anywhere */
@@ -355,8 +357,9 @@ START_TEST(test_private_to_offline_user)
     ct_login(&cl, 0, "off_a", &a);
     ct_login(&cl, 1, "off_b", &b);
     ta = ct_connect(&cl, 0, &a);
-    ct_send(ta, "{\"type\":\"private\",\"id\":\"p\",\"to\":\"%s\",\"kind\":\"text\","
-                "\"body\":\"read this later\"}",
+    ct_send(ta,
+            "{\"type\":\"private\",\"id\":\"p\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"read this later\"}",
             b.id);
     r = ct_expect(ta, "p", "ack");
     ck_assert_int_eq(ct_json_int(r, "seq"), 1);
@@ -417,12 +420,14 @@ START_TEST(test_search)
     ts_mid = ct_json_int(json_array_get(json_object_get(r, "messages"), 0), "ts");
     json_decref(r);
     h_loop_for(cl.base, 20);
-    ct_send(ta, "{\"type\":\"private\",\"id\":\"p1\",\"to\":\"%s\",\"kind\":\"text\","
-                "\"body\":\"hello private\"}",
+    ct_send(ta,
+            "{\"type\":\"private\",\"id\":\"p1\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"hello private\"}",
             b.id);
     json_decref(ct_expect(ta, "p1", "ack"));
-    ct_send(tc_, "{\"type\":\"private\",\"id\":\"p2\",\"to\":\"%s\",\"kind\":\"text\","
-                 "\"body\":\"hello secret\"}",
+    ct_send(tc_,
+            "{\"type\":\"private\",\"id\":\"p2\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"hello secret\"}",
             b.id);
     json_decref(ct_expect(tc_, "p2", "ack"));
 
@@ -475,14 +480,7 @@ START_TEST(test_presence_refresh)
     json_t *r;
 
     ct_cluster_start(&cl, 3, ttl_args);
-    for (int i = 0; i < 3; i++) {
-        char nick[16];
-
-        snprintf(nick, sizeof(nick), "fresh%d", i);
-        ct_login(&cl, i, nick, &u[i]);
-        t[i] = ct_connect(&cl, i, &u[i]);
-        json_decref(ct_join(t[i], "stay", -1));
-    }
+    ct_team(&cl, "fresh", 3, "stay", u, t);
     h_loop_for(cl.base, 500);
     for (int i = 0; i < 3; i++)
         json_array_clear(t[i]->frames);
@@ -499,10 +497,7 @@ START_TEST(test_presence_refresh)
     json_decref(r);
     ct_post(t[2], "stay", "still", "still here");
     ck_assert(ct_wait_count(t, 3, "message", "stay", 1, CT_WAIT_MS));
-    for (int i = 0; i < 3; i++) {
-        tc_free(t[i]);
-        ct_user_free(&u[i]);
-    }
+    ct_team_free(3, u, t);
 }
 END_TEST
 

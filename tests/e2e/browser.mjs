@@ -65,3 +65,13 @@ export async function open_room(page, room) {
     await page.click(tid('room-item') + '[data-room="' + room + '"]');
     await page.locator(tid('room-item') + '[data-room="' + room + '"].active').waitFor();
 }
+
+/* Back to a known state after a test that may have stopped half-way: no open dialog, #room active. */
+export async function reset(page, room = 'general') {
+    await page.evaluate(() => {
+        document.querySelectorAll('dialog[open]').forEach((d) => d.close());
+        document.getElementById('search-results').hidden = true;
+    });
+    await page.fill(tid('composer'), '');
+    await open_room(page, room);
+}

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Cluster, REPO } from './cluster.mjs';
-import { launch, login, send, tid, messages_with, expect_once, open_room } from './browser.mjs';
+import { launch, login, send, tid, messages_with, expect_once, open_room, reset } from './browser.mjs';
 
 /* The whole file must finish in bounded time, whatever hangs. */
 const FILE_TIMEOUT_MS = 240000;
@@ -145,6 +145,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('@mention opens a private conversation', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         await alice.page.fill(tid('composer'), '');
         await alice.page.type(tid('composer'), '@' + nick('bo').slice(0, 2));
         const popup = alice.page.locator(tid('mention-popup'));
@@ -173,6 +175,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('create a room; others see it and can join; several rooms at once', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         const room = 'design-' + run;
         await alice.page.click(tid('new-room'));
         await alice.page.fill('#new-room-name', room);
@@ -230,6 +234,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('an uploaded image is downscaled and shown on the other side', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         /* a 2400x1600 PNG drawn by the browser itself */
         const b64 = await alice.page.evaluate(() => {
             const c = document.createElement('canvas');
@@ -331,6 +337,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('a ``` fenced block renders as code with a copy button', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         const code = 'console.log("fenced ' + run + '");\nreturn 42;';
         await alice.page.fill(tid('composer'), '```js\n' + code + '\n```');
         await alice.page.click(tid('send'));
@@ -344,6 +352,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('HTML in a message is shown as text and runs nothing', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         const evil = '<img src=x onerror=alert(1)>';
         await send(alice.page, evil);
         await send(alice.page, 'javascript:alert(2) <script>alert(3)</script> ' + run);
@@ -371,6 +381,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('search finds messages and jumps to them', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         await bob.page.fill(tid('search-input'), 'hello from alice');
         const result = bob.page.locator(tid('search-results') + ' ' + tid('search-result')).first();
         await result.waitFor();
@@ -428,6 +440,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('export produces a text file with timestamps, joins and messages; import restores it', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         await alice.page.click(tid('settings-button'));
         const [dl] = await Promise.all([alice.page.waitForEvent('download'), alice.page.click(tid('export-button'))]);
         const file = await dl.path();
@@ -452,6 +466,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('theme toggle persists across reload', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         const page = alice.page;
         const before_theme = await page.evaluate(() => document.documentElement.dataset.theme || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
         await page.click(tid('settings-button'));
@@ -490,6 +506,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('kill the gateway a user is on: reconnects to another node, resumes, nothing lost or doubled', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         const away = 'sent while bob was away ' + run;
         const offline = 'bob typed this while offline ' + run;
         const node_before = await bob.page.getAttribute(tid('conn-status'), 'title');
