@@ -25,9 +25,9 @@ struct gw_router {
     struct gw_dict *users; /* channel -> gw_user */
     LIST_HEAD(, gw_session) sessions;
     size_t nsessions;
-    char all_channel[128];
-    char room_prefix[128]; /* "<prefix>room:{" */
-    char user_prefix[128]; /* "<prefix>user:{" */
+    char all_channel[GW_CHANNEL_MAX];
+    char room_prefix[96]; /* "<prefix>room:{" */
+    char user_prefix[96]; /* "<prefix>user:{" */
 };
 
 struct gw_router *gw_router_new(struct gw_ctx *ctx)
@@ -136,7 +136,7 @@ static void user_free(struct gw_user *u)
 
 bool gw_router_add_session(struct gw_router *r, struct gw_session *s)
 {
-    char channel[160];
+    char channel[GW_CHANNEL_MAX];
     user_channel(r, s->who.id, channel, sizeof(channel));
     LIST_INSERT_HEAD(&r->sessions, s, in_node);
     r->nsessions++;
@@ -233,7 +233,7 @@ struct gw_member *gw_router_find_member(struct gw_session *s, const char *room)
 bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char *room_name,
                             const struct gw_member *except)
 {
-    char channel[160];
+    char channel[GW_CHANNEL_MAX];
     snprintf(channel, sizeof(channel), "%s%s}", r->room_prefix, room_name);
     struct gw_room *room = gw_dict_get(r->rooms, channel);
     if (!room)
@@ -248,7 +248,7 @@ bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char
 bool gw_router_join(struct gw_router *r, struct gw_session *s, const char *name,
                     struct gw_member **slot, void (*ready)(bool ok, void *arg), void *arg)
 {
-    char channel[160];
+    char channel[GW_CHANNEL_MAX];
     snprintf(channel, sizeof(channel), "%s%s}", r->room_prefix, name);
     struct gw_room *room = gw_dict_get(r->rooms, channel);
     if (!room) {
@@ -518,7 +518,7 @@ struct user_repair {
     struct gw_router *r;
     int outstanding;
     bool listed;
-    char channel[160];
+    char channel[GW_CHANNEL_MAX];
 };
 
 static void user_repair_step(struct user_repair *ur)

@@ -25,6 +25,9 @@
 struct gw_session;
 struct gw_ws;
 
+/* prefix (at most 64) + "room:{" or "user:{" + a name or id (at most 64) + "}" */
+#define GW_CHANNEL_MAX 256
+
 enum gw_member_state { GW_MEMBER_PENDING, GW_MEMBER_JOINED };
 
 struct gw_member {
@@ -55,7 +58,7 @@ struct gw_room {
     bool synced;      /* live_seq is a real baseline (a join snapshot or live traffic) */
     STAILQ_HEAD(, gw_backlog_entry) backlog;
     size_t backlog_len;
-    char channel[160];
+    char channel[GW_CHANNEL_MAX];
     char name[];
 };
 
@@ -64,7 +67,7 @@ struct gw_room {
 struct gw_user {
     LIST_HEAD(, gw_session) sessions;
     size_t nsessions;
-    char channel[160];
+    char channel[GW_CHANNEL_MAX];
     struct chat_identity who; /* of the first session */
     /* Private traffic ordering: the last seq delivered per conversation
      * (peer id -> seq), so a repair after a lost subscription neither skips

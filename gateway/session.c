@@ -783,7 +783,8 @@ static int match_cmp(const void *a, const void *b)
 
 static void search_finish(struct op *op)
 {
-    qsort(op->matches, op->nmatches, sizeof(*op->matches), match_cmp);
+    if (op->nmatches > 1)
+        qsort(op->matches, op->nmatches, sizeof(*op->matches), match_cmp);
     size_t from = op->nmatches > GW_SEARCH_MAX ? op->nmatches - GW_SEARCH_MAX : 0;
     struct evbuffer *raw = evbuffer_new();
     for (size_t i = from; i < op->nmatches && raw; i++)

@@ -11,6 +11,7 @@ import { export_text, import_text, LocalCache } from './archive.js';
 const $ = (id) => document.getElementById(id);
 const LIMITS = { text: 4000, code: 20000 };
 const IMAGE_MAX_CHARS = 1000 * 1000;
+const CACHED_IMAGES = 30;
 const DEFAULT_ROOMS = ['general', 'random', 'tech'];
 const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const KEY = {
@@ -380,6 +381,7 @@ class ChatApp {
         $('chat-title').textContent = this.title(c);
         $('chat-topic').textContent = c.kind === 'room' ? c.topic || (this.rooms.get(c.name) || {}).topic || '' : 'private conversation';
         $('composer').placeholder = 'Message ' + this.title(c);
+        $('leave-room').hidden = c.kind !== 'room' || c.name === 'general';
         this.render_sidebar();
         this.render_messages('force-bottom');
         this.render_typing();
@@ -389,6 +391,17 @@ class ChatApp {
             this.save_rooms();
             this.join(c.name);
         }
+    }
+
+    /* Leave a room: no more traffic from it; it stays listed (in italics) to join again. */
+    async leave_room(c) {
+        if (c.kind !== 'room' || c.name === 'general') return;
+        this.joined_rooms.delete(c.name);
+        this.save_rooms();
+        c.joined = false;
+        c.unread = 0;
+        if (this.conn && this.conn.online) this.conn.request({ type: 'leave', room: c.name }).catch(() => {});
+        this.switch_to('room:general');
     }
 
     save_rooms() {
@@ -517,6 +530,21 @@ class ChatApp {
         }
     }
 
+    /* An image the cache kept only as a stub: fetch that one message again. */
+    async load_stub(c, m) {
+        if (!c || !this.conn || !this.conn.online) return toast('Not connected. Try again in a moment.');
+        const frame = c.kind === 'room' ? { type: 'history', room: c.name, before: m.seq + 1, limit: 1 } : { type: 'history', with: c.name, before: m.seq + 1, limit: 1 };
+        try {
+            const r = await this.conn.request(frame);
+            const got = (Array.isArray(r.messages) ? r.messages : []).filter((x) => x && x.seq === m.seq);
+            if (!got.length) return toast('That image is no longer on the server.');
+            this.merge(c, got, false);
+            if (this.active === c.key) this.render_messages('keep');
+        } catch (e) {
+            toast('Could not load the image: ' + e.message);
+        }
+    }
+
     /* Older history when scrolled to the top. */
     async load_older(c) {
         if (c.loading || !c.has_more || !this.conn || !this.conn.online) return;
@@ -636,7 +664,7 @@ class ChatApp {
             }
             const prev = c.msgs.get(m.seq);
             /* Same seq and same time: a repeat. A different time means the server's copy wins. */
-            if (prev && !prev.imported && (!Number.isFinite(Number(m.ts)) || prev.ts === Number(m.ts))) continue;
+            if (prev && !prev.imported && !prev.stub && (!Number.isFinite(Number(m.ts)) || prev.ts === Number(m.ts))) continue;
             const msg = {
                 seq: m.seq,
                 ts: Number(m.ts) || Date.now(),
@@ -880,7 +908,10 @@ class ChatApp {
         if (item.system) {
             row = system_el(item);
         } else {
-            row = message_el(item, this.me.id, (src) => this.open_lightbox(src));
+            row = message_el(item, this.me.id, {
+                open_image: (src) => this.open_lightbox(src),
+                load_stub: (m) => this.load_stub(this.convs.get(this.active), m),
+            });
             const state = row.querySelector('.msg-state');
             if (state) state.addEventListener('click', () => this.retry_failed(item));
         }
@@ -1056,15 +1087,23 @@ class ChatApp {
         }, 400));
     }
 
+    /*
+     * Write one conversation to the cache: its newest `keep` messages, but the bodies of only the
+     * newest CACHED_IMAGES images (the rest become stubs, fetched again when clicked), so a room
+     * full of pictures does not rewrite tens of megabytes on every message.
+     */
     save(c) {
-        const msgs = [...c.msgs.values()].sort((a, b) => a.seq - b.seq).slice(-this.keep)
+        let images = 0;
+        const msgs = [...c.msgs.values()].sort((a, b) => a.seq - b.seq).slice(-this.keep).reverse()
             .map((m) => {
-                const o = { seq: m.seq, ts: m.ts, from: m.from, kind: m.kind, body: m.body };
+                const stub = m.stub || (m.kind === 'image' && ++images > CACHED_IMAGES);
+                const o = { seq: m.seq, ts: m.ts, from: m.from, kind: m.kind, body: stub ? '' : m.body };
+                if (stub) o.stub = true;
                 if (m.lang) o.lang = m.lang;
                 if (m.id) o.id = m.id;
                 if (m.imported) o.imported = true;
                 return o;
-            });
+            }).reverse();
         this.cache.put(c.key, { msgs, system: c.system.slice(-this.keep) });
     }
 
@@ -1579,6 +1618,10 @@ class ChatApp {
             location.reload();
         });
         $('retry-button').addEventListener('click', () => this.conn.retry_now());
+        $('leave-room').addEventListener('click', () => {
+            const c = this.convs.get(this.active);
+            if (c) this.leave_room(c);
+        });
 
         /* lightbox */
         const lb = $('lightbox');

@@ -145,10 +145,17 @@ export function as_code_message(text) {
 
 const EMOJI_ONLY_RE = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u200d|\ufe0f|\s)+$/u;
 
-export function render_body(msg, open_image) {
+/* `acts`: {open_image(src), load_stub(msg)}. */
+export function render_body(msg, acts) {
     const body = el('div', 'msg-body');
     const text = typeof msg.body === 'string' ? msg.body : '';
-    if (msg.kind === 'image') {
+    if (msg.kind === 'image' && msg.stub) {
+        /* an older image the local cache did not keep: fetched again on demand */
+        const btn = el('button', 'btn small image-stub', '🖼️ Load image');
+        btn.type = 'button';
+        btn.addEventListener('click', () => acts.load_stub(msg));
+        body.appendChild(btn);
+    } else if (msg.kind === 'image') {
         const src = safe_image_src(text);
         if (src) {
             const btn = el('button', 'thumb');
@@ -160,7 +167,7 @@ export function render_body(msg, open_image) {
             img.decoding = 'async';
             img.src = src;
             btn.appendChild(img);
-            btn.addEventListener('click', () => open_image(src));
+            btn.addEventListener('click', () => acts.open_image(src));
             body.appendChild(btn);
         } else {
             body.appendChild(el('span', 'muted', '[image not shown: unsupported format]'));
@@ -185,9 +192,10 @@ export function render_body(msg, open_image) {
 }
 
 /*
- * One message row. `msg`: {seq?, ts, from:{id,name,avatar}, kind, body, lang?, pending?, failed?}.
+ * One message row. `msg`: {seq?, ts, from:{id,name,avatar}, kind, body, lang?, pending?, failed?,
+ * stub?}; `acts` as for render_body.
  */
-export function message_el(msg, me_id, open_image) {
+export function message_el(msg, me_id, acts) {
     const row = el('div', 'msg');
     row.dataset.testid = 'message';
     row.dataset.kind = ['text', 'code', 'image'].includes(msg.kind) ? msg.kind : 'text';
@@ -205,7 +213,7 @@ export function message_el(msg, me_id, open_image) {
     const state = el('span', 'msg-state');
     head.appendChild(state);
     main.appendChild(head);
-    main.appendChild(render_body(msg, open_image));
+    main.appendChild(render_body(msg, acts));
     row.appendChild(main);
     update_message_el(row, msg);
     return row;

@@ -32,6 +32,12 @@ struct ct_user {
     char *id;    /* malloc'd */
 };
 
+/* The cluster of the running test: ct_setup clears it and arms a watchdog,
+ * ct_teardown is ct_cluster_stop on it (Check fixtures). */
+struct h_cluster *ct_fixture(void);
+void ct_setup(void);
+void ct_teardown(void);
+
 /* h_cluster_init plus n gateways started with the same extra args (NULL-
  * terminated, may be NULL); asserts on failure. */
 void ct_cluster_start(struct h_cluster *cl, int n, const char *const *extra);

@@ -18,6 +18,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Each test runs in its own forked process (CK_FORK), so one cluster per
+ * process is all there ever is. */
+static struct h_cluster fixture;
+
+struct h_cluster *ct_fixture(void)
+{
+    return &fixture;
+}
+
+void ct_setup(void)
+{
+    memset(&fixture, 0, sizeof(fixture));
+    /* longer than any tcase timeout: only for runs with CK_FORK=no */
+    h_watchdog(200);
+}
+
+void ct_teardown(void)
+{
+    ct_cluster_stop(&fixture);
+}
+
 void ct_cluster_start(struct h_cluster *cl, int n, const char *const *extra)
 {
     ck_assert_int_eq(h_cluster_init(cl), 0);

@@ -10,43 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct h_cluster cl;
-
 /* A generous rate so these tests measure delivery, not the limiter. */
 static const char *const fast_args[] = {"--rate", "500/500", NULL};
 static const char *const capped_args[] = {"--rate", "500/500", "--history", "20", NULL};
-
-static void setup(void)
-{
-    memset(&cl, 0, sizeof(cl));
-    h_watchdog(110);
-}
-
-static void teardown(void)
-{
-    ct_cluster_stop(&cl);
-}
 
 /* Every connection of six (two tabs each of three users, spread over three
  * nodes) sends five messages at once; all see all 30, seq 1..30, once. */
 START_TEST(test_fanout_exactly_once)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user u[3];
     struct tc *t[6];
     char *body_of[31] = {0};
     char id[32], body[32];
     json_t *joined = NULL;
 
-    ct_cluster_start(&cl, 3, fast_args);
+    ct_cluster_start(cl, 3, fast_args);
     for (int i = 0; i < 3; i++) {
         char nick[16];
 
         snprintf(nick, sizeof(nick), "fan%d", i);
-        ct_login(&cl, i, nick, &u[i]);
+        ct_login(cl, i, nick, &u[i]);
     }
     for (int c = 0; c < 6; c++) {
         /* user c/2, tab on node c%3: every user has tabs on two nodes */
-        t[c] = ct_connect(&cl, c % 3, &u[c / 2]);
+        t[c] = ct_connect(cl, c % 3, &u[c / 2]);
         json_decref(joined);
         joined = ct_join(t[c], "fan", -1);
     }
@@ -106,7 +94,7 @@ START_TEST(test_fanout_exactly_once)
     }
     ck_assert_msg(ct_wait_count(t, 6, "message", "fan", 30, CT_WAIT_MS),
                   "not every connection got 30 messages");
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     for (int c = 0; c < 6; c++) {
         json_t *msgs = ct_take(t[c], "message", "fan"), *m;
         size_t i;
@@ -157,6 +145,7 @@ static void check_list(redisContext *rc, const char *key, long long max, long lo
 
 START_TEST(test_history_capped)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user u[3];
     struct tc *t[3];
     redisContext *rc;
@@ -164,11 +153,11 @@ START_TEST(test_history_capped)
     json_t *h;
     long long last = 0;
 
-    ct_cluster_start(&cl, 3, capped_args);
-    rc = ct_redis(&cl);
-    ct_team(&cl, "cap", 3, "cap", u, t);
+    ct_cluster_start(cl, 3, capped_args);
+    rc = ct_redis(cl);
+    ct_team(cl, "cap", 3, "cap", u, t);
     {
-        struct tc *w = tc_connect(cl.base, cl.ws_url[1], u[0].token, NULL, NULL);
+        struct tc *w = tc_connect(cl->base, cl->ws_url[1], u[0].token, NULL, NULL);
         json_t *welcome = w ? tc_wait_type(w, "welcome", CT_WAIT_MS) : NULL;
 
         ck_assert_ptr_nonnull(welcome);
@@ -276,16 +265,17 @@ static void join_since(struct tc *t, long long since, long long first, size_t n,
 
 START_TEST(test_since_recovered)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b;
     struct tc *ta, *tb;
     json_t *j;
     char id[32];
 
-    ct_cluster_start(&cl, 3, capped_args);
-    ct_login(&cl, 0, "since_a", &a);
-    ct_login(&cl, 1, "since_b", &b);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
+    ct_cluster_start(cl, 3, capped_args);
+    ct_login(cl, 0, "since_a", &a);
+    ct_login(cl, 1, "since_b", &b);
+    ta = ct_connect(cl, 0, &a);
+    tb = ct_connect(cl, 1, &b);
 
     /* a room with nothing in it: since 0 recovers nothing, fully */
     j = ct_join(tb, "fresh", 0);
@@ -329,16 +319,17 @@ END_TEST
 
 START_TEST(test_join_last_50)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b;
     struct tc *ta, *tb;
     json_t *j;
     char id[32];
 
-    ct_cluster_start(&cl, 2, fast_args);
-    ct_login(&cl, 0, "last_a", &a);
-    ct_login(&cl, 1, "last_b", &b);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
+    ct_cluster_start(cl, 2, fast_args);
+    ct_login(cl, 0, "last_a", &a);
+    ct_login(cl, 1, "last_b", &b);
+    ta = ct_connect(cl, 0, &a);
+    tb = ct_connect(cl, 1, &b);
     json_decref(ct_join(ta, "big", -1));
     for (int k = 1; k <= 60; k++) {
         snprintf(id, sizeof(id), "b%d", k);
@@ -403,6 +394,7 @@ static bool live_done(void *arg)
  * consecutive seqs up to the last one, with nothing live before `joined`. */
 START_TEST(test_join_no_gap_concurrent)
 {
+    struct h_cluster *cl = ct_fixture();
     static const int join_at[LIVE_JOINERS] = {10, 40, 70, 100};
     static const long long join_since_[LIVE_JOINERS] = {-1, 3, -1, 0};
     struct ct_user s, uj[LIVE_JOINERS];
@@ -410,9 +402,9 @@ START_TEST(test_join_no_gap_concurrent)
     char id[32];
     long long final = LIVE_PRE + LIVE_N;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 0, "live_s", &s);
-    ts = ct_connect(&cl, 0, &s);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_login(cl, 0, "live_s", &s);
+    ts = ct_connect(cl, 0, &s);
     json_decref(ct_join(ts, "live", -1));
     for (int k = 1; k <= LIVE_PRE; k++) {
         snprintf(id, sizeof(id), "pre%d", k);
@@ -422,8 +414,8 @@ START_TEST(test_join_no_gap_concurrent)
         char nick[16];
 
         snprintf(nick, sizeof(nick), "live_j%d", j);
-        ct_login(&cl, 1 + j % 2, nick, &uj[j]);
-        tj[j] = ct_connect(&cl, 1 + j % 2, &uj[j]);
+        ct_login(cl, 1 + j % 2, nick, &uj[j]);
+        tj[j] = ct_connect(cl, 1 + j % 2, &uj[j]);
     }
     for (int k = 0; k < LIVE_N; k++) {
         ct_send(ts,
@@ -439,7 +431,7 @@ START_TEST(test_join_no_gap_concurrent)
                 ct_send(tj[j], "{\"type\":\"join\",\"id\":\"J\",\"room\":\"live\",\"since\":%lld}",
                         join_since_[j]);
         }
-        h_loop_for(cl.base, 10);
+        h_loop_for(cl->base, 10);
     }
     for (int k = 0; k < LIVE_N; k++) {
         json_t *ack;
@@ -456,7 +448,7 @@ START_TEST(test_join_no_gap_concurrent)
         long long first;
         char what[64];
 
-        ck_assert_msg(h_loop_until(cl.base, live_done, &w, CT_WAIT_MS),
+        ck_assert_msg(h_loop_until(cl->base, live_done, &w, CT_WAIT_MS),
                       "joiner %d: no joined or the stream did not reach seq %lld", j, final);
         json_array_foreach(tj[j]->frames, i, f)
         {
@@ -483,7 +475,7 @@ START_TEST(test_join_no_gap_concurrent)
         ct_assert_seqs(msgs, first, json_array_size(msgs), what);
         first += (long long)json_array_size(msgs);
         json_decref(joined);
-        h_loop_for(cl.base, 200);
+        h_loop_for(cl->base, 200);
         msgs = ct_take(tj[j], "message", "live");
         snprintf(what, sizeof(what), "joiner %d live stream", j);
         ct_assert_seqs(msgs, first, json_array_size(msgs), what);
@@ -583,17 +575,18 @@ static bool stream_at(void *arg)
  * repeat-free throughout. */
 START_TEST(test_rejoin_churn)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b;
     struct tc *ta, *tb;
     struct stream_wait w;
     char id[32];
     int sent = 0;
 
-    ct_cluster_start(&cl, 2, fast_args);
-    ct_login(&cl, 0, "churn_a", &a);
-    ct_login(&cl, 1, "churn_b", &b);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
+    ct_cluster_start(cl, 2, fast_args);
+    ct_login(cl, 0, "churn_a", &a);
+    ct_login(cl, 1, "churn_b", &b);
+    ta = ct_connect(cl, 0, &a);
+    tb = ct_connect(cl, 1, &b);
     json_decref(ct_join(ta, "churn", -1));
     ct_post(ta, "churn", "first", "first");
     json_decref(ct_join(tb, "churn", 0));
@@ -608,18 +601,18 @@ START_TEST(test_rejoin_churn)
                     sent);
         snprintf(id, sizeof(id), "leave%d", cycle);
         ct_send(tb, "{\"type\":\"leave\",\"id\":\"%s\",\"room\":\"churn\"}", id);
-        ck_assert(h_loop_until(cl.base, reply_queued, &rs, CT_WAIT_MS));
+        ck_assert(h_loop_until(cl->base, reply_queued, &rs, CT_WAIT_MS));
         stream_walk(&w.st);
         for (int k = 0; k < 3; k++, sent++)
             ct_send(ta,
                     "{\"type\":\"message\",\"id\":\"c%d\",\"room\":\"churn\",\"kind\":"
                     "\"text\",\"body\":\"x\"}",
                     sent);
-        h_loop_for(cl.base, 20);
+        h_loop_for(cl->base, 20);
         snprintf(id, sizeof(id), "join%d", cycle);
         ct_send(tb, "{\"type\":\"join\",\"id\":\"%s\",\"room\":\"churn\",\"since\":%lld}", id,
                 w.st.last);
-        ck_assert(h_loop_until(cl.base, reply_queued, &rs, CT_WAIT_MS));
+        ck_assert(h_loop_until(cl->base, reply_queued, &rs, CT_WAIT_MS));
         stream_walk(&w.st);
     }
     for (int k = 0; k < sent; k++) {
@@ -627,9 +620,9 @@ START_TEST(test_rejoin_churn)
         json_decref(ct_expect(ta, id, "ack"));
     }
     w.final = 1 + sent;
-    ck_assert_msg(h_loop_until(cl.base, stream_at, &w, CT_WAIT_MS),
+    ck_assert_msg(h_loop_until(cl->base, stream_at, &w, CT_WAIT_MS),
                   "member stopped at seq %lld of %lld", w.st.last, w.final);
-    h_loop_for(cl.base, 300);
+    h_loop_for(cl->base, 300);
     stream_walk(&w.st);
     ck_assert_msg(w.st.gaps == 0 && w.st.repeats == 0, "%d gaps, %d repeats across rejoins",
                   w.st.gaps, w.st.repeats);
@@ -643,21 +636,22 @@ END_TEST
 
 START_TEST(test_idempotent_resend)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b, c;
     struct tc *ta1, *ta2, *tb, *tc_;
     json_t *ack1, *ack, *msgs;
     long long seq;
     redisContext *rc;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    rc = ct_redis(&cl);
-    ct_login(&cl, 0, "idem_a", &a);
-    ct_login(&cl, 1, "idem_b", &b);
-    ct_login(&cl, 2, "idem_c", &c);
-    ta1 = ct_connect(&cl, 0, &a);
-    ta2 = ct_connect(&cl, 2, &a);
-    tb = ct_connect(&cl, 1, &b);
-    tc_ = ct_connect(&cl, 2, &c);
+    ct_cluster_start(cl, 3, fast_args);
+    rc = ct_redis(cl);
+    ct_login(cl, 0, "idem_a", &a);
+    ct_login(cl, 1, "idem_b", &b);
+    ct_login(cl, 2, "idem_c", &c);
+    ta1 = ct_connect(cl, 0, &a);
+    ta2 = ct_connect(cl, 2, &a);
+    tb = ct_connect(cl, 1, &b);
+    tc_ = ct_connect(cl, 2, &c);
     json_decref(ct_join(ta1, "idem", -1));
     json_decref(ct_join(ta2, "idem", -1));
     json_decref(ct_join(tb, "idem", -1));
@@ -685,7 +679,7 @@ START_TEST(test_idempotent_resend)
     ck_assert_int_eq(ct_post(ta1, "idem2", "same-1", "other room"), 1);
 
     ck_assert(ct_wait_count(&tb, 1, "message", "idem", 3, CT_WAIT_MS));
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     msgs = ct_take(tb, "message", "idem");
     ct_assert_seqs(msgs, 1, 3, "member of idem");
     json_decref(msgs);
@@ -724,7 +718,7 @@ TCase *delivery_tcase(void)
     TCase *tc = tcase_create("delivery");
 
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_add_test(tc, test_fanout_exactly_once);
     tcase_add_test(tc, test_history_capped);
     tcase_add_test(tc, test_since_recovered);

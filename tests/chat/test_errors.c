@@ -12,20 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static struct h_cluster cl;
-
 static const char *const fast_args[] = {"--rate", "500/500", NULL};
-
-static void setup(void)
-{
-    memset(&cl, 0, sizeof(cl));
-    h_watchdog(110);
-}
-
-static void teardown(void)
-{
-    ct_cluster_stop(&cl);
-}
 
 static void expect_pong(struct tc *t, const char *id)
 {
@@ -36,6 +23,7 @@ static void expect_pong(struct tc *t, const char *id)
 
 START_TEST(test_bad_request)
 {
+    struct h_cluster *cl = ct_fixture();
     static const char *const bad[] = {
         "{\"type\":\"nope\",\"id\":\"b0\"}",
         "{\"id\":\"b1\"}",
@@ -64,9 +52,9 @@ START_TEST(test_bad_request)
     json_t *r;
     char id[16];
 
-    ct_cluster_start(&cl, 1, fast_args);
-    ct_login(&cl, 0, "bad_req", &u);
-    t = ct_connect(&cl, 0, &u);
+    ct_cluster_start(cl, 1, fast_args);
+    ct_login(cl, 0, "bad_req", &u);
+    t = ct_connect(cl, 0, &u);
     json_decref(ct_join(t, "general", -1));
 
     /* not JSON at all, and JSON that is not an object: no id to echo */
@@ -101,17 +89,18 @@ END_TEST
 
 START_TEST(test_not_member_not_found_conflict)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b;
     struct tc *ta, *tb;
     json_t *r, *rooms, *room;
     size_t i;
     bool listed = false;
 
-    ct_cluster_start(&cl, 2, fast_args);
-    ct_login(&cl, 0, "err_a", &a);
-    ct_login(&cl, 1, "err_b", &b);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
+    ct_cluster_start(cl, 2, fast_args);
+    ct_login(cl, 0, "err_a", &a);
+    ct_login(cl, 1, "err_b", &b);
+    ta = ct_connect(cl, 0, &a);
+    tb = ct_connect(cl, 1, &b);
 
     ct_send(ta, "{\"type\":\"message\",\"id\":\"nm1\",\"room\":\"random\",\"kind\":\"text\","
                 "\"body\":\"x\"}");
@@ -196,16 +185,17 @@ static void send_repeated(struct tc *t, const char *id, const char *type_fields,
 
 START_TEST(test_too_large)
 {
+    struct h_cluster *cl = ct_fixture();
     static const char *const text = "\"type\":\"message\",\"room\":\"big\",\"kind\":\"text\"";
     static const char *const code = "\"type\":\"message\",\"room\":\"big\",\"kind\":\"code\"";
     struct ct_user a, b;
     struct tc *t;
     char fields[256];
 
-    ct_cluster_start(&cl, 1, fast_args);
-    ct_login(&cl, 0, "large_a", &a);
-    ct_login(&cl, 0, "large_b", &b);
-    t = ct_connect(&cl, 0, &a);
+    ct_cluster_start(cl, 1, fast_args);
+    ct_login(cl, 0, "large_a", &a);
+    ct_login(cl, 0, "large_b", &b);
+    t = ct_connect(cl, 0, &a);
     json_decref(ct_join(t, "big", -1));
 
     send_repeated(t, "t4000", text, "a", 4000);
@@ -254,17 +244,18 @@ END_TEST
 
 START_TEST(test_forbidden_and_admin_broadcast)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user g, x;
     struct tc *tg, *tx, *tadm, *tadm2, *all[4];
     char claims[256], *jwt;
     struct ct_user adm = {.nick = "Admin"};
     json_t *r;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 0, "guest_g", &g);
-    ct_login(&cl, 2, "guest_x", &x);
-    tg = ct_connect(&cl, 0, &g);
-    tx = ct_connect(&cl, 2, &x);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_login(cl, 0, "guest_g", &g);
+    ct_login(cl, 2, "guest_x", &x);
+    tg = ct_connect(cl, 0, &g);
+    tx = ct_connect(cl, 2, &x);
     ct_send(tg, "{\"type\":\"broadcast\",\"id\":\"bc0\",\"body\":\"hear me\"}");
     ct_expect_error(tg, "bc0", "forbidden");
 
@@ -274,8 +265,8 @@ START_TEST(test_forbidden_and_admin_broadcast)
     jwt = h_jwt(H_JWT_SECRET, "HS256", claims);
     ck_assert_ptr_nonnull(jwt);
     adm.token = jwt;
-    tadm = ct_connect(&cl, 1, &adm);
-    tadm2 = ct_connect(&cl, 2, &adm);
+    tadm = ct_connect(cl, 1, &adm);
+    tadm2 = ct_connect(cl, 2, &adm);
     ct_send(tadm, "{\"type\":\"broadcast\",\"id\":\"bc1\",\"body\":\"maintenance at noon\"}");
     json_decref(ct_expect(tadm, "bc1", "ack"));
     all[0] = tg;
@@ -284,7 +275,7 @@ START_TEST(test_forbidden_and_admin_broadcast)
     all[3] = tadm2;
     ck_assert_msg(ct_wait_count(all, 4, "broadcast", NULL, 1, CT_WAIT_MS),
                   "not every connection got the broadcast");
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(ct_count(all[i], "broadcast", NULL), 1);
         r = tc_wait_type(all[i], "broadcast", 0);
@@ -306,19 +297,20 @@ END_TEST
 
 START_TEST(test_rate_limited)
 {
+    struct h_cluster *cl = ct_fixture();
     static const char *const rate_args[] = {"--rate", "2/3", NULL};
     struct ct_user u, v;
     struct tc *t, *t2;
     size_t pongs, limited;
     json_t *r;
 
-    ct_cluster_start(&cl, 1, rate_args);
-    ct_login(&cl, 0, "rate_u", &u);
-    ct_login(&cl, 0, "rate_v", &v);
-    t = ct_connect(&cl, 0, &u);
+    ct_cluster_start(cl, 1, rate_args);
+    ct_login(cl, 0, "rate_u", &u);
+    ct_login(cl, 0, "rate_v", &v);
+    t = ct_connect(cl, 0, &u);
     for (int k = 0; k < 10; k++)
         ct_send(t, "{\"type\":\"ping\",\"id\":\"p%d\"}", k);
-    h_loop_for(cl.base, 1000);
+    h_loop_for(cl->base, 1000);
     pongs = ct_count(t, "pong", NULL);
     limited = 0;
     while ((r = tc_wait_type(t, "error", 0)) != NULL) {
@@ -330,11 +322,11 @@ START_TEST(test_rate_limited)
     ck_assert_msg(pongs + limited == 10, "%zu pongs + %zu rate_limited for 10 pings", pongs,
                   limited);
     ck_assert(!t->closed);
-    h_loop_for(cl.base, 1600);
+    h_loop_for(cl->base, 1600);
     expect_pong(t, "later");
 
     /* more than 10*B = 30 dropped within 10 s: closed with 1008 */
-    t2 = ct_connect(&cl, 0, &v);
+    t2 = ct_connect(cl, 0, &v);
     for (int k = 0; k < 45; k++)
         ct_send(t2, "{\"type\":\"ping\",\"id\":\"q%d\"}", k);
     ck_assert_int_eq(tc_wait_closed(t2, CT_WAIT_MS), 1008);
@@ -352,7 +344,7 @@ TCase *errors_tcase(void)
     TCase *tc = tcase_create("errors");
 
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_add_test(tc, test_bad_request);
     tcase_add_test(tc, test_not_member_not_found_conflict);
     tcase_add_test(tc, test_too_large);

@@ -19,8 +19,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static struct h_cluster cl;
-
 #define PRESENCE_TTL_S 6
 /* How long after the TTL the leave/offline may still take: one refresh
  * period of the reaper plus scheduling slack under the sanitizers. */
@@ -28,17 +26,6 @@ static struct h_cluster cl;
 
 static const char *const crash_args[] = {"--rate", "500/500", "--presence-ttl", "6", NULL};
 static const char *const fast_args[] = {"--rate", "500/500", NULL};
-
-static void setup(void)
-{
-    memset(&cl, 0, sizeof(cl));
-    h_watchdog(150);
-}
-
-static void teardown(void)
-{
-    ct_cluster_stop(&cl);
-}
 
 static long mono_ms(void)
 {
@@ -89,6 +76,7 @@ static bool crash_seen(void *arg)
 
 START_TEST(test_node_kill9)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user k, l, o1, o2;
     struct tc *tk, *tl3, *tl1, *to1, *to2, *obs[3];
     struct crash_wait w;
@@ -97,30 +85,30 @@ START_TEST(test_node_kill9)
     size_t i;
     bool k_listed = false, l_listed = false;
 
-    ct_cluster_start(&cl, 3, crash_args);
-    ct_login(&cl, 2, "crash_k", &k);
-    ct_login(&cl, 2, "crash_l", &l);
-    ct_login(&cl, 0, "crash_o1", &o1);
-    ct_login(&cl, 1, "crash_o2", &o2);
-    to1 = ct_connect(&cl, 0, &o1);
-    to2 = ct_connect(&cl, 1, &o2);
-    tk = ct_connect(&cl, 2, &k);
-    tl3 = ct_connect(&cl, 2, &l); /* l has a tab on the doomed node ... */
-    tl1 = ct_connect(&cl, 0, &l); /* ... and one on a survivor */
+    ct_cluster_start(cl, 3, crash_args);
+    ct_login(cl, 2, "crash_k", &k);
+    ct_login(cl, 2, "crash_l", &l);
+    ct_login(cl, 0, "crash_o1", &o1);
+    ct_login(cl, 1, "crash_o2", &o2);
+    to1 = ct_connect(cl, 0, &o1);
+    to2 = ct_connect(cl, 1, &o2);
+    tk = ct_connect(cl, 2, &k);
+    tl3 = ct_connect(cl, 2, &l); /* l has a tab on the doomed node ... */
+    tl1 = ct_connect(cl, 0, &l); /* ... and one on a survivor */
     json_decref(ct_join(to1, "crash", -1));
     json_decref(ct_join(to2, "crash", -1));
     json_decref(ct_join(tk, "crash", -1));
     json_decref(ct_join(tl3, "crash", -1));
     json_decref(ct_join(tl1, "crash", -1));
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     json_decref(ct_take(to1, "presence", NULL));
     json_decref(ct_take(to2, "presence", NULL));
     json_decref(ct_take(tl1, "presence", NULL));
 
-    ck_assert_int_gt(cl.gw[2].pid, 0);
-    kill(cl.gw[2].pid, SIGKILL);
-    waitpid(cl.gw[2].pid, NULL, 0);
-    cl.gw[2].pid = 0;
+    ck_assert_int_gt(cl->gw[2].pid, 0);
+    kill(cl->gw[2].pid, SIGKILL);
+    waitpid(cl->gw[2].pid, NULL, 0);
+    cl->gw[2].pid = 0;
     t0 = mono_ms();
 
     obs[0] = to1;
@@ -130,7 +118,7 @@ START_TEST(test_node_kill9)
     w.n = 3;
     w.id = k.id;
     ck_assert_msg(
-        h_loop_until(cl.base, crash_seen, &w, (PRESENCE_TTL_S + PRESENCE_MARGIN_S) * 1000),
+        h_loop_until(cl->base, crash_seen, &w, (PRESENCE_TTL_S + PRESENCE_MARGIN_S) * 1000),
         "within %d s of kill -9 (ttl %d s): leave o1=%zu o2=%zu l=%zu, offline o1=%zu o2=%zu "
         "l=%zu",
         PRESENCE_TTL_S + PRESENCE_MARGIN_S, PRESENCE_TTL_S,
@@ -142,7 +130,7 @@ START_TEST(test_node_kill9)
         count_about(tl1, "offline", NULL, k.id, NULL));
     took = mono_ms() - t0;
     fprintf(stderr, "kill -9: leave/offline seen after %ld ms\n", took);
-    h_loop_for(cl.base, 1500);
+    h_loop_for(cl->base, 1500);
     for (int i_ = 0; i_ < 3; i_++) {
         ck_assert_int_eq(count_about(obs[i_], "presence", "crash", k.id, "leave"), 1);
         ck_assert_int_eq(count_about(obs[i_], "offline", NULL, k.id, NULL), 1);
@@ -169,7 +157,7 @@ START_TEST(test_node_kill9)
     json_decref(r);
     /* and k can come back on a live node */
     tc_free(tk);
-    tk = ct_connect(&cl, 1, &k);
+    tk = ct_connect(cl, 1, &k);
     json_decref(ct_join(tk, "crash", -1));
     ct_post(tk, "crash", "back", "back again");
 
@@ -187,16 +175,17 @@ END_TEST
 
 START_TEST(test_redis_restart)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user u[3];
     struct tc *ta, *tb, *tc_, *all[3], *t_new;
     json_t *r, *msgs;
     int status = -1;
 
-    ck_assert_int_eq(h_cluster_init(&cl), 0);
-    ct_redis_persistent(&cl);
+    ck_assert_int_eq(h_cluster_init(cl), 0);
+    ct_redis_persistent(cl);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(h_cluster_add_gateway(&cl, fast_args), i);
-    ct_team(&cl, "rs_", 3, "rs", u, all);
+        ck_assert_int_eq(h_cluster_add_gateway(cl, fast_args), i);
+    ct_team(cl, "rs_", 3, "rs", u, all);
     ta = all[0];
     tb = all[1];
     tc_ = all[2];
@@ -207,8 +196,8 @@ START_TEST(test_redis_restart)
     for (int i = 0; i < 3; i++)
         json_decref(ct_take(all[i], "message", "rs"));
 
-    ct_redis_kill(&cl);
-    ck_assert_msg(ct_wait_healthz(&cl, 503, 10000), "/healthz not 503 with Redis down");
+    ct_redis_kill(cl);
+    ck_assert_msg(ct_wait_healthz(cl, 503, 10000), "/healthz not 503 with Redis down");
     ct_send(ta, "{\"type\":\"message\",\"id\":\"down1\",\"room\":\"rs\",\"kind\":\"text\","
                 "\"body\":\"lost?\"}");
     ct_expect_error(ta, "down1", "unavailable");
@@ -221,15 +210,15 @@ START_TEST(test_redis_restart)
             "\"body\":\"x\"}",
             u[0].id);
     ct_expect_error(tc_, "down4", "unavailable");
-    t_new = tc_connect(cl.base, cl.ws_url[1], u[0].token, NULL, &status);
+    t_new = tc_connect(cl->base, cl->ws_url[1], u[0].token, NULL, &status);
     ck_assert_msg(t_new == NULL && status == 503, "upgrade with Redis down: %d, wanted 503",
                   status);
     for (int i = 0; i < 3; i++)
         ck_assert_msg(all[i]->opened && !all[i]->closed,
                       "connection %d closed while Redis was down (code %d)", i, all[i]->code);
 
-    ct_redis_start(&cl);
-    ck_assert_msg(ct_wait_healthz(&cl, 200, 20000), "/healthz not back to 200 after restart");
+    ct_redis_start(cl);
+    ck_assert_msg(ct_wait_healthz(cl, 200, 20000), "/healthz not back to 200 after restart");
     /* posted at once: the subscribers may still be resubscribing, and what
      * they miss must be repaired from history */
     ck_assert_int_eq(ct_post(ta, "rs", "up1", "after 1"), 4);
@@ -237,7 +226,7 @@ START_TEST(test_redis_restart)
                   "message after restart not delivered to every node");
     ck_assert_int_eq(ct_post(tb, "rs", "up2", "after 2"), 5);
     ck_assert(ct_wait_count(all, 3, "message", "rs", 2, CT_WAIT_MS));
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     for (int i = 0; i < 3; i++) {
         msgs = ct_take(all[i], "message", "rs");
         ct_assert_seqs(msgs, 4, 2, "after restart");
@@ -256,7 +245,7 @@ START_TEST(test_redis_restart)
     json_decref(ct_expect(tb, "pv", "ack"));
     ck_assert_msg(ct_wait_count(&tc_, 1, "private", NULL, 1, CT_WAIT_MS),
                   "private after restart not delivered");
-    t_new = ct_connect(&cl, 1, &u[0]);
+    t_new = ct_connect(cl, 1, &u[0]);
     json_decref(ct_join(t_new, "rs", 3));
 
     tc_free(t_new);
@@ -270,6 +259,7 @@ END_TEST
  * `unavailable`. */
 START_TEST(test_redis_restart_under_traffic)
 {
+    struct h_cluster *cl = ct_fixture();
     enum { N = 120 };
     struct ct_user u[3];
     struct tc *ta, *tb, *tc_, *all[3];
@@ -280,25 +270,25 @@ START_TEST(test_redis_restart_under_traffic)
     char id[16];
     size_t i;
 
-    ck_assert_int_eq(h_cluster_init(&cl), 0);
-    ct_redis_persistent(&cl);
+    ck_assert_int_eq(h_cluster_init(cl), 0);
+    ct_redis_persistent(cl);
     for (int g = 0; g < 3; g++)
-        ck_assert_int_eq(h_cluster_add_gateway(&cl, fast_args), g);
-    ct_team(&cl, "rt_", 3, "rt", u, all);
+        ck_assert_int_eq(h_cluster_add_gateway(cl, fast_args), g);
+    ct_team(cl, "rt_", 3, "rt", u, all);
     ta = all[0];
     tb = all[1];
     tc_ = all[2];
 
     for (int k = 0; k < N; k++) {
         if (k == 20)
-            ct_redis_kill(&cl);
+            ct_redis_kill(cl);
         if (k == 60)
-            ct_redis_start(&cl);
+            ct_redis_start(cl);
         ct_send(ta,
                 "{\"type\":\"message\",\"id\":\"t%d\",\"room\":\"rt\",\"kind\":\"text\","
                 "\"body\":\"tick %d\"}",
                 k, k);
-        h_loop_for(cl.base, 50);
+        h_loop_for(cl->base, 50);
     }
     for (int k = 0; k < N; k++) {
         snprintf(id, sizeof(id), "t%d", k);
@@ -344,7 +334,7 @@ START_TEST(test_redis_restart_under_traffic)
     json_decref(r);
 
     /* delivery: each member saw every acked message once, in seq order */
-    h_loop_for(cl.base, 2000);
+    h_loop_for(cl->base, 2000);
     for (int w = 0; w < 2; w++) {
         struct tc *t = w == 0 ? tb : tc_;
         long long last = 0;
@@ -379,13 +369,14 @@ END_TEST
  * starting again at 1. */
 START_TEST(test_redis_restart_empty)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user u[3];
     struct tc *ta, *tb, *tc_, *all[3];
     json_t *msgs;
     redisContext *rc;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_team(&cl, "rse_", 3, "rse", u, all);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_team(cl, "rse_", 3, "rse", u, all);
     ta = all[0];
     tb = all[1];
     tc_ = all[2];
@@ -396,16 +387,16 @@ START_TEST(test_redis_restart_empty)
     for (int i = 0; i < 3; i++)
         json_decref(ct_take(all[i], "message", "rse"));
 
-    ct_redis_kill(&cl);
-    ck_assert_msg(ct_wait_healthz(&cl, 503, 10000), "/healthz not 503 with Redis down");
+    ct_redis_kill(cl);
+    ck_assert_msg(ct_wait_healthz(cl, 503, 10000), "/healthz not 503 with Redis down");
     ct_send(ta, "{\"type\":\"message\",\"id\":\"down\",\"room\":\"rse\",\"kind\":\"text\","
                 "\"body\":\"x\"}");
     ct_expect_error(ta, "down", "unavailable");
-    ct_redis_start(&cl); /* the dir has no AOF: Redis starts empty */
-    rc = ct_redis(&cl);
+    ct_redis_start(cl); /* the dir has no AOF: Redis starts empty */
+    rc = ct_redis(cl);
     ck_assert_int_eq(ct_redis_int(rc, "EXISTS chat:room:{rse}:seq"), 0);
-    ck_assert_msg(ct_wait_healthz(&cl, 200, 20000), "/healthz not back to 200 after restart");
-    h_loop_for(cl.base, 1000);
+    ck_assert_msg(ct_wait_healthz(cl, 200, 20000), "/healthz not back to 200 after restart");
+    h_loop_for(cl->base, 1000);
 
     ck_assert_int_eq(ct_post(tb, "rse", "up1", "after 1"), 1);
     ck_assert_int_eq(ct_post(tc_, "rse", "up2", "after 2"), 2);
@@ -415,7 +406,7 @@ START_TEST(test_redis_restart_empty)
                   "after an empty restart: delivered gw1 %zu gw2 %zu gw3 %zu of 4",
                   ct_count(ta, "message", "rse"), ct_count(tb, "message", "rse"),
                   ct_count(tc_, "message", "rse"));
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     for (int i = 0; i < 3; i++) {
         msgs = ct_take(all[i], "message", "rse");
         ct_assert_seqs(msgs, 1, 4, "after an empty restart");
@@ -464,6 +455,7 @@ static bool all_reached(void *arg)
  * the first messages the room ever gets the ones posted during the outage. */
 static void pubsub_killed(int warmup)
 {
+    struct h_cluster *cl = ct_fixture();
     static const int burst[] = {10, 1, 10, 3};
     struct ct_user u[3];
     struct tc *t[3];
@@ -473,15 +465,15 @@ static void pubsub_killed(int warmup)
     long long last = 0;
     struct seq_wait w = {t, 3, 0};
 
-    ct_cluster_start(&cl, 3, fast_args);
-    rc = ct_redis(&cl);
-    ct_team(&cl, "pk", 3, "pk", u, t);
+    ct_cluster_start(cl, 3, fast_args);
+    rc = ct_redis(cl);
+    ct_team(cl, "pk", 3, "pk", u, t);
     for (int k = 0; k < warmup; k++) {
         snprintf(id, sizeof(id), "warm%d", k);
         last = ct_post(t[k % 3], "pk", id, "warm up");
     }
     w.last = last;
-    ck_assert(h_loop_until(cl.base, all_reached, &w, CT_WAIT_MS));
+    ck_assert(h_loop_until(cl->base, all_reached, &w, CT_WAIT_MS));
     for (size_t round = 0; round < sizeof(burst) / sizeof(burst[0]); round++) {
         rep = redisCommand(rc, "CLIENT KILL TYPE pubsub");
         ck_assert_ptr_nonnull(rep);
@@ -505,12 +497,12 @@ static void pubsub_killed(int warmup)
             json_decref(ack);
         }
         w.last = last;
-        ck_assert_msg(h_loop_until(cl.base, all_reached, &w, 15000),
+        ck_assert_msg(h_loop_until(cl->base, all_reached, &w, 15000),
                       "round %zu: messages acked while the subscribers were down never arrived "
                       "(last seq %lld; gw1 %lld gw2 %lld gw3 %lld)",
                       round, last, last_seq(t[0]), last_seq(t[1]), last_seq(t[2]));
     }
-    h_loop_for(cl.base, 1000);
+    h_loop_for(cl->base, 1000);
     for (int i = 0; i < 3; i++) {
         json_t *msgs = ct_take(t[i], "message", "pk");
         char what[32];
@@ -548,19 +540,20 @@ END_TEST
  * lost for connected clients" holds for conversations too. */
 START_TEST(test_pubsub_killed_private)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b;
     struct tc *t[3];
     redisContext *rc;
     redisReply *rep;
     char id[16];
 
-    ct_cluster_start(&cl, 3, fast_args);
-    rc = ct_redis(&cl);
-    ct_login(&cl, 0, "pkp_a", &a);
-    ct_login(&cl, 1, "pkp_b", &b);
-    t[0] = ct_connect(&cl, 0, &a);
-    t[1] = ct_connect(&cl, 1, &b);
-    t[2] = ct_connect(&cl, 2, &b);
+    ct_cluster_start(cl, 3, fast_args);
+    rc = ct_redis(cl);
+    ct_login(cl, 0, "pkp_a", &a);
+    ct_login(cl, 1, "pkp_b", &b);
+    t[0] = ct_connect(cl, 0, &a);
+    t[1] = ct_connect(cl, 1, &b);
+    t[2] = ct_connect(cl, 2, &b);
     ct_send(t[0],
             "{\"type\":\"private\",\"id\":\"w\",\"to\":\"%s\",\"kind\":\"text\","
             "\"body\":\"warm\"}",
@@ -587,7 +580,7 @@ START_TEST(test_pubsub_killed_private)
                   "b@gw3 %zu of 3",
                   ct_count(t[0], "private", NULL), ct_count(t[1], "private", NULL),
                   ct_count(t[2], "private", NULL));
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     for (int i = 0; i < 3; i++) {
         json_t *p = ct_take(t[i], "private", NULL);
 
@@ -607,7 +600,7 @@ TCase *failure_tcase(void)
     TCase *tc = tcase_create("failure");
 
     tcase_set_timeout(tc, 160);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_add_test(tc, test_node_kill9);
     tcase_add_test(tc, test_redis_restart);
     tcase_add_test(tc, test_redis_restart_empty);

@@ -10,20 +10,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-static struct h_cluster cl;
-
 static const char *const fast_args[] = {"--rate", "500/500", NULL};
-
-static void setup(void)
-{
-    memset(&cl, 0, sizeof(cl));
-    h_watchdog(110);
-}
-
-static void teardown(void)
-{
-    ct_cluster_stop(&cl);
-}
 
 static long long wall_ms(void)
 {
@@ -71,6 +58,7 @@ static long long numsub(redisContext *rc, const char *channel)
 
 START_TEST(test_redis_layout)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b;
     struct tc *ta, *tb;
     redisContext *rc;
@@ -79,12 +67,12 @@ START_TEST(test_redis_layout)
     char key[200], ch[200];
     const char *lo, *hi;
 
-    ct_cluster_start(&cl, 2, fast_args);
-    rc = ct_redis(&cl);
-    ct_login(&cl, 0, "Layout_A", &a);
-    ct_login(&cl, 1, "layout_b", &b);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
+    ct_cluster_start(cl, 2, fast_args);
+    rc = ct_redis(cl);
+    ct_login(cl, 0, "Layout_A", &a);
+    ct_login(cl, 1, "layout_b", &b);
+    ta = ct_connect(cl, 0, &a);
+    tb = ct_connect(cl, 1, &b);
     json_decref(ct_join(ta, "general", -1));
     json_decref(ct_join(tb, "lay", -1));
     ct_post(ta, "general", "g1", "hello");
@@ -127,8 +115,8 @@ START_TEST(test_redis_layout)
     snprintf(key, sizeof(key), "chat:user:{%s}", a.id);
     assert_type(rc, key, "hash");
     r = redisCommand(rc, "HGET %s name", key);
-    ck_assert_msg(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "Layout_A") == 0,
-                  "%s name", key);
+    ck_assert_msg(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "Layout_A") == 0, "%s name",
+                  key);
     freeReplyObject(r);
     ck_assert_int_eq(ct_redis_int(rc, "HEXISTS %s last_seen", key), 1);
 
@@ -158,10 +146,10 @@ START_TEST(test_redis_layout)
     ck_assert_int_eq(numsub(rc, "chat:room:{general}"), 2);
     ct_send(tb, "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"general\"}");
     json_decref(ct_expect(tb, "l", "left"));
-    h_loop_for(cl.base, 300);
+    h_loop_for(cl->base, 300);
     ck_assert_int_eq(numsub(rc, "chat:room:{general}"), 1);
     tc_free(ta);
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     ck_assert_msg(numsub(rc, "chat:room:{general}") == 0,
                   "gw1 still subscribed to a room it has no member of");
     ck_assert_msg(numsub(rc, ch) == 0, "gw1 still subscribed to a user it has no connection of");
@@ -178,15 +166,16 @@ END_TEST
 
 START_TEST(test_prefix)
 {
+    struct h_cluster *cl = ct_fixture();
     static const char *const prefix_args[] = {"--rate", "500/500", "--prefix", "t1:", NULL};
     struct ct_user u[2];
     struct tc *t[2];
     redisContext *rc;
     redisReply *r;
 
-    ct_cluster_start(&cl, 2, prefix_args);
-    rc = ct_redis(&cl);
-    ct_team(&cl, "prefix", 2, "pre", u, t);
+    ct_cluster_start(cl, 2, prefix_args);
+    rc = ct_redis(cl);
+    ct_team(cl, "prefix", 2, "pre", u, t);
     ck_assert_int_gt(ct_post(t[0], "pre", "m", "x"), 0);
     ck_assert(ct_wait_count(&t[1], 1, "message", "pre", 1, CT_WAIT_MS));
     r = redisCommand(rc, "KEYS *");
@@ -209,7 +198,7 @@ TCase *layout_tcase(void)
     TCase *tc = tcase_create("layout");
 
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_add_test(tc, test_redis_layout);
     tcase_add_test(tc, test_prefix);
     return tc;

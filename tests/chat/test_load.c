@@ -2,20 +2,27 @@
  * Mini-load (issue 3): 50 clients over 3 gateways and 5 rooms, every client in
  * two rooms, everybody posting at once; every delivery is accounted for:
  * each member of a room receives every acked message of it exactly once, in
- * seq order, with the body and sender the ack belongs to.
+ * seq order, with the body and sender the ack belongs to.  And a member that
+ * stops reading is cut off at 8 MiB of unsent output without slowing others.
  */
+/* memmem() */
+#define _GNU_SOURCE
 #include "chat_tests.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define N_CLIENTS 50
 #define N_ROOMS 5
 #define N_SENDS 8
 #define MAX_SEQ (N_CLIENTS * N_SENDS)
-
-static struct h_cluster cl;
 
 static const char *const load_args[] = {"--rate", "100/100", NULL};
 
@@ -35,17 +42,6 @@ struct load {
     size_t n_acked[N_ROOMS];
     size_t dup_acks;
 };
-
-static void setup(void)
-{
-    memset(&cl, 0, sizeof(cl));
-    h_watchdog(170);
-}
-
-static void teardown(void)
-{
-    ct_cluster_stop(&cl);
-}
 
 static int room_index(const char *room)
 {
@@ -122,18 +118,19 @@ static bool all_delivered(void *arg)
 
 START_TEST(test_mini_load)
 {
+    struct h_cluster *cl = ct_fixture();
     struct load *ld = calloc(1, sizeof(*ld));
     size_t expected = 0, delivered = 0;
 
     ck_assert_ptr_nonnull(ld);
-    ct_cluster_start(&cl, 3, load_args);
+    ct_cluster_start(cl, 3, load_args);
     for (int i = 0; i < N_CLIENTS; i++) {
         struct load_client *c = &ld->c[i];
         char nick[16], room[8];
 
         snprintf(nick, sizeof(nick), "load%02d", i);
-        ct_login(&cl, i % 3, nick, &c->u);
-        c->t = ct_connect(&cl, i % 3, &c->u);
+        ct_login(cl, i % 3, nick, &c->u);
+        c->t = ct_connect(cl, i % 3, &c->u);
         c->rooms[0] = i % N_ROOMS;
         c->rooms[1] = (i + 1 + i / N_ROOMS % (N_ROOMS - 1)) % N_ROOMS;
         for (int k = 0; k < 2; k++) {
@@ -141,7 +138,7 @@ START_TEST(test_mini_load)
             json_decref(ct_join(c->t, room, -1));
         }
     }
-    h_loop_for(cl.base, 300);
+    h_loop_for(cl->base, 300);
     for (int i = 0; i < N_CLIENTS; i++)
         json_array_clear(ld->c[i].t->frames);
 
@@ -154,12 +151,12 @@ START_TEST(test_mini_load)
                     "\"body\":\"%s says %d\"}",
                     k, c->rooms[k % 2], c->u.nick, k);
         }
-        h_loop_for(cl.base, 60);
+        h_loop_for(cl->base, 60);
         for (int i = 0; i < N_CLIENTS; i++)
             drain(ld, &ld->c[i]);
     }
-    h_loop_until(cl.base, all_delivered, ld, 60000);
-    h_loop_for(cl.base, 1000); /* anything extra would show up now */
+    h_loop_until(cl->base, all_delivered, ld, 60000);
+    h_loop_for(cl->base, 1000); /* anything extra would show up now */
     for (int i = 0; i < N_CLIENTS; i++)
         drain(ld, &ld->c[i]);
 
@@ -211,12 +208,163 @@ START_TEST(test_mini_load)
 }
 END_TEST
 
+/* Reads from fd until `needle` shows up in what arrived (true) or ms pass. */
+static bool read_until(int fd, const char *needle, int ms)
+{
+    char buf[65536];
+    size_t have = 0;
+
+    for (int waited = 0; waited < ms; waited += 50) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, 50) != 1)
+            continue;
+        n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (n <= 0)
+            return false;
+        have += (size_t)n;
+        buf[have] = '\0';
+        if (memmem(buf, have, needle, strlen(needle)))
+            return true;
+        if (have > sizeof(buf) / 2) { /* keep the tail only */
+            memmove(buf, buf + have - 1024, 1024);
+            have = 1024;
+        }
+    }
+    return false;
+}
+
+/* A masked client text frame of len < 126 bytes. */
+static void send_small_frame(int fd, const char *text)
+{
+    unsigned char frame[160];
+    size_t len = strlen(text);
+    static const unsigned char mask[4] = {1, 2, 3, 4};
+
+    ck_assert_int_lt(len, 126);
+    frame[0] = 0x81;
+    frame[1] = (unsigned char)(0x80 | len);
+    memcpy(frame + 2, mask, 4);
+    for (size_t i = 0; i < len; i++)
+        frame[6 + i] = (unsigned char)(text[i] ^ mask[i % 4]);
+    ck_assert_int_eq(send(fd, frame, 6 + len, MSG_NOSIGNAL), (ssize_t)(6 + len));
+}
+
+/* A WebSocket client on a raw socket with a small receive buffer that joins
+ * `room` and then stops reading. */
+static int stalled_client(int port, const char *token, const char *room)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rcvbuf = 4096;
+    char req[9000], join[120];
+
+    ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    snprintf(req, sizeof(req),
+             "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
+             port, token);
+    ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    ck_assert_msg(read_until(fd, "\"welcome\"", CT_WAIT_MS), "stalled client: no welcome");
+    snprintf(join, sizeof(join), "{\"type\":\"join\",\"id\":\"j\",\"room\":\"%s\"}", room);
+    send_small_frame(fd, join);
+    ck_assert_msg(read_until(fd, "\"joined\"", CT_WAIT_MS), "stalled client: no joined");
+    return fd;
+}
+
+/* Reads and discards from fd until the peer closes it (true) or ms pass;
+ * *bytes counts what was read.  A plain poll() loop: fd is not on the
+ * event loop. */
+static bool read_to_eof(int fd, int ms, size_t *bytes)
+{
+    char buf[65536];
+
+    for (int waited = 0; waited < ms; waited += 100) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+
+        if (poll(&p, 1, 100) != 1)
+            continue;
+        for (;;) {
+            ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+            if (n > 0) {
+                *bytes += (size_t)n;
+                continue;
+            }
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                return true;
+            break;
+        }
+    }
+    return false;
+}
+
+#define SLOW_IMAGES 40
+#define SLOW_IMAGE_B64 (600 * 1024)
+
+/* A member that stops reading is cut off once its unsent output passes
+ * 8 MiB, and the other member on the same node gets everything meanwhile. */
+START_TEST(test_slow_reader_cut_off)
+{
+    struct h_cluster *cl = ct_fixture();
+    struct ct_user u[3];
+    struct tc *t[3];
+    size_t bytes = 0;
+    size_t len = SLOW_IMAGE_B64 + 200;
+    char *frame = malloc(len), *p;
+    int fd;
+
+    ck_assert_ptr_nonnull(frame);
+    ct_cluster_start(cl, 2, load_args);
+    ct_team(cl, "slow", 3, "slow", u, t); /* slow0 and slow2 on gw1, slow1 on gw2 */
+    fd = stalled_client(cl->gw[0].port, u[2].token, "slow");
+
+    for (int k = 0; k < SLOW_IMAGES; k++) {
+        p = frame + snprintf(frame, len,
+                             "{\"type\":\"message\",\"id\":\"i%d\",\"room\":\"slow\","
+                             "\"kind\":\"image\",\"body\":\"data:image/png;base64,",
+                             k);
+        memset(p, 'A' + k % 26, SLOW_IMAGE_B64);
+        strcpy(p + SLOW_IMAGE_B64, "\"}");
+        ck_assert_int_eq(tc_send(t[1], frame), 0);
+        h_loop_for(cl->base, 20);
+    }
+    free(frame);
+    for (int k = 0; k < SLOW_IMAGES; k++) {
+        char id[16];
+
+        snprintf(id, sizeof(id), "i%d", k);
+        json_decref(ct_expect(t[1], id, "ack"));
+    }
+    ck_assert_msg(ct_wait_count(&t[0], 1, "message", "slow", SLOW_IMAGES, 20000),
+                  "the member next to the stalled one got %zu of %d",
+                  ct_count(t[0], "message", "slow"), SLOW_IMAGES);
+    ck_assert_msg(read_to_eof(fd, 15000, &bytes),
+                  "the stalled connection was not closed (%zu bytes read)", bytes);
+    ck_assert_msg(bytes < (size_t)SLOW_IMAGES * SLOW_IMAGE_B64,
+                  "the stalled client got everything (%zu bytes)", bytes);
+    fprintf(stderr, "slow reader: cut off after reading %zu of %d bytes\n", bytes,
+            SLOW_IMAGES * SLOW_IMAGE_B64);
+    close(fd);
+    /* the node is fine */
+    ct_post(t[0], "slow", "after", "after");
+    ck_assert(ct_wait_count(&t[1], 1, "message", "slow", SLOW_IMAGES + 1, CT_WAIT_MS));
+    ct_team_free(3, u, t);
+}
+END_TEST
+
 TCase *load_tcase(void)
 {
     TCase *tc = tcase_create("load");
 
     tcase_set_timeout(tc, 180);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_add_test(tc, test_mini_load);
+    tcase_add_test(tc, test_slow_reader_cut_off);
     return tc;
 }

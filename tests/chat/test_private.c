@@ -10,20 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct h_cluster cl;
-
 static const char *const fast_args[] = {"--rate", "500/500", NULL};
-
-static void setup(void)
-{
-    memset(&cl, 0, sizeof(cl));
-    h_watchdog(110);
-}
-
-static void teardown(void)
-{
-    ct_cluster_stop(&cl);
-}
 
 /* Exactly one `private` queued on t, with the given seq and sides. */
 static void expect_one_private(struct tc *t, long long seq, const char *from, const char *to,
@@ -43,20 +30,21 @@ static void expect_one_private(struct tc *t, long long seq, const char *from, co
 
 START_TEST(test_private_all_tabs)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user p, q, r;
     struct tc *tp[3], *tq[2], *tr, *all[5];
     json_t *ack;
     char what[32];
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 0, "priv_p", &p);
-    ct_login(&cl, 1, "priv_q", &q);
-    ct_login(&cl, 2, "priv_r", &r);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_login(cl, 0, "priv_p", &p);
+    ct_login(cl, 1, "priv_q", &q);
+    ct_login(cl, 2, "priv_r", &r);
     for (int i = 0; i < 3; i++)
-        tp[i] = ct_connect(&cl, i, &p);
-    tq[0] = ct_connect(&cl, 1, &q);
-    tq[1] = ct_connect(&cl, 2, &q);
-    tr = ct_connect(&cl, 0, &r);
+        tp[i] = ct_connect(cl, i, &p);
+    tq[0] = ct_connect(cl, 1, &q);
+    tq[1] = ct_connect(cl, 2, &q);
+    tr = ct_connect(cl, 0, &r);
     memcpy(all, tp, sizeof(tp));
     all[3] = tq[0];
     all[4] = tq[1];
@@ -73,7 +61,7 @@ START_TEST(test_private_all_tabs)
         json_decref(ack);
         ck_assert_msg(ct_wait_count(all, 5, "private", NULL, 1, CT_WAIT_MS),
                       "private %d did not reach every tab", k);
-        h_loop_for(cl.base, 300);
+        h_loop_for(cl->base, 300);
         for (int i = 0; i < 5; i++) {
             snprintf(what, sizeof(what), "msg %d tab %d", k, i);
             expect_one_private(all[i], k, q.id, p.id, what);
@@ -88,7 +76,7 @@ START_TEST(test_private_all_tabs)
     ck_assert_int_eq(ct_json_int(ack, "seq"), 4);
     json_decref(ack);
     ck_assert(ct_wait_count(all, 5, "private", NULL, 1, CT_WAIT_MS));
-    h_loop_for(cl.base, 300);
+    h_loop_for(cl->base, 300);
     for (int i = 0; i < 5; i++)
         expect_one_private(all[i], 4, p.id, q.id, "reply");
     ck_assert_int_eq(ct_count(tr, "private", NULL), 0);
@@ -106,16 +94,19 @@ END_TEST
 
 START_TEST(test_private_unknown_and_self)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user p;
-    struct tc *t1, *t2, *both[2];
+    struct tc *t1, *t2, *t3, *all[3];
     json_t *ack;
 
-    ct_cluster_start(&cl, 2, fast_args);
-    ct_login(&cl, 0, "self_p", &p);
-    t1 = ct_connect(&cl, 0, &p);
-    t2 = ct_connect(&cl, 1, &p);
-    both[0] = t1;
-    both[1] = t2;
+    ct_cluster_start(cl, 2, fast_args);
+    ct_login(cl, 0, "self_p", &p);
+    t1 = ct_connect(cl, 0, &p);
+    t2 = ct_connect(cl, 1, &p);
+    t3 = ct_connect(cl, 0, &p); /* two tabs on one node: still once each */
+    all[0] = t1;
+    all[1] = t2;
+    all[2] = t3;
 
     ct_send(t1, "{\"type\":\"private\",\"id\":\"nf\",\"to\":\"never-logged-in-42\",\"kind\":"
                 "\"text\",\"body\":\"anyone?\"}");
@@ -128,34 +119,37 @@ START_TEST(test_private_unknown_and_self)
     ack = ct_expect(t1, "me", "ack");
     ck_assert_int_eq(ct_json_int(ack, "seq"), 1);
     json_decref(ack);
-    ck_assert(ct_wait_count(both, 2, "private", NULL, 1, CT_WAIT_MS));
-    h_loop_for(cl.base, 500);
+    ck_assert(ct_wait_count(all, 3, "private", NULL, 1, CT_WAIT_MS));
+    h_loop_for(cl->base, 500);
     /* sender and recipient are the same connections: once each, not twice */
     expect_one_private(t1, 1, p.id, p.id, "self, sending tab");
-    expect_one_private(t2, 1, p.id, p.id, "self, other tab");
+    expect_one_private(t2, 1, p.id, p.id, "self, tab on the other node");
+    expect_one_private(t3, 1, p.id, p.id, "self, second tab on the same node");
 
     tc_free(t1);
     tc_free(t2);
+    tc_free(t3);
     ct_user_free(&p);
 }
 END_TEST
 
 START_TEST(test_typing_not_echoed)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user t_, u, v, w;
     struct tc *tt1, *tt2, *tu, *tv, *tw, *others[2];
     json_t *ty;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 0, "typist", &t_);
-    ct_login(&cl, 2, "typ_u", &u);
-    ct_login(&cl, 0, "typ_v", &v);
-    ct_login(&cl, 1, "typ_w", &w);
-    tt1 = ct_connect(&cl, 0, &t_);
-    tt2 = ct_connect(&cl, 1, &t_);
-    tu = ct_connect(&cl, 2, &u);
-    tv = ct_connect(&cl, 0, &v);
-    tw = ct_connect(&cl, 1, &w);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_login(cl, 0, "typist", &t_);
+    ct_login(cl, 2, "typ_u", &u);
+    ct_login(cl, 0, "typ_v", &v);
+    ct_login(cl, 1, "typ_w", &w);
+    tt1 = ct_connect(cl, 0, &t_);
+    tt2 = ct_connect(cl, 1, &t_);
+    tu = ct_connect(cl, 2, &u);
+    tv = ct_connect(cl, 0, &v);
+    tw = ct_connect(cl, 1, &w);
     json_decref(ct_join(tt1, "typ", -1));
     json_decref(ct_join(tt2, "typ", -1));
     json_decref(ct_join(tu, "typ", -1));
@@ -172,7 +166,7 @@ START_TEST(test_typing_not_echoed)
         ck_assert_str_eq(ct_user_id(json_object_get(ty, "user")), t_.id);
         json_decref(ty);
     }
-    h_loop_for(cl.base, 700);
+    h_loop_for(cl->base, 700);
     ck_assert_msg(ct_count(tt1, "typing", NULL) == 0, "typing echoed to the typist's tab");
     ck_assert_msg(ct_count(tt2, "typing", NULL) == 0,
                   "typing echoed to the typist's other tab (other node)");
@@ -228,29 +222,30 @@ static size_t take_user_event(struct tc *t, const char *type, const char *id)
 
 START_TEST(test_presence_once_per_user)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, o;
     struct tc *ta1, *ta2, *to;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 2, "pres_o", &o);
-    ct_login(&cl, 0, "pres_a", &a);
-    to = ct_connect(&cl, 2, &o);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_login(cl, 2, "pres_o", &o);
+    ct_login(cl, 0, "pres_a", &a);
+    to = ct_connect(cl, 2, &o);
     json_decref(ct_join(to, "pres", -1));
-    h_loop_for(cl.base, 300);
+    h_loop_for(cl->base, 300);
     take_presence(to, "pres", o.id, "join");  /* its own join */
     json_decref(ct_take(to, "online", NULL)); /* its own online */
 
     /* online: once, for the first tab anywhere */
-    ta1 = ct_connect(&cl, 0, &a);
+    ta1 = ct_connect(cl, 0, &a);
     ck_assert_msg(ct_wait_count(&to, 1, "online", NULL, 1, CT_WAIT_MS), "no online");
-    ta2 = ct_connect(&cl, 1, &a);
-    h_loop_for(cl.base, 700);
+    ta2 = ct_connect(cl, 1, &a);
+    h_loop_for(cl->base, 700);
     ck_assert_int_eq(take_user_event(to, "online", a.id), 1);
 
     json_decref(ct_join(ta1, "pres", -1));
     ck_assert_msg(ct_wait_count(&to, 1, "presence", "pres", 1, CT_WAIT_MS), "no presence join");
     json_decref(ct_join(ta2, "pres", -1));
-    h_loop_for(cl.base, 700);
+    h_loop_for(cl->base, 700);
     ck_assert_int_eq(take_presence(to, "pres", a.id, "join"), 1);
     /* the joiner's own connection gets it too */
     ck_assert_int_eq(take_presence(ta1, "pres", a.id, "join"), 1);
@@ -259,29 +254,29 @@ START_TEST(test_presence_once_per_user)
     /* leave of one tab: nothing; of the last: one leave */
     ct_send(ta2, "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"pres\"}");
     json_decref(ct_expect(ta2, "l", "left"));
-    h_loop_for(cl.base, 700);
+    h_loop_for(cl->base, 700);
     ck_assert_int_eq(ct_count(to, "presence", NULL), 0);
     ct_send(ta1, "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"pres\"}");
     json_decref(ct_expect(ta1, "l", "left"));
     ck_assert_msg(ct_wait_count(&to, 1, "presence", "pres", 1, CT_WAIT_MS), "no presence leave");
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     ck_assert_int_eq(take_presence(to, "pres", a.id, "leave"), 1);
 
     /* rejoin, then closing tabs: leave and offline once, at the last one */
     json_decref(ct_join(ta1, "pres", -1));
     json_decref(ct_join(ta2, "pres", -1));
     ck_assert(ct_wait_count(&to, 1, "presence", "pres", 1, CT_WAIT_MS));
-    h_loop_for(cl.base, 500);
+    h_loop_for(cl->base, 500);
     ck_assert_int_eq(take_presence(to, "pres", a.id, "join"), 1);
     tc_free(ta1);
-    h_loop_for(cl.base, 1000);
+    h_loop_for(cl->base, 1000);
     ck_assert_int_eq(ct_count(to, "presence", NULL), 0);
     ck_assert_int_eq(ct_count(to, "offline", NULL), 0);
     tc_free(ta2);
     ck_assert_msg(ct_wait_count(&to, 1, "offline", NULL, 1, CT_WAIT_MS), "no offline");
     ck_assert_msg(ct_wait_count(&to, 1, "presence", "pres", 1, CT_WAIT_MS),
                   "no presence leave on close");
-    h_loop_for(cl.base, 700);
+    h_loop_for(cl->base, 700);
     ck_assert_int_eq(take_presence(to, "pres", a.id, "leave"), 1);
     ck_assert_int_eq(take_user_event(to, "offline", a.id), 1);
 
@@ -309,19 +304,20 @@ static bool users_has(json_t *reply, const char *id)
  * `users` lists every online user whatever their node. */
 START_TEST(test_nick_and_users)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b, c, a2;
     struct tc *ta, *tb, *tc_;
     json_t *r;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 0, "Nicky", &a);
-    ta = ct_connect(&cl, 0, &a);
-    ck_assert_int_eq(h_login(&cl, 1, "nicky", NULL, NULL), 409);
-    ck_assert_int_eq(h_login(&cl, 2, "NICKY", NULL, NULL), 409);
-    ct_login(&cl, 1, "users_b", &b);
-    ct_login(&cl, 2, "users_c", &c);
-    tb = ct_connect(&cl, 1, &b);
-    tc_ = ct_connect(&cl, 2, &c);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_login(cl, 0, "Nicky", &a);
+    ta = ct_connect(cl, 0, &a);
+    ck_assert_int_eq(h_login(cl, 1, "nicky", NULL, NULL), 409);
+    ck_assert_int_eq(h_login(cl, 2, "NICKY", NULL, NULL), 409);
+    ct_login(cl, 1, "users_b", &b);
+    ct_login(cl, 2, "users_c", &c);
+    tb = ct_connect(cl, 1, &b);
+    tc_ = ct_connect(cl, 2, &c);
     ct_send(tc_, "{\"type\":\"users\",\"id\":\"u\"}");
     r = ct_expect(tc_, "u", "users");
     ck_assert(users_has(r, a.id) && users_has(r, b.id) && users_has(r, c.id));
@@ -329,7 +325,7 @@ START_TEST(test_nick_and_users)
 
     tc_free(ta);
     ck_assert_msg(ct_wait_count(&tb, 1, "offline", NULL, 1, CT_WAIT_MS), "no offline");
-    ct_login(&cl, 1, "nicky", &a2); /* free again once its holder is offline */
+    ct_login(cl, 1, "nicky", &a2); /* free again once its holder is offline */
     ck_assert_str_ne(a2.id, a.id);
     ct_send(tb, "{\"type\":\"users\",\"id\":\"u2\"}");
     r = ct_expect(tb, "u2", "users");
@@ -349,14 +345,15 @@ END_TEST
  * read from history when they come back. */
 START_TEST(test_private_to_offline_user)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b;
     struct tc *ta, *tb;
     json_t *r, *m;
 
-    ct_cluster_start(&cl, 2, fast_args);
-    ct_login(&cl, 0, "off_a", &a);
-    ct_login(&cl, 1, "off_b", &b);
-    ta = ct_connect(&cl, 0, &a);
+    ct_cluster_start(cl, 2, fast_args);
+    ct_login(cl, 0, "off_a", &a);
+    ct_login(cl, 1, "off_b", &b);
+    ta = ct_connect(cl, 0, &a);
     ct_send(ta,
             "{\"type\":\"private\",\"id\":\"p\",\"to\":\"%s\",\"kind\":\"text\","
             "\"body\":\"read this later\"}",
@@ -364,8 +361,8 @@ START_TEST(test_private_to_offline_user)
     r = ct_expect(ta, "p", "ack");
     ck_assert_int_eq(ct_json_int(r, "seq"), 1);
     json_decref(r);
-    tb = ct_connect(&cl, 1, &b);
-    h_loop_for(cl.base, 300);
+    tb = ct_connect(cl, 1, &b);
+    h_loop_for(cl->base, 300);
     ck_assert_int_eq(ct_count(tb, "private", NULL), 0);
     ct_send(tb, "{\"type\":\"history\",\"id\":\"h\",\"with\":\"%s\"}", a.id);
     r = ct_expect(tb, "h", "history");
@@ -396,30 +393,31 @@ static size_t search_count(struct tc *t, const char *id, const char *query)
  * case-insensitive, oldest first, with the room/user/after/before filters. */
 START_TEST(test_search)
 {
+    struct h_cluster *cl = ct_fixture();
     struct ct_user a, b, c;
     struct tc *ta, *tb, *tc_;
     json_t *r, *msgs, *m;
     long long ts_mid;
     size_t i;
 
-    ct_cluster_start(&cl, 3, fast_args);
-    ct_login(&cl, 0, "srch_a", &a);
-    ct_login(&cl, 1, "srch_b", &b);
-    ct_login(&cl, 2, "srch_c", &c);
-    ta = ct_connect(&cl, 0, &a);
-    tb = ct_connect(&cl, 1, &b);
-    tc_ = ct_connect(&cl, 2, &c);
+    ct_cluster_start(cl, 3, fast_args);
+    ct_login(cl, 0, "srch_a", &a);
+    ct_login(cl, 1, "srch_b", &b);
+    ct_login(cl, 2, "srch_c", &c);
+    ta = ct_connect(cl, 0, &a);
+    tb = ct_connect(cl, 1, &b);
+    tc_ = ct_connect(cl, 2, &c);
     json_decref(ct_join(ta, "s1", -1));
     json_decref(ct_join(tb, "s2", -1));
     ct_post(ta, "s1", "m1", "Hello World");
     ct_post(ta, "s1", "m2", "nothing to see");
-    h_loop_for(cl.base, 20);
+    h_loop_for(cl->base, 20);
     ct_post(tb, "s2", "m3", "well HELLO there");
     ct_send(ta, "{\"type\":\"history\",\"id\":\"hm\",\"room\":\"s2\"}");
     r = ct_expect(ta, "hm", "history");
     ts_mid = ct_json_int(json_array_get(json_object_get(r, "messages"), 0), "ts");
     json_decref(r);
-    h_loop_for(cl.base, 20);
+    h_loop_for(cl->base, 20);
     ct_send(ta,
             "{\"type\":\"private\",\"id\":\"p1\",\"to\":\"%s\",\"kind\":\"text\","
             "\"body\":\"hello private\"}",
@@ -474,17 +472,18 @@ END_TEST
  * spurious leave/offline, everybody still listed after several TTLs. */
 START_TEST(test_presence_refresh)
 {
+    struct h_cluster *cl = ct_fixture();
     static const char *const ttl_args[] = {"--rate", "500/500", "--presence-ttl", "3", NULL};
     struct ct_user u[3];
     struct tc *t[3];
     json_t *r;
 
-    ct_cluster_start(&cl, 3, ttl_args);
-    ct_team(&cl, "fresh", 3, "stay", u, t);
-    h_loop_for(cl.base, 500);
+    ct_cluster_start(cl, 3, ttl_args);
+    ct_team(cl, "fresh", 3, "stay", u, t);
+    h_loop_for(cl->base, 500);
     for (int i = 0; i < 3; i++)
         json_array_clear(t[i]->frames);
-    h_loop_for(cl.base, 10000);
+    h_loop_for(cl->base, 10000);
     for (int i = 0; i < 3; i++) {
         ck_assert_msg(ct_count(t[i], "offline", NULL) == 0, "spurious offline on gw%d", i + 1);
         ck_assert_msg(ct_count(t[i], "presence", NULL) == 0, "spurious presence on gw%d", i + 1);
@@ -506,7 +505,7 @@ TCase *private_tcase(void)
     TCase *tc = tcase_create("private");
 
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_add_test(tc, test_private_all_tabs);
     tcase_add_test(tc, test_private_unknown_and_self);
     tcase_add_test(tc, test_typing_not_echoed);

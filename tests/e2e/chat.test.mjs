@@ -199,6 +199,17 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await alice.page.press('#new-room-name', 'Enter');
         await alice.page.locator('#new-room-error').waitFor({ state: 'visible' });
         await alice.page.click('#new-room-cancel');
+        /* bob leaves the new room: alice sees him go, and its traffic no longer reaches him */
+        await open_room(alice.page, room);
+        await open_room(bob.page, room);
+        await bob.page.click(tid('leave-room'));
+        await bob.page.locator(tid('room-item') + '[data-room="general"].active').waitFor();
+        await bob.page.locator(tid('room-item') + '[data-room="' + room + '"].not-joined').waitFor();
+        await alice.page.locator(tid('system-line')).filter({ hasText: bob.user.name + ' left #' + room }).waitFor();
+        await send(alice.page, 'after bob left ' + run);
+        await expect_once(alice.page, 'after bob left ' + run);
+        await bob.page.waitForTimeout(500);
+        assert.equal(await bob.page.locator(tid('room-item') + '[data-room="' + room + '"] ' + tid('unread-badge')).count(), 0);
     });
 
     test('emoji panel inserts emoji into the composer', T, async () => {
@@ -299,6 +310,33 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         assert.equal(small, 300, 'small images keep their size');
     });
 
+    test('an image the local cache dropped is fetched again on demand', T, async () => {
+        await bob.page.waitForTimeout(1000); /* let pending cache writes land */
+        const stubbed = await bob.page.evaluate(async (uid) => {
+            const db = await new Promise((res, rej) => {
+                const rq = indexedDB.open('chatgw', 1);
+                rq.onsuccess = () => res(rq.result);
+                rq.onerror = () => rej(rq.error);
+            });
+            const store = db.transaction('convs', 'readwrite').objectStore('convs');
+            const rec = await new Promise((res) => { const g = store.get(uid + '|room:general'); g.onsuccess = () => res(g.result); });
+            let n = 0;
+            for (const m of rec.msgs) if (m.kind === 'image') { m.body = ''; m.stub = true; n++; }
+            await new Promise((res) => { const p = store.put(rec); p.onsuccess = res; });
+            db.close();
+            return n;
+        }, bob.user.id);
+        assert.ok(stubbed >= 3);
+        await bob.page.reload();
+        await bob.page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
+        await open_room(bob.page, 'general');
+        const stub = bob.page.locator(tid('message') + '[data-kind="image"] .image-stub');
+        assert.equal(await stub.count(), stubbed);
+        await stub.first().click();
+        await bob.page.waitForFunction((sel) => document.querySelectorAll(sel).length === 1, tid('message') + '[data-kind="image"] img');
+        assert.equal(await stub.count(), stubbed - 1);
+    });
+
     test('connection lost banner after 10 tries, retry reconnects', T, async () => {
         const u = await (async () => {
             const ctx = await browser.newContext();
@@ -320,6 +358,20 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
             return { ctx, page, state };
         })();
         const { page, state } = u;
+        /* the schedule itself: full jitter under 1, 2, 4 ... s, capped at 30 s */
+        const caps = await page.evaluate(async () => {
+            const { backoff_ms, MAX_TRIES } = await import('/net.js');
+            const real = Math.random;
+            Math.random = () => 0.9999;
+            const hi = Array.from({ length: 12 }, (_, i) => backoff_ms(i));
+            Math.random = () => 0;
+            const lo = Array.from({ length: 12 }, (_, i) => backoff_ms(i));
+            Math.random = real;
+            return { hi, lo, MAX_TRIES };
+        });
+        assert.deepEqual(caps.hi.map((ms) => Math.ceil(ms / 1000)), [1, 2, 4, 8, 16, 30, 30, 30, 30, 30, 30, 30]);
+        assert.deepEqual(caps.lo, new Array(12).fill(0));
+        assert.equal(caps.MAX_TRIES, 10);
         await page.evaluate(() => { Math.random = () => 0.999; });
         state.fail = true;
         await state.live.close({ code: 4000, reason: 'test' });
@@ -510,7 +562,9 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await reset(bob.page);
         const away = 'sent while bob was away ' + run;
         const offline = 'bob typed this while offline ' + run;
+        assert.deepEqual(cluster.problems(), [], 'every gateway still healthy before the kill');
         const node_before = await bob.page.getAttribute(tid('conn-status'), 'title');
+        assert.equal(node_before, 'connected to gw2');
         await cluster.kill_gateway(1);
         await bob.page.locator(tid('conn-status') + ':not([data-state="online"])').waitFor({ timeout: 5000 });
         await send(alice.page, away);
@@ -528,5 +582,9 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         for (let i = 1; i < b.length; i++) assert.ok(b[i] > b[i - 1], 'strictly increasing seqs');
         assert.deepEqual(bob.errors, []);
         assert.deepEqual(alice.errors, []);
+    });
+
+    test('no gateway crashed or reported a sanitizer error', T, async () => {
+        assert.deepEqual(cluster.problems(), []);
     });
 });

@@ -144,6 +144,20 @@ export class Cluster {
         g.proc = null;
     }
 
+    /* Gateways that died without being killed by a test, and sanitizer reports in any log. */
+    problems() {
+        const out = [];
+        for (const g of this.gws) {
+            if (g.proc && (g.proc.exitCode !== null || g.proc.signalCode !== null)) {
+                out.push(g.node + ' exited unexpectedly (' + (g.proc.exitCode ?? g.proc.signalCode) + ')');
+            }
+            const log = this.log(g.node);
+            const m = /^.*(runtime error|ERROR: AddressSanitizer|ERROR: LeakSanitizer).*$/m.exec(log);
+            if (m) out.push(g.node + ': ' + m[0]);
+        }
+        return out;
+    }
+
     ws_url(i) {
         return 'ws://127.0.0.1:' + this.gws[i].port + '/ws';
     }
@@ -159,6 +173,7 @@ export class Cluster {
     async stop() {
         await Promise.all(this.gws.map((g) => stop_process(g.proc, 11000)));
         if (this.redis) await stop_process(this.redis.proc);
-        if (!process.env.CHAT_E2E_KEEP_LOGS) fs.rmSync(this.dir, { recursive: true, force: true });
+        if (process.env.CHAT_E2E_KEEP_LOGS) console.error('e2e: logs kept in ' + this.dir);
+        else fs.rmSync(this.dir, { recursive: true, force: true });
     }
 }

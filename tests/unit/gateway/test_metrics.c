@@ -165,7 +165,9 @@ static char *render(const struct gw_metrics *m)
 
 static const char *type_of(struct exposition *e, const struct sample *s)
 {
-    return find_family(e, s->family)->type;
+    const struct family *f = find_family(e, s->family);
+    ck_assert_msg(f != NULL, "sample %s has no family", s->name);
+    return f ? f->type : "";
 }
 
 START_TEST(test_parses_and_labels)

@@ -399,7 +399,9 @@ END_TEST
 
 START_TEST(test_ping_and_idle)
 {
-    static const char *const env[] = {"CHAT_PING_INTERVAL=1", "CHAT_IDLE_TIMEOUT=2", NULL};
+    /* Two ping periods of slack before the idle close, so a loaded machine
+     * answering a ping late does not look silent. */
+    static const char *const env[] = {"CHAT_PING_INTERVAL=1", "CHAT_IDLE_TIMEOUT=3", NULL};
     tg_gateway_restart(env);
 
     /* A client that answers pings stays connected past the idle timeout. */
@@ -431,7 +433,7 @@ START_TEST(test_ping_and_idle)
     ck_assert_msg(code >= 1000 && code < 5000, "silent client: close %d", code);
     ck_assert(tg_conn_closed_by_peer(c));
     int64_t took = tg_mono_ms() - t0;
-    ck_assert_msg(took >= 1500 && took < 5000, "silent client closed after %lld ms",
+    ck_assert_msg(took >= 2500 && took < 6500, "silent client closed after %lld ms",
                   (long long)took);
     tg_conn_close(c);
 }
