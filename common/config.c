@@ -89,6 +89,8 @@ static const struct opt opts[] = {
      "seconds a member/online entry lives unless refreshed, 3-3600"},
     {"drain-timeout", "CHAT_DRAIN_TIMEOUT", "SEC", OPT_INT, OFF(drain_timeout), 1, 600, "10", NULL,
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
+    {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,
+     "on SIGTERM/SIGINT, seconds of /healthz 503 before sockets close (load balancer), 0-60"},
     {"help", NULL, NULL, OPT_HELP, 0, 0, 0, NULL, NULL, "print this help and exit (also -h)"},
 };
 

@@ -53,6 +53,9 @@ struct chat_config {
     int presence_ttl;             /* --presence-ttl, CHAT_PRESENCE_TTL, 30 s, 3..3600: how long a
                                      member/online entry lives unless refreshed */
     int drain_timeout;            /* --drain-timeout, CHAT_DRAIN_TIMEOUT, 10 s, 1..600 */
+    int drain_grace;              /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
+                                     this long before sockets close, so the load balancer
+                                     takes the node out of rotation first */
 };
 
 /* chat_config_load() results */

@@ -25,6 +25,7 @@ struct app {
     struct chat_config cfg;
     struct event *tick;
     struct event *drain_check;
+    struct event *drain_start;
     struct event *sigterm;
     struct event *sigint;
     int64_t drain_deadline_ms;
@@ -76,6 +77,8 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void on_drain_start(evutil_socket_t fd, short what, void *arg);
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -88,11 +91,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     chat_log(CHAT_LOG_INFO, "drain_start signal=%d sessions=%zu", (int)sig,
              gw_router_session_count(app->ctx.router));
     app->ctx.draining = true;
-    /* Leave the load balancer's rotation first (healthz says 503 now), then
-     * tell every client to go elsewhere. */
+    app->drain_deadline_ms = gw_mono_ms() + (int64_t)app->cfg.drain_timeout * 1000 - 500;
+    /* Leave the load balancer's rotation first (healthz and new upgrades say
+     * 503 from now on), then tell every client to go elsewhere, so their
+     * reconnects do not land here.  The grace never eats the whole timeout. */
+    int64_t grace = (int64_t)app->cfg.drain_grace * 1000;
+    if (grace > (int64_t)app->cfg.drain_timeout * 1000 / 2)
+        grace = (int64_t)app->cfg.drain_timeout * 1000 / 2;
+    if (gw_listener_count(app->ctx.listener) == 0)
+        grace = 0;
+    struct timeval tv = {(time_t)(grace / 1000), (suseconds_t)((grace % 1000) * 1000)};
+    event_add(app->drain_start, &tv);
+}
+
+static void on_drain_start(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    chat_log(CHAT_LOG_INFO, "drain_close sessions=%zu", gw_router_session_count(app->ctx.router));
     gw_listener_drain(app->ctx.listener);
     gw_presence_node_down(app->ctx.presence);
-    app->drain_deadline_ms = gw_mono_ms() + (int64_t)app->cfg.drain_timeout * 1000 - 500;
     struct timeval tv = {0, 50000};
     event_add(app->drain_check, &tv);
 }
@@ -109,6 +128,8 @@ static void teardown(struct app *app)
         event_free(app->tick);
     if (app->drain_check)
         event_free(app->drain_check);
+    if (app->drain_start)
+        event_free(app->drain_start);
     if (app->sigterm)
         event_free(app->sigterm);
     if (app->sigint)
@@ -163,9 +184,10 @@ int main(int argc, char **argv)
     }
     app.tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, &app);
     app.drain_check = event_new(ctx->base, -1, EV_PERSIST, on_drain_check, &app);
+    app.drain_start = evtimer_new(ctx->base, on_drain_start, &app);
     app.sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, &app);
     app.sigint = evsignal_new(ctx->base, SIGINT, on_signal, &app);
-    if (!app.tick || !app.drain_check || !app.sigterm || !app.sigint)
+    if (!app.tick || !app.drain_check || !app.drain_start || !app.sigterm || !app.sigint)
         goto fail;
     struct timeval one = {1, 0};
     event_add(app.tick, &one);

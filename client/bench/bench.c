@@ -144,6 +144,7 @@ struct counters {
     uint64_t delivered;      /* live deliveries of this run's messages, repeats excluded */
     uint64_t delivered_meas; /* of those, received inside the measured window */
     uint64_t duplicated, out_of_order, foreign, bad_frames;
+    uint64_t events; /* presence, online, offline, room_created ...: counted, not checked */
     uint64_t connected, failed, disconnected, login_failed;
     uint64_t expected_running; /* expected deliveries of acked messages, for the drain */
     uint64_t unacked;
@@ -605,6 +606,8 @@ static void on_message(struct chat_client *cc, bool binary, const char *data, si
         c->join_seq = joined_seq(data, len);
         c->max_seq = c->join_seq;
         client_settle(c, CS_JOINED);
+    } else {
+        b->n.events++;
     }
 }
 
@@ -1061,6 +1064,7 @@ static int report(struct bench *b)
         json_object_set_new(root, "out_of_order", json_integer((json_int_t)b->n.out_of_order));
         json_object_set_new(root, "foreign", json_integer((json_int_t)b->n.foreign));
         json_object_set_new(root, "bad_frames", json_integer((json_int_t)b->n.bad_frames));
+        json_object_set_new(root, "events", json_integer((json_int_t)b->n.events));
         json_object_set_new(root, "measured_s", json_real(secs(measured_ns)));
         json_object_set_new(root, "sent_per_s", json_real(send_rate));
         json_object_set_new(root, "delivered_per_s", json_real(deliv_rate));
@@ -1104,6 +1108,8 @@ static int report(struct bench *b)
            l.expected, b->n.delivered, l.lost, b->n.duplicated, b->n.out_of_order);
     printf("throughput  %.0f delivered msgs/s over %.1f s measured\n", deliv_rate,
            secs(measured_ns));
+    printf("events      %" PRIu64 " other frames received (presence, online, room_created ...)\n",
+           b->n.events);
     printf("latency     p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms"
            "  (%" PRIu64 " samples)\n",
            ms(bench_hist_percentile(&b->lat, 50)), ms(bench_hist_percentile(&b->lat, 90)),
@@ -1211,6 +1217,16 @@ static bool add_list(const char *arg, char ***items, size_t *n)
     return ok;
 }
 
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+    double v;
+
+    if (!parse_num(s, (double)lo, (double)hi, &v) || v != (double)(long)v)
+        return false;
+    *out = (long)v;
+    return true;
+}
+
 /* 0, 1 for --help, -1 for bad usage (reason printed). */
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
@@ -1237,10 +1253,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             ok = add_list(optarg, &o->urls, &o->n_urls);
             break;
         case 'c':
-            ok = parse_num(optarg, 1, 10000000, &v) && (o->clients = (long)v) == v;
+            ok = parse_long(optarg, 1, 10000000, &o->clients);
             break;
         case 'r':
-            ok = parse_num(optarg, 1, 100000, &v) && (o->rooms = (long)v) == v;
+            ok = parse_long(optarg, 1, 100000, &o->rooms);
             break;
         case 'R':
             ok = parse_num(optarg, 0, 1e9, &o->rate);
@@ -1249,10 +1265,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             o->max = true;
             break;
         case 'w':
-            ok = parse_num(optarg, 1, 100000, &v) && (o->window = (long)v) == v;
+            ok = parse_long(optarg, 1, 100000, &o->window);
             break;
         case 's':
-            ok = parse_num(optarg, 64, 4000, &v) && (o->size = (long)v) == v;
+            ok = parse_long(optarg, 64, 4000, &o->size);
             break;
         case 'd':
             ok = parse_num(optarg, 0, 86400, &o->duration);

@@ -1,190 +1,20 @@
-// chatgw browser client: login, conversations, rendering, reconnect and resume.
+// chatgw browser client: boot, conversations, sending and resume, search, settings.
 // Plain ES modules, no framework, no build step. See net.js for the fallback-node list (?ws=).
 
 import { Connection, rand_id } from './net.js';
-import { avatar_el, fill_avatar, color_for, initials, EMOJI_AVATARS } from './avatar.js';
+import { avatar_el, fill_avatar } from './avatar.js';
+import { $, KEY, store, cp_len, dark_query, effective_theme, apply_theme, toast } from './page.js';
+import { show_login } from './login.js';
 import { el, message_el, update_message_el, system_el, fmt_day, fmt_stamp, as_code_message } from './render.js';
 import { prepare_image } from './media.js';
 import { fuzzy_match, range_start } from './search.js';
 import { export_text, import_text, LocalCache } from './archive.js';
 
-const $ = (id) => document.getElementById(id);
 const LIMITS = { text: 4000, code: 20000 };
 const IMAGE_MAX_CHARS = 1000 * 1000;
 const CACHED_IMAGES = 30;
 const DEFAULT_ROOMS = ['general', 'random', 'tech'];
 const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
-const KEY = {
-    token: 'chatgw.token',
-    user: 'chatgw.user',
-    theme: 'chatgw.theme',
-    keep: 'chatgw.keep',
-};
-
-/* ---------------------------------------------------------------- storage helpers */
-
-const store = {
-    get(k, dflt = null) {
-        try {
-            const v = localStorage.getItem(k);
-            return v === null ? dflt : v;
-        } catch (e) {
-            return dflt;
-        }
-    },
-    set(k, v) {
-        try { localStorage.setItem(k, v); } catch (e) { /* quota or disabled */ }
-    },
-    del(k) {
-        try { localStorage.removeItem(k); } catch (e) { /* disabled */ }
-    },
-    json(k, dflt) {
-        try {
-            const v = JSON.parse(this.get(k, 'null'));
-            return v === null ? dflt : v;
-        } catch (e) {
-            return dflt;
-        }
-    },
-};
-
-const cp_len = (s) => Array.from(s).length;
-
-/* ---------------------------------------------------------------- theme */
-
-const dark_query = window.matchMedia ? window.matchMedia('(prefers-color-scheme: dark)') : null;
-
-function effective_theme() {
-    const t = store.get(KEY.theme);
-    if (t === 'light' || t === 'dark') return t;
-    return dark_query && dark_query.matches ? 'dark' : 'light';
-}
-
-/* html[data-theme] is always set: the user's choice, else the OS preference (followed live). */
-function apply_theme() {
-    const cur = effective_theme();
-    document.documentElement.dataset.theme = cur;
-    const btn = $('theme-toggle');
-    btn.textContent = cur === 'dark' ? '☀️ Light theme' : '🌙 Dark theme';
-    btn.setAttribute('aria-pressed', cur === 'dark' ? 'true' : 'false');
-    btn.dataset.theme = cur;
-}
-
-/* ---------------------------------------------------------------- toast */
-
-let toast_timer = null;
-function toast(text) {
-    const t = $('toast');
-    t.textContent = text;
-    t.hidden = false;
-    clearTimeout(toast_timer);
-    toast_timer = setTimeout(() => { t.hidden = true; }, 4000);
-}
-
-/* ---------------------------------------------------------------- login */
-
-function show_login(error) {
-    $('app-view').hidden = true;
-    $('login-view').hidden = false;
-    const picker = $('avatar-picker');
-    const nick = $('login-nickname');
-    const err = $('login-error');
-    let choice = store.get('chatgw.lastAvatar', 'initials');
-    if (choice !== 'initials' && !EMOJI_AVATARS.includes(choice)) choice = 'initials';
-
-    const options = ['initials', ...EMOJI_AVATARS];
-    picker.textContent = '';
-    const buttons = options.map((opt) => {
-        const b = el('button', 'avatar-option');
-        b.type = 'button';
-        b.setAttribute('role', 'radio');
-        b.dataset.avatar = opt;
-        b.dataset.testid = 'avatar-option';
-        const a = el('span', 'avatar large');
-        b.appendChild(a);
-        b.title = opt === 'initials' ? 'Initials' : opt;
-        b.addEventListener('click', () => { choice = opt; paint(); });
-        picker.appendChild(b);
-        return b;
-    });
-    picker.onkeydown = (ev) => {
-        const i = options.indexOf(choice);
-        if (ev.key === 'ArrowRight' || ev.key === 'ArrowDown') choice = options[(i + 1) % options.length];
-        else if (ev.key === 'ArrowLeft' || ev.key === 'ArrowUp') choice = options[(i + options.length - 1) % options.length];
-        else return;
-        ev.preventDefault();
-        paint();
-        buttons[options.indexOf(choice)].focus();
-    };
-    function avatar_string() {
-        const name = nick.value.trim();
-        return choice === 'initials' ? 'color:' + color_for(name || '?') : 'emoji:' + choice;
-    }
-    function paint() {
-        const name = nick.value.trim() || '?';
-        buttons.forEach((b, i) => {
-            const a = b.firstChild;
-            if (options[i] === 'initials') {
-                a.textContent = initials(name);
-                a.classList.remove('emoji');
-                a.style.backgroundColor = color_for(name);
-            } else {
-                fill_avatar(a, 'emoji:' + options[i], name);
-            }
-            const on = options[i] === choice;
-            b.setAttribute('aria-checked', on ? 'true' : 'false');
-            b.tabIndex = on ? 0 : -1;
-            b.classList.toggle('selected', on);
-        });
-    }
-    function set_error(text) {
-        err.textContent = text || '';
-        err.hidden = !text;
-        nick.setAttribute('aria-invalid', text ? 'true' : 'false');
-    }
-    nick.oninput = () => { paint(); set_error(''); };
-    paint();
-    set_error(error || '');
-    nick.focus();
-
-    $('login-form').onsubmit = async (ev) => {
-        ev.preventDefault();
-        const name = nick.value.trim();
-        if (!name) return set_error('Please choose a nickname.');
-        if (cp_len(name) > 32) return set_error('A nickname is at most 32 characters.');
-        /* eslint-disable-next-line no-control-regex */
-        if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return set_error('A nickname cannot contain control characters.');
-        const submit = $('login-submit');
-        submit.disabled = true;
-        set_error('');
-        try {
-            const res = await fetch('/api/login', {
-                method: 'POST',
-                headers: { 'Content-Type': 'application/json' },
-                body: JSON.stringify({ nickname: name, avatar: avatar_string() }),
-            });
-            let data = null;
-            try { data = await res.json(); } catch (e) { data = null; }
-            if (res.status === 409) {
-                set_error('“' + name + '” is taken by someone who is online. Try another nickname.');
-            } else if (res.status === 400) {
-                const m = data && data.error && typeof data.error.message === 'string' ? data.error.message : '';
-                set_error('That nickname is not valid' + (m ? ': ' + m : '.'));
-            } else if (!res.ok || !data || typeof data.token !== 'string' || !data.user) {
-                set_error('Login failed (' + res.status + '). Please try again.');
-            } else {
-                store.set(KEY.token, data.token);
-                store.set(KEY.user, JSON.stringify(data.user));
-                store.set('chatgw.lastAvatar', choice);
-                start_app(data.token, data.user);
-            }
-        } catch (e) {
-            set_error('Could not reach the server. Check your connection and try again.');
-        } finally {
-            submit.disabled = false;
-        }
-    };
-}
 
 /* ---------------------------------------------------------------- boot */
 
@@ -194,12 +24,12 @@ async function boot() {
     const token = store.get(KEY.token);
     const notice = store.get('chatgw.notice');
     store.del('chatgw.notice');
-    if (!token) return show_login(notice);
+    if (!token) return show_login(notice, start_app);
     try {
         const res = await fetch('/api/me', { headers: { Authorization: 'Bearer ' + token } });
         if (res.status === 401) {
             store.del(KEY.token);
-            return show_login('Your session has expired. Please log in again.');
+            return show_login('Your session has expired. Please log in again.', start_app);
         }
         const data = await res.json();
         if (data && data.user && typeof data.user.id === 'string') {
@@ -211,7 +41,7 @@ async function boot() {
     }
     const cached = store.json(KEY.user, null);
     if (cached && typeof cached.id === 'string') return start_app(token, cached);
-    show_login();
+    show_login(null, start_app);
 }
 
 /* ---------------------------------------------------------------- the chat app */
@@ -245,6 +75,7 @@ class ChatApp {
         this.conn = null;
         this.last_auth_check = 0;
         this.search_seq = 0;
+        this.drafts = new Map();
     }
 
     /* ---- startup */
@@ -375,6 +206,13 @@ class ChatApp {
 
     switch_to(key) {
         const c = this.conv(key);
+        /* each conversation keeps its own unsent draft */
+        const ta = $('composer');
+        if (this.active !== key) {
+            if (this.active) this.drafts.set(this.active, ta.value);
+            ta.value = this.drafts.get(key) || '';
+            this.autosize();
+        }
         this.active = key;
         c.unread = 0;
         store.set(this.ukey('active'), key);
@@ -961,11 +799,18 @@ class ChatApp {
         if (mode === 'force-bottom' || (mode === 'bottom' && at_bottom)) list.scrollTop = list.scrollHeight;
         else if (mode === 'prepend') list.scrollTop = list.scrollHeight - from_bottom;
         else list.scrollTop = top;
+        this.update_jump();
         /* Not enough to scroll yet: fetch more so scroll-up can work. */
         if (c.has_more && !c.loading && c.msgs.size && list.scrollHeight <= list.clientHeight + 20) {
             setTimeout(() => this.load_older(c), 0);
         }
         this.render_sidebar();
+    }
+
+    /* The "latest" button shows while the reader is well above the newest message. */
+    update_jump() {
+        const list = $('message-list');
+        $('jump-latest').hidden = list.scrollHeight - list.scrollTop - list.clientHeight < 300;
     }
 
     render_sidebar() {
@@ -1389,6 +1234,7 @@ class ChatApp {
         const caret = ta.selectionStart;
         const rest = (ta.value.slice(0, this.mention.start) + ta.value.slice(caret)).replace(/^\s+/, '');
         this.close_mention();
+        ta.value = '';
         this.open_dm(u);
         ta.value = rest;
         this.autosize();
@@ -1532,6 +1378,10 @@ class ChatApp {
         list.addEventListener('scroll', () => {
             const c = this.convs.get(this.active);
             if (c && list.scrollTop < 60) this.load_older(c);
+            this.update_jump();
+        });
+        $('jump-latest').addEventListener('click', () => {
+            list.scrollTo({ top: list.scrollHeight, behavior: 'smooth' });
         });
 
         /* new room */

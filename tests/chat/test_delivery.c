@@ -14,14 +14,18 @@
 static const char *const fast_args[] = {"--rate", "500/500", NULL};
 static const char *const capped_args[] = {"--rate", "500/500", "--history", "20", NULL};
 
-/* Every connection of six (two tabs each of three users, spread over three
- * nodes) sends five messages at once; all see all 30, seq 1..30, once. */
+#define FAN_CONNS 7
+#define FAN_MSGS (FAN_CONNS * 5)
+
+/* Every connection of seven (two tabs each of three users spread over three
+ * nodes, plus a third tab of one user on a node it already has one on) sends
+ * five messages at once; all see all 35, seq 1..35, once. */
 START_TEST(test_fanout_exactly_once)
 {
     struct h_cluster *cl = ct_fixture();
     struct ct_user u[3];
-    struct tc *t[6];
-    char *body_of[31] = {0};
+    struct tc *t[FAN_CONNS];
+    char *body_of[FAN_MSGS + 1] = {0};
     char id[32], body[32];
     json_t *joined = NULL;
 
@@ -32,9 +36,10 @@ START_TEST(test_fanout_exactly_once)
         snprintf(nick, sizeof(nick), "fan%d", i);
         ct_login(cl, i, nick, &u[i]);
     }
-    for (int c = 0; c < 6; c++) {
-        /* user c/2, tab on node c%3: every user has tabs on two nodes */
-        t[c] = ct_connect(cl, c % 3, &u[c / 2]);
+    for (int c = 0; c < FAN_CONNS; c++) {
+        /* user c/2, tab on node c%3: every user has tabs on two nodes, and
+         * user 0 a third one next to its first, on gw1 */
+        t[c] = ct_connect(cl, c % 3, &u[c == 6 ? 0 : c / 2]);
         json_decref(joined);
         joined = ct_join(t[c], "fan", -1);
     }
@@ -67,7 +72,7 @@ START_TEST(test_fanout_exactly_once)
     }
     json_decref(joined);
     for (int k = 0; k < 5; k++) {
-        for (int c = 0; c < 6; c++) {
+        for (int c = 0; c < FAN_CONNS; c++) {
             snprintf(id, sizeof(id), "m%d-%d", c, k);
             snprintf(body, sizeof(body), "body %d %d", c, k);
             ct_send(t[c],
@@ -76,7 +81,7 @@ START_TEST(test_fanout_exactly_once)
                     id, body);
         }
     }
-    for (int c = 0; c < 6; c++) {
+    for (int c = 0; c < FAN_CONNS; c++) {
         for (int k = 0; k < 5; k++) {
             json_t *ack;
             long long seq;
@@ -84,7 +89,7 @@ START_TEST(test_fanout_exactly_once)
             snprintf(id, sizeof(id), "m%d-%d", c, k);
             ack = ct_expect(t[c], id, "ack");
             seq = ct_json_int(ack, "seq");
-            ck_assert_msg(seq >= 1 && seq <= 30, "ack %s seq %lld", id, seq);
+            ck_assert_msg(seq >= 1 && seq <= FAN_MSGS, "ack %s seq %lld", id, seq);
             ck_assert_msg(body_of[seq] == NULL, "seq %lld acked twice", seq);
             ck_assert_int_gt(ct_json_int(ack, "ts"), 0);
             snprintf(body, sizeof(body), "body %d %d", c, k);
@@ -92,16 +97,16 @@ START_TEST(test_fanout_exactly_once)
             json_decref(ack);
         }
     }
-    ck_assert_msg(ct_wait_count(t, 6, "message", "fan", 30, CT_WAIT_MS),
-                  "not every connection got 30 messages");
+    ck_assert_msg(ct_wait_count(t, FAN_CONNS, "message", "fan", FAN_MSGS, CT_WAIT_MS),
+                  "not every connection got %d messages", FAN_MSGS);
     h_loop_for(cl->base, 500);
-    for (int c = 0; c < 6; c++) {
+    for (int c = 0; c < FAN_CONNS; c++) {
         json_t *msgs = ct_take(t[c], "message", "fan"), *m;
         size_t i;
         char what[32];
 
         snprintf(what, sizeof(what), "connection %d (gw%d)", c, c % 3 + 1);
-        ct_assert_seqs(msgs, 1, 30, what);
+        ct_assert_seqs(msgs, 1, FAN_MSGS, what);
         json_array_foreach(msgs, i, m)
         {
             ck_assert_str_eq(ct_json_str(m, "body"), body_of[i + 1]);
@@ -111,11 +116,11 @@ START_TEST(test_fanout_exactly_once)
         }
         json_decref(msgs);
     }
-    for (int c = 0; c < 6; c++)
+    for (int c = 0; c < FAN_CONNS; c++)
         tc_free(t[c]);
     for (int i = 0; i < 3; i++)
         ct_user_free(&u[i]);
-    for (int i = 0; i < 31; i++)
+    for (int i = 0; i <= FAN_MSGS; i++)
         free(body_of[i]);
 }
 END_TEST
@@ -700,6 +705,17 @@ START_TEST(test_idempotent_resend)
     }
     ck_assert(ct_wait_count(&tb, 1, "private", NULL, 1, CT_WAIT_MS));
     ck_assert_int_eq(ct_settle_count(tb, "private", NULL, 500), 1);
+    /* the same id in another conversation is another message */
+    ct_send(ta1,
+            "{\"type\":\"private\",\"id\":\"pm-1\",\"to\":\"%s\",\"kind\":\"text\","
+            "\"body\":\"to c\"}",
+            c.id);
+    ack = ct_expect(ta1, "pm-1", "ack");
+    ck_assert_str_eq(ct_json_str(ack, "to"), c.id);
+    ck_assert_int_eq(ct_json_int(ack, "seq"), 1);
+    json_decref(ack);
+    ck_assert_msg(ct_wait_count(&tc_, 1, "private", NULL, 1, CT_WAIT_MS),
+                  "a private reusing an id from another conversation was not delivered");
 
     json_decref(ack1);
     redisFree(rc);

@@ -173,6 +173,23 @@ START_TEST(test_node_kill9)
 }
 END_TEST
 
+/* Each of the three members posts once (seq 1..3, seen by all), then Redis
+ * is killed and every node must report 503. */
+static void kill_redis_after_traffic(struct h_cluster *cl, struct tc **all, const char *room)
+{
+    char id[16];
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "pre%d", i + 1);
+        ck_assert_int_eq(ct_post(all[i], room, id, "before"), i + 1);
+    }
+    ck_assert(ct_wait_count(all, 3, "message", room, 3, CT_WAIT_MS));
+    for (int i = 0; i < 3; i++)
+        json_decref(ct_take(all[i], "message", room));
+    ct_redis_kill(cl);
+    ck_assert_msg(ct_wait_healthz(cl, 503, 10000), "/healthz not 503 with Redis down");
+}
+
 START_TEST(test_redis_restart)
 {
     struct h_cluster *cl = ct_fixture();
@@ -189,15 +206,7 @@ START_TEST(test_redis_restart)
     ta = all[0];
     tb = all[1];
     tc_ = all[2];
-    ck_assert_int_eq(ct_post(ta, "rs", "pre1", "before 1"), 1);
-    ck_assert_int_eq(ct_post(tb, "rs", "pre2", "before 2"), 2);
-    ck_assert_int_eq(ct_post(tc_, "rs", "pre3", "before 3"), 3);
-    ck_assert(ct_wait_count(all, 3, "message", "rs", 3, CT_WAIT_MS));
-    for (int i = 0; i < 3; i++)
-        json_decref(ct_take(all[i], "message", "rs"));
-
-    ct_redis_kill(cl);
-    ck_assert_msg(ct_wait_healthz(cl, 503, 10000), "/healthz not 503 with Redis down");
+    kill_redis_after_traffic(cl, all, "rs");
     ct_send(ta, "{\"type\":\"message\",\"id\":\"down1\",\"room\":\"rs\",\"kind\":\"text\","
                 "\"body\":\"lost?\"}");
     ct_expect_error(ta, "down1", "unavailable");
@@ -237,6 +246,11 @@ START_TEST(test_redis_restart)
     ct_assert_seqs(json_object_get(r, "messages"), 1, 5, "history after restart");
     json_decref(r);
 
+    /* chat:all is back: room_created reaches the other nodes */
+    ct_send(tb, "{\"type\":\"create_room\",\"id\":\"cr\",\"room\":\"after\"}");
+    json_decref(ct_expect(tb, "cr", "ack"));
+    ck_assert_msg(ct_wait_count(all, 3, "room_created", NULL, 1, CT_WAIT_MS),
+                  "room_created after the restart did not reach every node");
     /* user channels are back too */
     ct_send(tb,
             "{\"type\":\"private\",\"id\":\"pv\",\"to\":\"%s\",\"kind\":\"text\","
@@ -375,20 +389,12 @@ START_TEST(test_redis_restart_empty)
     json_t *msgs;
     redisContext *rc;
 
-    ct_cluster_start(cl, 3, fast_args);
+    ct_cluster_start(cl, 3, crash_args);
     ct_team(cl, "rse_", 3, "rse", u, all);
     ta = all[0];
     tb = all[1];
     tc_ = all[2];
-    ck_assert_int_eq(ct_post(ta, "rse", "pre1", "before 1"), 1);
-    ck_assert_int_eq(ct_post(tb, "rse", "pre2", "before 2"), 2);
-    ck_assert_int_eq(ct_post(tc_, "rse", "pre3", "before 3"), 3);
-    ck_assert(ct_wait_count(all, 3, "message", "rse", 3, CT_WAIT_MS));
-    for (int i = 0; i < 3; i++)
-        json_decref(ct_take(all[i], "message", "rse"));
-
-    ct_redis_kill(cl);
-    ck_assert_msg(ct_wait_healthz(cl, 503, 10000), "/healthz not 503 with Redis down");
+    kill_redis_after_traffic(cl, all, "rse");
     ct_send(ta, "{\"type\":\"message\",\"id\":\"down\",\"room\":\"rse\",\"kind\":\"text\","
                 "\"body\":\"x\"}");
     ct_expect_error(ta, "down", "unavailable");
@@ -411,6 +417,34 @@ START_TEST(test_redis_restart_empty)
         msgs = ct_take(all[i], "message", "rse");
         ct_assert_seqs(msgs, 1, 4, "after an empty restart");
         json_decref(msgs);
+    }
+    /* the connected users are online again once the nodes refresh */
+    {
+        bool all_listed = false;
+
+        for (int round = 0; round < 30 && !all_listed; round++) {
+            char id[16];
+            json_t *r, *x;
+            size_t i;
+            int n = 0;
+
+            snprintf(id, sizeof(id), "u%d", round);
+            ct_send(ta, "{\"type\":\"users\",\"id\":\"%s\"}", id);
+            r = ct_expect(ta, id, "users");
+            json_array_foreach(json_object_get(r, "users"), i, x)
+            {
+                for (int k = 0; k < 3; k++)
+                    n += strcmp(ct_json_str(x, "id"), u[k].id) == 0;
+            }
+            json_decref(r);
+            all_listed = n == 3;
+            if (!all_listed)
+                h_loop_for(cl->base, 500);
+        }
+        ck_assert_msg(all_listed,
+                      "users after an empty restart does not list the connected "
+                      "users within 15 s (presence ttl %d s)",
+                      PRESENCE_TTL_S);
     }
     /* the default rooms exist again */
     ck_assert_int_eq(ct_redis_int(rc, "HEXISTS chat:rooms general"), 1);

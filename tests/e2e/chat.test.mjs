@@ -27,13 +27,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     let bob;
 
     before(async () => {
-        cluster = new Cluster(3);
-        try {
-            await cluster.start();
-        } catch (e) {
-            await cluster.stop();
-            throw e;
-        }
+        cluster = new Cluster(3); /* stopped in after(), also when start() fails half-way */
+        await cluster.start();
         browser = await launch();
         /* alice on gw1, bob on gw2 with gw3 as his fallback node */
         alice = await login(browser, cluster.gws[0].url, nick('alice'), [cluster.ws_url(1), cluster.ws_url(2)], { avatar: '🦊' });
@@ -42,7 +37,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
 
     after(async () => {
         if (browser) await browser.close().catch(() => {});
-        if (cluster) await cluster.stop();
+        const problems = cluster ? await cluster.stop() : [];
+        assert.deepEqual(problems, [], 'gateway logs after shutdown');
     });
 
     test('login shows inline errors: nickname taken (409) and invalid', T, async () => {
@@ -122,6 +118,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('typing indicator shows who is typing', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         await alice.page.fill(tid('composer'), '');
         await alice.page.type(tid('composer'), 'typ', { delay: 30 });
         await bob.page.waitForFunction(([sel, n]) => document.querySelector(sel).textContent.includes(n + ' is typing'),
@@ -130,6 +128,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('messages in another room raise its unread badge', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         await open_room(bob.page, 'general');
         await open_room(alice.page, 'random');
         await send(alice.page, 'random one ' + run);
@@ -213,6 +213,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('emoji panel inserts emoji into the composer', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         await alice.page.fill(tid('composer'), 'nice ');
         await alice.page.click(tid('emoji-button'));
         await alice.page.locator(tid('emoji-panel')).waitFor({ state: 'visible' });
@@ -284,6 +286,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('images by drag-and-drop and paste', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         const sent = await alice.page.evaluate(async () => {
             const c = document.createElement('canvas');
             c.width = 300;
@@ -311,6 +315,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('an image the local cache dropped is fetched again on demand', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         await bob.page.waitForTimeout(1000); /* let pending cache writes land */
         const stubbed = await bob.page.evaluate(async (uid) => {
             const db = await new Promise((res, rej) => {
@@ -454,6 +460,8 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
     });
 
     test('history loads on scroll-up', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
         /* 60 messages in a fresh room, through three raw sockets (so no rate limit is hit) */
         const room = 'hist-' + run;
         await alice.page.evaluate(async ([r, urls]) => {
@@ -488,6 +496,17 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         }
         assert.equal(await rows.count(), 57);
         assert.equal(await rows.first().getAttribute('data-seq'), '1');
+        /* far from the newest message, a button jumps back down */
+        await bob.page.locator(tid('jump-latest')).waitFor({ state: 'visible' });
+        await bob.page.click(tid('jump-latest'));
+        await bob.page.locator(tid('jump-latest')).waitFor({ state: 'hidden' });
+        /* drafts stay with their conversation */
+        await bob.page.fill(tid('composer'), 'half-written thought');
+        await open_room(bob.page, 'general');
+        assert.equal(await bob.page.inputValue(tid('composer')), '');
+        await open_room(bob.page, room);
+        assert.equal(await bob.page.inputValue(tid('composer')), 'half-written thought');
+        await bob.page.fill(tid('composer'), '');
         await open_room(bob.page, 'general');
     });
 

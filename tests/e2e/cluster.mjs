@@ -23,7 +23,7 @@ process.on('exit', () => {
         try { process.kill(p.pid, 'SIGKILL'); } catch (e) { /* gone */ }
     }
 });
-for (const sig of ['SIGINT', 'SIGTERM']) {
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => process.exit(130));
 }
 
@@ -132,7 +132,11 @@ export class Cluster {
             '--jwt-secret', JWT_SECRET, '--node-id', g.node, '--static-dir', path.join(REPO, 'client', 'web'),
             '--origins', this.origins];
         g.proc = start_process(GATEWAY_BIN, args, path.join(this.dir, g.node + '.log'));
-        await wait_until(g.node + ' /healthz', () => healthz(g.port), 15000, g.proc);
+        try {
+            await wait_until(g.node + ' /healthz', () => healthz(g.port), 15000, g.proc);
+        } catch (e) {
+            throw new Error(e.message + '\n' + this.log(g.node).split('\n').slice(-15).join('\n'));
+        }
     }
 
     /* A crash, not a drain: the node vanishes without closing anything. */
@@ -148,9 +152,9 @@ export class Cluster {
     problems() {
         const out = [];
         for (const g of this.gws) {
-            if (g.proc && (g.proc.exitCode !== null || g.proc.signalCode !== null)) {
-                out.push(g.node + ' exited unexpectedly (' + (g.proc.exitCode ?? g.proc.signalCode) + ')');
-            }
+            const done = g.proc && (g.proc.exitCode !== null || g.proc.signalCode !== null);
+            if (done && !g.stopping) out.push(g.node + ' exited unexpectedly (' + (g.proc.exitCode ?? g.proc.signalCode) + ')');
+            if (done && g.stopping && g.proc.exitCode !== 0) out.push(g.node + ' did not exit 0 after SIGTERM (' + (g.proc.exitCode ?? g.proc.signalCode) + ')');
             const log = this.log(g.node);
             const m = /^.*(runtime error|ERROR: AddressSanitizer|ERROR: LeakSanitizer).*$/m.exec(log);
             if (m) out.push(g.node + ': ' + m[0]);
@@ -170,10 +174,17 @@ export class Cluster {
         }
     }
 
+    /*
+     * Stop everything by PID. Returns the problems found in the logs afterwards (a sanitizer
+     * reports leaks only at exit); the logs are kept when there are any.
+     */
     async stop() {
+        for (const g of this.gws) g.stopping = true;
         await Promise.all(this.gws.map((g) => stop_process(g.proc, 11000)));
         if (this.redis) await stop_process(this.redis.proc);
-        if (process.env.CHAT_E2E_KEEP_LOGS) console.error('e2e: logs kept in ' + this.dir);
+        const problems = this.problems();
+        if (process.env.CHAT_E2E_KEEP_LOGS || problems.length) console.error('e2e: logs kept in ' + this.dir);
         else fs.rmSync(this.dir, { recursive: true, force: true });
+        return problems;
     }
 }
