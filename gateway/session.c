@@ -1130,7 +1130,13 @@ static void on_text(void *arg, const char *data, size_t len)
     }
     if (verdict == GW_RATE_DROP || s->inbox_len >= GW_INBOX_MAX) {
         gw_metrics_add(s->ctx->metrics, GW_M_RATE_LIMITED, 1);
-        send_error(s, NULL, CHAT_ERR_RATE_LIMITED, "slow down");
+        /* The reply carries the request's id when that is cheap to learn; a
+         * flood of large frames is not parsed. */
+        json_t *frame = len <= 4096 ? json_loadb(data, len, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(frame, "id"));
+        send_error(s, id && chat_valid_request_id(id) ? id : NULL, CHAT_ERR_RATE_LIMITED,
+                   "slow down");
+        json_decref(frame);
         return;
     }
     struct gw_backlog_entry *e = malloc(sizeof(*e) + len);

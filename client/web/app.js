@@ -1440,8 +1440,22 @@ class ChatApp {
             apply_theme();
             $('keep-input').value = String(this.keep);
             $('import-status').textContent = '';
-            if (dlg.showModal) dlg.showModal();
-            else dlg.setAttribute('open', '');
+            /* Not modal, and opening is idempotent: the top bar stays usable while it is open. */
+            if (!dlg.open) dlg.show();
+        });
+        document.addEventListener('keydown', (ev) => {
+            if (ev.key === 'Escape' && dlg.open) dlg.close();
+        });
+        document.addEventListener('click', (ev) => {
+            /* only real clicks: the export's synthetic click on its download link must not close it */
+            if (!ev.isTrusted || !dlg.open) return;
+            if (!dlg.contains(ev.target) && !document.querySelector('.topbar').contains(ev.target)) dlg.close();
+        });
+        $('theme-select').addEventListener('change', () => {
+            const v = $('theme-select').value;
+            if (v === 'light' || v === 'dark') store.set(KEY.theme, v);
+            else store.del(KEY.theme);
+            apply_theme();
         });
         $('theme-toggle').addEventListener('click', () => {
             store.set(KEY.theme, effective_theme() === 'dark' ? 'light' : 'dark');

@@ -54,9 +54,13 @@ export function apply_theme() {
     const cur = effective_theme();
     document.documentElement.dataset.theme = cur;
     const btn = $('theme-toggle');
-    btn.textContent = cur === 'dark' ? '☀️ Light theme' : '🌙 Dark theme';
-    btn.setAttribute('aria-pressed', cur === 'dark' ? 'true' : 'false');
+    const label = cur === 'dark' ? 'Switch to light theme' : 'Switch to dark theme';
+    btn.textContent = cur === 'dark' ? '☀️' : '🌙';
+    btn.title = label;
+    btn.setAttribute('aria-label', label);
     btn.dataset.theme = cur;
+    const chosen = store.get(KEY.theme);
+    $('theme-select').value = chosen === 'light' || chosen === 'dark' ? chosen : 'system';
 }
 
 /* ---------------------------------------------------------------- toast */

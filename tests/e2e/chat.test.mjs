@@ -540,16 +540,28 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await reset(alice.page);
         await reset(bob.page);
         const page = alice.page;
-        const before_theme = await page.evaluate(() => document.documentElement.dataset.theme || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
+        const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+        const before_theme = await theme();
+        const want = before_theme === 'dark' ? 'light' : 'dark';
+        /* the top-bar toggle works directly, and with the settings panel open too */
+        await page.click(tid('theme-toggle'));
+        assert.equal(await theme(), want);
         await page.click(tid('settings-button'));
         await page.click(tid('theme-toggle'));
-        const want = before_theme === 'dark' ? 'light' : 'dark';
-        assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), want);
+        assert.equal(await theme(), before_theme);
+        assert.equal(await page.inputValue('#theme-select'), before_theme);
+        await page.click(tid('theme-toggle'));
+        assert.equal(await theme(), want);
+        await page.keyboard.press('Escape');
+        await page.locator('#settings-dialog').waitFor({ state: 'hidden' });
+        /* dark and light really differ */
+        const bg_want = await page.evaluate(() => getComputedStyle(document.querySelector('.chat')).backgroundColor);
+        await page.evaluate(() => { document.documentElement.dataset.theme = document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark'; });
+        assert.notEqual(await page.evaluate(() => getComputedStyle(document.querySelector('.chat')).backgroundColor), bg_want);
         await page.reload();
         await page.locator(tid('conn-status') + '[data-state="online"]').waitFor();
-        assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), want);
-        const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
-        assert.notEqual(bg, 'rgba(0, 0, 0, 0)');
+        assert.equal(await theme(), want);
+        assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('.chat')).backgroundColor), bg_want);
         /* the session survived the reload too (token in localStorage) */
         assert.equal(await page.isVisible(tid('login-nickname')), false);
         /* without a choice, the page follows the OS preference */
@@ -584,15 +596,29 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         assert.deepEqual(cluster.problems(), [], 'every gateway still healthy before the kill');
         const node_before = await bob.page.getAttribute(tid('conn-status'), 'title');
         assert.equal(node_before, 'connected to gw2');
+        /* the longest jitter: ~1 s to find gw2 dead, ~2 s more before gw3; time to send meanwhile */
+        await bob.page.evaluate(() => { Math.random = () => 0.999; });
         await cluster.kill_gateway(1);
         await bob.page.locator(tid('conn-status') + ':not([data-state="online"])').waitFor({ timeout: 5000 });
         await send(alice.page, away);
         await send(bob.page, offline);
+        const dm_away = 'a private word while bob was away ' + run;
+        await alice.page.click(tid('dm-item') + '[data-user-id="' + bob.user.id + '"]');
+        await send(alice.page, dm_away);
+        await expect_once(alice.page, dm_away);
+        assert.notEqual(await bob.page.getAttribute(tid('conn-status'), 'data-state'), 'online', 'sent while bob was offline');
         await bob.page.locator(tid('conn-status') + '[data-state="online"]').waitFor({ timeout: 30000 });
-        assert.notEqual(await bob.page.getAttribute(tid('conn-status'), 'title'), node_before);
+        assert.equal(await bob.page.getAttribute(tid('conn-status'), 'title'), 'connected to gw3');
         assert.equal(await expect_once(bob.page, away, 15000), 1);
         assert.equal(await expect_once(bob.page, offline, 15000), 1);
+        await open_room(alice.page, 'general');
         assert.equal(await expect_once(alice.page, offline, 15000), 1);
+        /* the private conversation resumed too */
+        const dm = bob.page.locator(tid('dm-item') + '[data-user-id="' + alice.user.id + '"]');
+        await dm.locator(tid('unread-badge')).waitFor();
+        await dm.click();
+        assert.equal(await expect_once(bob.page, dm_away), 1);
+        await open_room(bob.page, 'general');
         /* the conversation is whole and in order on both sides */
         const seqs = (p) => p.locator(tid('message-list') + ' ' + tid('message')).evaluateAll((rs) => rs.map((r) => Number(r.dataset.seq)));
         const a = await seqs(alice.page);
