@@ -18,6 +18,8 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +389,9 @@ static bool connect_next(struct chat_client *c)
         bufferevent_setcb(c->bev, on_read, on_write, on_bev_event, c);
         if (bufferevent_socket_connect(c->bev, ai->ai_addr, (int)ai->ai_addrlen) == 0 &&
             write_request(c)) {
+            /* Chat frames are small and latency matters more than packets. */
+            int one = 1;
+            setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             bufferevent_enable(c->bev, EV_READ | EV_WRITE);
             return true;
         }
