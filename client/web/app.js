@@ -1295,7 +1295,7 @@ class ChatApp {
             this.autosize();
             this.update_mention();
             const c = this.convs.get(this.active);
-            if (c && c.kind === 'room' && ta.value.trim() && this.conn && this.conn.online && Date.now() - this.last_typing_sent > 3000) {
+            if (c && c.kind === 'room' && c.joined && ta.value.trim() && this.conn && this.conn.online && Date.now() - this.last_typing_sent > 3000) {
                 this.last_typing_sent = Date.now();
                 this.conn.send({ type: 'typing', room: c.name });
             }

@@ -3,9 +3,10 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Cluster, REPO } from './cluster.mjs';
+import { Cluster, REPO, JWT_SECRET } from './cluster.mjs';
 import { launch, login, send, tid, messages_with, expect_once, open_room, reset } from './browser.mjs';
 
 /* The whole file must finish in bounded time, whatever hangs. */
@@ -103,7 +104,12 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await open_room(alice.page, 'general');
         await open_room(bob.page, 'general');
         await page.mouse.move(1, 1);
-        const docs = path.join(REPO, 'docs');
+        // docs/ keeps the published screenshots; a test run refreshes them only
+        // when asked, so running the suite leaves the tree clean.
+        const docs = process.env.CHAT_E2E_UPDATE_SCREENSHOTS
+            ? path.join(REPO, 'docs')
+            : path.join(REPO, 'tests', 'e2e', 'artifacts');
+        fs.mkdirSync(docs, { recursive: true });
         for (const theme of ['light', 'dark']) {
             await page.evaluate((t) => localStorage.setItem('chatgw.theme', t), theme);
             await page.reload();
@@ -436,6 +442,31 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         assert.deepEqual(alice.dialogs, []);
         assert.deepEqual(bob.dialogs, []);
         assert.equal(await bob.page.evaluate(() => document.querySelectorAll('img[src="x"]').length), 0);
+    });
+
+    test('an admin broadcast reaches every user', T, async () => {
+        await reset(alice.page);
+        await reset(bob.page);
+        const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+        const head = b64({ alg: 'HS256', typ: 'JWT' }) + '.' + b64({ sub: 'ops-' + run, name: 'ops-' + run, role: 'admin', exp: Math.floor(Date.now() / 1000) + 600 });
+        const token = head + '.' + crypto.createHmac('sha256', JWT_SECRET).update(head).digest('base64url');
+        const body = 'maintenance window at noon ' + run;
+        const reply = await alice.page.evaluate(([url, tok, text]) => new Promise((resolve, reject) => {
+            const ws = new WebSocket(url + '?token=' + encodeURIComponent(tok));
+            ws.onerror = () => reject(new Error('ws error'));
+            ws.onmessage = (ev) => {
+                const m = JSON.parse(ev.data);
+                if (m.type === 'welcome') ws.send(JSON.stringify({ type: 'broadcast', body: text, id: 'b1' }));
+                else if (m.id === 'b1') {
+                    ws.close();
+                    resolve(m.type);
+                }
+            };
+        }), [cluster.ws_url(2), token, body]);
+        assert.equal(reply, 'ack');
+        for (const p of [alice.page, bob.page]) {
+            await p.locator(tid('system-line')).filter({ hasText: '📢 ops-' + run + ': ' + body }).waitFor();
+        }
     });
 
     test('search finds messages and jumps to them', T, async () => {
