@@ -43,7 +43,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function start_process(bin, args, log_path) {
     const out = fs.openSync(log_path, 'a');
-    const p = spawn(bin, args, { stdio: ['ignore', out, out] });
+    // No load-balancer grace when the suite stops (or kills) a gateway.
+    const env = { ...process.env, CHAT_DRAIN_GRACE: process.env.CHAT_DRAIN_GRACE ?? '0' };
+    const p = spawn(bin, args, { stdio: ['ignore', out, out], env });
     fs.closeSync(out);
     p.exited = new Promise((resolve) => p.on('exit', (code, sig) => {
         live.delete(p);

@@ -187,6 +187,38 @@ START_TEST(test_drain)
 }
 END_TEST
 
+/* With a grace, /healthz says 503 while sockets stay open, so a load balancer
+ * takes the node out before its clients are told to go. */
+START_TEST(test_drain_grace)
+{
+    static const char *const args[] = {"--drain-grace", "2", NULL};
+    char *token = NULL, *body = NULL;
+    int status;
+    long start;
+
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    ck_assert_int_eq(h_login(&cl, 0, "graceful", &token, NULL), 200);
+    struct tc *t = tc_connect(cl.base, cl.ws_url[0], token, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+
+    start = now_ms();
+    ck_assert_int_eq(kill(cl.gw[0].pid, SIGTERM), 0);
+    h_loop_for(cl.base, 300);
+    status = chat_http_request(cl.http_url[0], "GET", "/healthz", NULL, NULL, 0, &body, 2000);
+    ck_assert_int_eq(status, 503);
+    free(body);
+    ck_assert_msg(!t->closed, "socket closed during the grace");
+    ck_assert_int_eq(tc_wait_closed(t, 10000), 1001);
+    long waited = now_ms() - start;
+    ck_assert_msg(waited >= 1800 && waited < 6000, "1001 after %ld ms, grace 2 s", waited);
+    status = h_proc_wait(&cl.gw[0], 10000);
+    ck_assert(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tc_free(t);
+    free(token);
+}
+END_TEST
+
 START_TEST(test_sigint_exit_clean)
 {
     int status;
@@ -379,6 +411,7 @@ TCase *lifecycle_tcase(void)
     tcase_add_test(tc, test_env_config_error);
     tcase_add_test(tc, test_help);
     tcase_add_test(tc, test_drain);
+    tcase_add_test(tc, test_drain_grace);
     tcase_add_test(tc, test_sigint_exit_clean);
     tcase_add_test(tc, test_echo);
     tcase_add_test(tc, test_no_echo_by_default);

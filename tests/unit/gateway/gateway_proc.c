@@ -69,9 +69,13 @@ static void clear_chat_env(void)
         const char *eq = strchr(*e, '=');
         names[n++] = strndup(*e, eq ? (size_t)(eq - *e) : strlen(*e));
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (names[i])
             unsetenv(names[i]);
+        free(names[i]);
+    }
+    /* No load-balancer grace when a test stops its gateway. */
+    setenv("CHAT_DRAIN_GRACE", "0", 1);
 }
 
 pid_t tg_spawn(const char *const *argv, const char *const *env, int out_fd, int err_fd)
