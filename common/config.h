@@ -26,36 +26,36 @@ struct chat_redis_url {
 };
 
 struct chat_config {
-    int port;                     /* --port, CHAT_PORT, 8080, 1..65535 (0 allowed: ephemeral) */
-    char *bind;                   /* --bind, CHAT_BIND, "0.0.0.0" */
-    char *redis_url_text;         /* --redis, CHAT_REDIS_URL as given */
-    struct chat_redis_url redis;  /* parsed from redis_url_text */
-    char *node_id;                /* --node-id, CHAT_NODE_ID, default "<hostname>-<pid>";
-                                     1-64 of [A-Za-z0-9_.-] */
-    char *jwt_secret;             /* --jwt-secret, CHAT_JWT_SECRET; >= 32 bytes.  With --dev and
-                                     no secret: 32 random bytes hex-encoded (64 chars), and
-                                     jwt_secret_generated is set so main() can warn */
+    int port;                    /* --port, CHAT_PORT, 8080, 1..65535 (0 allowed: ephemeral) */
+    char *bind;                  /* --bind, CHAT_BIND, "0.0.0.0" */
+    char *redis_url_text;        /* --redis, CHAT_REDIS_URL as given */
+    struct chat_redis_url redis; /* parsed from redis_url_text */
+    char *node_id;               /* --node-id, CHAT_NODE_ID, default "<hostname>-<pid>";
+                                    1-64 of [A-Za-z0-9_.-] */
+    char *jwt_secret;            /* --jwt-secret, CHAT_JWT_SECRET; >= 32 bytes.  With --dev and
+                                    no secret: 32 random bytes hex-encoded (64 chars), and
+                                    jwt_secret_generated is set so main() can warn */
     bool jwt_secret_generated;
-    bool dev;                     /* --dev, CHAT_DEV ("1"/"true"/"yes"), off */
-    char *static_dir;             /* --static-dir, CHAT_STATIC_DIR, default CHAT_DEFAULT_STATIC_DIR
-                                     (compile-time define, falls back to "client/web") */
-    char *origins;                /* --origins, CHAT_ORIGINS, NULL = same host as the request;
-                                     "*" = any; else comma list of origins */
-    int history;                  /* --history, CHAT_HISTORY, 200, 1..100000 */
-    size_t max_message;           /* --max-message, CHAT_MAX_MESSAGE, 1048576, 128..67108864 */
-    double rate;                  /* --rate, CHAT_RATE "R/B": frames per second, 10 */
-    int burst;                    /*   ... burst, 20; R > 0, B >= 1 */
-    char *prefix;                 /* --prefix, CHAT_PREFIX, "chat:"; 0-64 printable, no spaces */
-    enum chat_log_level log_level;/* --log-level, CHAT_LOG_LEVEL, info */
-    bool echo;                    /* --echo, CHAT_ECHO, off: enables /echo (no auth) */
-    int ping_interval;            /* --ping-interval, CHAT_PING_INTERVAL, 25 s, 1..3600 */
-    int idle_timeout;             /* --idle-timeout, CHAT_IDLE_TIMEOUT, 60 s, 1..86400 */
-    int presence_ttl;             /* --presence-ttl, CHAT_PRESENCE_TTL, 30 s, 3..3600: how long a
-                                     member/online entry lives unless refreshed */
-    int drain_timeout;            /* --drain-timeout, CHAT_DRAIN_TIMEOUT, 10 s, 1..600 */
-    int drain_grace;              /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
-                                     this long before sockets close, so the load balancer
-                                     takes the node out of rotation first */
+    bool dev;                      /* --dev, CHAT_DEV ("1"/"true"/"yes"), off */
+    char *static_dir;              /* --static-dir, CHAT_STATIC_DIR, default CHAT_DEFAULT_STATIC_DIR
+                                      (compile-time define, falls back to "client/web") */
+    char *origins;                 /* --origins, CHAT_ORIGINS, NULL = same host as the request;
+                                      "*" = any; else comma list of origins */
+    int history;                   /* --history, CHAT_HISTORY, 200, 1..100000 */
+    size_t max_message;            /* --max-message, CHAT_MAX_MESSAGE, 1048576, 128..67108864 */
+    double rate;                   /* --rate, CHAT_RATE "R/B": frames per second, 10 */
+    int burst;                     /*   ... burst, 20; R > 0, B >= 1 */
+    char *prefix;                  /* --prefix, CHAT_PREFIX, "chat:"; 0-64 printable, no spaces */
+    enum chat_log_level log_level; /* --log-level, CHAT_LOG_LEVEL, info */
+    bool echo;                     /* --echo, CHAT_ECHO, off: enables /echo (no auth) */
+    int ping_interval;             /* --ping-interval, CHAT_PING_INTERVAL, 25 s, 1..3600 */
+    int idle_timeout;              /* --idle-timeout, CHAT_IDLE_TIMEOUT, 60 s, 1..86400 */
+    int presence_ttl;              /* --presence-ttl, CHAT_PRESENCE_TTL, 30 s, 3..3600: how long a
+                                      member/online entry lives unless refreshed */
+    int drain_timeout;             /* --drain-timeout, CHAT_DRAIN_TIMEOUT, 10 s, 1..600 */
+    int drain_grace;               /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
+                                      this long before sockets close, so the load balancer
+                                      takes the node out of rotation first */
 };
 
 /* chat_config_load() results */

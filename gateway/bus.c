@@ -3,9 +3,9 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 
 #include "bus.h"
 #include "config.h"
@@ -123,8 +123,8 @@ static void ignore_reply(struct gw_bus *bus, struct redisReply *reply, void *arg
     (void)arg;
 }
 
-int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc,
-                   const char **argv, const size_t *argvlen)
+int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, const char **argv,
+                   const size_t *argvlen)
 {
     if (!cb)
         cb = ignore_reply;
@@ -506,8 +506,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 }
 
 struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
-                          gw_bus_state_cb on_state, gw_bus_subscribed_cb on_subscribed,
-                          void *arg)
+                          gw_bus_state_cb on_state, gw_bus_subscribed_cb on_subscribed, void *arg)
 {
     struct gw_bus *bus = calloc(1, sizeof(*bus));
     if (!bus)

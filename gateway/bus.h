@@ -32,8 +32,7 @@ typedef void (*gw_bus_subscribed_cb)(const char *channel, void *arg);
 typedef void (*gw_bus_ready_cb)(bool ok, void *arg);
 
 struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
-                          gw_bus_state_cb on_state, gw_bus_subscribed_cb on_subscribed,
-                          void *arg);
+                          gw_bus_state_cb on_state, gw_bus_subscribed_cb on_subscribed, void *arg);
 /* Disconnects; pending callbacks get a NULL reply.  NULL is a no-op. */
 void gw_bus_free(struct gw_bus *bus);
 
@@ -44,9 +43,10 @@ bool gw_bus_subscriber_up(const struct gw_bus *bus);
 
 /* Sends a command (argv borrowed; copied by hiredis).  The callback always
  * runs exactly once, with NULL on failure, possibly before this returns when
- * Redis is down; cb may be NULL (fire and forget).  GW_OK or GW_ERR_UNAVAILABLE (callback already called). */
-int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc,
-                   const char **argv, const size_t *argvlen);
+ * Redis is down; cb may be NULL (fire and forget).  GW_OK or GW_ERR_UNAVAILABLE (callback already
+ * called). */
+int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, const char **argv,
+                   const size_t *argvlen);
 
 /* Adds one reference to channel.  ready (may be NULL) runs once the node is
  * subscribed (at once when it already is), or with ok=false when Redis is

@@ -146,8 +146,9 @@ static void route_metrics(struct gw_ctx *ctx, struct gw_conn *c, const struct gw
         return;
     }
     gw_metrics_render(ctx->metrics, ctx->cfg->node_id, buf);
-    evbuffer_add_printf(buf, "# HELP chat_redis_up 1 when both Redis connections are up\n"
-                             "# TYPE chat_redis_up gauge\nchat_redis_up{node=\"%s\"} %d\n",
+    evbuffer_add_printf(buf,
+                        "# HELP chat_redis_up 1 when both Redis connections are up\n"
+                        "# TYPE chat_redis_up gauge\nchat_redis_up{node=\"%s\"} %d\n",
                         ctx->cfg->node_id, redis_up(ctx) ? 1 : 0);
     size_t len = evbuffer_get_length(buf);
     const char *text = (const char *)evbuffer_pullup(buf, -1);
@@ -224,8 +225,9 @@ static void on_nick_claimed(struct gw_bus *bus, struct redisReply *reply, void *
     char key[256], now[32];
     gw_store_key(lg->ctx->store, key, sizeof(key), "user:{%s}", lg->who.id);
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    const char *argv[] = {"HSET", key, "name", lg->who.name, "avatar",
-                          lg->who.avatar ? lg->who.avatar : "", "last_seen", now};
+    const char *argv[] = {"HSET",       key,      "name",
+                          lg->who.name, "avatar", lg->who.avatar ? lg->who.avatar : "",
+                          "last_seen",  now};
     gw_conn_hold(lg->conn);
     gw_bus_command(lg->ctx->bus, on_login_saved, lg, 8, argv, NULL);
 }
@@ -237,8 +239,8 @@ static void route_login(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
         return;
     }
     json_error_t jerr;
-    json_t *body = req->body ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
-                             : NULL;
+    json_t *body =
+        req->body ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     json_t *nick = json_object_get(body, "nickname");
     json_t *avatar = json_object_get(body, "avatar");
     const char *why = NULL;

@@ -50,11 +50,11 @@ struct gw_conn {
     void *owner;
 
     int in_callback;
-    int holds;      /* async operations (Redis replies) that will come back to c */
-    bool awaiting;  /* a request is being answered asynchronously */
-    bool parsing;   /* parse_http is on the stack */
-    bool closing;   /* close once output drains */
-    bool dead;      /* free when the callback unwinds */
+    int holds;     /* async operations (Redis replies) that will come back to c */
+    bool awaiting; /* a request is being answered asynchronously */
+    bool parsing;  /* parse_http is on the stack */
+    bool closing;  /* close once output drains */
+    bool dead;     /* free when the callback unwinds */
     LIST_ENTRY(gw_conn) link;
 };
 
@@ -237,11 +237,10 @@ void gw_conn_respond(struct gw_conn *c, const struct gw_http_request *req, int s
     /* Framing errors close the connection: after a limit was crossed or a
      * parse failed the rest of the stream cannot be trusted. */
     bool framing_error = status == 400 || status == 413 || status == 431 || status == 500;
-    bool keep = req && req->keep_alive && !framing_error && !c->closing &&
-                !c->listener->ctx->draining;
+    bool keep =
+        req && req->keep_alive && !framing_error && !c->closing && !c->listener->ctx->draining;
     int minor = req ? req->http_minor : 1;
-    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", minor > 0 ? 1 : 0, status,
-                        status_text(status));
+    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", minor > 0 ? 1 : 0, status, status_text(status));
     if (content_type)
         evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
     if (status != 304 && status != 204)
@@ -275,8 +274,8 @@ void gw_conn_respond_error(struct gw_conn *c, const struct gw_http_request *req,
 {
     char body[512];
     /* code and message are our own constants: no JSON escaping needed. */
-    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-                     code, message);
+    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                     message);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = 0;
     gw_conn_respond(c, req, status, "application/json", NULL, body, (size_t)n);
@@ -429,7 +428,8 @@ static void parse_http(struct gw_conn *c)
         if (c->limit_status) {
             int st = c->limit_status;
             gw_conn_respond_error(c, NULL, st, "too_large",
-                                  st == 431 ? "request header too large" : "request body too large");
+                                  st == 431 ? "request header too large"
+                                            : "request body too large");
             break;
         }
         if (err != HPE_OK && err != HPE_PAUSED) {
@@ -470,8 +470,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     c->in_callback++;
     if (c->state == CONN_UPGRADED && !c->dead && c->ops->on_drained)
         c->ops->on_drained(c->owner);
-    if (c->closing && !c->dead &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (c->closing && !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         conn_kill(c);
     c->in_callback--;
     conn_maybe_free(c);
@@ -584,9 +583,9 @@ struct gw_listener *gw_listener_new(struct gw_ctx *ctx)
         free(l);
         return NULL;
     }
-    l->evl = evconnlistener_new_bind(ctx->base, on_accept, l,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                     (struct sockaddr *)&ss, (int)sslen);
+    l->evl =
+        evconnlistener_new_bind(ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                1024, (struct sockaddr *)&ss, (int)sslen);
     if (!l->evl) {
         chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s port=%d error=\"%s\"", ctx->cfg->bind,
                  ctx->cfg->port, strerror(errno));
@@ -598,7 +597,7 @@ struct gw_listener *gw_listener_new(struct gw_ctx *ctx)
     socklen_t blen = sizeof(bound);
     getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&bound, &blen);
     l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
     return l;
 }
 

@@ -33,9 +33,9 @@ struct gw_http_header {
 struct gw_http_request {
     int method; /* enum http_method */
     int http_major, http_minor;
-    char *url;  /* raw request target */
-    char *path; /* url up to '?' (still percent-encoded) */
-    char *query;/* after '?', or NULL */
+    char *url;   /* raw request target */
+    char *path;  /* url up to '?' (still percent-encoded) */
+    char *query; /* after '?', or NULL */
     struct gw_http_header headers[GW_HTTP_MAX_HEADERS];
     int nheaders;
     char *body;
@@ -75,12 +75,12 @@ void gw_conn_respond_error(struct gw_conn *c, const struct gw_http_request *req,
 
 /* What the connection does with its bytes after a 101. */
 struct gw_conn_upgrade_ops {
-    void (*on_read)(void *owner);              /* input available */
-    void (*on_drained)(void *owner);           /* output fully written */
-    void (*on_closed)(void *owner, bool eof);  /* TCP gone or error; owner must not touch c */
-    void (*on_free)(void *owner);              /* the conn is being freed: release owner */
+    void (*on_read)(void *owner);             /* input available */
+    void (*on_drained)(void *owner);          /* output fully written */
+    void (*on_closed)(void *owner, bool eof); /* TCP gone or error; owner must not touch c */
+    void (*on_free)(void *owner);             /* the conn is being freed: release owner */
     void (*on_tick)(void *owner, int64_t now_mono_ms); /* once a second */
-    void (*on_drain)(void *owner);             /* the server is shutting down */
+    void (*on_drain)(void *owner);                     /* the server is shutting down */
 };
 
 /* Shutdown: every upgraded connection gets on_drain, idle HTTP connections

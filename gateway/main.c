@@ -32,8 +32,8 @@ struct app {
     int signals;
 };
 
-static void on_bus_message(const char *channel, size_t channel_len, const char *payload,
-                           size_t len, void *arg)
+static void on_bus_message(const char *channel, size_t channel_len, const char *payload, size_t len,
+                           void *arg)
 {
     struct app *app = arg;
     gw_router_on_message(app->ctx.router, channel, channel_len, payload, len);
@@ -68,8 +68,8 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct app *app = arg;
-    bool idle = gw_listener_count(app->ctx.listener) == 0 &&
-                gw_presence_in_flight(app->ctx.presence) == 0;
+    bool idle =
+        gw_listener_count(app->ctx.listener) == 0 && gw_presence_in_flight(app->ctx.presence) == 0;
     if (idle || gw_mono_ms() >= app->drain_deadline_ms) {
         chat_log(CHAT_LOG_INFO, "drain_done sessions_left=%zu",
                  gw_router_session_count(app->ctx.router));

@@ -11,23 +11,23 @@ struct evbuffer;
 struct gw_metrics;
 
 enum gw_counter {
-    GW_M_CONNECTIONS_TOTAL,  /* WebSocket sessions opened */
+    GW_M_CONNECTIONS_TOTAL, /* WebSocket sessions opened */
     GW_M_HTTP_REQUESTS,
-    GW_M_MESSAGES_IN,        /* client frames received */
-    GW_M_MESSAGES_OUT,       /* frames queued to clients */
+    GW_M_MESSAGES_IN,  /* client frames received */
+    GW_M_MESSAGES_OUT, /* frames queued to clients */
     GW_M_BYTES_OUT,
-    GW_M_ERRORS,             /* error replies sent */
+    GW_M_ERRORS, /* error replies sent */
     GW_M_RATE_LIMITED,
-    GW_M_SLOW_CLOSED,        /* clients cut off at the output limit */
+    GW_M_SLOW_CLOSED, /* clients cut off at the output limit */
     GW_M_REDIS_RECONNECTS,
-    GW_M_PUBSUB_IN,          /* messages received from Redis pub/sub */
-    GW_M_GAP_RECOVERIES,     /* seq gaps repaired from history */
+    GW_M_PUBSUB_IN,      /* messages received from Redis pub/sub */
+    GW_M_GAP_RECOVERIES, /* seq gaps repaired from history */
     GW_M_COUNT
 };
 
 enum gw_gauge {
-    GW_G_CONNECTIONS,        /* open WebSocket sessions */
-    GW_G_HTTP_CONNECTIONS,   /* open TCP connections of any kind */
+    GW_G_CONNECTIONS,      /* open WebSocket sessions */
+    GW_G_HTTP_CONNECTIONS, /* open TCP connections of any kind */
     GW_G_SUBSCRIPTIONS,
     GW_G_COUNT
 };

@@ -32,8 +32,8 @@ static int64_t expiry_ms(const struct gw_presence *p)
 
 static char *user_json_text(const struct chat_identity *who)
 {
-    json_t *u = json_pack("{s:s, s:s, s:s?}", "id", who->id, "name", who->name, "avatar",
-                          who->avatar);
+    json_t *u =
+        json_pack("{s:s, s:s, s:s?}", "id", who->id, "name", who->name, "avatar", who->avatar);
     if (u && !who->avatar)
         json_object_set_new(u, "avatar", json_null());
     char *s = u ? json_dumps(u, JSON_COMPACT) : NULL;
@@ -181,8 +181,7 @@ static void heartbeat(struct gw_presence *p)
     gw_store_key(p->ctx->store, key, sizeof(key), "node:{%s}", p->ctx->cfg->node_id);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(p->ttl_ms / 1000 > 0 ? p->ttl_ms / 1000 : 1));
     snprintf(value, sizeof(value), "{\"node\":\"%s\",\"ts\":%lld,\"connections\":%zu}",
-             p->ctx->cfg->node_id, (long long)gw_now_ms(),
-             gw_router_session_count(p->ctx->router));
+             p->ctx->cfg->node_id, (long long)gw_now_ms(), gw_router_session_count(p->ctx->router));
     const char *argv[] = {"SET", key, value, "EX", ttl};
     p->in_flight++;
     gw_bus_command(p->ctx->bus, on_done, p, 5, argv, NULL);
@@ -208,14 +207,13 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- reaping other nodes' dead entries ---- */
 
 static void reap(struct gw_presence *p, const char *set, const char *holder_prefix,
-                 const char *holder_suffix, const char *channel, const char *head,
-                 const char *tail)
+                 const char *holder_suffix, const char *channel, const char *head, const char *tail)
 {
     char now[32], user_prefix[128], user_suffix[8] = "}";
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
     gw_store_key(p->ctx->store, user_prefix, sizeof(user_prefix), "user:{");
-    const char *argv[] = {set,     now,  holder_prefix, holder_suffix, channel,
-                          head,    tail, user_prefix,   user_suffix};
+    const char *argv[] = {set,  now,  holder_prefix, holder_suffix, channel,
+                          head, tail, user_prefix,   user_suffix};
     p->in_flight++;
     gw_store_eval(p->ctx->store, "presence_reap", 1, 9, argv, NULL, on_done, p);
 }
@@ -236,8 +234,10 @@ static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *ar
         gw_store_key(p->ctx->store, set, sizeof(set), "room:{%s}:members", room);
         gw_store_key(p->ctx->store, hp, sizeof(hp), "room:{%s}:holders:", room);
         gw_store_key(p->ctx->store, channel, sizeof(channel), "room:{%s}", room);
-        snprintf(head, sizeof(head), "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"leave\","
-                 "\"user\":", room);
+        snprintf(head, sizeof(head),
+                 "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"leave\","
+                 "\"user\":",
+                 room);
         reap(p, set, hp, "", channel, head, "}");
     }
 }

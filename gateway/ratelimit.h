@@ -19,8 +19,8 @@ enum gw_rate_verdict { GW_RATE_OK = 0, GW_RATE_DROP = 1, GW_RATE_CLOSE = 2 };
 struct gw_rate {
     double tokens;
     int64_t refill_ms;
-    int64_t drop_sec;                    /* the second drops[drop_sec % 10] counts */
-    uint16_t drops[GW_RATE_WINDOW_SEC];  /* drops per second, a ring */
+    int64_t drop_sec;                   /* the second drops[drop_sec % 10] counts */
+    uint16_t drops[GW_RATE_WINDOW_SEC]; /* drops per second, a ring */
 };
 
 void gw_rate_init(struct gw_rate *r, int burst, int64_t now_ms);

@@ -10,9 +10,9 @@
 #include "dict.h"
 #include "log.h"
 #include "metrics.h"
+#include "protocol.h"
 #include "router.h"
 #include "store.h"
-#include "protocol.h"
 #include "ws.h"
 
 /* A join or repair never takes long; a backlog this deep means something is
@@ -569,8 +569,7 @@ static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, v
             }
             char seq_key[256], hist_key[256];
             gw_store_key(ur->r->ctx->store, seq_key, sizeof(seq_key), "dm:{%s:%s}:seq", a, b);
-            gw_store_key(ur->r->ctx->store, hist_key, sizeof(hist_key), "dm:{%s:%s}:history", a,
-                         b);
+            gw_store_key(ur->r->ctx->store, hist_key, sizeof(hist_key), "dm:{%s:%s}:history", a, b);
             const char *argv[] = {seq_key, hist_key};
             ur->outstanding++;
             gw_store_eval(ur->r->ctx->store, "history_since", 2, 2, argv, NULL,
@@ -681,7 +680,8 @@ static void each_room_user_fn(const char *key, void *value, void *arg)
         {
             if (p == m)
                 break;
-            if (p->state == GW_MEMBER_JOINED && strcmp(p->session->who.id, m->session->who.id) == 0) {
+            if (p->state == GW_MEMBER_JOINED &&
+                strcmp(p->session->who.id, m->session->who.id) == 0) {
                 seen = true;
                 break;
             }

@@ -62,7 +62,6 @@ struct gw_room {
     char name[];
 };
 
-
 /* A user with at least one session on this node. */
 struct gw_user {
     LIST_HEAD(, gw_session) sessions;
@@ -83,13 +82,13 @@ struct gw_user {
 struct gw_session {
     struct gw_ctx *ctx;
     struct gw_conn *conn;
-    struct gw_ws *ws;       /* NULL once the socket is gone */
+    struct gw_ws *ws; /* NULL once the socket is gone */
     struct gw_user *user;
     struct chat_identity who;
     uint64_t id;
     int refs;
-    bool closed;            /* the socket is gone or going: send nothing, answer nothing */
-    bool welcomed;          /* live traffic flows only after `welcome` */
+    bool closed;   /* the socket is gone or going: send nothing, answer nothing */
+    bool welcomed; /* live traffic flows only after `welcome` */
     struct gw_member_list rooms;
     LIST_ENTRY(gw_session) in_user;
     LIST_ENTRY(gw_session) in_node;

@@ -33,12 +33,12 @@ struct op {
     struct gw_member *member; /* join */
     bool rejoin;
     int64_t snapshot_seq;
-    json_t *reply;            /* joined / history reply being assembled */
-    struct evbuffer *messages;/* raw stored messages, comma separated */
-    char *to_name;            /* private */
-    int outstanding;          /* search: replies still to come */
+    json_t *reply;             /* joined / history reply being assembled */
+    struct evbuffer *messages; /* raw stored messages, comma separated */
+    char *to_name;             /* private */
+    int outstanding;           /* search: replies still to come */
     bool failed;
-    struct match *matches;    /* search */
+    struct match *matches; /* search */
     size_t nmatches, cap;
 };
 
@@ -230,13 +230,14 @@ json_t *gw_session_rooms_json(const struct redisReply *reply)
                          *count = reply->element[i + 2];
         if (name->type != REDIS_REPLY_STRING)
             continue;
-        json_t *m = meta->type == REDIS_REPLY_STRING ? json_loadb(meta->str, meta->len, 0, NULL)
-                                                     : NULL;
+        json_t *m =
+            meta->type == REDIS_REPLY_STRING ? json_loadb(meta->str, meta->len, 0, NULL) : NULL;
         json_t *topic = json_object_get(m, "topic");
         json_array_append_new(
-            rooms, json_pack("{s:s, s:s, s:I}", "name", name->str, "topic",
-                             json_is_string(topic) ? json_string_value(topic) : "", "members",
-                             (json_int_t)(count->type == REDIS_REPLY_INTEGER ? count->integer : 0)));
+            rooms,
+            json_pack("{s:s, s:s, s:I}", "name", name->str, "topic",
+                      json_is_string(topic) ? json_string_value(topic) : "", "members",
+                      (json_int_t)(count->type == REDIS_REPLY_INTEGER ? count->integer : 0)));
         json_decref(m);
     }
     return rooms;
@@ -297,8 +298,8 @@ static void on_join_topic(struct gw_bus *bus, struct redisReply *reply, void *ar
     }
     if (redis_failed(op, reply))
         return;
-    json_t *meta = reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL)
-                                                     : NULL;
+    json_t *meta =
+        reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL) : NULL;
     json_t *topic = json_object_get(meta, "topic");
     json_object_set_new(op->reply, "topic",
                         json_string(json_is_string(topic) ? json_string_value(topic) : ""));
@@ -324,9 +325,10 @@ static json_t *users_from_reply(const redisReply *reply, const struct chat_ident
             seen_self = true;
         json_t *u = json_pack("{s:s, s:s}", "id", id->str, "name",
                               name->type == REDIS_REPLY_STRING ? name->str : id->str);
-        json_object_set_new(u, "avatar", avatar->type == REDIS_REPLY_STRING && avatar->len > 0
-                                             ? json_string(avatar->str)
-                                             : json_null());
+        json_object_set_new(u, "avatar",
+                            avatar->type == REDIS_REPLY_STRING && avatar->len > 0
+                                ? json_string(avatar->str)
+                                : json_null());
         json_array_append_new(arr, u);
     }
     if (also && !seen_self)
@@ -370,7 +372,7 @@ static void on_join_history(struct gw_bus *bus, struct redisReply *reply, void *
         return;
     }
     const redisReply *seq = reply->element[0];
-    int64_t current = seq->type == REDIS_REPLY_INTEGER ? seq->integer
+    int64_t current = seq->type == REDIS_REPLY_INTEGER  ? seq->integer
                       : seq->type == REDIS_REPLY_STRING ? strtoll(seq->str, NULL, 10)
                                                         : 0;
     size_t n = reply->elements - 1;
@@ -505,8 +507,8 @@ static void handle_leave(struct gw_session *s, struct chat_request *req)
 
 /* ---- message and private ---- */
 
-static json_t *message_tail(struct gw_session *s, const struct chat_request *req,
-                            const char *to_id, const char *to_name)
+static json_t *message_tail(struct gw_session *s, const struct chat_request *req, const char *to_id,
+                            const char *to_name)
 {
     json_t *t = json_object();
     json_object_set_new(t, "from", user_object(&s->who));
@@ -620,8 +622,9 @@ static void on_private_target(struct gw_bus *bus, struct redisReply *reply, void
     gw_bus_command(s->ctx->bus, NULL, NULL, 3, a1, NULL);
     gw_bus_command(s->ctx->bus, NULL, NULL, 3, a2, NULL);
     /* Last: its callback may run at once and free op (and req with it). */
-    post(op, seq, hist, idem, "{\"type\":\"private\",\"seq\":",
-         message_tail(s, req, to, reply->str), ch_me, self ? NULL : ch_to);
+    post(op, seq, hist, idem,
+         "{\"type\":\"private\",\"seq\":", message_tail(s, req, to, reply->str), ch_me,
+         self ? NULL : ch_to);
 }
 
 static void handle_private(struct op *op)
@@ -996,9 +999,9 @@ static void handle_broadcast(struct op *op)
         op_error(op, CHAT_ERR_FORBIDDEN, "broadcast needs the admin role");
         return;
     }
-    json_t *ev = json_pack("{s:s, s:o, s:s%, s:I}", "type", "broadcast", "from",
-                           user_object(&s->who), "body", op->req.body, op->req.body_len, "ts",
-                           (json_int_t)gw_now_ms());
+    json_t *ev =
+        json_pack("{s:s, s:o, s:s%, s:I}", "type", "broadcast", "from", user_object(&s->who),
+                  "body", op->req.body, op->req.body_len, "ts", (json_int_t)gw_now_ms());
     char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
     char channel[256];
@@ -1222,15 +1225,16 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
         free(s);
         return;
     }
-    chat_log(CHAT_LOG_INFO, "session_open session=%llu user=%s peer=%s",
-             (unsigned long long)s->id, s->who.id, gw_conn_peer(c));
+    chat_log(CHAT_LOG_INFO, "session_open session=%llu user=%s peer=%s", (unsigned long long)s->id,
+             s->who.id, gw_conn_peer(c));
     /* Tokens may come from elsewhere than /api/login (admin tokens, or a
      * Redis that lost its data): the user record follows the token. */
     char key[256], now[32];
     gw_store_key(ctx->store, key, sizeof(key), "user:{%s}", s->who.id);
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    const char *argv[] = {"HSET", key, "name", s->who.name, "avatar",
-                          s->who.avatar ? s->who.avatar : "", "last_seen", now};
+    const char *argv[] = {"HSET",      key,      "name",
+                          s->who.name, "avatar", s->who.avatar ? s->who.avatar : "",
+                          "last_seen", now};
     gw_bus_command(ctx->bus, NULL, NULL, 8, argv, NULL);
     /* Hold the nickname while online, so a login elsewhere gets 409 even if
      * someone claimed it while this user was away (and is away now). */

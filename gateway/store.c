@@ -31,7 +31,7 @@ struct eval_call {
     gw_bus_reply_cb cb;
     void *arg;
     bool retried;
-    int argc;         /* arguments after the script: nkeys, keys, args */
+    int argc; /* arguments after the script: nkeys, keys, args */
     char **argv;
     size_t *argvlen;
 };
@@ -198,8 +198,8 @@ void gw_store_ensure_default_rooms(struct gw_store *st)
     gw_store_key(st, key, sizeof(key), "rooms");
     gw_store_key(st, channel, sizeof(channel), "all");
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", defaults[i][1], "created_by",
-                                 "system", "created_at", (json_int_t)0);
+        json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", defaults[i][1], "created_by", "system",
+                                 "created_at", (json_int_t)0);
         json_t *event = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:n}}", "type", "room_created",
                                   "room", defaults[i][0], "topic", defaults[i][1], "by", "id",
                                   "system", "name", "system", "avatar");

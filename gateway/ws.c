@@ -138,7 +138,8 @@ static void proceed(struct gw_ws *ws)
     }
     ws->proceeding = false;
     if (fail) {
-        chat_log(CHAT_LOG_DEBUG, "ws_protocol_error conn=%llu", (unsigned long long)gw_conn_id(ws->conn));
+        chat_log(CHAT_LOG_DEBUG, "ws_protocol_error conn=%llu",
+                 (unsigned long long)gw_conn_id(ws->conn));
         gw_conn_close(ws->conn, true);
         return;
     }
@@ -274,8 +275,8 @@ int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len)
     return GW_OK;
 }
 
-int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len,
-                     const void *payload, size_t payload_len)
+int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len, const void *payload,
+                     size_t payload_len)
 {
     if (!gw_ws_is_open(ws))
         return GW_ERR_IO;

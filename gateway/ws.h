@@ -47,8 +47,8 @@ int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len);
 
 /* Queues an already framed server message (header + payload, unmasked), as
  * built by gw_ws_frame_header, so a fan-out frames once for all recipients. */
-int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len,
-                     const void *payload, size_t payload_len);
+int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len, const void *payload,
+                     size_t payload_len);
 
 /* Writes the header of an unmasked final text frame for a payload of len
  * bytes into out (at least 10 bytes); returns its length. */
