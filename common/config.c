@@ -1,4 +1,5 @@
 #include "config.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -166,17 +167,6 @@ static int parse_ll(const char *text, long long *out)
 /* ------------------------------------------------------------------------ */
 /* Redis URL                                                                  */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into a new string; NULL on a bad escape, an
  * embedded NUL or no memory. */
 static char *pct_decode(const char *s, size_t len)
@@ -190,8 +180,8 @@ static char *pct_decode(const char *s, size_t len)
             out[o++] = s[i];
             continue;
         }
-        int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < len ? chat_hexval(s[i + 1]) : -1;
+        int lo = hi >= 0 ? chat_hexval(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             return NULL;
@@ -291,7 +281,7 @@ int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err
             goto fail;
         }
         for (const char *p = host + 1; p < close; p++) {
-            if (hexval(*p) < 0 && *p != ':' && *p != '.') {
+            if (chat_hexval(*p) < 0 && *p != ':' && *p != '.') {
                 failf(err, errlen, "bad IPv6 address");
                 goto fail;
             }

@@ -695,3 +695,14 @@ void chat_request_deinit(struct chat_request *req)
     json_decref(req->root);
     memset(req, 0, sizeof(*req));
 }
+
+int chat_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

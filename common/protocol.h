@@ -81,16 +81,16 @@ struct chat_request {
     int64_t since;         /*   >= 0 */
     bool has_before;       /* history: seq >= 1; search: ms >= 0 */
     int64_t before;
-    bool has_after;        /* search: ms >= 0 */
+    bool has_after; /* search: ms >= 0 */
     int64_t after;
-    int limit;             /* history: 1..200, default 50 */
+    int limit; /* history: 1..200, default 50 */
     json_t *root;
 };
 
 /* Why a request was refused; message is a static string fit for the client. */
 struct chat_parse_error {
-    enum chat_err code;  /* CHAT_ERR_BAD_REQUEST or CHAT_ERR_TOO_LARGE */
-    const char *message; /* e.g. "room must be 1-32 of a-z 0-9 _ -" */
+    enum chat_err code;               /* CHAT_ERR_BAD_REQUEST or CHAT_ERR_TOO_LARGE */
+    const char *message;              /* e.g. "room must be 1-32 of a-z 0-9 _ -" */
     char id[CHAT_REQ_ID_MAX * 4 + 1]; /* the request's id when it had a valid one, else "" */
 };
 
@@ -106,18 +106,21 @@ int chat_request_parse(const char *data, size_t len, struct chat_request *out,
                        struct chat_parse_error *err);
 void chat_request_deinit(struct chat_request *req);
 
+/* The value of a hex digit (0-9, a-f, A-F), or -1. */
+int chat_hexval(char c);
+
 /* Code points in s[0..len), or -1 when it is not valid UTF-8 (overlongs,
  * surrogates and values above U+10FFFF are invalid). */
 long chat_utf8_count(const char *s, size_t len);
 
 /* Validators of section 3 and 4; all take NUL-terminated strings, NULL is invalid. */
-bool chat_valid_user_id(const char *s);  /* 1-64 of A-Z a-z 0-9 _ - */
-bool chat_valid_nickname(const char *s); /* 1-32 code points, no control characters
-                                            (C0, DEL, C1), no leading/trailing space
-                                            (nor NBSP, ideographic or zero-width space) */
-bool chat_valid_avatar(const char *s);   /* valid UTF-8, at most 2048 code points, no C0 */
-bool chat_valid_room_name(const char *s);/* 1-32 of a-z 0-9 _ -, first a letter or digit */
-bool chat_valid_request_id(const char *s);/* 1-64 code points, valid UTF-8, no control chars */
+bool chat_valid_user_id(const char *s);    /* 1-64 of A-Z a-z 0-9 _ - */
+bool chat_valid_nickname(const char *s);   /* 1-32 code points, no control characters
+                                              (C0, DEL, C1), no leading/trailing space
+                                              (nor NBSP, ideographic or zero-width space) */
+bool chat_valid_avatar(const char *s);     /* valid UTF-8, at most 2048 code points, no C0 */
+bool chat_valid_room_name(const char *s);  /* 1-32 of a-z 0-9 _ -, first a letter or digit */
+bool chat_valid_request_id(const char *s); /* 1-64 code points, valid UTF-8, no control chars */
 bool chat_valid_image_url(const char *s, size_t len); /* data:image/(png|jpeg|gif|webp);base64,
                                                          non-empty base64 */
 

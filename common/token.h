@@ -11,32 +11,32 @@
  * HS256 and checks exp/nbf itself (PROTOCOL.md section 3).
  */
 
-#define CHAT_TOKEN_MAX 8192    /* bytes; a longer token is rejected unread */
+#define CHAT_TOKEN_MAX 8192 /* bytes; a longer token is rejected unread */
 #define CHAT_TOKEN_NBF_LEEWAY 60
 
 #define CHAT_USER_ID_MAX 64
-#define CHAT_NICK_MAX_CP 32    /* code points */
+#define CHAT_NICK_MAX_CP 32 /* code points */
 #define CHAT_NICK_MAX_BYTES (CHAT_NICK_MAX_CP * 4)
 #define CHAT_AVATAR_MAX_CP 2048
 
 struct chat_identity {
     char id[CHAT_USER_ID_MAX + 1];
     char name[CHAT_NICK_MAX_BYTES + 1];
-    char *avatar;   /* owned, NULL when absent */
-    bool admin;     /* role == "admin" */
-    int64_t exp;    /* seconds since the epoch */
+    char *avatar; /* owned, NULL when absent */
+    bool admin;   /* role == "admin" */
+    int64_t exp;  /* seconds since the epoch */
 };
 
 enum chat_token_error {
     CHAT_TOKEN_OK = 0,
-    CHAT_TOKEN_E_MISSING = -1,   /* NULL or empty */
+    CHAT_TOKEN_E_MISSING = -1, /* NULL or empty */
     CHAT_TOKEN_E_TOO_LONG = -2,
     CHAT_TOKEN_E_MALFORMED = -3, /* not three base64url parts, bad JSON */
     CHAT_TOKEN_E_ALG = -4,       /* header alg is not HS256 (none, HS512, RS256 ...) */
     CHAT_TOKEN_E_SIGNATURE = -5,
-    CHAT_TOKEN_E_EXPIRED = -6,   /* exp missing or <= now */
-    CHAT_TOKEN_E_NOT_YET = -7,   /* nbf > now + leeway */
-    CHAT_TOKEN_E_CLAIMS = -8,    /* sub or name missing or invalid */
+    CHAT_TOKEN_E_EXPIRED = -6, /* exp missing or <= now */
+    CHAT_TOKEN_E_NOT_YET = -7, /* nbf > now + leeway */
+    CHAT_TOKEN_E_CLAIMS = -8,  /* sub or name missing or invalid */
     CHAT_TOKEN_E_NOMEM = -9,
 };
 

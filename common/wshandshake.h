@@ -27,12 +27,12 @@ struct chat_ws_request {
 
 enum chat_ws_check {
     CHAT_WS_OK = 0,
-    CHAT_WS_E_METHOD = -1,     /* not GET: 405 */
+    CHAT_WS_E_METHOD = -1,       /* not GET: 405 */
     CHAT_WS_E_HTTP_VERSION = -2, /* below HTTP/1.1: 400 */
-    CHAT_WS_E_UPGRADE = -3,    /* Upgrade lacks "websocket" or Connection lacks "upgrade": 400 */
-    CHAT_WS_E_VERSION = -4,    /* Sec-WebSocket-Version is not 13: 426 with
-                                  "Sec-WebSocket-Version: 13" */
-    CHAT_WS_E_KEY = -5,        /* key missing or not base64 of exactly 16 bytes: 400 */
+    CHAT_WS_E_UPGRADE = -3,      /* Upgrade lacks "websocket" or Connection lacks "upgrade": 400 */
+    CHAT_WS_E_VERSION = -4,      /* Sec-WebSocket-Version is not 13: 426 with
+                                    "Sec-WebSocket-Version: 13" */
+    CHAT_WS_E_KEY = -5,          /* key missing or not base64 of exactly 16 bytes: 400 */
 };
 
 /* Validates req; on CHAT_WS_OK writes the NUL-terminated accept value into

@@ -311,23 +311,6 @@ void gw_bus_unsubscribe(struct gw_bus *bus, const char *channel)
     }
 }
 
-void gw_bus_cancel_ready(struct gw_bus *bus, const char *channel, void *arg)
-{
-    struct channel *ch = gw_dict_get(bus->channels, channel);
-    if (!ch)
-        return;
-    struct waiter **w = &ch->waiters;
-    while (*w) {
-        if ((*w)->arg == arg) {
-            struct waiter *dead = *w;
-            *w = dead->next;
-            free(dead);
-        } else {
-            w = &(*w)->next;
-        }
-    }
-}
-
 /* ---- connection lifecycle ---- */
 
 /* Takes the channel's waiters into *arg: they are failed after the walk,

@@ -53,8 +53,5 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
  * down; it must not be freed before it runs. */
 void gw_bus_subscribe(struct gw_bus *bus, const char *channel, gw_bus_ready_cb ready, void *arg);
 void gw_bus_unsubscribe(struct gw_bus *bus, const char *channel);
-/* Cancels a ready callback registered for (channel, arg), e.g. when the
- * waiting session is closed first. */
-void gw_bus_cancel_ready(struct gw_bus *bus, const char *channel, void *arg);
 
 #endif

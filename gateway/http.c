@@ -22,7 +22,6 @@
 #include "wshandshake.h"
 
 #define GW_GUEST_TTL_SEC (24 * 3600)
-#define GW_NICK_TTL_SEC (24 * 3600)
 
 static void respond_json(struct gw_conn *c, const struct gw_http_request *req, int status,
                          json_t *body)
@@ -36,11 +35,6 @@ static void respond_json(struct gw_conn *c, const struct gw_http_request *req, i
     }
     free(text);
     json_decref(body);
-}
-
-static json_t *user_json(const struct chat_identity *who)
-{
-    return json_pack("{s:s, s:s, s:s?}", "id", who->id, "name", who->name, "avatar", who->avatar);
 }
 
 bool gw_http_origin_allowed(const char *origins, const char *origin, const char *host)
@@ -71,17 +65,6 @@ bool gw_http_origin_allowed(const char *origins, const char *origin, const char 
     return false;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 bool gw_http_find_token(const struct gw_http_request *req, char *out, size_t outlen)
 {
     const char *auth = gw_http_header(req, "Authorization");
@@ -102,9 +85,9 @@ bool gw_http_find_token(const struct gw_http_request *req, char *out, size_t out
             size_t n = 0;
             for (size_t i = 6; i < plen; i++) {
                 char ch = q[i];
-                if (ch == '%' && i + 2 < plen + 1 && hexval(q[i + 1]) >= 0 &&
-                    hexval(q[i + 2]) >= 0) {
-                    ch = (char)(hexval(q[i + 1]) * 16 + hexval(q[i + 2]));
+                if (ch == '%' && i + 2 < plen + 1 && chat_hexval(q[i + 1]) >= 0 &&
+                    chat_hexval(q[i + 2]) >= 0) {
+                    ch = (char)(chat_hexval(q[i + 1]) * 16 + chat_hexval(q[i + 2]));
                     i += 2;
                 } else if (ch == '+') {
                     ch = ' ';
@@ -197,7 +180,7 @@ static void on_login_saved(struct gw_bus *bus, struct redisReply *reply, void *a
     chat_log(CHAT_LOG_INFO, "login user=%s conn=%llu", lg->who.id,
              (unsigned long long)gw_conn_id(lg->conn));
     respond_json(lg->conn, lg->req, 200,
-                 json_pack("{s:s, s:o}", "token", token, "user", user_json(&lg->who)));
+                 json_pack("{s:s, s:o}", "token", token, "user", gw_session_user_json(&lg->who)));
     free(token);
 done:
     login_free(lg);
@@ -222,14 +205,8 @@ static void on_nick_claimed(struct gw_bus *bus, struct redisReply *reply, void *
         login_free(lg);
         return;
     }
-    char key[256], now[32];
-    gw_store_key(lg->ctx->store, key, sizeof(key), "user:{%s}", lg->who.id);
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    const char *argv[] = {"HSET",       key,      "name",
-                          lg->who.name, "avatar", lg->who.avatar ? lg->who.avatar : "",
-                          "last_seen",  now};
     gw_conn_hold(lg->conn);
-    gw_bus_command(lg->ctx->bus, on_login_saved, lg, 8, argv, NULL);
+    gw_store_save_user(lg->ctx->store, &lg->who, on_login_saved, lg);
 }
 
 static void route_login(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
@@ -263,9 +240,9 @@ static void route_login(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
         return;
     }
     struct login *lg = calloc(1, sizeof(*lg));
-    char folded[CHAT_NICK_MAX_BYTES * 2 + 1];
+    char nick_key[512];
     if (!lg || chat_random_hex(lg->who.id, 10) != 0 ||
-        chat_nick_fold(json_string_value(nick), folded, sizeof(folded)) != 0) {
+        !gw_store_nick_key(ctx->store, nick_key, sizeof(nick_key), json_string_value(nick))) {
         free(lg);
         json_decref(body);
         gw_conn_respond_error(c, req, 500, "internal", "login failed");
@@ -279,14 +256,8 @@ static void route_login(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
         lg->who.avatar = strdup(json_string_value(avatar));
     json_decref(body);
 
-    char nick_key[512], online_key[128], now[32], ttl[16];
-    gw_store_key(ctx->store, nick_key, sizeof(nick_key), "nick:{%s}", folded);
-    gw_store_key(ctx->store, online_key, sizeof(online_key), "online");
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    snprintf(ttl, sizeof(ttl), "%d", GW_NICK_TTL_SEC);
-    const char *argv[] = {nick_key, online_key, lg->who.id, now, ttl};
     gw_conn_hold(c);
-    gw_store_eval(ctx->store, "nick_claim", 2, 5, argv, NULL, on_nick_claimed, lg);
+    gw_store_claim_nick(ctx->store, nick_key, lg->who.id, on_nick_claimed, lg);
 }
 
 /* ---- /api/me ---- */
@@ -310,7 +281,7 @@ static void route_me(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         gw_conn_respond_error(c, req, 401, "unauthorized", chat_token_strerror(rc));
         return;
     }
-    respond_json(c, req, 200, json_pack("{s:o}", "user", user_json(&who)));
+    respond_json(c, req, 200, json_pack("{s:o}", "user", gw_session_user_json(&who)));
     chat_identity_deinit(&who);
 }
 

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "presence.h"
 #include "router.h"
+#include "session.h"
 #include "store.h"
 #include "token.h"
 
@@ -32,10 +33,7 @@ static int64_t expiry_ms(const struct gw_presence *p)
 
 static char *user_json_text(const struct chat_identity *who)
 {
-    json_t *u =
-        json_pack("{s:s, s:s, s:s?}", "id", who->id, "name", who->name, "avatar", who->avatar);
-    if (u && !who->avatar)
-        json_object_set_new(u, "avatar", json_null());
+    json_t *u = gw_session_user_json(who);
     char *s = u ? json_dumps(u, JSON_COMPACT) : NULL;
     json_decref(u);
     return s;
@@ -60,7 +58,7 @@ static void online_keys(struct gw_presence *p, const char *uid, char *set, char 
 static void room_keys(struct gw_presence *p, const char *room, const char *uid, char *set,
                       char *holder, char *channel, size_t len)
 {
-    gw_store_key(p->ctx->store, set, len, "room:{%s}:members", room);
+    gw_store_room_key(p->ctx->store, set, len, room, "members");
     gw_store_key(p->ctx->store, holder, len, "room:{%s}:holders:%s", room, uid);
     gw_store_key(p->ctx->store, channel, len, "room:{%s}", room);
 }
@@ -231,7 +229,7 @@ static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *ar
             continue;
         const char *room = e->str;
         char set[256], hp[256], channel[256], head[256];
-        gw_store_key(p->ctx->store, set, sizeof(set), "room:{%s}:members", room);
+        gw_store_room_key(p->ctx->store, set, sizeof(set), room, "members");
         gw_store_key(p->ctx->store, hp, sizeof(hp), "room:{%s}:holders:", room);
         gw_store_key(p->ctx->store, channel, sizeof(channel), "room:{%s}", room);
         snprintf(head, sizeof(head),

@@ -394,8 +394,8 @@ static void start_repair(struct gw_router *r, struct gw_room *room)
         return;
     room->repairing = true;
     char seq_key[200], hist_key[200];
-    gw_store_key(r->ctx->store, seq_key, sizeof(seq_key), "room:{%s}:seq", room->name);
-    gw_store_key(r->ctx->store, hist_key, sizeof(hist_key), "room:{%s}:history", room->name);
+    gw_store_room_key(r->ctx->store, seq_key, sizeof(seq_key), room->name, "seq");
+    gw_store_room_key(r->ctx->store, hist_key, sizeof(hist_key), room->name, "history");
     chat_log(CHAT_LOG_INFO, "gap_repair room=%s after_seq=%lld", room->name,
              (long long)room->live_seq);
     const char *argv[] = {seq_key, hist_key};
@@ -561,15 +561,10 @@ static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, v
             const redisReply *e = reply->element[i];
             if (e->type != REDIS_REPLY_STRING || !chat_valid_user_id(e->str))
                 continue;
-            const char *a = u->who.id, *b = e->str;
-            if (strcmp(a, b) > 0) {
-                const char *t = a;
-                a = b;
-                b = t;
-            }
             char seq_key[256], hist_key[256];
-            gw_store_key(ur->r->ctx->store, seq_key, sizeof(seq_key), "dm:{%s:%s}:seq", a, b);
-            gw_store_key(ur->r->ctx->store, hist_key, sizeof(hist_key), "dm:{%s:%s}:history", a, b);
+            gw_store_dm_key(ur->r->ctx->store, seq_key, sizeof(seq_key), u->who.id, e->str, "seq");
+            gw_store_dm_key(ur->r->ctx->store, hist_key, sizeof(hist_key), u->who.id, e->str,
+                            "history");
             const char *argv[] = {seq_key, hist_key};
             ur->outstanding++;
             gw_store_eval(ur->r->ctx->store, "history_since", 2, 2, argv, NULL,
@@ -695,16 +690,6 @@ void gw_router_each_room_user(struct gw_router *r, gw_router_room_user_cb fn, vo
 {
     struct each_room_user_ctx c = {fn, arg};
     gw_dict_each(r->rooms, each_room_user_fn, &c);
-}
-
-void gw_router_each_session(struct gw_router *r, gw_router_session_cb fn, void *arg)
-{
-    struct gw_session *s = LIST_FIRST(&r->sessions);
-    while (s) {
-        struct gw_session *next = LIST_NEXT(s, in_node);
-        fn(s, arg);
-        s = next;
-    }
 }
 
 size_t gw_router_session_count(const struct gw_router *r)

@@ -139,15 +139,13 @@ void gw_router_on_subscribed(struct gw_router *r, const char *channel);
 /* Sends a text frame to one session (skips closed ones). */
 void gw_router_send(struct gw_session *s, const char *data, size_t len);
 
-/* Iteration for presence refresh and drain. */
+/* Iteration for the presence refresh. */
 typedef void (*gw_router_user_cb)(struct gw_user *u, const char *user_id, void *arg);
 void gw_router_each_user(struct gw_router *r, gw_router_user_cb fn, void *arg);
 typedef void (*gw_router_room_user_cb)(const char *room, const char *user_id,
                                        const struct chat_identity *who, void *arg);
 /* Each distinct (room, user) pair with a joined member on this node. */
 void gw_router_each_room_user(struct gw_router *r, gw_router_room_user_cb fn, void *arg);
-typedef void (*gw_router_session_cb)(struct gw_session *s, void *arg);
-void gw_router_each_session(struct gw_router *r, gw_router_session_cb fn, void *arg);
 size_t gw_router_session_count(const struct gw_router *r);
 
 /* Extracts the seq of a stored message ("seq":N near its start); -1 if none. */

@@ -104,7 +104,7 @@ static void op_done(struct op *op)
 
 /* ---- replies ---- */
 
-static json_t *user_object(const struct chat_identity *who)
+json_t *gw_session_user_json(const struct chat_identity *who)
 {
     json_t *u = json_pack("{s:s, s:s}", "id", who->id, "name", who->name);
     if (u)
@@ -189,25 +189,6 @@ static void append_raw(struct evbuffer *buf, const char *json, size_t len)
     evbuffer_add(buf, json, len);
 }
 
-/* ---- keys ---- */
-
-static void room_key(struct gw_session *s, char *buf, size_t len, const char *room,
-                     const char *what)
-{
-    gw_store_key(s->ctx->store, buf, len, "room:{%s}:%s", room, what);
-}
-
-static void dm_key(struct gw_session *s, char *buf, size_t len, const char *a, const char *b,
-                   const char *what)
-{
-    if (strcmp(a, b) > 0) {
-        const char *t = a;
-        a = b;
-        b = t;
-    }
-    gw_store_key(s->ctx->store, buf, len, "dm:{%s:%s}:%s", a, b, what);
-}
-
 /* ---- rooms listing (welcome, rooms, /api/rooms) ---- */
 
 void gw_session_query_rooms(struct gw_ctx *ctx, gw_bus_reply_cb cb, void *arg)
@@ -262,8 +243,8 @@ static void on_welcome_rooms(struct gw_bus *bus, struct redisReply *reply, void 
         return;
     }
     json_t *w = json_pack("{s:s, s:o, s:s, s:o, s:i}", "type", "welcome", "user",
-                          user_object(&s->who), "node", s->ctx->cfg->node_id, "rooms", rooms,
-                          "history_max", s->ctx->cfg->history);
+                          gw_session_user_json(&s->who), "node", s->ctx->cfg->node_id, "rooms",
+                          rooms, "history_max", s->ctx->cfg->history);
     send_json(s, w);
     s->welcomed = true;
     s->busy = false;
@@ -305,7 +286,7 @@ static void on_join_topic(struct gw_bus *bus, struct redisReply *reply, void *ar
                         json_string(json_is_string(topic) ? json_string_value(topic) : ""));
     json_decref(meta);
     char key[256], now[32], up[128];
-    room_key(op->s, key, sizeof(key), op->req.room, "members");
+    gw_store_room_key(op->s->ctx->store, key, sizeof(key), op->req.room, "members");
     gw_store_key(op->s->ctx->store, up, sizeof(up), "user:{");
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
     const char *argv[] = {key, now, up, "}"};
@@ -332,7 +313,7 @@ static json_t *users_from_reply(const redisReply *reply, const struct chat_ident
         json_array_append_new(arr, u);
     }
     if (also && !seen_self)
-        json_array_append_new(arr, user_object(also));
+        json_array_append_new(arr, gw_session_user_json(also));
     return arr;
 }
 
@@ -407,8 +388,8 @@ static void on_join_history(struct gw_bus *bus, struct redisReply *reply, void *
 static void join_snapshot(struct op *op)
 {
     char seq[256], hist[256];
-    room_key(op->s, seq, sizeof(seq), op->req.room, "seq");
-    room_key(op->s, hist, sizeof(hist), op->req.room, "history");
+    gw_store_room_key(op->s->ctx->store, seq, sizeof(seq), op->req.room, "seq");
+    gw_store_room_key(op->s->ctx->store, hist, sizeof(hist), op->req.room, "history");
     const char *argv[] = {seq, hist};
     gw_store_eval(op->s->ctx->store, "history_since", 2, 2, argv, NULL, on_join_history, op);
 }
@@ -432,7 +413,7 @@ static void on_join_subscribed(bool ok, void *arg)
 static char *room_created_event(struct gw_session *s, const char *room, const char *topic)
 {
     json_t *ev = json_pack("{s:s, s:s, s:s, s:o}", "type", "room_created", "room", room, "topic",
-                           topic ? topic : "", "by", user_object(&s->who));
+                           topic ? topic : "", "by", gw_session_user_json(&s->who));
     char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
     return text;
@@ -511,7 +492,7 @@ static json_t *message_tail(struct gw_session *s, const struct chat_request *req
                             const char *to_name)
 {
     json_t *t = json_object();
-    json_object_set_new(t, "from", user_object(&s->who));
+    json_object_set_new(t, "from", gw_session_user_json(&s->who));
     if (to_id)
         json_object_set_new(t, "to", json_pack("{s:s, s:s}", "id", to_id, "name", to_name));
     json_object_set_new(t, "kind", json_string(req->kind_name));
@@ -578,8 +559,8 @@ static void handle_message(struct op *op)
         return;
     }
     char seq[256], hist[256], idem[512], channel[256], head[128];
-    room_key(s, seq, sizeof(seq), req->room, "seq");
-    room_key(s, hist, sizeof(hist), req->room, "history");
+    gw_store_room_key(s->ctx->store, seq, sizeof(seq), req->room, "seq");
+    gw_store_room_key(s->ctx->store, hist, sizeof(hist), req->room, "history");
     gw_store_key(s->ctx->store, idem, sizeof(idem), "room:{%s}:idem:%s:%s", req->room, s->who.id,
                  req->id ? req->id : "");
     gw_store_key(s->ctx->store, channel, sizeof(channel), "room:{%s}", req->room);
@@ -605,11 +586,11 @@ static void on_private_target(struct gw_bus *bus, struct redisReply *reply, void
     struct chat_request *req = &op->req;
     const char *me = s->who.id, *to = req->to;
     char seq[256], hist[256], idem[512], ch_me[256], ch_to[256];
-    dm_key(s, seq, sizeof(seq), me, to, "seq");
-    dm_key(s, hist, sizeof(hist), me, to, "history");
+    gw_store_dm_key(s->ctx->store, seq, sizeof(seq), me, to, "seq");
+    gw_store_dm_key(s->ctx->store, hist, sizeof(hist), me, to, "history");
     char what[256];
     snprintf(what, sizeof(what), "idem:%s:%s", me, req->id ? req->id : "");
-    dm_key(s, idem, sizeof(idem), me, to, what);
+    gw_store_dm_key(s->ctx->store, idem, sizeof(idem), me, to, what);
     gw_store_key(s->ctx->store, ch_me, sizeof(ch_me), "user:{%s}", me);
     gw_store_key(s->ctx->store, ch_to, sizeof(ch_to), "user:{%s}", to);
     bool self = strcmp(me, to) == 0;
@@ -704,15 +685,15 @@ static void handle_history(struct op *op)
         exists[1] = key;
         exists[2] = op->req.room;
         nexists = 3;
-        room_key(s, seq, sizeof(seq), op->req.room, "seq");
-        room_key(s, hist, sizeof(hist), op->req.room, "history");
+        gw_store_room_key(s->ctx->store, seq, sizeof(seq), op->req.room, "seq");
+        gw_store_room_key(s->ctx->store, hist, sizeof(hist), op->req.room, "history");
     } else {
         gw_store_key(s->ctx->store, key, sizeof(key), "user:{%s}", op->req.with);
         exists[0] = "EXISTS";
         exists[1] = key;
         nexists = 2;
-        dm_key(s, seq, sizeof(seq), s->who.id, op->req.with, "seq");
-        dm_key(s, hist, sizeof(hist), s->who.id, op->req.with, "history");
+        gw_store_dm_key(s->ctx->store, seq, sizeof(seq), s->who.id, op->req.with, "seq");
+        gw_store_dm_key(s->ctx->store, hist, sizeof(hist), s->who.id, op->req.with, "history");
     }
     gw_bus_command(s->ctx->bus, on_history_exists, op, nexists, exists, NULL);
     const char *argv[] = {seq, hist};
@@ -840,10 +821,11 @@ static void search_sources(struct op *op, const struct redisReply *reply, bool p
             char key[256];
             if (!peers && chat_valid_room_name(e->str) &&
                 (!op->req.room || strcmp(op->req.room, e->str) == 0)) {
-                room_key(op->s, key, sizeof(key), e->str, "history");
+                gw_store_room_key(op->s->ctx->store, key, sizeof(key), e->str, "history");
                 search_lrange(op, key);
             } else if (peers && !op->req.room && chat_valid_user_id(e->str)) {
-                dm_key(op->s, key, sizeof(key), op->s->who.id, e->str, "history");
+                gw_store_dm_key(op->s->ctx->store, key, sizeof(key), op->s->who.id, e->str,
+                                "history");
                 search_lrange(op, key);
             }
         }
@@ -960,7 +942,7 @@ static void handle_typing(struct gw_session *s, struct chat_request *req)
         return;
     }
     json_t *ev = json_pack("{s:s, s:s, s:o}", "type", "typing", "room", req->room, "user",
-                           user_object(&s->who));
+                           gw_session_user_json(&s->who));
     char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
     if (!text)
@@ -999,9 +981,9 @@ static void handle_broadcast(struct op *op)
         op_error(op, CHAT_ERR_FORBIDDEN, "broadcast needs the admin role");
         return;
     }
-    json_t *ev =
-        json_pack("{s:s, s:o, s:s%, s:I}", "type", "broadcast", "from", user_object(&s->who),
-                  "body", op->req.body, op->req.body_len, "ts", (json_int_t)gw_now_ms());
+    json_t *ev = json_pack("{s:s, s:o, s:s%, s:I}", "type", "broadcast", "from",
+                           gw_session_user_json(&s->who), "body", op->req.body, op->req.body_len,
+                           "ts", (json_int_t)gw_now_ms());
     char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
     char channel[256];
@@ -1108,13 +1090,6 @@ static void process_inbox(struct gw_session *s)
         if (gone)
             return;
     }
-}
-
-static void on_ignored(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    (void)bus;
-    (void)reply;
-    (void)arg;
 }
 
 /* ---- WebSocket handler ---- */
@@ -1229,23 +1204,12 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
              s->who.id, gw_conn_peer(c));
     /* Tokens may come from elsewhere than /api/login (admin tokens, or a
      * Redis that lost its data): the user record follows the token. */
-    char key[256], now[32];
-    gw_store_key(ctx->store, key, sizeof(key), "user:{%s}", s->who.id);
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    const char *argv[] = {"HSET",      key,      "name",
-                          s->who.name, "avatar", s->who.avatar ? s->who.avatar : "",
-                          "last_seen", now};
-    gw_bus_command(ctx->bus, NULL, NULL, 8, argv, NULL);
+    gw_store_save_user(ctx->store, &s->who, NULL, NULL);
     /* Hold the nickname while online, so a login elsewhere gets 409 even if
      * someone claimed it while this user was away (and is away now). */
-    char folded[CHAT_NICK_MAX_BYTES * 2 + 1], nick_key[512], online_key[128], ttl[16];
-    if (chat_nick_fold(s->who.name, folded, sizeof(folded)) == 0) {
-        gw_store_key(ctx->store, nick_key, sizeof(nick_key), "nick:{%s}", folded);
-        gw_store_key(ctx->store, online_key, sizeof(online_key), "online");
-        snprintf(ttl, sizeof(ttl), "%d", 24 * 3600);
-        const char *nargv[] = {nick_key, online_key, s->who.id, now, ttl};
-        gw_store_eval(ctx->store, "nick_claim", 2, 5, nargv, NULL, on_ignored, NULL);
-    }
+    char nick_key[512];
+    if (gw_store_nick_key(ctx->store, nick_key, sizeof(nick_key), s->who.name))
+        gw_store_claim_nick(ctx->store, nick_key, s->who.id, NULL, NULL);
     if (gw_router_add_session(ctx->router, s))
         gw_presence_online(ctx->presence, &s->who);
     /* Requests wait in the inbox until the welcome is out. */

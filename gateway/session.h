@@ -25,6 +25,10 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
 /* After a 101 on /echo: every text message comes back unchanged. */
 void gw_session_start_echo(struct gw_ctx *ctx, struct gw_conn *c);
 
+/* {"id","name","avatar"} of a user, avatar null when there is none: the one
+ * shape of a user in every reply and event. */
+json_t *gw_session_user_json(const struct chat_identity *who);
+
 /* Runs rooms.lua; cb gets the reply, which gw_session_rooms_json turns into
  * [{name, topic, members}] (NULL when the reply is NULL or an error). */
 void gw_session_query_rooms(struct gw_ctx *ctx, gw_bus_reply_cb cb, void *arg);

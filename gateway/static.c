@@ -10,21 +10,11 @@
 #include <http_parser.h>
 
 #include "config.h"
+#include "protocol.h"
 #include "static.h"
 
 /* Larger files are not part of the client; refusing them bounds memory. */
 #define GW_STATIC_MAX_FILE (16 * 1024 * 1024)
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
 
 int gw_static_resolve(const char *root, const char *url_path, char *out, size_t outlen)
 {
@@ -35,7 +25,7 @@ int gw_static_resolve(const char *root, const char *url_path, char *out, size_t 
     for (const char *p = url_path; *p; p++) {
         char ch = *p;
         if (ch == '%') {
-            int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
+            int hi = chat_hexval(p[1]), lo = hi >= 0 ? chat_hexval(p[2]) : -1;
             if (hi < 0 || lo < 0)
                 return GW_STATIC_FORBIDDEN;
             ch = (char)(hi * 16 + lo);

@@ -10,7 +10,12 @@
 #include "config.h"
 #include "log.h"
 #include "lua_scripts.h"
+#include "protocol.h"
 #include "store.h"
+#include "token.h"
+
+/* A nickname stays reserved this long after its holder's last claim. */
+#define GW_NICK_TTL_SEC (24 * 3600)
 
 struct script {
     const char *name;
@@ -82,6 +87,60 @@ const char *gw_store_key(const struct gw_store *st, char *buf, size_t len, const
     return buf;
 }
 
+const char *gw_store_room_key(const struct gw_store *st, char *buf, size_t len, const char *room,
+                              const char *what)
+{
+    return gw_store_key(st, buf, len, "room:{%s}:%s", room, what);
+}
+
+const char *gw_store_dm_key(const struct gw_store *st, char *buf, size_t len, const char *a,
+                            const char *b, const char *what)
+{
+    if (strcmp(a, b) > 0) {
+        const char *t = a;
+        a = b;
+        b = t;
+    }
+    return gw_store_key(st, buf, len, "dm:{%s:%s}:%s", a, b, what);
+}
+
+const char *gw_store_nick_key(const struct gw_store *st, char *buf, size_t len, const char *nick)
+{
+    char folded[CHAT_NICK_MAX_BYTES * 2 + 1];
+    if (chat_nick_fold(nick, folded, sizeof(folded)) != 0)
+        return NULL;
+    return gw_store_key(st, buf, len, "nick:{%s}", folded);
+}
+
+void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *uid,
+                         gw_bus_reply_cb cb, void *arg)
+{
+    char online_key[128], now[32], ttl[16];
+    gw_store_key(st, online_key, sizeof(online_key), "online");
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    snprintf(ttl, sizeof(ttl), "%d", GW_NICK_TTL_SEC);
+    const char *argv[] = {nick_key, online_key, uid, now, ttl};
+    gw_store_eval(st, "nick_claim", 2, 5, argv, NULL, cb, arg);
+}
+
+void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw_bus_reply_cb cb,
+                        void *arg)
+{
+    char key[256], now[32];
+    gw_store_key(st, key, sizeof(key), "user:{%s}", who->id);
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {
+        "HSET", key, "name", who->name, "avatar", who->avatar ? who->avatar : "", "last_seen", now};
+    gw_bus_command(st->ctx->bus, cb, arg, 8, argv, NULL);
+}
+
+static void ignore_reply(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    (void)reply;
+    (void)arg;
+}
+
 static void eval_call_free(struct eval_call *call)
 {
     for (int i = 0; i < call->argc; i++)
@@ -137,6 +196,8 @@ static void send_eval(struct eval_call *call, bool by_sha)
 int gw_store_eval(struct gw_store *st, const char *name, int nkeys, int argc, const char **argv,
                   const size_t *argvlen, gw_bus_reply_cb cb, void *arg)
 {
+    if (!cb)
+        cb = ignore_reply;
     const struct script *script = NULL;
     for (size_t i = 0; i < st->nscripts; i++)
         if (strcmp(st->scripts[i].name, name) == 0)
@@ -180,13 +241,6 @@ fail:
     return GW_ERR_NOMEM;
 }
 
-static void on_default_room(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    (void)bus;
-    (void)reply;
-    (void)arg;
-}
-
 void gw_store_ensure_default_rooms(struct gw_store *st)
 {
     static const char *const defaults[][2] = {
@@ -207,7 +261,7 @@ void gw_store_ensure_default_rooms(struct gw_store *st)
         char *event_s = event ? json_dumps(event, JSON_COMPACT) : NULL;
         if (meta_s && event_s) {
             const char *argv[] = {key, defaults[i][0], meta_s, channel, event_s};
-            gw_store_eval(st, "room_create", 1, 5, argv, NULL, on_default_room, NULL);
+            gw_store_eval(st, "room_create", 1, 5, argv, NULL, NULL, NULL);
         }
         free(meta_s);
         free(event_s);

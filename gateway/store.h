@@ -14,6 +14,7 @@
  * answer (Redis restarted) is retried once with EVAL, which caches it again.
  */
 
+struct chat_identity;
 struct gw_store;
 
 struct gw_store *gw_store_new(struct gw_ctx *ctx);
@@ -27,9 +28,28 @@ const char *gw_store_key(const struct gw_store *st, char *buf, size_t len, const
 /* Runs script `name` (a gateway/lua/<name>.lua) with nkeys keys followed by
  * the other args (argv borrowed, copied here; argvlen may be NULL for
  * NUL-terminated strings).  cb runs exactly once (NULL reply on failure, or a
- * REDIS_REPLY_ERROR reply when the script failed). */
+ * REDIS_REPLY_ERROR reply when the script failed); NULL: fire and forget. */
 int gw_store_eval(struct gw_store *st, const char *name, int nkeys, int argc, const char **argv,
                   const size_t *argvlen, gw_bus_reply_cb cb, void *arg);
+
+/* "<prefix>room:{ROOM}:<what>" (seq, history, members ...). */
+const char *gw_store_room_key(const struct gw_store *st, char *buf, size_t len, const char *room,
+                              const char *what);
+/* "<prefix>dm:{A:B}:<what>" for the conversation of users a and b, in either
+ * order (A < B, comparing bytes). */
+const char *gw_store_dm_key(const struct gw_store *st, char *buf, size_t len, const char *a,
+                            const char *b, const char *what);
+
+/* The chat:nick: key of a nickname (case-folded); NULL when it cannot be
+ * folded or does not fit. */
+const char *gw_store_nick_key(const struct gw_store *st, char *buf, size_t len, const char *nick);
+/* nick_claim.lua: nick_key goes to uid unless another online user holds it.
+ * The reply is "" when claimed, else the holder's id.  cb may be NULL. */
+void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *uid,
+                         gw_bus_reply_cb cb, void *arg);
+/* Writes chat:user:{ID} (name, avatar, last_seen now).  cb may be NULL. */
+void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw_bus_reply_cb cb,
+                        void *arg);
 
 /* Creates the default rooms (general, random, tech) if missing.  Called
  * whenever the bus comes up. */

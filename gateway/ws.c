@@ -320,11 +320,6 @@ void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
     proceed(ws);
 }
 
-size_t gw_ws_pending(const struct gw_ws *ws)
-{
-    return evbuffer_get_length(bufferevent_get_output(gw_conn_bev(ws->conn)));
-}
-
 bool gw_ws_is_open(const struct gw_ws *ws)
 {
     return !ws->closed_notified && !ws->close_wanted && !gw_conn_closing(ws->conn) &&

@@ -57,8 +57,6 @@ size_t gw_ws_frame_header(uint8_t *out, size_t len);
 /* Starts the closing handshake; the socket closes after the frame is out. */
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 
-/* Bytes queued and not yet written to the socket. */
-size_t gw_ws_pending(const struct gw_ws *ws);
 bool gw_ws_is_open(const struct gw_ws *ws);
 uint64_t gw_ws_conn_id(const struct gw_ws *ws);
 
