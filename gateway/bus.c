@@ -33,12 +33,20 @@ struct channel {
     char name[];
 };
 
+/* One Redis connection.  CONNECTING: TCP in progress; HANDSHAKE: connected,
+ * AUTH/SELECT/PING in flight (the command connection only); READY: usable. */
+enum link_state { LINK_CLOSED, LINK_CONNECTING, LINK_HANDSHAKE, LINK_READY };
+
+struct link {
+    redisAsyncContext *ac; /* NULL when CLOSED */
+    enum link_state state;
+};
+
 struct gw_bus {
     struct gw_ctx *ctx;
-    redisAsyncContext *cmd;
-    redisAsyncContext *sub;
-    bool cmd_connected, cmd_ready, sub_connected;
-    bool was_up;
+    struct link cmd;
+    struct link sub;
+    bool reported_up; /* what on_state was last told */
     int backoff_ms;
     struct event *reconnect_timer;
     struct event *watchdog;
@@ -78,10 +86,10 @@ static void schedule_reconnect(struct gw_bus *bus)
 
 static void notify_state(struct gw_bus *bus)
 {
-    bool up = bus->cmd_ready && bus->sub_connected;
-    if (up == bus->was_up || bus->freeing)
+    bool up = bus->cmd.state == LINK_READY && bus->sub.state == LINK_READY;
+    if (up == bus->reported_up || bus->freeing)
         return;
-    bus->was_up = up;
+    bus->reported_up = up;
     if (up) {
         bus->backoff_ms = BUS_BACKOFF_MIN_MS;
         chat_log(CHAT_LOG_INFO, "redis_up");
@@ -128,7 +136,7 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
 {
     if (!cb)
         cb = ignore_reply;
-    if (!bus->cmd || !bus->cmd_connected) {
+    if (bus->cmd.state < LINK_HANDSHAKE) {
         cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
     }
@@ -141,7 +149,7 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
     p->cb = cb;
     p->arg = arg;
     p->start_us = now_us();
-    if (redisAsyncCommandArgv(bus->cmd, on_cmd_reply, p, argc, argv, argvlen) != REDIS_OK) {
+    if (redisAsyncCommandArgv(bus->cmd.ac, on_cmd_reply, p, argc, argv, argvlen) != REDIS_OK) {
         free(p);
         cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
@@ -161,7 +169,7 @@ static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
         redisAsyncDisconnect(ac);
         return;
     }
-    bus->cmd_ready = true;
+    bus->cmd.state = LINK_READY;
     notify_state(bus);
 }
 
@@ -221,7 +229,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         ch = gw_dict_get(bus->channels, name->str);
         if (ch && ch->refs == 0 && ch->state == CH_SUBSCRIBED) {
             ch->state = CH_UNSUBSCRIBING;
-            redisAsyncCommand(bus->sub, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
+            redisAsyncCommand(bus->sub.ac, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
                               strlen(ch->name));
         }
     } else if (strcasecmp(kind->str, "unsubscribe") == 0) {
@@ -238,7 +246,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void send_subscribe(struct gw_bus *bus, struct channel *ch)
 {
     ch->state = CH_SUBSCRIBING;
-    redisAsyncCommand(bus->sub, on_sub_reply, bus, "SUBSCRIBE %b", ch->name, strlen(ch->name));
+    redisAsyncCommand(bus->sub.ac, on_sub_reply, bus, "SUBSCRIBE %b", ch->name, strlen(ch->name));
 }
 
 static void resubscribe_one(const char *key, void *value, void *arg)
@@ -265,12 +273,12 @@ void gw_bus_subscribe(struct gw_bus *bus, const char *channel, gw_bus_ready_cb r
         memcpy(ch->name, channel, len + 1);
     }
     ch->refs++;
-    if (ch->state == CH_SUBSCRIBED && bus->sub_connected) {
+    if (ch->state == CH_SUBSCRIBED && bus->sub.state == LINK_READY) {
         if (ready)
             ready(true, arg);
         return;
     }
-    if (!bus->sub_connected) {
+    if (bus->sub.state != LINK_READY) {
         /* Remembered: subscribed on reconnect.  The waiter learns now. */
         if (ready)
             ready(false, arg);
@@ -300,13 +308,13 @@ void gw_bus_unsubscribe(struct gw_bus *bus, const char *channel)
         return;
     if (--ch->refs > 0)
         return;
-    if (!bus->sub_connected || ch->state == CH_NONE) {
+    if (bus->sub.state != LINK_READY || ch->state == CH_NONE) {
         gw_dict_del(bus->channels, ch->name);
         fire_waiters(ch, false);
         free(ch);
     } else if (ch->state == CH_SUBSCRIBED) {
         ch->state = CH_UNSUBSCRIBING;
-        redisAsyncCommand(bus->sub, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
+        redisAsyncCommand(bus->sub.ac, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
                           strlen(ch->name));
     }
 }
@@ -364,28 +372,27 @@ static void drop_unreferenced(struct gw_bus *bus)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct gw_bus *bus = ac->data;
-    bool is_cmd = ac == bus->cmd;
+    bool is_cmd = ac == bus->cmd.ac;
     if (status != REDIS_OK) {
         chat_log(CHAT_LOG_WARN, "redis_connect_failed conn=%s error=\"%s\"",
                  is_cmd ? "command" : "subscriber", ac->errstr);
         /* hiredis frees the context after this callback. */
-        if (is_cmd)
-            bus->cmd = NULL;
-        else
-            bus->sub = NULL;
+        struct link *link = is_cmd ? &bus->cmd : &bus->sub;
+        link->ac = NULL;
+        link->state = LINK_CLOSED;
         schedule_reconnect(bus);
         return;
     }
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
     if (is_cmd) {
-        bus->cmd_connected = true;
-        send_auth(bus->cmd, u, NULL);
+        bus->cmd.state = LINK_HANDSHAKE;
+        send_auth(bus->cmd.ac, u, NULL);
         if (u->db != 0)
-            redisAsyncCommand(bus->cmd, on_auth_reply, NULL, "SELECT %d", u->db);
-        redisAsyncCommand(bus->cmd, on_ready_ping, NULL, "PING");
+            redisAsyncCommand(bus->cmd.ac, on_auth_reply, NULL, "SELECT %d", u->db);
+        redisAsyncCommand(bus->cmd.ac, on_ready_ping, NULL, "PING");
     } else {
-        bus->sub_connected = true;
-        send_auth(bus->sub, u, bus);
+        bus->sub.state = LINK_READY;
+        send_auth(bus->sub.ac, u, bus);
         drop_unreferenced(bus);
         gw_dict_each(bus->channels, resubscribe_one, bus);
         notify_state(bus);
@@ -396,16 +403,15 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct gw_bus *bus = ac->data;
     (void)status;
-    if (ac == bus->cmd) {
-        bus->cmd = NULL;
-        bus->cmd_connected = false;
-        bus->cmd_ready = false;
+    if (ac == bus->cmd.ac) {
+        bus->cmd.ac = NULL;
+        bus->cmd.state = LINK_CLOSED;
         bus->ping_sent_ms = 0;
         chat_log(CHAT_LOG_WARN, "redis_disconnected conn=command error=\"%s\"",
                  ac->err ? ac->errstr : "closed");
     } else {
-        bus->sub = NULL;
-        bus->sub_connected = false;
+        bus->sub.ac = NULL;
+        bus->sub.state = LINK_CLOSED;
         gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS,
                              -gw_metrics_gauge(bus->ctx->metrics, GW_G_SUBSCRIPTIONS));
         struct waiter *failed = NULL;
@@ -426,7 +432,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_reconnect(bus);
 }
 
-static redisAsyncContext *connect_one(struct gw_bus *bus)
+static redisAsyncContext *connect_one(struct gw_bus *bus, struct link *link)
 {
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
     redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
@@ -441,6 +447,7 @@ static redisAsyncContext *connect_one(struct gw_bus *bus)
     redisLibeventAttach(ac, bus->ctx->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    link->state = LINK_CONNECTING;
     return ac;
 }
 
@@ -449,11 +456,11 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw_bus *bus = arg;
-    if (!bus->cmd)
-        bus->cmd = connect_one(bus);
-    if (!bus->sub)
-        bus->sub = connect_one(bus);
-    if (!bus->cmd || !bus->sub)
+    if (!bus->cmd.ac)
+        bus->cmd.ac = connect_one(bus, &bus->cmd);
+    if (!bus->sub.ac)
+        bus->sub.ac = connect_one(bus, &bus->sub);
+    if (!bus->cmd.ac || !bus->sub.ac)
         schedule_reconnect(bus);
 }
 
@@ -471,20 +478,20 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw_bus *bus = arg;
-    if (!bus->cmd || !bus->cmd_connected)
+    if (bus->cmd.state < LINK_HANDSHAKE)
         return;
     int64_t now = gw_mono_ms();
     if (bus->ping_sent_ms && now - bus->ping_sent_ms > BUS_PING_TIMEOUT_MS) {
         chat_log(CHAT_LOG_WARN, "redis_hung conn=command waited_ms=%lld",
                  (long long)(now - bus->ping_sent_ms));
         /* Free, not Disconnect: a hung server never answers what is pending. */
-        redisAsyncContext *ac = bus->cmd;
+        redisAsyncContext *ac = bus->cmd.ac;
         redisAsyncFree(ac);
         return;
     }
     if (!bus->ping_sent_ms) {
         bus->ping_sent_ms = now;
-        redisAsyncCommand(bus->cmd, on_watchdog_pong, NULL, "PING");
+        redisAsyncCommand(bus->cmd.ac, on_watchdog_pong, NULL, "PING");
     }
 }
 
@@ -509,9 +516,9 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     }
     struct timeval one = {1, 0};
     evtimer_add(bus->watchdog, &one);
-    bus->cmd = connect_one(bus);
-    bus->sub = connect_one(bus);
-    if (!bus->cmd || !bus->sub)
+    bus->cmd.ac = connect_one(bus, &bus->cmd);
+    bus->sub.ac = connect_one(bus, &bus->sub);
+    if (!bus->cmd.ac || !bus->sub.ac)
         schedule_reconnect(bus);
     return bus;
 }
@@ -525,15 +532,31 @@ static void free_channel(const char *key, void *value, void *arg)
     free(ch);
 }
 
+/* Frees one connection: its pending callbacks get NULL replies, and any
+ * command they send meanwhile fails at once (the link is CLOSED first). */
+static void link_close(struct link *link)
+{
+    redisAsyncContext *ac = link->ac;
+    link->state = LINK_CLOSED;
+    if (ac)
+        redisAsyncFree(ac);
+    link->ac = NULL;
+}
+
+void gw_bus_close(struct gw_bus *bus)
+{
+    if (!bus || bus->freeing)
+        return;
+    bus->freeing = true;
+    link_close(&bus->cmd);
+    link_close(&bus->sub);
+}
+
 void gw_bus_free(struct gw_bus *bus)
 {
     if (!bus)
         return;
-    bus->freeing = true;
-    if (bus->cmd)
-        redisAsyncFree(bus->cmd);
-    if (bus->sub)
-        redisAsyncFree(bus->sub);
+    gw_bus_close(bus);
     if (bus->channels) {
         gw_dict_each(bus->channels, free_channel, NULL);
         gw_dict_free(bus->channels);
@@ -547,10 +570,10 @@ void gw_bus_free(struct gw_bus *bus)
 
 bool gw_bus_up(const struct gw_bus *bus)
 {
-    return bus->cmd_ready;
+    return bus->cmd.state == LINK_READY;
 }
 
 bool gw_bus_subscriber_up(const struct gw_bus *bus)
 {
-    return bus->sub_connected;
+    return bus->sub.state == LINK_READY;
 }

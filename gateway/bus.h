@@ -33,7 +33,11 @@ typedef void (*gw_bus_ready_cb)(bool ok, void *arg);
 
 struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
                           gw_bus_state_cb on_state, gw_bus_subscribed_cb on_subscribed, void *arg);
-/* Disconnects; pending callbacks get a NULL reply.  NULL is a no-op. */
+/* Disconnects for good: pending callbacks get a NULL reply now, and every
+ * later command fails at once (its callback gets NULL), so the modules above
+ * can still be torn down through the bus.  NULL is a no-op. */
+void gw_bus_close(struct gw_bus *bus);
+/* Closes (if not yet) and frees.  NULL is a no-op. */
 void gw_bus_free(struct gw_bus *bus);
 
 /* True while the command connection is connected and ready (AUTH/SELECT done). */

@@ -19,6 +19,8 @@ struct gw_store;
 struct gw_router;
 struct gw_presence;
 struct gw_listener;
+struct chat_identity;
+typedef struct json_t json_t;
 
 enum gw_err {
     GW_OK = 0,
@@ -48,5 +50,11 @@ struct gw_ctx {
 int64_t gw_now_ms(void);
 /* Monotonic clock in milliseconds, for rate buckets and timeouts. */
 int64_t gw_mono_ms(void);
+
+/* {"id","name","avatar"} of a user, avatar null when there is none: the one
+ * shape of a user in every reply and event.  NULL on no memory. */
+json_t *gw_user_json(const struct chat_identity *who);
+/* The same, serialized compactly (malloc'd; NULL on no memory). */
+char *gw_user_json_text(const struct chat_identity *who);
 
 #endif

@@ -4,14 +4,16 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <hiredis/hiredis.h>
 #include <http_parser.h>
 #include <jansson.h>
 
 #include "bus.h"
 #include "config.h"
+#include "conn.h"
+#include "handlers.h"
 #include "http.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
@@ -19,6 +21,7 @@
 #include "static.h"
 #include "store.h"
 #include "token.h"
+#include "ws.h"
 #include "wshandshake.h"
 
 #define GW_GUEST_TTL_SEC (24 * 3600)
@@ -180,7 +183,7 @@ static void on_login_saved(struct gw_bus *bus, struct redisReply *reply, void *a
     chat_log(CHAT_LOG_INFO, "login user=%s conn=%llu", lg->who.id,
              (unsigned long long)gw_conn_id(lg->conn));
     respond_json(lg->conn, lg->req, 200,
-                 json_pack("{s:s, s:o}", "token", token, "user", gw_session_user_json(&lg->who)));
+                 json_pack("{s:s, s:o}", "token", token, "user", gw_user_json(&lg->who)));
     free(token);
 done:
     login_free(lg);
@@ -240,9 +243,9 @@ static void route_login(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
         return;
     }
     struct login *lg = calloc(1, sizeof(*lg));
-    char nick_key[512];
+    char nick_key[GW_KEY_MAX];
     if (!lg || chat_random_hex(lg->who.id, 10) != 0 ||
-        !gw_store_nick_key(ctx->store, nick_key, sizeof(nick_key), json_string_value(nick))) {
+        !gw_key_nick(nick_key, sizeof(nick_key), ctx->cfg->prefix, json_string_value(nick))) {
         free(lg);
         json_decref(body);
         gw_conn_respond_error(c, req, 500, "internal", "login failed");
@@ -281,7 +284,7 @@ static void route_me(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         gw_conn_respond_error(c, req, 401, "unauthorized", chat_token_strerror(rc));
         return;
     }
-    respond_json(c, req, 200, json_pack("{s:o}", "user", gw_session_user_json(&who)));
+    respond_json(c, req, 200, json_pack("{s:o}", "user", gw_user_json(&who)));
     chat_identity_deinit(&who);
 }
 
@@ -297,7 +300,7 @@ static void on_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
     (void)bus;
     struct rooms_req *rr = arg;
     if (gw_conn_release(rr->conn)) {
-        json_t *rooms = gw_session_rooms_json(reply);
+        json_t *rooms = gw_store_rooms_json(reply);
         if (!rooms)
             gw_conn_respond_error(rr->conn, rr->req, 503, "unavailable", "redis unavailable");
         else
@@ -316,14 +319,14 @@ static void route_rooms(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
     rr->conn = c;
     rr->req = req;
     gw_conn_hold(c);
-    gw_session_query_rooms(ctx, on_rooms, rr);
+    gw_store_query_rooms(ctx->store, on_rooms, rr);
 }
 
 /* ---- /ws and /echo ---- */
 
 static void write_101(struct gw_conn *c, const char *accept)
 {
-    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(c));
+    struct evbuffer *out = gw_conn_output(c);
     evbuffer_add_printf(out,
                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
@@ -374,7 +377,7 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
     }
     if (echo) {
         write_101(c, accept);
-        gw_session_start_echo(ctx, c);
+        gw_ws_start_echo(ctx, c);
         return;
     }
     struct chat_identity who;
@@ -392,7 +395,7 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         return;
     }
     write_101(c, accept);
-    gw_session_start(ctx, c, &who); /* takes who */
+    gw_session_start(ctx, c, &who, gw_handlers_dispatch); /* takes who */
 }
 
 void gw_http_dispatch(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)

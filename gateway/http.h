@@ -3,7 +3,7 @@
 
 #include <stdbool.h>
 
-#include "listener.h"
+#include "conn.h"
 
 /*
  * The HTTP routes: static files, /api/login, /api/me, /api/rooms, /healthz,

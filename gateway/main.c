@@ -12,6 +12,8 @@
 
 #include "bus.h"
 #include "config.h"
+#include "http.h"
+#include "keys.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -116,12 +118,21 @@ static void on_drain_start(evutil_socket_t fd, short what, void *arg)
     event_add(app->drain_check, &tv);
 }
 
+static const struct gw_router_ops router_ops = {
+    .deliver = gw_session_deliver,
+};
+
+/* The bus closes first: the replies it still owes run now, while everything
+ * their callbacks use (sessions, connections, presence) is alive; what the
+ * teardown of those then sends fails at once.  The bus itself is freed last,
+ * after every module that unsubscribes through it. */
 static void teardown(struct app *app)
 {
+    gw_bus_close(app->ctx.bus);
     gw_listener_free(app->ctx.listener);
     gw_presence_free(app->ctx.presence);
-    gw_bus_free(app->ctx.bus);
     gw_router_free(app->ctx.router);
+    gw_bus_free(app->ctx.bus);
     gw_store_free(app->ctx.store);
     gw_metrics_free(app->ctx.metrics);
     if (app->tick)
@@ -137,6 +148,46 @@ static void teardown(struct app *app)
     if (app->ctx.base)
         event_base_free(app->ctx.base);
     chat_config_deinit(&app->cfg);
+}
+
+/* Builds every module into app->ctx, bottom layer first.  0, or 1 when
+ * something could not be allocated, 2 when the port cannot be bound. */
+static int wire(struct app *app)
+{
+    struct gw_ctx *ctx = &app->ctx;
+    ctx->cfg = &app->cfg;
+    ctx->base = event_base_new();
+    ctx->metrics = gw_metrics_new();
+    if (!ctx->base || !ctx->metrics)
+        return 1;
+    ctx->store = gw_store_new(ctx);
+    ctx->router = gw_router_new(ctx, &router_ops);
+    ctx->presence = gw_presence_new(ctx);
+    if (!ctx->store || !ctx->router || !ctx->presence)
+        return 1;
+    ctx->bus = gw_bus_new(ctx, on_bus_message, on_bus_state, on_bus_subscribed, app);
+    if (!ctx->bus)
+        return 1;
+    /* chat:all carries broadcasts, room creation and online/offline: always on. */
+    char all[GW_KEY_MAX];
+    if (!gw_key_all(all, sizeof(all), app->cfg.prefix))
+        return 1;
+    gw_bus_subscribe(ctx->bus, all, NULL, NULL);
+    ctx->listener = gw_listener_new(ctx, gw_http_dispatch);
+    if (!ctx->listener)
+        return 2;
+    app->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, app);
+    app->drain_check = event_new(ctx->base, -1, EV_PERSIST, on_drain_check, app);
+    app->drain_start = evtimer_new(ctx->base, on_drain_start, app);
+    app->sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, app);
+    app->sigint = evsignal_new(ctx->base, SIGINT, on_signal, app);
+    if (!app->tick || !app->drain_check || !app->drain_start || !app->sigterm || !app->sigint)
+        return 1;
+    struct timeval one = {1, 0};
+    event_add(app->tick, &one);
+    event_add(app->sigterm, NULL);
+    event_add(app->sigint, NULL);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -158,50 +209,22 @@ int main(int argc, char **argv)
                                 "will not work on other nodes or after a restart\"");
     signal(SIGPIPE, SIG_IGN);
 
-    struct gw_ctx *ctx = &app.ctx;
-    ctx->cfg = &app.cfg;
-    ctx->base = event_base_new();
-    ctx->metrics = gw_metrics_new();
-    if (!ctx->base || !ctx->metrics)
-        goto fail;
-    ctx->store = gw_store_new(ctx);
-    ctx->router = gw_router_new(ctx);
-    ctx->presence = gw_presence_new(ctx);
-    if (!ctx->store || !ctx->router || !ctx->presence)
-        goto fail;
-    ctx->bus = gw_bus_new(ctx, on_bus_message, on_bus_state, on_bus_subscribed, &app);
-    if (!ctx->bus)
-        goto fail;
-    /* chat:all carries broadcasts, room creation and online/offline: always on. */
-    char all[128];
-    gw_store_key(ctx->store, all, sizeof(all), "all");
-    gw_bus_subscribe(ctx->bus, all, NULL, NULL);
-    ctx->listener = gw_listener_new(ctx);
-    if (!ctx->listener) {
+    rc = wire(&app);
+    if (rc == 2) {
         fprintf(stderr, "chat-gateway: cannot listen on %s:%d\n", app.cfg.bind, app.cfg.port);
         teardown(&app);
         return 2;
     }
-    app.tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, &app);
-    app.drain_check = event_new(ctx->base, -1, EV_PERSIST, on_drain_check, &app);
-    app.drain_start = evtimer_new(ctx->base, on_drain_start, &app);
-    app.sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, &app);
-    app.sigint = evsignal_new(ctx->base, SIGINT, on_signal, &app);
-    if (!app.tick || !app.drain_check || !app.drain_start || !app.sigterm || !app.sigint)
-        goto fail;
-    struct timeval one = {1, 0};
-    event_add(app.tick, &one);
-    event_add(app.sigterm, NULL);
-    event_add(app.sigint, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "chat-gateway: out of memory during startup\n");
+        teardown(&app);
+        return 1;
+    }
     chat_log(CHAT_LOG_INFO, "listening node=%s bind=%s port=%d redis=%s:%d static=%s",
-             app.cfg.node_id, app.cfg.bind, gw_listener_port(ctx->listener), app.cfg.redis.host,
-             app.cfg.redis.port, app.cfg.static_dir);
-    event_base_dispatch(ctx->base);
+             app.cfg.node_id, app.cfg.bind, gw_listener_port(app.ctx.listener),
+             app.cfg.redis.host, app.cfg.redis.port, app.cfg.static_dir);
+    event_base_dispatch(app.ctx.base);
     chat_log(CHAT_LOG_INFO, "exit");
     teardown(&app);
     return 0;
-fail:
-    fprintf(stderr, "chat-gateway: out of memory during startup\n");
-    teardown(&app);
-    return 1;
 }

@@ -8,10 +8,10 @@
 
 #include "bus.h"
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 #include "presence.h"
 #include "router.h"
-#include "session.h"
 #include "store.h"
 #include "token.h"
 
@@ -31,14 +31,6 @@ static int64_t expiry_ms(const struct gw_presence *p)
     return gw_now_ms() + p->ttl_ms * 2 / 3;
 }
 
-static char *user_json_text(const struct chat_identity *who)
-{
-    json_t *u = gw_session_user_json(who);
-    char *s = u ? json_dumps(u, JSON_COMPACT) : NULL;
-    json_decref(u);
-    return s;
-}
-
 static void on_done(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
@@ -47,20 +39,22 @@ static void on_done(struct gw_bus *bus, struct redisReply *reply, void *arg)
     p->in_flight--;
 }
 
-static void online_keys(struct gw_presence *p, const char *uid, char *set, char *holder,
+static bool online_keys(struct gw_presence *p, const char *uid, char *set, char *holder,
                         char *channel, size_t len)
 {
-    gw_store_key(p->ctx->store, set, len, "online");
-    gw_store_key(p->ctx->store, holder, len, "user:{%s}:nodes", uid);
-    gw_store_key(p->ctx->store, channel, len, "all");
+    const char *prefix = p->ctx->cfg->prefix;
+    return gw_key_online(set, len, prefix) &&
+           gw_key_user(holder, len, prefix, uid, "nodes") &&
+           gw_key_all(channel, len, prefix);
 }
 
-static void room_keys(struct gw_presence *p, const char *room, const char *uid, char *set,
+static bool room_keys(struct gw_presence *p, const char *room, const char *uid, char *set,
                       char *holder, char *channel, size_t len)
 {
-    gw_store_room_key(p->ctx->store, set, len, room, "members");
-    gw_store_key(p->ctx->store, holder, len, "room:{%s}:holders:%s", room, uid);
-    gw_store_key(p->ctx->store, channel, len, "room:{%s}", room);
+    const char *prefix = p->ctx->cfg->prefix;
+    return gw_key_room(set, len, prefix, room, "members") &&
+           gw_key_room_holders(holder, len, prefix, room, uid) &&
+           gw_key_room(channel, len, prefix, room, NULL);
 }
 
 static void add(struct gw_presence *p, const char *set, const char *holder, const char *uid,
@@ -86,7 +80,7 @@ static void del(struct gw_presence *p, const char *set, const char *holder, cons
 
 static char *online_event(const char *type, const struct chat_identity *who)
 {
-    char *user = user_json_text(who);
+    char *user = gw_user_json_text(who);
     if (!user)
         return NULL;
     size_t n = strlen(user) + 64;
@@ -99,7 +93,7 @@ static char *online_event(const char *type, const struct chat_identity *who)
 
 static char *room_event(const char *room, const char *event, const struct chat_identity *who)
 {
-    char *user = user_json_text(who);
+    char *user = gw_user_json_text(who);
     if (!user)
         return NULL;
     size_t n = strlen(user) + strlen(room) + 96;
@@ -113,8 +107,9 @@ static char *room_event(const char *room, const char *event, const struct chat_i
 
 void gw_presence_online(struct gw_presence *p, const struct chat_identity *who)
 {
-    char set[256], holder[256], channel[256];
-    online_keys(p, who->id, set, holder, channel, sizeof(set));
+    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
+    if (!online_keys(p, who->id, set, holder, channel, sizeof(set)))
+        return;
     char *ev = online_event("online", who);
     if (ev)
         add(p, set, holder, who->id, channel, ev);
@@ -123,15 +118,17 @@ void gw_presence_online(struct gw_presence *p, const struct chat_identity *who)
 
 void gw_presence_offline(struct gw_presence *p, const struct chat_identity *who)
 {
-    char set[256], holder[256], channel[256];
-    online_keys(p, who->id, set, holder, channel, sizeof(set));
+    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
+    if (!online_keys(p, who->id, set, holder, channel, sizeof(set)))
+        return;
     char *ev = online_event("offline", who);
     if (ev)
         del(p, set, holder, who->id, channel, ev);
     free(ev);
     /* last_seen is informational: fire and forget. */
-    char key[256], now[32];
-    gw_store_key(p->ctx->store, key, sizeof(key), "user:{%s}", who->id);
+    char key[GW_KEY_MAX], now[32];
+    if (!gw_key_user(key, sizeof(key), p->ctx->cfg->prefix, who->id, NULL))
+        return;
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
     const char *argv[] = {"HSET", key, "last_seen", now};
     p->in_flight++;
@@ -140,8 +137,9 @@ void gw_presence_offline(struct gw_presence *p, const struct chat_identity *who)
 
 void gw_presence_join(struct gw_presence *p, const char *room, const struct chat_identity *who)
 {
-    char set[256], holder[256], channel[256];
-    room_keys(p, room, who->id, set, holder, channel, sizeof(set));
+    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
+    if (!room_keys(p, room, who->id, set, holder, channel, sizeof(set)))
+        return;
     char *ev = room_event(room, "join", who);
     if (ev)
         add(p, set, holder, who->id, channel, ev);
@@ -150,8 +148,9 @@ void gw_presence_join(struct gw_presence *p, const char *room, const struct chat
 
 void gw_presence_leave(struct gw_presence *p, const char *room, const struct chat_identity *who)
 {
-    char set[256], holder[256], channel[256];
-    room_keys(p, room, who->id, set, holder, channel, sizeof(set));
+    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
+    if (!room_keys(p, room, who->id, set, holder, channel, sizeof(set)))
+        return;
     char *ev = room_event(room, "leave", who);
     if (ev)
         del(p, set, holder, who->id, channel, ev);
@@ -160,23 +159,21 @@ void gw_presence_leave(struct gw_presence *p, const char *room, const struct cha
 
 /* ---- refresh ---- */
 
-static void refresh_user(struct gw_user *u, const char *uid, void *arg)
+static void refresh_user(const struct chat_identity *who, void *arg)
 {
-    (void)uid;
-    gw_presence_online(arg, &u->who);
+    gw_presence_online(arg, who);
 }
 
-static void refresh_room_user(const char *room, const char *uid, const struct chat_identity *who,
-                              void *arg)
+static void refresh_room_user(const char *room, const struct chat_identity *who, void *arg)
 {
-    (void)uid;
     gw_presence_join(arg, room, who);
 }
 
 static void heartbeat(struct gw_presence *p)
 {
-    char key[256], ttl[32], value[256];
-    gw_store_key(p->ctx->store, key, sizeof(key), "node:{%s}", p->ctx->cfg->node_id);
+    char key[GW_KEY_MAX], ttl[32], value[256];
+    if (!gw_key_node(key, sizeof(key), p->ctx->cfg->prefix, p->ctx->cfg->node_id))
+        return;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(p->ttl_ms / 1000 > 0 ? p->ttl_ms / 1000 : 1));
     snprintf(value, sizeof(value), "{\"node\":\"%s\",\"ts\":%lld,\"connections\":%zu}",
              p->ctx->cfg->node_id, (long long)gw_now_ms(), gw_router_session_count(p->ctx->router));
@@ -207,9 +204,10 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 static void reap(struct gw_presence *p, const char *set, const char *holder_prefix,
                  const char *holder_suffix, const char *channel, const char *head, const char *tail)
 {
-    char now[32], user_prefix[128], user_suffix[8] = "}";
+    char now[32], user_prefix[GW_KEY_MAX], user_suffix[8] = "}";
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    gw_store_key(p->ctx->store, user_prefix, sizeof(user_prefix), "user:{");
+    if (!gw_key_user_head(user_prefix, sizeof(user_prefix), p->ctx->cfg->prefix))
+        return;
     const char *argv[] = {set,  now,  holder_prefix, holder_suffix, channel,
                           head, tail, user_prefix,   user_suffix};
     p->in_flight++;
@@ -228,10 +226,12 @@ static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *ar
         if (e->type != REDIS_REPLY_STRING || e->len > 64)
             continue;
         const char *room = e->str;
-        char set[256], hp[256], channel[256], head[256];
-        gw_store_room_key(p->ctx->store, set, sizeof(set), room, "members");
-        gw_store_key(p->ctx->store, hp, sizeof(hp), "room:{%s}:holders:", room);
-        gw_store_key(p->ctx->store, channel, sizeof(channel), "room:{%s}", room);
+        const char *prefix = p->ctx->cfg->prefix;
+        char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], head[256];
+        if (!gw_key_room(set, sizeof(set), prefix, room, "members") ||
+            !gw_key_room_holders(hp, sizeof(hp), prefix, room, "") ||
+            !gw_key_room(channel, sizeof(channel), prefix, room, NULL))
+            continue;
         snprintf(head, sizeof(head),
                  "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"leave\","
                  "\"user\":",
@@ -247,13 +247,14 @@ static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
     struct gw_presence *p = arg;
     if (!gw_bus_up(p->ctx->bus))
         return;
-    char set[256], hp[256], channel[256];
-    gw_store_key(p->ctx->store, set, sizeof(set), "online");
-    gw_store_key(p->ctx->store, hp, sizeof(hp), "user:{");
-    gw_store_key(p->ctx->store, channel, sizeof(channel), "all");
+    const char *prefix = p->ctx->cfg->prefix;
+    char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], rooms[GW_KEY_MAX];
+    if (!gw_key_online(set, sizeof(set), prefix) ||
+        !gw_key_user_head(hp, sizeof(hp), prefix) ||
+        !gw_key_all(channel, sizeof(channel), prefix) ||
+        !gw_key_rooms(rooms, sizeof(rooms), prefix))
+        return;
     reap(p, set, hp, "}:nodes", channel, "{\"type\":\"offline\",\"user\":", "}");
-    char rooms[256];
-    gw_store_key(p->ctx->store, rooms, sizeof(rooms), "rooms");
     const char *argv[] = {"HKEYS", rooms};
     p->in_flight++;
     gw_bus_command(p->ctx->bus, on_room_names, p, 2, argv, NULL);
@@ -281,8 +282,9 @@ struct gw_presence *gw_presence_new(struct gw_ctx *ctx)
 
 void gw_presence_node_down(struct gw_presence *p)
 {
-    char key[256];
-    gw_store_key(p->ctx->store, key, sizeof(key), "node:{%s}", p->ctx->cfg->node_id);
+    char key[GW_KEY_MAX];
+    if (!gw_key_node(key, sizeof(key), p->ctx->cfg->prefix, p->ctx->cfg->node_id))
+        return;
     const char *argv[] = {"DEL", key};
     p->in_flight++;
     gw_bus_command(p->ctx->bus, on_done, p, 2, argv, NULL);

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -8,45 +9,31 @@
 #include "bus.h"
 #include "config.h"
 #include "dict.h"
+#include "frame.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
 #include "router.h"
+#include "router_internal.h"
 #include "store.h"
-#include "ws.h"
+#include "token.h"
 
-/* A join or repair never takes long; a backlog this deep means something is
- * stuck, and memory matters more than that room's ordering guarantee. */
-#define GW_BACKLOG_MAX 65536
-
-struct gw_router {
-    struct gw_ctx *ctx;
-    struct gw_dict *rooms; /* channel -> gw_room */
-    struct gw_dict *users; /* channel -> gw_user */
-    LIST_HEAD(, gw_session) sessions;
-    size_t nsessions;
-    char all_channel[GW_CHANNEL_MAX];
-    char room_prefix[96]; /* "<prefix>room:{" */
-    char user_prefix[96]; /* "<prefix>user:{" */
-};
-
-struct gw_router *gw_router_new(struct gw_ctx *ctx)
+struct gw_router *gw_router_new(struct gw_ctx *ctx, const struct gw_router_ops *ops)
 {
     struct gw_router *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->ctx = ctx;
+    r->ops = ops;
     r->rooms = gw_dict_new();
     r->users = gw_dict_new();
-    LIST_INIT(&r->sessions);
-    if (!r->rooms || !r->users) {
+    LIST_INIT(&r->clients);
+    if (!r->rooms || !r->users ||
+        !gw_key_all(r->all_channel, sizeof(r->all_channel), ctx->cfg->prefix)) {
         gw_router_free(r);
         return NULL;
     }
-    const char *p = ctx->cfg->prefix;
-    snprintf(r->all_channel, sizeof(r->all_channel), "%sall", p);
-    snprintf(r->room_prefix, sizeof(r->room_prefix), "%sroom:{", p);
-    snprintf(r->user_prefix, sizeof(r->user_prefix), "%suser:{", p);
     return r;
 }
 
@@ -54,8 +41,8 @@ void gw_router_free(struct gw_router *r)
 {
     if (!r)
         return;
-    /* Sessions unregister themselves before the router goes; what is left
-     * here are empty tables. */
+    /* Clients detach themselves before the router goes; what is left here
+     * are empty tables. */
     gw_dict_free(r->rooms);
     gw_dict_free(r->users);
     free(r);
@@ -82,137 +69,102 @@ int64_t gw_router_message_seq(const char *json, size_t len)
 
 /* ---- sending ---- */
 
-void gw_router_send(struct gw_session *s, const char *data, size_t len)
+void gw_router_send_frame(struct gw_router *r, struct gw_client *c, const struct gw_frame *f)
 {
-    if (s->closed || !s->ws)
-        return;
-    gw_ws_send_text(s->ws, data, len);
-}
-
-struct frame {
-    uint8_t header[10];
-    size_t header_len;
-    const char *payload;
-    size_t len;
-};
-
-static void frame_init(struct frame *f, const char *payload, size_t len)
-{
-    f->header_len = gw_ws_frame_header(f->header, len);
-    f->payload = payload;
-    f->len = len;
-}
-
-static void send_frame(struct gw_session *s, const struct frame *f)
-{
-    if (s->closed || !s->ws || !s->welcomed)
-        return;
-    gw_ws_send_frame(s->ws, f->header, f->header_len, f->payload, f->len);
+    r->ops->deliver(c->owner, f);
 }
 
 /* ---- users ---- */
 
-static void user_channel(struct gw_router *r, const char *uid, char *out, size_t len)
+void gw_router_backlog_free(struct backlog *b)
 {
-    snprintf(out, len, "%s%s}", r->user_prefix, uid);
-}
-
-static void user_backlog_clear(struct gw_user *u)
-{
-    while (!STAILQ_EMPTY(&u->backlog)) {
-        struct gw_backlog_entry *e = STAILQ_FIRST(&u->backlog);
-        STAILQ_REMOVE_HEAD(&u->backlog, link);
+    while (!STAILQ_EMPTY(b)) {
+        struct backlog_entry *e = STAILQ_FIRST(b);
+        STAILQ_REMOVE_HEAD(b, link);
         free(e);
     }
 }
 
-static void user_free(struct gw_user *u)
+struct backlog_entry *gw_router_backlog_entry(int64_t seq, const char *data, size_t len)
 {
-    user_backlog_clear(u);
-    gw_dict_free(u->convs);
-    chat_identity_deinit(&u->who);
-    free(u);
+    struct backlog_entry *e = malloc(sizeof(*e) + len);
+    if (!e)
+        return NULL;
+    e->seq = seq;
+    e->len = len;
+    memcpy(e->data, data, len);
+    return e;
 }
 
-bool gw_router_add_session(struct gw_router *r, struct gw_session *s)
+struct gw_client *gw_router_attach(struct gw_router *r, const struct chat_identity *who,
+                                   void *owner, bool *first)
 {
-    char channel[GW_CHANNEL_MAX];
-    user_channel(r, s->who.id, channel, sizeof(channel));
-    LIST_INSERT_HEAD(&r->sessions, s, in_node);
-    r->nsessions++;
-    struct gw_user *u = gw_dict_get(r->users, channel);
-    bool first = false;
+    char channel[GW_KEY_MAX];
+    *first = false;
+    if (!gw_key_user(channel, sizeof(channel), r->ctx->cfg->prefix, who->id, NULL))
+        return NULL;
+    struct gw_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    struct user *u = gw_dict_get(r->users, channel);
     if (!u) {
-        u = calloc(1, sizeof(*u));
-        if (u) {
-            STAILQ_INIT(&u->backlog);
-            u->convs = gw_dict_new();
+        u = gw_router_user_new(r, channel, who);
+        if (!u) {
+            free(c);
+            return NULL;
         }
-        if (!u || !u->convs || chat_identity_copy(&u->who, &s->who) != 0 ||
-            gw_dict_set(r->users, channel, u) != GW_OK) {
-            if (u)
-                user_free(u);
-            s->user = NULL;
-            return false;
-        }
-        LIST_INIT(&u->sessions);
-        u->since_ms = gw_now_ms();
-        snprintf(u->channel, sizeof(u->channel), "%s", channel);
-        gw_bus_subscribe(r->ctx->bus, channel, NULL, NULL);
-        first = true;
+        *first = true;
     }
-    LIST_INSERT_HEAD(&u->sessions, s, in_user);
-    u->nsessions++;
-    s->user = u;
-    return first;
+    c->owner = owner;
+    c->who = who;
+    c->user = u;
+    LIST_INIT(&c->rooms);
+    LIST_INSERT_HEAD(&u->clients, c, in_user);
+    u->nclients++;
+    LIST_INSERT_HEAD(&r->clients, c, in_node);
+    r->nclients++;
+    return c;
 }
 
-bool gw_router_remove_session(struct gw_router *r, struct gw_session *s)
+bool gw_router_detach(struct gw_router *r, struct gw_client *c)
 {
-    LIST_REMOVE(s, in_node);
-    r->nsessions--;
-    struct gw_user *u = s->user;
-    if (!u)
-        return false;
-    LIST_REMOVE(s, in_user);
-    s->user = NULL;
-    if (--u->nsessions > 0)
+    while (!LIST_EMPTY(&c->rooms))
+        gw_router_leave(r, LIST_FIRST(&c->rooms));
+    LIST_REMOVE(c, in_node);
+    r->nclients--;
+    struct user *u = c->user;
+    LIST_REMOVE(c, in_user);
+    free(c);
+    if (--u->nclients > 0)
         return false;
     gw_dict_del(r->users, u->channel);
     gw_bus_unsubscribe(r->ctx->bus, u->channel);
-    user_free(u);
+    gw_router_user_free(u);
     return true;
 }
 
 /* ---- rooms ---- */
 
-static void backlog_clear(struct gw_room *room)
+static void backlog_clear(struct room *room)
 {
-    while (!STAILQ_EMPTY(&room->backlog)) {
-        struct gw_backlog_entry *e = STAILQ_FIRST(&room->backlog);
-        STAILQ_REMOVE_HEAD(&room->backlog, link);
-        free(e);
-    }
+    gw_router_backlog_free(&room->backlog);
     room->backlog_len = 0;
 }
 
-static void backlog_push(struct gw_room *room, int64_t seq, const char *data, size_t len)
+static void backlog_push(struct room *room, int64_t seq, const char *data, size_t len)
 {
     if (room->backlog_len >= GW_BACKLOG_MAX) {
         chat_log(CHAT_LOG_WARN, "backlog_overflow room=%s", room->name);
         return;
     }
-    struct gw_backlog_entry *e = malloc(sizeof(*e) + len);
+    struct backlog_entry *e = gw_router_backlog_entry(seq, data, len);
     if (!e)
         return;
-    e->seq = seq;
-    e->len = len;
-    memcpy(e->data, data, len);
     STAILQ_INSERT_TAIL(&room->backlog, e, link);
     room->backlog_len++;
 }
 
-static void room_maybe_free(struct gw_router *r, struct gw_room *room)
+static void room_maybe_free(struct gw_router *r, struct room *room)
 {
     if (room->nmembers > 0 || room->repairing || room->pending_joins > 0)
         return;
@@ -221,61 +173,83 @@ static void room_maybe_free(struct gw_router *r, struct gw_room *room)
     free(room);
 }
 
-struct gw_member *gw_router_find_member(struct gw_session *s, const char *room)
+static struct room *room_get(struct gw_router *r, const char *name, bool create)
+{
+    char channel[GW_KEY_MAX];
+    if (!gw_key_room(channel, sizeof(channel), r->ctx->cfg->prefix, name, NULL))
+        return NULL;
+    struct room *room = gw_dict_get(r->rooms, channel);
+    if (room || !create)
+        return room;
+    size_t nlen = strlen(name);
+    room = calloc(1, sizeof(*room) + nlen + 1);
+    if (!room)
+        return NULL;
+    memcpy(room->name, name, nlen + 1);
+    snprintf(room->channel, sizeof(room->channel), "%s", channel);
+    room->router = r;
+    LIST_INIT(&room->members);
+    STAILQ_INIT(&room->backlog);
+    if (gw_dict_set(r->rooms, channel, room) != GW_OK) {
+        free(room);
+        return NULL;
+    }
+    return room;
+}
+
+struct gw_member *gw_router_find_member(const struct gw_client *c, const char *room)
 {
     struct gw_member *m;
-    LIST_FOREACH(m, &s->rooms, in_session)
+    LIST_FOREACH(m, &c->rooms, in_client)
     if (strcmp(m->room->name, room) == 0)
         return m;
     return NULL;
 }
 
+struct gw_member *gw_router_any_member(const struct gw_client *c)
+{
+    return LIST_FIRST(&c->rooms);
+}
+
+bool gw_member_joined(const struct gw_member *m)
+{
+    return m->state == MEMBER_JOINED;
+}
+
+const char *gw_member_room(const struct gw_member *m)
+{
+    return m->room->name;
+}
+
 bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char *room_name,
                             const struct gw_member *except)
 {
-    char channel[GW_CHANNEL_MAX];
-    snprintf(channel, sizeof(channel), "%s%s}", r->room_prefix, room_name);
-    struct gw_room *room = gw_dict_get(r->rooms, channel);
+    struct room *room = room_get(r, room_name, false);
     if (!room)
         return false;
     struct gw_member *m;
     LIST_FOREACH(m, &room->members, in_room)
-    if (m != except && strcmp(m->session->who.id, user_id) == 0)
+    if (m != except && strcmp(m->client->who->id, user_id) == 0)
         return true;
     return false;
 }
 
-bool gw_router_join(struct gw_router *r, struct gw_session *s, const char *name,
+bool gw_router_join(struct gw_router *r, struct gw_client *c, const char *name,
                     struct gw_member **slot, void (*ready)(bool ok, void *arg), void *arg)
 {
-    char channel[GW_CHANNEL_MAX];
-    snprintf(channel, sizeof(channel), "%s%s}", r->room_prefix, name);
-    struct gw_room *room = gw_dict_get(r->rooms, channel);
-    if (!room) {
-        size_t nlen = strlen(name);
-        room = calloc(1, sizeof(*room) + nlen + 1);
-        if (!room)
-            return false;
-        memcpy(room->name, name, nlen + 1);
-        snprintf(room->channel, sizeof(room->channel), "%s", channel);
-        room->router = r;
-        LIST_INIT(&room->members);
-        STAILQ_INIT(&room->backlog);
-        if (gw_dict_set(r->rooms, channel, room) != GW_OK) {
-            free(room);
-            return false;
-        }
-    }
+    struct room *room = room_get(r, name, true);
+    if (!room)
+        return false;
     struct gw_member *m = calloc(1, sizeof(*m));
     if (!m) {
         room_maybe_free(r, room);
         return false;
     }
-    m->session = s;
+    m->client = c;
     m->room = room;
-    m->state = GW_MEMBER_PENDING;
+    m->state = MEMBER_PENDING;
     LIST_INSERT_HEAD(&room->members, m, in_room);
-    LIST_INSERT_HEAD(&s->rooms, m, in_session);
+    LIST_INSERT_HEAD(&c->rooms, m, in_client);
     room->nmembers++;
     room->pending_joins++;
     *slot = m;
@@ -283,22 +257,25 @@ bool gw_router_join(struct gw_router *r, struct gw_session *s, const char *name,
     return true;
 }
 
-static void deliver_seq(struct gw_room *room, int64_t seq, const struct frame *f)
+/* Walks with the next member saved: a delivery may end its own session,
+ * which removes that member (never another one) from the room. */
+static void deliver_seq(struct room *room, int64_t seq, const struct gw_frame *f)
 {
-    struct gw_member *m;
-    LIST_FOREACH(m, &room->members, in_room)
-    {
-        if (m->state != GW_MEMBER_JOINED || seq <= m->last_seq)
-            continue;
-        m->last_seq = seq;
-        send_frame(m->session, f);
+    struct gw_member *m = LIST_FIRST(&room->members);
+    while (m) {
+        struct gw_member *next = LIST_NEXT(m, in_room);
+        if (m->state == MEMBER_JOINED && seq > m->last_seq) {
+            m->last_seq = seq;
+            gw_router_send_frame(room->router, m->client, f);
+        }
+        m = next;
     }
 }
 
 void gw_router_join_done(struct gw_router *r, struct gw_member *m, int64_t snapshot_seq)
 {
-    struct gw_room *room = m->room;
-    m->state = GW_MEMBER_JOINED;
+    struct room *room = m->room;
+    m->state = MEMBER_JOINED;
     m->last_seq = snapshot_seq;
     room->pending_joins--;
     /* The snapshot is a baseline for gap detection: anything above it comes
@@ -307,30 +284,35 @@ void gw_router_join_done(struct gw_router *r, struct gw_member *m, int64_t snaps
     if (!room->synced || snapshot_seq > room->live_seq)
         room->live_seq = snapshot_seq;
     room->synced = true;
-    struct gw_backlog_entry *e;
+    struct backlog_entry *e;
     STAILQ_FOREACH(e, &room->backlog, link)
     {
         if (e->seq <= m->last_seq)
             continue;
-        struct frame f;
-        frame_init(&f, e->data, e->len);
+        struct gw_frame f;
+        gw_frame_text(&f, e->data, e->len);
         m->last_seq = e->seq;
-        send_frame(m->session, &f);
+        gw_router_send_frame(r, m->client, &f);
     }
     if (room->pending_joins == 0 && !room->repairing)
         backlog_clear(room);
-    (void)r;
+}
+
+void gw_router_rejoin_done(struct gw_member *m, int64_t snapshot_seq)
+{
+    if (snapshot_seq > m->last_seq)
+        m->last_seq = snapshot_seq;
 }
 
 bool gw_router_leave(struct gw_router *r, struct gw_member *m)
 {
-    struct gw_room *room = m->room;
-    const char *uid = m->session->who.id;
+    struct room *room = m->room;
+    const char *uid = m->client->who->id;
     bool last = !gw_router_user_in_room(r, uid, room->name, m);
     LIST_REMOVE(m, in_room);
-    LIST_REMOVE(m, in_session);
+    LIST_REMOVE(m, in_client);
     room->nmembers--;
-    if (m->state == GW_MEMBER_PENDING)
+    if (m->state == MEMBER_PENDING)
         room->pending_joins--;
     gw_bus_unsubscribe(r->ctx->bus, room->channel);
     free(m);
@@ -343,7 +325,7 @@ bool gw_router_leave(struct gw_router *r, struct gw_member *m)
 static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
-    struct gw_room *room = arg;
+    struct room *room = arg;
     struct gw_router *r = room->router;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
         const redisReply *cur = reply->element[0];
@@ -366,18 +348,18 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
             int64_t seq = gw_router_message_seq(e->str, e->len);
             if (seq <= room->live_seq)
                 continue;
-            struct frame f;
-            frame_init(&f, e->str, e->len);
+            struct gw_frame f;
+            gw_frame_text(&f, e->str, e->len);
             deliver_seq(room, seq, &f);
             room->live_seq = seq;
         }
         gw_metrics_add(r->ctx->metrics, GW_M_GAP_RECOVERIES, 1);
     }
-    struct gw_backlog_entry *e;
+    struct backlog_entry *e;
     STAILQ_FOREACH(e, &room->backlog, link)
     {
-        struct frame f;
-        frame_init(&f, e->data, e->len);
+        struct gw_frame f;
+        gw_frame_text(&f, e->data, e->len);
         deliver_seq(room, e->seq, &f);
         if (e->seq > room->live_seq)
             room->live_seq = e->seq;
@@ -388,39 +370,36 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
     room_maybe_free(r, room);
 }
 
-static void start_repair(struct gw_router *r, struct gw_room *room)
+static void start_repair(struct gw_router *r, struct room *room)
 {
     if (room->repairing)
         return;
+    const char *prefix = r->ctx->cfg->prefix;
+    char seq_key[GW_KEY_MAX], hist_key[GW_KEY_MAX];
+    if (!gw_key_room(seq_key, sizeof(seq_key), prefix, room->name, "seq") ||
+        !gw_key_room(hist_key, sizeof(hist_key), prefix, room->name, "history"))
+        return;
     room->repairing = true;
-    char seq_key[200], hist_key[200];
-    gw_store_room_key(r->ctx->store, seq_key, sizeof(seq_key), room->name, "seq");
-    gw_store_room_key(r->ctx->store, hist_key, sizeof(hist_key), room->name, "history");
     chat_log(CHAT_LOG_INFO, "gap_repair room=%s after_seq=%lld", room->name,
              (long long)room->live_seq);
     const char *argv[] = {seq_key, hist_key};
     gw_store_eval(r->ctx->store, "history_since", 2, 2, argv, NULL, on_repair_history, room);
 }
 
-static void start_user_repair(struct gw_router *r, struct gw_user *u);
-
 void gw_router_on_subscribed(struct gw_router *r, const char *channel)
 {
-    struct gw_room *room = gw_dict_get(r->rooms, channel);
+    struct room *room = gw_dict_get(r->rooms, channel);
     if (room) {
         if (room->synced)
             start_repair(r, room);
         return;
     }
-    struct gw_user *u = gw_dict_get(r->users, channel);
-    if (u) {
-        if (u->subscribed_once)
-            start_user_repair(r, u);
-        u->subscribed_once = true;
-    }
+    struct user *u = gw_dict_get(r->users, channel);
+    if (u)
+        gw_router_user_subscribed(r, u);
 }
 
-static void room_live_message(struct gw_router *r, struct gw_room *room, int64_t seq,
+static void room_live_message(struct gw_router *r, struct room *room, int64_t seq,
                               const char *payload, size_t len)
 {
     if (room->repairing) {
@@ -434,162 +413,59 @@ static void room_live_message(struct gw_router *r, struct gw_room *room, int64_t
     }
     if (room->pending_joins > 0)
         backlog_push(room, seq, payload, len);
-    struct frame f;
-    frame_init(&f, payload, len);
+    struct gw_frame f;
+    gw_frame_text(&f, payload, len);
     deliver_seq(room, seq, &f);
     if (seq > room->live_seq)
         room->live_seq = seq;
     room->synced = true;
 }
 
-static void room_event(struct gw_room *room, const char *payload, size_t len, const char *skip_uid,
+static void room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
                        size_t skip_len)
 {
-    struct frame f;
-    frame_init(&f, payload, len);
-    struct gw_member *m;
-    LIST_FOREACH(m, &room->members, in_room)
-    {
-        if (m->state != GW_MEMBER_JOINED)
-            continue;
-        const char *uid = m->session->who.id;
-        if (skip_uid && strlen(uid) == skip_len && memcmp(uid, skip_uid, skip_len) == 0)
-            continue;
-        send_frame(m->session, &f);
+    struct gw_frame f;
+    gw_frame_text(&f, payload, len);
+    struct gw_member *m = LIST_FIRST(&room->members);
+    while (m) {
+        struct gw_member *next = LIST_NEXT(m, in_room);
+        const char *uid = m->client->who->id;
+        bool skip = skip_uid && strlen(uid) == skip_len && memcmp(uid, skip_uid, skip_len) == 0;
+        if (m->state == MEMBER_JOINED && !skip)
+            gw_router_send_frame(room->router, m->client, &f);
+        m = next;
     }
 }
 
-/* ---- private traffic: per-conversation order and repair ---- */
-
-static void user_send_all(struct gw_user *u, const char *payload, size_t len)
+static void node_broadcast(struct gw_router *r, const char *payload, size_t len)
 {
-    struct frame f;
-    frame_init(&f, payload, len);
-    struct gw_session *s;
-    LIST_FOREACH(s, &u->sessions, in_user)
-    send_frame(s, &f);
-}
-
-/* Delivers a private message (or anything else on the user's channel) to
- * every local session of u, once: a message whose seq is not above the last
- * one delivered for its conversation is a repeat.  min_ts > 0 skips messages
- * older than that (a repair only replays what this node should have seen). */
-static void user_deliver(struct gw_user *u, const char *payload, size_t len, int64_t min_ts)
-{
-    int64_t seq = len > 17 && memcmp(payload, "{\"type\":\"private\"", 17) == 0
-                      ? gw_router_message_seq(payload, len)
-                      : -1;
-    if (seq <= 0) {
-        user_send_all(u, payload, len);
-        return;
+    struct gw_frame f;
+    gw_frame_text(&f, payload, len);
+    struct gw_client *c = LIST_FIRST(&r->clients);
+    while (c) {
+        struct gw_client *next = LIST_NEXT(c, in_node);
+        gw_router_send_frame(r, c, &f);
+        c = next;
     }
-    json_t *msg = json_loadb(payload, len, 0, NULL);
-    const char *from = json_string_value(json_object_get(json_object_get(msg, "from"), "id"));
-    const char *to = json_string_value(json_object_get(json_object_get(msg, "to"), "id"));
-    int64_t ts = json_integer_value(json_object_get(msg, "ts"));
-    if (!from || !to) {
-        json_decref(msg);
-        user_send_all(u, payload, len);
-        return;
+}
+
+static void room_traffic(struct gw_router *r, struct room *room, const char *payload, size_t len)
+{
+    if (len > 0 && payload[0] == '{') {
+        int64_t seq = len > 17 && memcmp(payload, "{\"type\":\"message\"", 17) == 0
+                          ? gw_router_message_seq(payload, len)
+                          : -1;
+        if (seq > 0)
+            room_live_message(r, room, seq, payload, len);
+        else
+            room_event(room, payload, len, NULL, 0);
+    } else if (len > 2 && payload[0] == 't' && payload[1] == '|') {
+        /* typing: "t|<user id>|<frame>", not echoed to the typist */
+        const char *bar = memchr(payload + 2, '|', len - 2);
+        if (bar)
+            room_event(room, bar + 1, len - (size_t)(bar + 1 - payload), payload + 2,
+                       (size_t)(bar - payload - 2));
     }
-    const char *peer = strcmp(from, u->who.id) == 0 ? to : from;
-    int64_t last = (int64_t)(intptr_t)gw_dict_get(u->convs, peer);
-    if (seq > last && ts >= min_ts) {
-        gw_dict_set(u->convs, peer, (void *)(intptr_t)seq);
-        user_send_all(u, payload, len);
-    }
-    json_decref(msg);
-}
-
-static void backlog_push_user(struct gw_user *u, const char *payload, size_t len)
-{
-    struct gw_backlog_entry *e = malloc(sizeof(*e) + len);
-    if (!e)
-        return;
-    e->seq = 0;
-    e->len = len;
-    memcpy(e->data, payload, len);
-    STAILQ_INSERT_TAIL(&u->backlog, e, link);
-}
-
-/* A repair in flight refers to its user by channel: the user may be gone
- * (last session closed) when Redis answers. */
-struct user_repair {
-    struct gw_router *r;
-    int outstanding;
-    bool listed;
-    char channel[GW_CHANNEL_MAX];
-};
-
-static void user_repair_step(struct user_repair *ur)
-{
-    if (--ur->outstanding > 0 || !ur->listed)
-        return;
-    struct gw_user *u = gw_dict_get(ur->r->users, ur->channel);
-    if (u) {
-        u->repairing = false;
-        while (!STAILQ_EMPTY(&u->backlog)) {
-            struct gw_backlog_entry *e = STAILQ_FIRST(&u->backlog);
-            STAILQ_REMOVE_HEAD(&u->backlog, link);
-            user_deliver(u, e->data, e->len, 0);
-            free(e);
-        }
-    }
-    free(ur);
-}
-
-static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    (void)bus;
-    struct user_repair *ur = arg;
-    struct gw_user *u = gw_dict_get(ur->r->users, ur->channel);
-    if (u && reply && reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 1; i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_STRING)
-                user_deliver(u, reply->element[i]->str, reply->element[i]->len, u->since_ms);
-    user_repair_step(ur);
-}
-
-static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    (void)bus;
-    struct user_repair *ur = arg;
-    struct gw_user *u = gw_dict_get(ur->r->users, ur->channel);
-    ur->listed = true;
-    if (u && reply && reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < reply->elements; i++) {
-            const redisReply *e = reply->element[i];
-            if (e->type != REDIS_REPLY_STRING || !chat_valid_user_id(e->str))
-                continue;
-            char seq_key[256], hist_key[256];
-            gw_store_dm_key(ur->r->ctx->store, seq_key, sizeof(seq_key), u->who.id, e->str, "seq");
-            gw_store_dm_key(ur->r->ctx->store, hist_key, sizeof(hist_key), u->who.id, e->str,
-                            "history");
-            const char *argv[] = {seq_key, hist_key};
-            ur->outstanding++;
-            gw_store_eval(ur->r->ctx->store, "history_since", 2, 2, argv, NULL,
-                          on_user_repair_history, ur);
-        }
-    }
-    user_repair_step(ur);
-}
-
-static void start_user_repair(struct gw_router *r, struct gw_user *u)
-{
-    if (u->repairing)
-        return;
-    struct user_repair *ur = calloc(1, sizeof(*ur));
-    if (!ur)
-        return;
-    u->repairing = true;
-    ur->r = r;
-    ur->outstanding = 1; /* the peer listing */
-    snprintf(ur->channel, sizeof(ur->channel), "%s", u->channel);
-    char key[256];
-    gw_store_key(r->ctx->store, key, sizeof(key), "user:{%s}:dms", u->who.id);
-    const char *argv[] = {"SMEMBERS", key};
-    chat_log(CHAT_LOG_INFO, "gap_repair user=%s", u->who.id);
-    gw_bus_command(r->ctx->bus, on_user_repair_peers, ur, 2, argv, NULL);
 }
 
 void gw_router_on_message(struct gw_router *r, const char *channel, size_t channel_len,
@@ -597,39 +473,17 @@ void gw_router_on_message(struct gw_router *r, const char *channel, size_t chann
 {
     (void)channel_len;
     if (strcmp(channel, r->all_channel) == 0) {
-        struct frame f;
-        frame_init(&f, payload, len);
-        struct gw_session *s;
-        LIST_FOREACH(s, &r->sessions, in_node)
-        send_frame(s, &f);
+        node_broadcast(r, payload, len);
         return;
     }
-    struct gw_room *room = gw_dict_get(r->rooms, channel);
+    struct room *room = gw_dict_get(r->rooms, channel);
     if (room) {
-        if (len > 0 && payload[0] == '{') {
-            int64_t seq = len > 17 && memcmp(payload, "{\"type\":\"message\"", 17) == 0
-                              ? gw_router_message_seq(payload, len)
-                              : -1;
-            if (seq > 0)
-                room_live_message(r, room, seq, payload, len);
-            else
-                room_event(room, payload, len, NULL, 0);
-        } else if (len > 2 && payload[0] == 't' && payload[1] == '|') {
-            /* typing: "t|<user id>|<frame>", not echoed to the typist */
-            const char *bar = memchr(payload + 2, '|', len - 2);
-            if (bar)
-                room_event(room, bar + 1, len - (size_t)(bar + 1 - payload), payload + 2,
-                           (size_t)(bar - payload - 2));
-        }
+        room_traffic(r, room, payload, len);
         return;
     }
-    struct gw_user *u = gw_dict_get(r->users, channel);
-    if (u) {
-        if (u->repairing)
-            backlog_push_user(u, payload, len);
-        else
-            user_deliver(u, payload, len, 0);
-    }
+    struct user *u = gw_dict_get(r->users, channel);
+    if (u)
+        gw_router_user_message(r, u, payload, len);
 }
 
 /* ---- iteration ---- */
@@ -643,8 +497,8 @@ static void each_user_fn(const char *key, void *value, void *arg)
 {
     (void)key;
     struct each_user_ctx *c = arg;
-    struct gw_user *u = value;
-    c->fn(u, u->who.id, c->arg);
+    struct user *u = value;
+    c->fn(&u->who, c->arg);
 }
 
 void gw_router_each_user(struct gw_router *r, gw_router_user_cb fn, void *arg)
@@ -658,32 +512,29 @@ struct each_room_user_ctx {
     void *arg;
 };
 
+/* Reports each user once: only at their first joined member. */
+static bool first_joined_of_user(const struct room *room, const struct gw_member *m)
+{
+    const struct gw_member *p;
+    LIST_FOREACH(p, &room->members, in_room)
+    {
+        if (p == m)
+            return true;
+        if (p->state == MEMBER_JOINED && strcmp(p->client->who->id, m->client->who->id) == 0)
+            return false;
+    }
+    return true;
+}
+
 static void each_room_user_fn(const char *key, void *value, void *arg)
 {
     (void)key;
     struct each_room_user_ctx *c = arg;
-    struct gw_room *room = value;
+    struct room *room = value;
     struct gw_member *m;
     LIST_FOREACH(m, &room->members, in_room)
-    {
-        if (m->state != GW_MEMBER_JOINED)
-            continue;
-        /* Report each user once: only at their first joined member. */
-        bool seen = false;
-        struct gw_member *p;
-        LIST_FOREACH(p, &room->members, in_room)
-        {
-            if (p == m)
-                break;
-            if (p->state == GW_MEMBER_JOINED &&
-                strcmp(p->session->who.id, m->session->who.id) == 0) {
-                seen = true;
-                break;
-            }
-        }
-        if (!seen)
-            c->fn(room->name, m->session->who.id, &m->session->who, c->arg);
-    }
+    if (m->state == MEMBER_JOINED && first_joined_of_user(room, m))
+        c->fn(room->name, m->client->who, c->arg);
 }
 
 void gw_router_each_room_user(struct gw_router *r, gw_router_room_user_cb fn, void *arg)
@@ -694,5 +545,5 @@ void gw_router_each_room_user(struct gw_router *r, gw_router_room_user_cb fn, vo
 
 size_t gw_router_session_count(const struct gw_router *r)
 {
-    return r->nsessions;
+    return r->nclients;
 }

@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-#include "listener.h"
+#include "conn.h"
 
 /*
  * Static files of the browser client from --static-dir: percent-decoding,

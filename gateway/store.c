@@ -1,4 +1,3 @@
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 #include <openssl/sha.h>
 
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 #include "lua_scripts.h"
 #include "protocol.h"
@@ -73,50 +73,15 @@ void gw_store_free(struct gw_store *st)
     free(st);
 }
 
-const char *gw_store_key(const struct gw_store *st, char *buf, size_t len, const char *fmt, ...)
-{
-    int n = snprintf(buf, len, "%s", st->ctx->cfg->prefix);
-    if (n < 0 || (size_t)n >= len)
-        return NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(buf + n, len - (size_t)n, fmt, ap);
-    va_end(ap);
-    if (m < 0 || (size_t)m >= len - (size_t)n)
-        return NULL;
-    return buf;
-}
-
-const char *gw_store_room_key(const struct gw_store *st, char *buf, size_t len, const char *room,
-                              const char *what)
-{
-    return gw_store_key(st, buf, len, "room:{%s}:%s", room, what);
-}
-
-const char *gw_store_dm_key(const struct gw_store *st, char *buf, size_t len, const char *a,
-                            const char *b, const char *what)
-{
-    if (strcmp(a, b) > 0) {
-        const char *t = a;
-        a = b;
-        b = t;
-    }
-    return gw_store_key(st, buf, len, "dm:{%s:%s}:%s", a, b, what);
-}
-
-const char *gw_store_nick_key(const struct gw_store *st, char *buf, size_t len, const char *nick)
-{
-    char folded[CHAT_NICK_MAX_BYTES * 2 + 1];
-    if (chat_nick_fold(nick, folded, sizeof(folded)) != 0)
-        return NULL;
-    return gw_store_key(st, buf, len, "nick:{%s}", folded);
-}
-
 void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *uid,
                          gw_bus_reply_cb cb, void *arg)
 {
-    char online_key[128], now[32], ttl[16];
-    gw_store_key(st, online_key, sizeof(online_key), "online");
+    char online_key[GW_KEY_MAX], now[32], ttl[16];
+    if (!gw_key_online(online_key, sizeof(online_key), st->ctx->cfg->prefix)) {
+        if (cb)
+            cb(st->ctx->bus, NULL, arg);
+        return;
+    }
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
     snprintf(ttl, sizeof(ttl), "%d", GW_NICK_TTL_SEC);
     const char *argv[] = {nick_key, online_key, uid, now, ttl};
@@ -126,8 +91,12 @@ void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *
 void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw_bus_reply_cb cb,
                         void *arg)
 {
-    char key[256], now[32];
-    gw_store_key(st, key, sizeof(key), "user:{%s}", who->id);
+    char key[GW_KEY_MAX], now[32];
+    if (!gw_key_user(key, sizeof(key), st->ctx->cfg->prefix, who->id, NULL)) {
+        if (cb)
+            cb(st->ctx->bus, NULL, arg);
+        return;
+    }
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
     const char *argv[] = {
         "HSET", key, "name", who->name, "avatar", who->avatar ? who->avatar : "", "last_seen", now};
@@ -248,9 +217,10 @@ void gw_store_ensure_default_rooms(struct gw_store *st)
         {"random", "Off-topic and fun"},
         {"tech", "Code, tools and questions"},
     };
-    char key[128], channel[128];
-    gw_store_key(st, key, sizeof(key), "rooms");
-    gw_store_key(st, channel, sizeof(channel), "all");
+    char key[GW_KEY_MAX], channel[GW_KEY_MAX];
+    if (!gw_key_rooms(key, sizeof(key), st->ctx->cfg->prefix) ||
+        !gw_key_all(channel, sizeof(channel), st->ctx->cfg->prefix))
+        return;
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
         json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", defaults[i][1], "created_by", "system",
                                  "created_at", (json_int_t)0);
@@ -268,4 +238,41 @@ void gw_store_ensure_default_rooms(struct gw_store *st)
         json_decref(meta);
         json_decref(event);
     }
+}
+
+void gw_store_query_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
+{
+    const char *prefix = st->ctx->cfg->prefix;
+    char key[GW_KEY_MAX], now[32], mp[GW_KEY_MAX];
+    if (!gw_key_rooms(key, sizeof(key), prefix) ||
+        !gw_key_room_head(mp, sizeof(mp), prefix)) {
+        cb(st->ctx->bus, NULL, arg);
+        return;
+    }
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {key, now, mp, "}:members"};
+    gw_store_eval(st, "rooms", 1, 4, argv, NULL, cb, arg);
+}
+
+json_t *gw_store_rooms_json(const struct redisReply *reply)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    json_t *rooms = json_array();
+    for (size_t i = 0; i + 2 < reply->elements + 0 && rooms; i += 3) {
+        const redisReply *name = reply->element[i], *meta = reply->element[i + 1],
+                         *count = reply->element[i + 2];
+        if (name->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *m =
+            meta->type == REDIS_REPLY_STRING ? json_loadb(meta->str, meta->len, 0, NULL) : NULL;
+        json_t *topic = json_object_get(m, "topic");
+        json_array_append_new(
+            rooms,
+            json_pack("{s:s, s:s, s:I}", "name", name->str, "topic",
+                      json_is_string(topic) ? json_string_value(topic) : "", "members",
+                      (json_int_t)(count->type == REDIS_REPLY_INTEGER ? count->integer : 0)));
+        json_decref(m);
+    }
+    return rooms;
 }

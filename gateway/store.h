@@ -16,14 +16,11 @@
 
 struct chat_identity;
 struct gw_store;
+struct redisReply;
+typedef struct json_t json_t;
 
 struct gw_store *gw_store_new(struct gw_ctx *ctx);
 void gw_store_free(struct gw_store *st);
-
-/* Writes prefix + formatted key into buf; returns buf, or NULL when it does
- * not fit.  Callers validate every name that goes into a key first. */
-const char *gw_store_key(const struct gw_store *st, char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 /* Runs script `name` (a gateway/lua/<name>.lua) with nkeys keys followed by
  * the other args (argv borrowed, copied here; argvlen may be NULL for
@@ -32,18 +29,7 @@ const char *gw_store_key(const struct gw_store *st, char *buf, size_t len, const
 int gw_store_eval(struct gw_store *st, const char *name, int nkeys, int argc, const char **argv,
                   const size_t *argvlen, gw_bus_reply_cb cb, void *arg);
 
-/* "<prefix>room:{ROOM}:<what>" (seq, history, members ...). */
-const char *gw_store_room_key(const struct gw_store *st, char *buf, size_t len, const char *room,
-                              const char *what);
-/* "<prefix>dm:{A:B}:<what>" for the conversation of users a and b, in either
- * order (A < B, comparing bytes). */
-const char *gw_store_dm_key(const struct gw_store *st, char *buf, size_t len, const char *a,
-                            const char *b, const char *what);
-
-/* The chat:nick: key of a nickname (case-folded); NULL when it cannot be
- * folded or does not fit. */
-const char *gw_store_nick_key(const struct gw_store *st, char *buf, size_t len, const char *nick);
-/* nick_claim.lua: nick_key goes to uid unless another online user holds it.
+/* nick_claim.lua: nick_key (gw_key_nick) goes to uid unless another online user holds it.
  * The reply is "" when claimed, else the holder's id.  cb may be NULL. */
 void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *uid,
                          gw_bus_reply_cb cb, void *arg);
@@ -54,5 +40,10 @@ void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw
 /* Creates the default rooms (general, random, tech) if missing.  Called
  * whenever the bus comes up. */
 void gw_store_ensure_default_rooms(struct gw_store *st);
+
+/* Runs rooms.lua; cb gets the reply, which gw_store_rooms_json turns into
+ * [{name, topic, members}] (NULL when the reply is NULL or an error). */
+void gw_store_query_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg);
+json_t *gw_store_rooms_json(const struct redisReply *reply);
 
 #endif

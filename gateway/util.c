@@ -1,6 +1,9 @@
 #include <time.h>
 
+#include <jansson.h>
+
 #include "gateway.h"
+#include "token.h"
 
 const char *gw_strerror(int err)
 {
@@ -34,4 +37,20 @@ int64_t gw_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+json_t *gw_user_json(const struct chat_identity *who)
+{
+    json_t *u = json_pack("{s:s, s:s}", "id", who->id, "name", who->name);
+    if (u)
+        json_object_set_new(u, "avatar", who->avatar ? json_string(who->avatar) : json_null());
+    return u;
+}
+
+char *gw_user_json_text(const struct chat_identity *who)
+{
+    json_t *u = gw_user_json(who);
+    char *s = u ? json_dumps(u, JSON_COMPACT) : NULL;
+    json_decref(u);
+    return s;
 }

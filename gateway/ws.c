@@ -3,12 +3,13 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <wslay/wslay.h>
 
+#include "config.h"
+#include "conn.h"
+#include "frame.h"
 #include "gateway.h"
-#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
@@ -29,6 +30,7 @@ struct gw_ws {
     char close_reason[64];
     bool closed_notified;
     bool proceeding;
+    int sending; /* a gw_ws_send_* call is on the stack */
 };
 
 static void notify_closed(struct gw_ws *ws)
@@ -68,7 +70,7 @@ static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
 {
     (void)flags;
     struct gw_ws *ws = user_data;
-    struct evbuffer *in = bufferevent_get_input(gw_conn_bev(ws->conn));
+    struct evbuffer *in = gw_conn_input(ws->conn);
     int n = evbuffer_remove(in, buf, len);
     if (n <= 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -82,7 +84,7 @@ static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, s
 {
     (void)flags;
     struct gw_ws *ws = user_data;
-    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(ws->conn));
+    struct evbuffer *out = gw_conn_output(ws->conn);
     /* The evbuffer takes everything, so wslay never holds a half-sent frame and
      * prebuilt frames can be appended between its writes. */
     if (evbuffer_add(out, data, len) != 0) {
@@ -117,6 +119,33 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
     }
 }
 
+static void on_close_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_conn *c = arg;
+    if (gw_conn_release(c))
+        gw_conn_close(c, true);
+}
+
+/* Ends the connection, but never under a gw_ws_send_* call: its caller may
+ * be walking a list that the session's teardown would change. */
+static void close_conn(struct gw_ws *ws, bool abort)
+{
+    if (!ws->sending) {
+        gw_conn_close(ws->conn, abort);
+        return;
+    }
+    if (!abort && evbuffer_get_length(gw_conn_output(ws->conn)) > 0) {
+        gw_conn_close(ws->conn, false); /* only marks it: the free waits for the flush */
+        return;
+    }
+    struct timeval now = {0, 0};
+    gw_conn_hold(ws->conn);
+    if (event_base_once(ws->ctx->base, -1, EV_TIMEOUT, on_close_later, ws->conn, &now) != 0)
+        gw_conn_release(ws->conn); /* no memory: the close timeout ends it */
+}
+
 /*
  * Drives wslay until it makes no more progress, then closes the socket when
  * neither side wants anything more (as h2o's proceed() does).
@@ -140,7 +169,7 @@ static void proceed(struct gw_ws *ws)
     if (fail) {
         chat_log(CHAT_LOG_DEBUG, "ws_protocol_error conn=%llu",
                  (unsigned long long)gw_conn_id(ws->conn));
-        gw_conn_close(ws->conn, true);
+        close_conn(ws, true);
         return;
     }
     if (wslay_event_get_close_sent(ws->wslay)) {
@@ -148,9 +177,9 @@ static void proceed(struct gw_ws *ws)
             ws->close_started_ms = gw_mono_ms();
         /* Our close frame is out: the server closes TCP first (RFC 6455 7.1.1). */
         if (!wslay_event_want_write(ws->wslay))
-            gw_conn_close(ws->conn, false);
+            close_conn(ws, false);
     } else if (!wslay_event_want_read(ws->wslay) && !wslay_event_want_write(ws->wslay)) {
-        gw_conn_close(ws->conn, false);
+        close_conn(ws, false);
     }
 }
 
@@ -235,7 +264,7 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     gw_metrics_add(ws->ctx->metrics, GW_M_CONNECTIONS_TOTAL, 1);
     /* wslay pulls from the input buffer as it parses, so a modest watermark
      * bounds memory per connection without limiting message size. */
-    bufferevent_setwatermark(gw_conn_bev(c), EV_READ, 0, 256 * 1024);
+    gw_conn_set_read_limit(c, 256 * 1024);
     gw_conn_set_upgraded(c, &ws_ops, ws);
     return ws;
 }
@@ -247,7 +276,7 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
 static int check_output(struct gw_ws *ws, size_t len)
 {
     (void)len;
-    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(ws->conn));
+    struct evbuffer *out = gw_conn_output(ws->conn);
     size_t pending = evbuffer_get_length(out);
     if (pending <= GW_WS_OUTPUT_LIMIT)
         return 0;
@@ -260,7 +289,7 @@ static int check_output(struct gw_ws *ws, size_t len)
     return GW_ERR_TOO_LARGE;
 }
 
-int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len)
+static int send_text(struct gw_ws *ws, const char *data, size_t len)
 {
     if (!gw_ws_is_open(ws))
         return GW_ERR_IO;
@@ -275,41 +304,38 @@ int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len)
     return GW_OK;
 }
 
-int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len, const void *payload,
-                     size_t payload_len)
+int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len)
+{
+    ws->sending++;
+    int rc = send_text(ws, data, len);
+    ws->sending--;
+    return rc;
+}
+
+static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
 {
     if (!gw_ws_is_open(ws))
         return GW_ERR_IO;
-    if (check_output(ws, header_len + payload_len) != 0)
+    if (check_output(ws, f->header_len + f->len) != 0)
         return GW_ERR_TOO_LARGE;
     /* Anything wslay still holds goes first, so frames never interleave. */
     if (wslay_event_want_write(ws->wslay))
         proceed(ws);
-    struct evbuffer *out = bufferevent_get_output(gw_conn_bev(ws->conn));
-    if (evbuffer_add(out, header, header_len) != 0 || evbuffer_add(out, payload, payload_len) != 0)
+    struct evbuffer *out = gw_conn_output(ws->conn);
+    if (evbuffer_add(out, f->header, f->header_len) != 0 ||
+        evbuffer_add(out, f->payload, f->len) != 0)
         return GW_ERR_NOMEM;
     gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_OUT, 1);
-    gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, payload_len);
+    gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, f->len);
     return GW_OK;
 }
 
-size_t gw_ws_frame_header(uint8_t *out, size_t len)
+int gw_ws_send_frame(struct gw_ws *ws, const struct gw_frame *f)
 {
-    out[0] = 0x81; /* FIN + text */
-    if (len < 126) {
-        out[1] = (uint8_t)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        out[1] = 126;
-        out[2] = (uint8_t)(len >> 8);
-        out[3] = (uint8_t)len;
-        return 4;
-    }
-    out[1] = 127;
-    for (int i = 0; i < 8; i++)
-        out[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    return 10;
+    ws->sending++;
+    int rc = send_frame(ws, f);
+    ws->sending--;
+    return rc;
 }
 
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
@@ -329,4 +355,44 @@ bool gw_ws_is_open(const struct gw_ws *ws)
 uint64_t gw_ws_conn_id(const struct gw_ws *ws)
 {
     return gw_conn_id(ws->conn);
+}
+
+/* ---- echo (RFC 6455 conformance endpoint) ---- */
+
+struct echo {
+    struct gw_ws *ws;
+};
+
+static void echo_text(void *arg, const char *data, size_t len)
+{
+    struct echo *e = arg;
+    if (e->ws)
+        gw_ws_send_text(e->ws, data, len);
+}
+
+static void echo_closed(void *arg)
+{
+    free(arg);
+}
+
+static const struct gw_ws_handler echo_handler = {
+    .on_text = echo_text,
+    .on_closed = echo_closed,
+};
+
+void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c)
+{
+    struct echo *e = calloc(1, sizeof(*e));
+    if (!e) {
+        gw_conn_close(c, true);
+        return;
+    }
+    struct gw_ws_options o = {
+        .max_message = ctx->cfg->max_message,
+        .ping_interval_ms = ctx->cfg->ping_interval * 1000,
+        .idle_timeout_ms = ctx->cfg->idle_timeout * 1000,
+    };
+    e->ws = gw_ws_attach(c, &o, &echo_handler, e);
+    if (!e->ws)
+        free(e);
 }

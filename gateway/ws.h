@@ -12,6 +12,11 @@
  * 1001, and pings every ping_interval.  The gw_ws is owned by its gw_conn and
  * freed with it; the handler learns through on_closed and must not use the
  * gw_ws afterwards.
+ *
+ * Sending never ends the connection from inside the send call: a failure
+ * found while sending closes it from the event loop a moment later, so a
+ * fan-out loop can send to many sockets without one of them tearing down
+ * its session under the loop.
  */
 
 #define GW_WS_OUTPUT_LIMIT (8u * 1024 * 1024)
@@ -19,6 +24,8 @@
 #define GW_WS_CLOSE_GRACE_MS 3000
 
 struct gw_conn;
+struct gw_ctx;
+struct gw_frame;
 struct gw_ws;
 
 struct gw_ws_handler {
@@ -45,19 +52,17 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
  * is closing or was just cut off for passing the output limit. */
 int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len);
 
-/* Queues an already framed server message (header + payload, unmasked), as
- * built by gw_ws_frame_header, so a fan-out frames once for all recipients. */
-int gw_ws_send_frame(struct gw_ws *ws, const void *header, size_t header_len, const void *payload,
-                     size_t payload_len);
-
-/* Writes the header of an unmasked final text frame for a payload of len
- * bytes into out (at least 10 bytes); returns its length. */
-size_t gw_ws_frame_header(uint8_t *out, size_t len);
+/* Queues an already framed server message (gw_frame_text), so a fan-out
+ * frames once for all recipients. */
+int gw_ws_send_frame(struct gw_ws *ws, const struct gw_frame *f);
 
 /* Starts the closing handshake; the socket closes after the frame is out. */
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 
 bool gw_ws_is_open(const struct gw_ws *ws);
+
+/* After a 101 on /echo: every text message comes back unchanged. */
+void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c);
 uint64_t gw_ws_conn_id(const struct gw_ws *ws);
 
 #endif

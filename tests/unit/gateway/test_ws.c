@@ -1,14 +1,14 @@
 #include <string.h>
 
 #include "tests.h"
-#include "ws.h"
+#include "frame.h"
 
 /* Builds the header for len and compares it byte for byte with want. */
 static void expect_header(size_t len, const uint8_t *want, size_t want_len)
 {
     uint8_t out[16];
     memset(out, 0xAA, sizeof(out));
-    size_t n = gw_ws_frame_header(out, len);
+    size_t n = gw_frame_header(out, len);
     ck_assert_msg(n == want_len, "header(%zu) length %zu, want %zu", len, n, want_len);
     ck_assert_msg(memcmp(out, want, want_len) == 0, "header(%zu) bytes differ", len);
     /* Nothing written past the header (callers size buffers at 10 bytes). */

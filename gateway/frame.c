@@ -1,0 +1,27 @@
+#include "frame.h"
+
+size_t gw_frame_header(uint8_t *out, size_t len)
+{
+    out[0] = 0x81; /* FIN + text */
+    if (len < 126) {
+        out[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        out[1] = 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+        return 4;
+    }
+    out[1] = 127;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+void gw_frame_text(struct gw_frame *f, const char *payload, size_t len)
+{
+    f->header_len = gw_frame_header(f->header, len);
+    f->payload = payload;
+    f->len = len;
+}

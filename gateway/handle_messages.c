@@ -1,0 +1,275 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "bus.h"
+#include "config.h"
+#include "handlers.h"
+#include "keys.h"
+#include "router.h"
+#include "session.h"
+#include "store.h"
+#include "token.h"
+
+/* Idempotency keys of message and private ids live this long (section 4). */
+#define GW_IDEMPOTENCY_SEC 300
+
+/* ---- message (and the append shared with private) ---- */
+
+json_t *gw_handlers_message_tail(const struct chat_identity *from, const struct chat_request *req,
+                                 const char *to_id, const char *to_name)
+{
+    json_t *t = json_object();
+    json_object_set_new(t, "from", gw_user_json(from));
+    if (to_id)
+        json_object_set_new(t, "to", json_pack("{s:s, s:s}", "id", to_id, "name", to_name));
+    json_object_set_new(t, "kind", json_string(req->kind_name));
+    json_object_set_new(t, "body", json_stringn(req->body, req->body_len));
+    if (req->kind == CHAT_KIND_CODE && req->lang)
+        json_object_set_new(t, "lang", json_string(req->lang));
+    if (req->id)
+        json_object_set_new(t, "id", json_string(req->id));
+    return t;
+}
+
+static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct gw_op *op = arg;
+    if (gw_op_finished(op, reply))
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
+        return;
+    }
+    json_t *ack = gw_reply_new("ack", op->req.id);
+    if (op->req.type == CHAT_REQ_MESSAGE)
+        json_object_set_new(ack, "room", json_string(op->req.room));
+    else
+        json_object_set_new(ack, "to", json_string(op->req.to));
+    json_object_set_new(ack, "seq", json_integer(reply->element[0]->integer));
+    json_object_set_new(ack, "ts", json_integer(reply->element[1]->integer));
+    gw_session_send_json(op->s, ack);
+    gw_op_done(op);
+}
+
+void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_key,
+                      const char *idem_key, const char *head, json_t *tail, const char *ch1,
+                      const char *ch2)
+{
+    struct gw_ctx *ctx = gw_session_ctx(op->s);
+    char *tail_json = tail ? json_dumps(tail, JSON_COMPACT) : NULL;
+    json_decref(tail);
+    if (!tail_json) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    /* {"from":...} becomes ,"from":... to follow the ts in post.lua */
+    tail_json[0] = ',';
+    char max[16], ttl[16];
+    snprintf(max, sizeof(max), "%d", ctx->cfg->history);
+    snprintf(ttl, sizeof(ttl), "%d", op->req.id ? GW_IDEMPOTENCY_SEC : 0);
+    const char *argv[] = {seq_key, hist_key, idem_key, max, head, tail_json, ttl, ch1, ch2};
+    gw_store_eval(ctx->store, "post", 3, ch2 ? 9 : 8, argv, NULL, on_posted, op);
+    free(tail_json);
+}
+
+void gw_handle_message(struct gw_session *s, struct chat_request *req)
+{
+    struct gw_op *op = gw_op_new(s, req, sizeof(*op));
+    if (!op)
+        return;
+    req = &op->req;
+    struct gw_member *m = gw_router_find_member(gw_session_client(s), req->room);
+    if (!m || !gw_member_joined(m)) {
+        gw_op_error(op, CHAT_ERR_NOT_MEMBER, "join the room first");
+        return;
+    }
+    const char *prefix = gw_session_ctx(s)->cfg->prefix;
+    const struct chat_identity *who = gw_session_who(s);
+    char seq[GW_KEY_MAX], hist[GW_KEY_MAX], idem[GW_KEY_MAX], channel[GW_KEY_MAX], head[128];
+    if (!gw_key_room(seq, sizeof(seq), prefix, req->room, "seq") ||
+        !gw_key_room(hist, sizeof(hist), prefix, req->room, "history") ||
+        !gw_key_idempotency(idem, sizeof(idem), prefix, req->room, who->id, NULL,
+                            req->id ? req->id : "") ||
+        !gw_key_room(channel, sizeof(channel), prefix, req->room, NULL)) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    snprintf(head, sizeof(head), "{\"type\":\"message\",\"room\":\"%s\",\"seq\":", req->room);
+    gw_handlers_post(op, seq, hist, idem, head, gw_handlers_message_tail(who, req, NULL, NULL),
+                     channel, NULL);
+}
+
+/* ---- history ---- */
+
+struct history_op {
+    struct gw_op op;
+    bool failed; /* the existence check already answered */
+};
+
+static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct history_op *h = arg;
+    struct gw_op *op = &h->op;
+    if (h->failed) {
+        gw_op_done(op);
+        return;
+    }
+    if (gw_op_finished(op, reply))
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
+        return;
+    }
+    size_t n = reply->elements - 1, end = n;
+    if (op->req.has_before)
+        while (end > 0 && gw_router_message_seq(reply->element[end]->str,
+                                                reply->element[end]->len) >= op->req.before)
+            end--;
+    size_t limit = (size_t)(op->req.limit > 0 ? op->req.limit : CHAT_HISTORY_LIMIT_DEFAULT);
+    size_t from = end > limit ? end - limit : 0;
+    struct evbuffer *raw = evbuffer_new();
+    for (size_t i = from; i < end && raw; i++) {
+        const redisReply *e = reply->element[1 + i];
+        if (e->type == REDIS_REPLY_STRING)
+            gw_append_raw(raw, e->str, e->len);
+    }
+    json_t *r = gw_reply_new("history", op->req.id);
+    if (op->req.room)
+        json_object_set_new(r, "room", json_string(op->req.room));
+    else
+        json_object_set_new(r, "with", json_string(op->req.with));
+    gw_session_send_with_messages(op->s, r, raw);
+    if (raw)
+        evbuffer_free(raw);
+    gw_op_done(op);
+}
+
+static void on_history_exists(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct history_op *h = arg;
+    struct gw_op *op = &h->op;
+    /* The history reply follows on the same connection; it ends the op. */
+    if (gw_session_closed(op->s))
+        return;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        gw_session_send_error(op->s, op->req.id, CHAT_ERR_UNAVAILABLE, "redis unavailable");
+        h->failed = true;
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        gw_session_send_error(op->s, op->req.id, CHAT_ERR_NOT_FOUND,
+                              op->req.room ? "no such room" : "no such user");
+        h->failed = true;
+    }
+}
+
+void gw_handle_history(struct gw_session *s, struct chat_request *req)
+{
+    struct history_op *h = (struct history_op *)gw_op_new(s, req, sizeof(*h));
+    if (!h)
+        return;
+    struct gw_op *op = &h->op;
+    struct gw_ctx *ctx = gw_session_ctx(s);
+    const char *prefix = ctx->cfg->prefix;
+    const char *me = gw_session_who(s)->id;
+    char key[GW_KEY_MAX], seq[GW_KEY_MAX], hist[GW_KEY_MAX];
+    const char *exists[3];
+    int nexists;
+    bool ok;
+    if (op->req.room) {
+        exists[0] = "HEXISTS";
+        exists[2] = op->req.room;
+        nexists = 3;
+        ok = gw_key_rooms(key, sizeof(key), prefix) &&
+             gw_key_room(seq, sizeof(seq), prefix, op->req.room, "seq") &&
+             gw_key_room(hist, sizeof(hist), prefix, op->req.room, "history");
+    } else {
+        exists[0] = "EXISTS";
+        nexists = 2;
+        ok = gw_key_user(key, sizeof(key), prefix, op->req.with, NULL) &&
+             gw_key_dm(seq, sizeof(seq), prefix, me, op->req.with, "seq") &&
+             gw_key_dm(hist, sizeof(hist), prefix, me, op->req.with, "history");
+    }
+    if (!ok) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    exists[1] = key;
+    gw_bus_command(ctx->bus, on_history_exists, h, nexists, exists, NULL);
+    const char *argv[] = {seq, hist};
+    gw_store_eval(ctx->store, "history_since", 2, 2, argv, NULL, on_history, h);
+}
+
+/* ---- typing, broadcast ---- */
+
+void gw_handle_typing(struct gw_session *s, const struct chat_request *req)
+{
+    struct gw_member *m = gw_router_find_member(gw_session_client(s), req->room);
+    if (!m || !gw_member_joined(m)) {
+        gw_session_send_error(s, req->id, CHAT_ERR_NOT_MEMBER, "join the room first");
+        return;
+    }
+    struct gw_ctx *ctx = gw_session_ctx(s);
+    const struct chat_identity *who = gw_session_who(s);
+    char channel[GW_KEY_MAX];
+    if (!gw_key_room(channel, sizeof(channel), ctx->cfg->prefix, req->room, NULL))
+        return;
+    json_t *ev = json_pack("{s:s, s:s, s:o}", "type", "typing", "room", req->room, "user",
+                           gw_user_json(who));
+    char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!text)
+        return;
+    /* "t|<user id>|<frame>": the router skips the typist's own sessions. */
+    size_t n = strlen(text) + strlen(who->id) + 4;
+    char *payload = malloc(n);
+    if (payload) {
+        snprintf(payload, n, "t|%s|%s", who->id, text);
+        const char *argv[] = {"PUBLISH", channel, payload};
+        gw_bus_command(ctx->bus, NULL, NULL, 3, argv, NULL);
+    }
+    free(payload);
+    free(text);
+}
+
+static void on_broadcast(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct gw_op *op = arg;
+    if (gw_op_finished(op, reply))
+        return;
+    gw_session_send_json(op->s, gw_reply_new("ack", op->req.id));
+    gw_op_done(op);
+}
+
+void gw_handle_broadcast(struct gw_session *s, struct chat_request *req)
+{
+    struct gw_op *op = gw_op_new(s, req, sizeof(*op));
+    if (!op)
+        return;
+    const struct chat_identity *who = gw_session_who(s);
+    if (!who->admin) {
+        gw_op_error(op, CHAT_ERR_FORBIDDEN, "broadcast needs the admin role");
+        return;
+    }
+    struct gw_ctx *ctx = gw_session_ctx(s);
+    json_t *ev = json_pack("{s:s, s:o, s:s%, s:I}", "type", "broadcast", "from", gw_user_json(who),
+                           "body", op->req.body, op->req.body_len, "ts", (json_int_t)gw_now_ms());
+    char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    char channel[GW_KEY_MAX];
+    if (!text || !gw_key_all(channel, sizeof(channel), ctx->cfg->prefix)) {
+        free(text);
+        gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    const char *argv[] = {"PUBLISH", channel, text};
+    gw_bus_command(ctx->bus, on_broadcast, op, 3, argv, NULL);
+    free(text);
+}

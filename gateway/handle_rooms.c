@@ -1,0 +1,315 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "bus.h"
+#include "config.h"
+#include "handlers.h"
+#include "keys.h"
+#include "presence.h"
+#include "router.h"
+#include "session.h"
+#include "store.h"
+#include "token.h"
+
+/* Messages a join sends when the client gives no usable `since`. */
+#define GW_JOIN_DEFAULT 50
+
+struct join_op {
+    struct gw_op op;
+    struct gw_member *member;
+    bool rejoin;
+    int64_t snapshot_seq;
+    json_t *reply;             /* the joined reply being assembled */
+    struct evbuffer *messages; /* raw stored messages, comma separated */
+};
+
+static void join_cleanup(struct gw_op *op)
+{
+    struct join_op *j = (struct join_op *)op;
+    json_decref(j->reply);
+    if (j->messages)
+        evbuffer_free(j->messages);
+}
+
+static const char *prefix_of(const struct gw_op *op)
+{
+    return gw_session_ctx(op->s)->cfg->prefix;
+}
+
+/* ---- room creation (join creates a missing room, create_room says so) ---- */
+
+static char *room_created_event(const struct chat_identity *by, const char *room,
+                                const char *topic)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:o}", "type", "room_created", "room", room, "topic",
+                           topic ? topic : "", "by", gw_user_json(by));
+    char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    return text;
+}
+
+static void room_create(struct gw_op *op, const char *topic, gw_bus_reply_cb cb)
+{
+    struct gw_ctx *ctx = gw_session_ctx(op->s);
+    const struct chat_identity *who = gw_session_who(op->s);
+    json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", topic ? topic : "", "created_by",
+                             who->id, "created_at", (json_int_t)gw_now_ms());
+    char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    char *event = room_created_event(who, op->req.room, topic);
+    json_decref(meta);
+    char key[GW_KEY_MAX], channel[GW_KEY_MAX];
+    if (!meta_s || !event || !gw_key_rooms(key, sizeof(key), ctx->cfg->prefix) ||
+        !gw_key_all(channel, sizeof(channel), ctx->cfg->prefix)) {
+        free(meta_s);
+        free(event);
+        gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    const char *argv[] = {key, op->req.room, meta_s, channel, event};
+    gw_store_eval(ctx->store, "room_create", 1, 5, argv, NULL, cb, op);
+    free(meta_s);
+    free(event);
+}
+
+/* ---- join ---- */
+
+static void join_finish(struct join_op *j, const redisReply *members)
+{
+    struct gw_session *s = j->op.s;
+    struct gw_ctx *ctx = gw_session_ctx(s);
+    const struct chat_identity *who = gw_session_who(s);
+    json_object_set_new(j->reply, "members", gw_handlers_users_json(members, who));
+    json_t *reply = j->reply;
+    j->reply = NULL;
+    gw_session_send_with_messages(s, reply, j->messages);
+    if (j->rejoin) {
+        gw_router_rejoin_done(j->member, j->snapshot_seq);
+    } else {
+        /* Same tick as the reply: the backlog after the snapshot follows it
+         * at once, so there is no gap and no repeat. */
+        gw_router_join_done(ctx->router, j->member, j->snapshot_seq);
+        if (!gw_router_user_in_room(ctx->router, who->id, j->op.req.room, j->member))
+            gw_presence_join(ctx->presence, j->op.req.room, who);
+    }
+    gw_op_done(&j->op);
+}
+
+static void on_join_members(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct join_op *j = arg;
+    if (gw_op_finished(&j->op, reply))
+        return;
+    join_finish(j, reply);
+}
+
+static void on_join_topic(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct join_op *j = arg;
+    if (gw_op_finished(&j->op, reply))
+        return;
+    json_t *meta =
+        reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL) : NULL;
+    json_t *topic = json_object_get(meta, "topic");
+    json_object_set_new(j->reply, "topic",
+                        json_string(json_is_string(topic) ? json_string_value(topic) : ""));
+    json_decref(meta);
+    char key[GW_KEY_MAX], now[32], up[GW_KEY_MAX];
+    if (!gw_key_room(key, sizeof(key), prefix_of(&j->op), j->op.req.room, "members") ||
+        !gw_key_user_head(up, sizeof(up), prefix_of(&j->op))) {
+        gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {key, now, up, "}"};
+    gw_store_eval(gw_session_ctx(j->op.s)->store, "users", 1, 4, argv, NULL, on_join_members, j);
+}
+
+/* Where the joined reply's messages start: after `since` when the client's
+ * position is still in history (recovered), else the last GW_JOIN_DEFAULT. */
+static size_t join_first_index(struct join_op *j, const redisReply *reply, int64_t current,
+                               bool *recovered)
+{
+    size_t n = reply->elements - 1;
+    int64_t first = current + 1;
+    if (n > 0)
+        first = gw_router_message_seq(reply->element[1]->str, reply->element[1]->len);
+    const struct chat_request *req = &j->op.req;
+    *recovered = false;
+    if (!(req->has_since && req->since <= current && req->since >= first - 1))
+        return n > GW_JOIN_DEFAULT ? n - GW_JOIN_DEFAULT : 0;
+    *recovered = true;
+    size_t from = 0;
+    while (from < n && gw_router_message_seq(reply->element[1 + from]->str,
+                                             reply->element[1 + from]->len) <= req->since)
+        from++;
+    return from;
+}
+
+static void on_join_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct join_op *j = arg;
+    if (gw_op_finished(&j->op, reply))
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        gw_op_error(&j->op, CHAT_ERR_INTERNAL, "storage error");
+        return;
+    }
+    const redisReply *seq = reply->element[0];
+    int64_t current = seq->type == REDIS_REPLY_INTEGER  ? seq->integer
+                      : seq->type == REDIS_REPLY_STRING ? strtoll(seq->str, NULL, 10)
+                                                        : 0;
+    bool recovered;
+    size_t from = join_first_index(j, reply, current, &recovered);
+    j->snapshot_seq = current;
+    j->messages = evbuffer_new();
+    for (size_t i = 1 + from; i < reply->elements && j->messages; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type == REDIS_REPLY_STRING)
+            gw_append_raw(j->messages, e->str, e->len);
+    }
+    j->reply = gw_reply_new("joined", j->op.req.id);
+    json_object_set_new(j->reply, "room", json_string(j->op.req.room));
+    json_object_set_new(j->reply, "recovered", json_boolean(recovered));
+    struct gw_ctx *ctx = gw_session_ctx(j->op.s);
+    char key[GW_KEY_MAX];
+    if (!gw_key_rooms(key, sizeof(key), ctx->cfg->prefix)) {
+        gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    const char *argv[] = {"HGET", key, j->op.req.room};
+    gw_bus_command(ctx->bus, on_join_topic, j, 3, argv, NULL);
+}
+
+static void join_snapshot(struct join_op *j)
+{
+    char seq[GW_KEY_MAX], hist[GW_KEY_MAX];
+    if (!gw_key_room(seq, sizeof(seq), prefix_of(&j->op), j->op.req.room, "seq") ||
+        !gw_key_room(hist, sizeof(hist), prefix_of(&j->op), j->op.req.room, "history")) {
+        gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    const char *argv[] = {seq, hist};
+    gw_store_eval(gw_session_ctx(j->op.s)->store, "history_since", 2, 2, argv, NULL,
+                  on_join_history, j);
+}
+
+static void on_join_subscribed(bool ok, void *arg)
+{
+    struct join_op *j = arg;
+    if (gw_session_closed(j->op.s)) {
+        gw_op_done(&j->op);
+        return;
+    }
+    if (!ok) {
+        gw_router_leave(gw_session_ctx(j->op.s)->router, j->member);
+        j->member = NULL;
+        gw_op_error(&j->op, CHAT_ERR_UNAVAILABLE, "redis unavailable");
+        return;
+    }
+    join_snapshot(j);
+}
+
+static void on_join_room_ready(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct join_op *j = arg;
+    if (gw_op_finished(&j->op, reply))
+        return;
+    struct gw_session *s = j->op.s;
+    struct gw_member *m = gw_router_find_member(gw_session_client(s), j->op.req.room);
+    if (m) {
+        j->member = m;
+        j->rejoin = true;
+        join_snapshot(j);
+        return;
+    }
+    if (!gw_router_join(gw_session_ctx(s)->router, gw_session_client(s), j->op.req.room,
+                        &j->member, on_join_subscribed, j))
+        gw_op_error(&j->op, CHAT_ERR_INTERNAL, "out of memory");
+}
+
+void gw_handle_join(struct gw_session *s, struct chat_request *req)
+{
+    struct join_op *j = (struct join_op *)gw_op_new(s, req, sizeof(*j));
+    if (!j)
+        return;
+    j->op.cleanup = join_cleanup;
+    room_create(&j->op, NULL, on_join_room_ready);
+}
+
+/* ---- leave ---- */
+
+void gw_handle_leave(struct gw_session *s, const struct chat_request *req)
+{
+    struct gw_ctx *ctx = gw_session_ctx(s);
+    struct gw_member *m = gw_router_find_member(gw_session_client(s), req->room);
+    if (!m) {
+        gw_session_send_error(s, req->id, CHAT_ERR_NOT_MEMBER, "not a member of this room");
+        return;
+    }
+    bool joined = gw_member_joined(m);
+    if (gw_router_leave(ctx->router, m) && joined)
+        gw_presence_leave(ctx->presence, req->room, gw_session_who(s));
+    json_t *r = gw_reply_new("left", req->id);
+    json_object_set_new(r, "room", json_string(req->room));
+    gw_session_send_json(s, r);
+}
+
+/* ---- rooms, create_room ---- */
+
+static void on_rooms_list(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct gw_op *op = arg;
+    if (gw_session_closed(op->s)) {
+        gw_op_done(op);
+        return;
+    }
+    json_t *rooms = gw_store_rooms_json(reply);
+    if (!rooms) {
+        gw_op_error(op, CHAT_ERR_UNAVAILABLE, "redis unavailable");
+        return;
+    }
+    json_t *r = gw_reply_new("rooms", op->req.id);
+    json_object_set_new(r, "rooms", rooms);
+    gw_session_send_json(op->s, r);
+    gw_op_done(op);
+}
+
+void gw_handle_rooms(struct gw_session *s, struct chat_request *req)
+{
+    struct gw_op *op = gw_op_new(s, req, sizeof(*op));
+    if (op)
+        gw_store_query_rooms(gw_session_ctx(s)->store, on_rooms_list, op);
+}
+
+static void on_room_created(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct gw_op *op = arg;
+    if (gw_op_finished(op, reply))
+        return;
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+        gw_op_error(op, CHAT_ERR_CONFLICT, "room already exists");
+        return;
+    }
+    json_t *ack = gw_reply_new("ack", op->req.id);
+    json_object_set_new(ack, "room", json_string(op->req.room));
+    gw_session_send_json(op->s, ack);
+    gw_op_done(op);
+}
+
+void gw_handle_create_room(struct gw_session *s, struct chat_request *req)
+{
+    struct gw_op *op = gw_op_new(s, req, sizeof(*op));
+    if (op)
+        room_create(op, op->req.topic, on_room_created);
+}

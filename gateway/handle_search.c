@@ -1,0 +1,209 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "bus.h"
+#include "config.h"
+#include "handlers.h"
+#include "keys.h"
+#include "protocol.h"
+#include "session.h"
+#include "token.h"
+
+/* The newest matches a search returns. */
+#define GW_SEARCH_MAX 100
+
+struct match {
+    int64_t ts;
+    char *json;
+    size_t len;
+};
+
+struct search_op {
+    struct gw_op op;
+    int outstanding; /* replies still to come */
+    bool failed;
+    struct match *matches;
+    size_t nmatches, cap;
+};
+
+static void search_cleanup(struct gw_op *op)
+{
+    struct search_op *so = (struct search_op *)op;
+    for (size_t i = 0; i < so->nmatches; i++)
+        free(so->matches[i].json);
+    free(so->matches);
+}
+
+static bool contains_folded(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+    /* ASCII case folding; other scripts match case-sensitively, which is what
+     * a substring search over raw UTF-8 can promise without a Unicode table. */
+    if (nlen == 0)
+        return true;
+    for (size_t i = 0; i + nlen <= hlen; i++) {
+        size_t k = 0;
+        while (k < nlen) {
+            unsigned char a = (unsigned char)hay[i + k], b = (unsigned char)needle[k];
+            if (a >= 'A' && a <= 'Z')
+                a = (unsigned char)(a + 32);
+            if (b >= 'A' && b <= 'Z')
+                b = (unsigned char)(b + 32);
+            if (a != b)
+                break;
+            k++;
+        }
+        if (k == nlen)
+            return true;
+    }
+    return false;
+}
+
+static void search_consider(struct search_op *op, const char *json, size_t len)
+{
+    const struct chat_request *req = &op->op.req;
+    json_t *msg = json_loadb(json, len, 0, NULL);
+    if (!msg)
+        return;
+    const char *kind = json_string_value(json_object_get(msg, "kind"));
+    const char *body = json_string_value(json_object_get(msg, "body"));
+    const char *from = json_string_value(json_object_get(json_object_get(msg, "from"), "id"));
+    json_int_t ts = json_integer_value(json_object_get(msg, "ts"));
+    bool ok = body && kind && strcmp(kind, "image") != 0 &&
+              (!req->user || (from && strcmp(from, req->user) == 0)) &&
+              (!req->has_after || ts > req->after) && (!req->has_before || ts < req->before) &&
+              contains_folded(body, json_string_length(json_object_get(msg, "body")), req->q,
+                              strlen(req->q));
+    json_decref(msg);
+    if (!ok)
+        return;
+    if (op->nmatches == op->cap) {
+        size_t cap = op->cap ? op->cap * 2 : 64;
+        struct match *m = realloc(op->matches, cap * sizeof(*m));
+        if (!m)
+            return;
+        op->matches = m;
+        op->cap = cap;
+    }
+    char *copy = malloc(len);
+    if (!copy)
+        return;
+    memcpy(copy, json, len);
+    op->matches[op->nmatches++] = (struct match){ts, copy, len};
+}
+
+static int match_cmp(const void *a, const void *b)
+{
+    const struct match *x = a, *y = b;
+    return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+static void search_finish(struct search_op *op)
+{
+    if (op->nmatches > 1)
+        qsort(op->matches, op->nmatches, sizeof(*op->matches), match_cmp);
+    size_t from = op->nmatches > GW_SEARCH_MAX ? op->nmatches - GW_SEARCH_MAX : 0;
+    struct evbuffer *raw = evbuffer_new();
+    for (size_t i = from; i < op->nmatches && raw; i++)
+        gw_append_raw(raw, op->matches[i].json, op->matches[i].len);
+    gw_session_send_with_messages(op->op.s, gw_reply_new("results", op->op.req.id), raw);
+    if (raw)
+        evbuffer_free(raw);
+    gw_op_done(&op->op);
+}
+
+/* One reply came back: the last one answers the request. */
+static void search_step(struct search_op *op)
+{
+    if (--op->outstanding > 0)
+        return;
+    if (gw_session_closed(op->op.s))
+        gw_op_done(&op->op);
+    else if (op->failed)
+        gw_op_error(&op->op, CHAT_ERR_UNAVAILABLE, "redis unavailable");
+    else
+        search_finish(op);
+}
+
+static void on_search_list(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct search_op *op = arg;
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+        op->failed = true;
+    else if (reply->type == REDIS_REPLY_ARRAY && !gw_session_closed(op->op.s))
+        for (size_t i = 0; i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                search_consider(op, reply->element[i]->str, reply->element[i]->len);
+    search_step(op);
+}
+
+static void search_lrange(struct search_op *op, const char *key)
+{
+    const char *argv[] = {"LRANGE", key, "0", "-1"};
+    op->outstanding++;
+    gw_bus_command(gw_session_ctx(op->op.s)->bus, on_search_list, op, 4, argv, NULL);
+}
+
+/* One source listing arrived: room names (peers false) or DM peers (true).
+ * outstanding counts the two listings; each LRANGE adds one before the
+ * listing that caused it is counted down, so it reaches 0 only at the end. */
+static void search_sources(struct search_op *op, const struct redisReply *reply, bool peers)
+{
+    const struct chat_request *req = &op->op.req;
+    const char *prefix = gw_session_ctx(op->op.s)->cfg->prefix;
+    const char *me = gw_session_who(op->op.s)->id;
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+        op->failed = true;
+    else if (!gw_session_closed(op->op.s) && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            char key[GW_KEY_MAX];
+            if (!peers && chat_valid_room_name(e->str) &&
+                (!req->room || strcmp(req->room, e->str) == 0) &&
+                gw_key_room(key, sizeof(key), prefix, e->str, "history"))
+                search_lrange(op, key);
+            else if (peers && !req->room && chat_valid_user_id(e->str) &&
+                     gw_key_dm(key, sizeof(key), prefix, me, e->str, "history"))
+                search_lrange(op, key);
+        }
+    }
+    search_step(op);
+}
+
+static void on_search_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    search_sources(arg, reply, false);
+}
+
+static void on_search_peers(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    search_sources(arg, reply, true);
+}
+
+void gw_handle_search(struct gw_session *s, struct chat_request *req)
+{
+    struct search_op *op = (struct search_op *)gw_op_new(s, req, sizeof(*op));
+    if (!op)
+        return;
+    op->op.cleanup = search_cleanup;
+    struct gw_ctx *ctx = gw_session_ctx(s);
+    char rooms[GW_KEY_MAX], dms[GW_KEY_MAX];
+    if (!gw_key_rooms(rooms, sizeof(rooms), ctx->cfg->prefix) ||
+        !gw_key_user(dms, sizeof(dms), ctx->cfg->prefix, gw_session_who(s)->id, "dms")) {
+        gw_op_error(&op->op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    const char *a1[] = {"HKEYS", rooms};
+    const char *a2[] = {"SMEMBERS", dms};
+    op->outstanding = 2;
+    gw_bus_command(ctx->bus, on_search_rooms, op, 2, a1, NULL);
+    gw_bus_command(ctx->bus, on_search_peers, op, 2, a2, NULL);
+}

@@ -1,0 +1,62 @@
+#ifndef GW_KEYS_H
+#define GW_KEYS_H
+
+#include <stddef.h>
+
+/*
+ * Every Redis key and pub/sub channel name of PROTOCOL.md section 5 (and our
+ * own bookkeeping keys, docs/operations.md), built here and nowhere else.
+ *
+ * Each builder writes prefix + name into buf and returns buf, or NULL when
+ * it does not fit in len bytes; callers fail the request on NULL rather than
+ * proceed with a truncated key.  Names going into keys are validated first
+ * (room names, user ids) by the caller.  GW_KEY_MAX fits every key built from
+ * valid names and a valid prefix.
+ */
+
+#define GW_KEY_MAX 384
+
+/* The global keys: "<prefix>rooms" (hash of rooms), "<prefix>online"
+ * (sorted set of online users), and the channel "<prefix>all" (broadcasts,
+ * room creation, online/offline). */
+__attribute__((warn_unused_result)) const char *gw_key_rooms(char *buf, size_t len, const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_online(char *buf, size_t len, const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_all(char *buf, size_t len, const char *prefix);
+/* "<prefix>user:{" and "<prefix>room:{": the heads scripts glue an id or a
+ * room name to (followed by "}" or "}:members"). */
+__attribute__((warn_unused_result)) const char *gw_key_user_head(char *buf, size_t len, const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_room_head(char *buf, size_t len, const char *prefix);
+
+/* "<prefix>room:{ROOM}" (the room's channel) when what is NULL, else
+ * "<prefix>room:{ROOM}:<what>" (seq, history, members ...). */
+__attribute__((warn_unused_result)) const char *gw_key_room(char *buf, size_t len, const char *prefix, const char *room,
+                        const char *what);
+
+/* "<prefix>room:{ROOM}:holders:<UID>": the nodes keeping uid in the room. */
+__attribute__((warn_unused_result)) const char *gw_key_room_holders(char *buf, size_t len, const char *prefix, const char *room,
+                                const char *uid);
+
+/* "<prefix>user:{UID}" (the user's hash, and the name of its channel) when
+ * what is NULL, else "<prefix>user:{UID}:<what>" (dms, nodes). */
+__attribute__((warn_unused_result)) const char *gw_key_user(char *buf, size_t len, const char *prefix, const char *uid,
+                        const char *what);
+
+/* "<prefix>dm:{A:B}:<what>" for the conversation of users a and b, in either
+ * order (A < B, comparing bytes). */
+__attribute__((warn_unused_result)) const char *gw_key_dm(char *buf, size_t len, const char *prefix, const char *a, const char *b,
+                      const char *what);
+
+/* The idempotency key of request id `id` by uid in a room (room != NULL) or
+ * in the conversation with `peer`.  The id appears as a SHA-1 digest, so
+ * every valid id (64 code points, up to 256 bytes) gives a key of one size
+ * and no two ids share one. */
+__attribute__((warn_unused_result)) const char *gw_key_idempotency(char *buf, size_t len, const char *prefix, const char *room,
+                               const char *uid, const char *peer, const char *id);
+
+/* "<prefix>nick:{folded}" of a nickname; NULL also when it cannot be folded. */
+__attribute__((warn_unused_result)) const char *gw_key_nick(char *buf, size_t len, const char *prefix, const char *nick);
+
+/* "<prefix>node:{NODE}": a node's heartbeat. */
+__attribute__((warn_unused_result)) const char *gw_key_node(char *buf, size_t len, const char *prefix, const char *node);
+
+#endif

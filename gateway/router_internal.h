@@ -1,0 +1,108 @@
+#ifndef GW_ROUTER_INTERNAL_H
+#define GW_ROUTER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "keys.h"
+#include "router.h"
+#include "token.h"
+
+/*
+ * The router's structs, shared by router.c (clients, rooms, room ordering)
+ * and router_user.c (private traffic: per-conversation order and repair).
+ */
+
+/* A join or repair never takes long; a backlog this deep means something is
+ * stuck, and memory matters more than that room's ordering guarantee. */
+#define GW_BACKLOG_MAX 65536
+
+enum member_state { MEMBER_PENDING, MEMBER_JOINED };
+
+struct gw_member {
+    struct gw_client *client;
+    struct room *room;
+    enum member_state state;
+    int64_t last_seq; /* highest seq this member has been sent */
+    LIST_ENTRY(gw_member) in_room;
+    LIST_ENTRY(gw_member) in_client;
+};
+
+LIST_HEAD(member_list, gw_member);
+
+struct backlog_entry {
+    STAILQ_ENTRY(backlog_entry) link;
+    int64_t seq;
+    size_t len;
+    char data[];
+};
+
+STAILQ_HEAD(backlog, backlog_entry);
+
+struct room {
+    struct gw_router *router;
+    struct member_list members;
+    size_t nmembers;
+    int pending_joins;
+    bool repairing;
+    int64_t live_seq; /* highest seq seen on the live stream, repaired, or snapshotted */
+    bool synced;      /* live_seq is a real baseline (a join snapshot or live traffic) */
+    struct backlog backlog;
+    size_t backlog_len;
+    char channel[GW_KEY_MAX];
+    char name[];
+};
+
+/* A user with at least one client on this node. */
+struct user {
+    LIST_HEAD(, gw_client) clients;
+    size_t nclients;
+    char channel[GW_KEY_MAX];
+    struct chat_identity who; /* of the first client */
+    /* Private traffic ordering: the last seq delivered per conversation
+     * (peer id -> seq), so a repair after a lost subscription neither skips
+     * nor repeats; messages before since_ms are not this node's to replay. */
+    struct gw_dict *convs;
+    int64_t since_ms;
+    bool subscribed_once;
+    bool repairing;
+    struct backlog backlog;
+};
+
+struct gw_client {
+    void *owner;
+    const struct chat_identity *who; /* the owner's */
+    struct user *user;
+    struct member_list rooms;
+    LIST_ENTRY(gw_client) in_user;
+    LIST_ENTRY(gw_client) in_node;
+};
+
+struct gw_router {
+    struct gw_ctx *ctx;
+    const struct gw_router_ops *ops;
+    struct gw_dict *rooms; /* channel -> room */
+    struct gw_dict *users; /* channel -> user */
+    LIST_HEAD(, gw_client) clients;
+    size_t nclients;
+    char all_channel[GW_KEY_MAX];
+};
+
+/* ---- shared by router.c and router_user.c ---- */
+
+void gw_router_send_frame(struct gw_router *r, struct gw_client *c, const struct gw_frame *f);
+struct backlog_entry *gw_router_backlog_entry(int64_t seq, const char *data, size_t len);
+void gw_router_backlog_free(struct backlog *b);
+
+/* The user record of a first client (subscribes its channel) and its end. */
+struct user *gw_router_user_new(struct gw_router *r, const char *channel,
+                                const struct chat_identity *who);
+void gw_router_user_free(struct user *u);
+/* Traffic on the user's channel. */
+void gw_router_user_message(struct gw_router *r, struct user *u, const char *payload, size_t len);
+/* The user's channel was (re)subscribed. */
+void gw_router_user_subscribed(struct gw_router *r, struct user *u);
+
+#endif

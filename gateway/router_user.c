@@ -1,0 +1,206 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "bus.h"
+#include "config.h"
+#include "dict.h"
+#include "frame.h"
+#include "keys.h"
+#include "log.h"
+#include "protocol.h"
+#include "router_internal.h"
+#include "store.h"
+#include "token.h"
+
+void gw_router_user_free(struct user *u)
+{
+    gw_router_backlog_free(&u->backlog);
+    gw_dict_free(u->convs);
+    chat_identity_deinit(&u->who);
+    free(u);
+}
+
+struct user *gw_router_user_new(struct gw_router *r, const char *channel,
+                                const struct chat_identity *who)
+{
+    struct user *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    STAILQ_INIT(&u->backlog);
+    LIST_INIT(&u->clients);
+    u->convs = gw_dict_new();
+    if (!u->convs || chat_identity_copy(&u->who, who) != 0 ||
+        gw_dict_set(r->users, channel, u) != GW_OK) {
+        gw_router_user_free(u);
+        return NULL;
+    }
+    u->since_ms = gw_now_ms();
+    snprintf(u->channel, sizeof(u->channel), "%s", channel);
+    gw_bus_subscribe(r->ctx->bus, channel, NULL, NULL);
+    return u;
+}
+
+/* ---- private traffic: per-conversation order and repair ---- */
+
+/* The user may be freed by the last delivery (its last session ended): the
+ * walk reads nothing of u after it. */
+static void user_send_all(struct gw_router *r, struct user *u, const char *payload, size_t len)
+{
+    struct gw_frame f;
+    gw_frame_text(&f, payload, len);
+    struct gw_client *c = LIST_FIRST(&u->clients);
+    while (c) {
+        struct gw_client *next = LIST_NEXT(c, in_user);
+        gw_router_send_frame(r, c, &f);
+        c = next;
+    }
+}
+
+/* Delivers a private message (or anything else on the user's channel) to
+ * every local client of u, once: a message whose seq is not above the last
+ * one delivered for its conversation is a repeat.  min_ts > 0 skips messages
+ * older than that (a repair only replays what this node should have seen). */
+static void user_deliver(struct gw_router *r, struct user *u, const char *payload, size_t len,
+                         int64_t min_ts)
+{
+    int64_t seq = len > 17 && memcmp(payload, "{\"type\":\"private\"", 17) == 0
+                      ? gw_router_message_seq(payload, len)
+                      : -1;
+    if (seq <= 0) {
+        user_send_all(r, u, payload, len);
+        return;
+    }
+    json_t *msg = json_loadb(payload, len, 0, NULL);
+    const char *from = json_string_value(json_object_get(json_object_get(msg, "from"), "id"));
+    const char *to = json_string_value(json_object_get(json_object_get(msg, "to"), "id"));
+    int64_t ts = json_integer_value(json_object_get(msg, "ts"));
+    if (!from || !to) {
+        json_decref(msg);
+        user_send_all(r, u, payload, len);
+        return;
+    }
+    const char *peer = strcmp(from, u->who.id) == 0 ? to : from;
+    int64_t last = (int64_t)(intptr_t)gw_dict_get(u->convs, peer);
+    bool fresh = seq > last && ts >= min_ts;
+    if (fresh)
+        gw_dict_set(u->convs, peer, (void *)(intptr_t)seq);
+    json_decref(msg);
+    if (fresh)
+        user_send_all(r, u, payload, len);
+}
+
+static void backlog_push_user(struct user *u, const char *payload, size_t len)
+{
+    struct backlog_entry *e = gw_router_backlog_entry(0, payload, len);
+    if (e)
+        STAILQ_INSERT_TAIL(&u->backlog, e, link);
+}
+
+/* A repair in flight refers to its user by channel: the user may be gone
+ * (last session closed) when Redis answers. */
+struct user_repair {
+    struct gw_router *r;
+    int outstanding;
+    bool listed;
+    char channel[GW_KEY_MAX];
+};
+
+static void user_repair_step(struct user_repair *ur)
+{
+    if (--ur->outstanding > 0 || !ur->listed)
+        return;
+    struct gw_router *r = ur->r;
+    struct user *u = gw_dict_get(r->users, ur->channel);
+    if (u) {
+        u->repairing = false;
+        /* Detached first: a delivery may free u. */
+        struct backlog pending = STAILQ_HEAD_INITIALIZER(pending);
+        STAILQ_CONCAT(&pending, &u->backlog);
+        char channel[GW_KEY_MAX];
+        snprintf(channel, sizeof(channel), "%s", ur->channel);
+        while (!STAILQ_EMPTY(&pending)) {
+            struct backlog_entry *e = STAILQ_FIRST(&pending);
+            STAILQ_REMOVE_HEAD(&pending, link);
+            u = gw_dict_get(r->users, channel);
+            if (u)
+                user_deliver(r, u, e->data, e->len, 0);
+            free(e);
+        }
+    }
+    free(ur);
+}
+
+static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct user_repair *ur = arg;
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 1; i < reply->elements; i++) {
+            struct user *u = gw_dict_get(ur->r->users, ur->channel);
+            if (u && reply->element[i]->type == REDIS_REPLY_STRING)
+                user_deliver(ur->r, u, reply->element[i]->str, reply->element[i]->len,
+                             u->since_ms);
+        }
+    }
+    user_repair_step(ur);
+}
+
+static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct user_repair *ur = arg;
+    struct user *u = gw_dict_get(ur->r->users, ur->channel);
+    const char *prefix = ur->r->ctx->cfg->prefix;
+    ur->listed = true;
+    if (u && reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            char seq_key[GW_KEY_MAX], hist_key[GW_KEY_MAX];
+            if (e->type != REDIS_REPLY_STRING || !chat_valid_user_id(e->str) ||
+                !gw_key_dm(seq_key, sizeof(seq_key), prefix, u->who.id, e->str, "seq") ||
+                !gw_key_dm(hist_key, sizeof(hist_key), prefix, u->who.id, e->str, "history"))
+                continue;
+            const char *argv[] = {seq_key, hist_key};
+            ur->outstanding++;
+            gw_store_eval(ur->r->ctx->store, "history_since", 2, 2, argv, NULL,
+                          on_user_repair_history, ur);
+        }
+    }
+    user_repair_step(ur);
+}
+
+static void start_user_repair(struct gw_router *r, struct user *u)
+{
+    char key[GW_KEY_MAX];
+    if (u->repairing || !gw_key_user(key, sizeof(key), r->ctx->cfg->prefix, u->who.id, "dms"))
+        return;
+    struct user_repair *ur = calloc(1, sizeof(*ur));
+    if (!ur)
+        return;
+    u->repairing = true;
+    ur->r = r;
+    ur->outstanding = 1; /* the peer listing */
+    snprintf(ur->channel, sizeof(ur->channel), "%s", u->channel);
+    const char *argv[] = {"SMEMBERS", key};
+    chat_log(CHAT_LOG_INFO, "gap_repair user=%s", u->who.id);
+    gw_bus_command(r->ctx->bus, on_user_repair_peers, ur, 2, argv, NULL);
+}
+
+void gw_router_user_message(struct gw_router *r, struct user *u, const char *payload, size_t len)
+{
+    if (u->repairing)
+        backlog_push_user(u, payload, len);
+    else
+        user_deliver(r, u, payload, len, 0);
+}
+
+void gw_router_user_subscribed(struct gw_router *r, struct user *u)
+{
+    if (u->subscribed_once)
+        start_user_repair(r, u);
+    u->subscribed_once = true;
+}
