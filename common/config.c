@@ -17,12 +17,20 @@
 #ifndef CHAT_DEFAULT_STATIC_DIR
 #define CHAT_DEFAULT_STATIC_DIR "/usr/local/share/chatgw/web"
 #endif
+#ifndef CHAT_VERSION
+#define CHAT_VERSION "0.0.0"
+#endif
+#ifndef CHAT_GIT_COMMIT
+#define CHAT_GIT_COMMIT "unknown"
+#endif
 #ifndef CHAT_SOURCE_WEB_DIR
 #define CHAT_SOURCE_WEB_DIR "client/web"
 #endif
 
 #define NODE_ID_MAX 64
 #define PREFIX_MAX 64
+#define CLAIM_MAX 64
+#define KEY_FILE_MAX (64 * 1024) /* a PEM key or certificate is a few KiB */
 
 /* How a value is parsed and where it goes. */
 enum opt_kind {
@@ -36,7 +44,10 @@ enum opt_kind {
     OPT_NODE,   /* node id */
     OPT_SECRET, /* JWT secret, at least CHAT_JWT_SECRET_MIN bytes */
     OPT_PREFIX, /* Redis key prefix */
+    OPT_KEY,    /* PEM public key file: path into the slot, contents into jwt_public_key_pem */
+    OPT_CLAIM,  /* JWT claim name */
     OPT_HELP,
+    OPT_VERSION,
 };
 
 struct opt {
@@ -64,6 +75,16 @@ static const struct opt opts[] = {
      "name of this node in logs, /healthz and presence; 1-64 of A-Z a-z 0-9 _ . -"},
     {"jwt-secret", "CHAT_JWT_SECRET", "KEY", OPT_SECRET, OFF(jwt_secret), 0, 0, NULL,
      "none (required unless --dev)", "HS256 key shared by all nodes, at least 32 bytes"},
+    {"jwt-public-key", "CHAT_JWT_PUBLIC_KEY", "FILE", OPT_KEY, OFF(jwt_public_key), 0, 0, NULL,
+     "none", "identity provider's PEM public key or certificate (RSA: RS256, EC P-256: ES256)"},
+    {"jwt-issuer", "CHAT_JWT_ISSUER", "STR", OPT_STRING, OFF(jwt_issuer), 0, 0, NULL,
+     "none (not checked)", "iss that public-key tokens must carry"},
+    {"jwt-audience", "CHAT_JWT_AUDIENCE", "STR", OPT_STRING, OFF(jwt_audience), 0, 0, NULL,
+     "none (not checked)", "aud (string or array) that public-key tokens must hold"},
+    {"jwt-claim-id", "CHAT_JWT_CLAIM_ID", "NAME", OPT_CLAIM, OFF(jwt_claim_id), 0, 0, "sub", NULL,
+     "claim of public-key tokens holding the user id"},
+    {"jwt-claim-name", "CHAT_JWT_CLAIM_NAME", "NAME", OPT_CLAIM, OFF(jwt_claim_name), 0, 0, "name",
+     NULL, "claim of public-key tokens holding the display name"},
     {"dev", "CHAT_DEV", NULL, OPT_BOOL, OFF(dev), 0, 0, "0", "off",
      "development mode: a random JWT key when none is given"},
     {"static-dir", "CHAT_STATIC_DIR", "DIR", OPT_STRING, OFF(static_dir), 0, 0, NULL, NULL,
@@ -92,7 +113,18 @@ static const struct opt opts[] = {
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
     {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,
      "on SIGTERM/SIGINT, seconds of /healthz 503 before sockets close (load balancer), 0-60"},
+    {"header-timeout", "CHAT_HEADER_TIMEOUT", "SEC", OPT_INT, OFF(header_timeout), 1, 600, "10",
+     NULL, "an HTTP request header not complete this long after its first byte gets 408, 1-600"},
+    {"max-connections", "CHAT_MAX_CONNECTIONS", "N", OPT_INT, OFF(max_connections), 0, 10000000,
+     "0", "from RLIMIT_NOFILE",
+     "open connections past which new ones get 503 (0: the descriptor limit less a reserve)"},
+    {"max-conns-per-ip", "CHAT_MAX_CONNS_PER_IP", "N", OPT_INT, OFF(max_conns_per_ip), 0,
+     10000000, "256", NULL, "open connections per client address, 0 for no limit"},
+    {"login-rate", "CHAT_LOGIN_RATE", "N", OPT_INT, OFF(login_rate), 0, 1000000, "60", NULL,
+     "logins per minute per client address (429 past it), 0 for no limit"},
     {"help", NULL, NULL, OPT_HELP, 0, 0, 0, NULL, NULL, "print this help and exit (also -h)"},
+    {"version", NULL, NULL, OPT_VERSION, 0, 0, 0, NULL, NULL,
+     "print the version and the git commit and exit"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -415,6 +447,70 @@ static int set_rate(struct chat_config *cfg, const char *src, const char *v, cha
     return 0;
 }
 
+/* The contents of a key file, NUL-terminated, at most KEY_FILE_MAX bytes;
+ * NULL with why filled. */
+static char *read_key_file(const char *path, size_t *len, char *why, size_t whylen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+
+    if (!f) {
+        failf(why, whylen, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(KEY_FILE_MAX + 1);
+    if (!buf) {
+        failf(why, whylen, "out of memory");
+        goto done;
+    }
+    size_t n = fread(buf, 1, KEY_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        failf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    if (n > KEY_FILE_MAX) {
+        failf(why, whylen, "'%s' is larger than %d bytes", path, KEY_FILE_MAX);
+        goto fail;
+    }
+    if (n == 0) {
+        failf(why, whylen, "'%s' is empty", path);
+        goto fail;
+    }
+    buf[n] = '\0';
+    *len = n;
+    goto done;
+fail:
+    free(buf);
+    buf = NULL;
+done:
+    fclose(f);
+    return buf;
+}
+
+static int set_key(struct chat_config *cfg, char **slot, const char *src, const char *path,
+                   char *err, size_t errlen)
+{
+    char why[256];
+    size_t len = 0;
+
+    if (!path[0])
+        return failf(err, errlen, "%s: must not be empty", src);
+    char *pem = read_key_file(path, &len, why, sizeof(why));
+    if (!pem)
+        return failf(err, errlen, "%s: %s", src, why);
+    if (chat_token_key_check(pem, len, why, sizeof(why)) < 0) {
+        free(pem);
+        return failf(err, errlen, "%s: '%s': %s", src, path, why);
+    }
+    if (set_string(slot, path) < 0) {
+        free(pem);
+        return failf(err, errlen, "out of memory");
+    }
+    free(cfg->jwt_public_key_pem);
+    cfg->jwt_public_key_pem = pem;
+    return 0;
+}
+
 /* Applies one value from `src` ("--port", "CHAT_PORT" or "default"). */
 static int set_option(struct chat_config *cfg, const struct opt *o, const char *src, const char *v,
                       char *err, size_t errlen)
@@ -483,7 +579,18 @@ static int set_option(struct chat_config *cfg, const struct opt *o, const char *
         if (len == 0)
             return failf(err, errlen, "%s: must not be empty", src);
         break;
+    case OPT_KEY:
+        return set_key(cfg, slot, src, v, err, errlen);
+    case OPT_CLAIM:
+        if (len == 0 || len > CLAIM_MAX)
+            return failf(err, errlen, "%s: must be 1-%d characters", src, CLAIM_MAX);
+        for (size_t i = 0; i < len; i++) {
+            if (v[i] <= ' ' || v[i] >= 0x7f)
+                return failf(err, errlen, "%s: only printable characters without spaces", src);
+        }
+        break;
     case OPT_HELP:
+    case OPT_VERSION:
         return 0;
     }
     if (set_string(slot, v) < 0)
@@ -504,8 +611,8 @@ static const struct opt *find_opt(const char *name, size_t len)
  * Walks argv: values[i] gets the last value given for opts[i] (borrowed from
  * argv; "1" for boolean flags).  0, or -1 with err filled.
  */
-static int scan_argv(int argc, char **argv, const char **values, bool *help, char *err,
-                     size_t errlen)
+static int scan_argv(int argc, char **argv, const char **values, bool *help, bool *version,
+                     char *err, size_t errlen)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -522,10 +629,10 @@ static int scan_argv(int argc, char **argv, const char **values, bool *help, cha
         if (!o)
             return failf(err, errlen, "unknown option --%.*s", (int)nlen, name);
         const char *value;
-        if (o->kind == OPT_HELP) {
+        if (o->kind == OPT_HELP || o->kind == OPT_VERSION) {
             if (eq)
                 return failf(err, errlen, "--%s takes no value", o->flag);
-            *help = true;
+            *(o->kind == OPT_HELP ? help : version) = true;
             continue;
         } else if (o->kind == OPT_BOOL) {
             if (eq)
@@ -553,7 +660,9 @@ void chat_config_deinit(struct chat_config *cfg)
         case OPT_REDIS:
         case OPT_NODE:
         case OPT_SECRET:
-        case OPT_PREFIX: {
+        case OPT_PREFIX:
+        case OPT_KEY:
+        case OPT_CLAIM: {
             char **slot = (char **)((char *)cfg + opts[i].offset);
             if (opts[i].kind == OPT_SECRET && *slot) {
                 volatile char *p = *slot;
@@ -568,6 +677,8 @@ void chat_config_deinit(struct chat_config *cfg)
             break;
         }
     }
+    free(cfg->jwt_public_key_pem);
+    cfg->jwt_public_key_pem = NULL;
     chat_redis_url_deinit(&cfg->redis);
 }
 
@@ -575,7 +686,7 @@ int chat_config_load(struct chat_config *cfg, int argc, char **argv, FILE *out, 
                      size_t errlen)
 {
     const char *values[NOPTS] = {0};
-    bool help = false;
+    bool help = false, version = false;
     char flag[64];
 
     if (err && errlen)
@@ -584,10 +695,15 @@ int chat_config_load(struct chat_config *cfg, int argc, char **argv, FILE *out, 
         return failf(err, errlen, "no config");
     memset(cfg, 0, sizeof(*cfg));
 
-    if (scan_argv(argc, argv, values, &help, err, errlen) < 0)
+    if (scan_argv(argc, argv, values, &help, &version, err, errlen) < 0)
         goto fail;
     if (help) {
         chat_config_usage(out ? out : stdout);
+        return CHAT_CONFIG_HELP;
+    }
+    /* Through the --help path: main() exits 0 on CHAT_CONFIG_HELP. */
+    if (version) {
+        fprintf(out ? out : stdout, "chat-gateway %s\n", chat_config_version());
         return CHAT_CONFIG_HELP;
     }
 
@@ -634,6 +750,24 @@ int chat_config_load(struct chat_config *cfg, int argc, char **argv, FILE *out, 
         }
         cfg->jwt_secret_generated = true;
     }
+    /* Issuer, audience and claim names only apply to public-key tokens:
+     * without a key they would silently check nothing. */
+    if (!cfg->jwt_public_key &&
+        (cfg->jwt_issuer || cfg->jwt_audience || strcmp(cfg->jwt_claim_id, "sub") != 0 ||
+         strcmp(cfg->jwt_claim_name, "name") != 0)) {
+        failf(err, errlen,
+              "--jwt-issuer, --jwt-audience and --jwt-claim-* apply to tokens checked with "
+              "--jwt-public-key, and none is given");
+        goto fail;
+    }
+    /* Everything the verifier will check, checked once now. */
+    struct chat_token_verifier *verifier = NULL;
+    char why[256];
+    if (chat_config_token_verifier(cfg, &verifier, why, sizeof(why)) < 0) {
+        failf(err, errlen, "JWT settings: %s", why);
+        goto fail;
+    }
+    chat_token_verifier_free(verifier);
     return CHAT_CONFIG_OK;
 
 fail:
@@ -654,11 +788,36 @@ void chat_config_usage(FILE *out)
         snprintf(left, sizeof(left), "--%s%s%s", o->flag, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
         fprintf(out, "  %-26s %s\n", left, o->help);
-        if (o->kind == OPT_HELP)
+        if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
             continue;
         const char *def = o->shown ? o->shown : o->def;
         if (o->kind == OPT_STRING && !def)
             def = default_static_dir();
         fprintf(out, "  %-26s env %s, default %s\n", "", o->env, def ? def : "none");
     }
+}
+
+const char *chat_config_version(void)
+{
+    return CHAT_VERSION " (commit " CHAT_GIT_COMMIT ")";
+}
+
+int chat_config_token_verifier(const struct chat_config *cfg, struct chat_token_verifier **out,
+                               char *err, size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    if (!cfg)
+        return failf(err, errlen, "no config");
+    struct chat_token_verifier_options vopts = {
+        .secret = cfg->jwt_secret,
+        .secret_len = cfg->jwt_secret ? strlen(cfg->jwt_secret) : 0,
+        .public_key_pem = cfg->jwt_public_key_pem,
+        .public_key_len = cfg->jwt_public_key_pem ? strlen(cfg->jwt_public_key_pem) : 0,
+        .issuer = cfg->jwt_issuer,
+        .audience = cfg->jwt_audience,
+        .claim_id = cfg->jwt_claim_id,
+        .claim_name = cfg->jwt_claim_name,
+    };
+    return chat_token_verifier_new(&vopts, out, err, errlen);
 }

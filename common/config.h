@@ -36,6 +36,15 @@ struct chat_config {
                                     no secret: 32 random bytes hex-encoded (64 chars), and
                                     jwt_secret_generated is set so main() can warn */
     bool jwt_secret_generated;
+    char *jwt_public_key;          /* --jwt-public-key, CHAT_JWT_PUBLIC_KEY: path of an identity
+                                      provider's PEM public key or certificate, NULL = none; an RSA
+                                      key accepts RS256 tokens, an EC P-256 key ES256 */
+    char *jwt_public_key_pem;      /* its contents, read and checked by chat_config_load */
+    char *jwt_issuer;              /* --jwt-issuer, CHAT_JWT_ISSUER, NULL = not checked */
+    char *jwt_audience;            /* --jwt-audience, CHAT_JWT_AUDIENCE, NULL = not checked */
+    char *jwt_claim_id;            /* --jwt-claim-id, CHAT_JWT_CLAIM_ID, "sub" */
+    char *jwt_claim_name;          /* --jwt-claim-name, CHAT_JWT_CLAIM_NAME, "name"; the last four
+                                      apply to public-key tokens only, so they need jwt_public_key */
     bool dev;                      /* --dev, CHAT_DEV ("1"/"true"/"yes"), off */
     char *static_dir;              /* --static-dir, CHAT_STATIC_DIR, default CHAT_DEFAULT_STATIC_DIR
                                       (compile-time define, falls back to "client/web") */
@@ -56,11 +65,17 @@ struct chat_config {
     int drain_grace;               /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
                                       this long before sockets close, so the load balancer
                                       takes the node out of rotation first */
+    int header_timeout;            /* --header-timeout, CHAT_HEADER_TIMEOUT, 10 s: 408 after */
+    int max_connections;           /* --max-connections, CHAT_MAX_CONNECTIONS, 0: from the
+                                      descriptor limit (the gateway computes it) */
+    int max_conns_per_ip;          /* --max-conns-per-ip, CHAT_MAX_CONNS_PER_IP, 256, 0: none */
+    int login_rate;                /* --login-rate, CHAT_LOGIN_RATE, 60 per minute, 0: none */
 };
 
 /* chat_config_load() results */
 #define CHAT_CONFIG_OK 0
-#define CHAT_CONFIG_HELP 1   /* --help was given: usage printed to `out`, caller exits 0 */
+/* --help or --version was given: usage or version printed to `out`, caller exits 0 */
+#define CHAT_CONFIG_HELP 1
 #define CHAT_CONFIG_ERROR -1 /* err holds a one-line reason, caller exits 2 */
 
 /*
@@ -84,5 +99,19 @@ void chat_redis_url_deinit(struct chat_redis_url *url);
 
 /* Writes the --help text. */
 void chat_config_usage(FILE *out);
+
+/* "0.1.0 (commit 1a2b3c4)": the project version and the git commit of the
+ * build ("unknown" outside a git checkout).  Static storage. */
+const char *chat_config_version(void);
+
+struct chat_token_verifier;
+
+/*
+ * Builds the token verifier cfg describes (secret, public key, issuer,
+ * audience, claim names; see token.h).  cfg is borrowed only for the call.
+ * 0 and *out (free with chat_token_verifier_free), or -1 with err filled.
+ */
+int chat_config_token_verifier(const struct chat_config *cfg, struct chat_token_verifier **out,
+                               char *err, size_t errlen);
 
 #endif

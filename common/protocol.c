@@ -385,6 +385,7 @@ static const struct field F_LANG = FIELD("lang", "must be 1-32 characters withou
                                                  "characters");
 static const struct field F_TOPIC = FIELD("topic", "must not contain control characters");
 static const struct field F_Q = FIELD("q", "must not be empty");
+static const struct field F_AFTER_ROOM = FIELD("after", "must be a room name");
 
 static const struct {
     const char *name;
@@ -423,6 +424,10 @@ static int get_string(json_t *root, const struct field *f, bool required, const 
     }
     if (!json_is_string(v))
         return fail(err, CHAT_ERR_BAD_REQUEST, f->not_string);
+    /* The parser keeps \u0000 (so that this error can carry the request's
+     * id), but no field may hold one: C strings would cut it short. */
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return fail(err, CHAT_ERR_BAD_REQUEST, "strings must not contain \\u0000");
     *out = json_string_value(v);
     if (len)
         *len = json_string_length(v);
@@ -530,25 +535,45 @@ static int parse_content(json_t *root, struct chat_request *r, struct chat_parse
     return 0;
 }
 
-static int parse_history(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+/* limit: 1..200, default `dflt`. */
+static int get_limit(json_t *root, int dflt, struct chat_request *r, struct chat_parse_error *err)
 {
     bool has_limit;
     int64_t limit;
+    if (get_int(root, "limit", 1, "limit must be an integer 1-200", &has_limit, &limit, err) < 0)
+        return -1;
+    if (has_limit && limit > CHAT_HISTORY_LIMIT_MAX)
+        return fail(err, CHAT_ERR_BAD_REQUEST, "limit must be an integer 1-200");
+    r->limit = has_limit ? (int)limit : dflt;
+    return 0;
+}
 
+static int parse_history(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+{
     if (get_name(root, &F_ROOM, false, chat_valid_room_name, &r->room, err) < 0 ||
         get_name(root, &F_WITH, false, chat_valid_user_id, &r->with, err) < 0)
         return -1;
     if ((r->room == NULL) == (r->with == NULL))
         return fail(err, CHAT_ERR_BAD_REQUEST, "history needs exactly one of room or with");
     if (get_int(root, "before", 1, "before must be an integer >= 1", &r->has_before, &r->before,
+                err) < 0 ||
+        get_int(root, "after", 0, "after must be an integer >= 0", &r->has_after, &r->after,
                 err) < 0)
         return -1;
-    if (get_int(root, "limit", 1, "limit must be an integer 1-200", &has_limit, &limit, err) < 0)
+    if (r->has_before && r->has_after)
+        return fail(err, CHAT_ERR_BAD_REQUEST, "history takes before or after, not both");
+    return get_limit(root, CHAT_HISTORY_LIMIT_DEFAULT, r, err);
+}
+
+/* rooms: q (a name prefix), after (a name), limit. */
+static int parse_rooms(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+{
+    if (get_string(root, &F_Q, false, &r->q, NULL, err) < 0 ||
+        get_name(root, &F_AFTER_ROOM, false, chat_valid_room_name, &r->after_room, err) < 0)
         return -1;
-    if (has_limit && limit > CHAT_HISTORY_LIMIT_MAX)
-        return fail(err, CHAT_ERR_BAD_REQUEST, "limit must be an integer 1-200");
-    r->limit = has_limit ? (int)limit : CHAT_HISTORY_LIMIT_DEFAULT;
-    return 0;
+    if (r->q && (strlen(r->q) > CHAT_ROOM_MAX || has_control(r->q)))
+        return fail(err, CHAT_ERR_BAD_REQUEST, "q must be a room name prefix");
+    return get_limit(root, CHAT_ROOMS_LIMIT_DEFAULT, r, err);
 }
 
 static int parse_search(json_t *root, struct chat_request *r, struct chat_parse_error *err)
@@ -613,6 +638,7 @@ static int parse_fields(json_t *root, struct chat_request *r, struct chat_parse_
         return check_text_len(r->body, r->body_len, 1, CHAT_TEXT_MAX, &F_BODY,
                               "body is over 4000 characters", err);
     case CHAT_REQ_ROOMS:
+        return parse_rooms(root, r, err);
     case CHAT_REQ_USERS:
     case CHAT_REQ_PING:
         return 0;
@@ -635,8 +661,10 @@ int chat_request_parse(const char *data, size_t len, struct chat_request *out,
         goto fail;
     }
 
-    /* Duplicate keys would let a request mean two things to two readers. */
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* Duplicate keys would let a request mean two things to two readers.
+     * \u0000 is parsed, and refused field by field, so that the error
+     * carries the request's id. */
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
         fail(err, CHAT_ERR_BAD_REQUEST, "malformed JSON");
         goto fail;
@@ -646,9 +674,16 @@ int chat_request_parse(const char *data, size_t len, struct chat_request *out,
         goto fail;
     }
 
-    /* The id first, so that every later error can carry it back. */
+    /* The id first, so that every later error can carry it back.  A
+     * present but invalid id refuses the request: answered without an id,
+     * the client could not tell which request it was about. */
     json_t *id = json_object_get(root, "id");
-    if (json_is_string(id) && chat_valid_request_id(json_string_value(id))) {
+    if (id) {
+        if (!json_is_string(id) || strlen(json_string_value(id)) != json_string_length(id) ||
+            !chat_valid_request_id(json_string_value(id))) {
+            fail(err, CHAT_ERR_BAD_REQUEST, "id must be a string of 1-64 characters");
+            goto fail;
+        }
         out->id = json_string_value(id);
         size_t n = strlen(out->id);
         if (n < sizeof(err->id))
@@ -660,7 +695,7 @@ int chat_request_parse(const char *data, size_t len, struct chat_request *out,
         fail(err, CHAT_ERR_BAD_REQUEST, "missing type");
         goto fail;
     }
-    if (!json_is_string(type)) {
+    if (!json_is_string(type) || strlen(json_string_value(type)) != json_string_length(type)) {
         fail(err, CHAT_ERR_BAD_REQUEST, "type must be a string");
         goto fail;
     }

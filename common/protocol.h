@@ -22,6 +22,7 @@ typedef struct json_t json_t; /* jansson; forward-declared to keep it out of use
 #define CHAT_QUERY_MAX 200
 #define CHAT_HISTORY_LIMIT_MAX 200
 #define CHAT_HISTORY_LIMIT_DEFAULT 50
+#define CHAT_ROOMS_LIMIT_DEFAULT 200
 
 enum chat_req_type {
     CHAT_REQ_JOIN,
@@ -65,8 +66,9 @@ const char *chat_err_code(enum chat_err err);
  */
 struct chat_request {
     enum chat_req_type type;
-    const char *id;        /* valid request id, or NULL (an invalid id is dropped, not an error) */
+    const char *id;        /* valid request id, or NULL (an invalid id refuses the request) */
     const char *room;      /* join, leave, message, history, search (filter), create_room, typing */
+    const char *after_room; /* rooms: list the names after this one */
     const char *to;        /* private: recipient user id */
     const char *with;      /* history: the other user id of a private conversation */
     enum chat_kind kind;   /* message, private */
@@ -75,15 +77,15 @@ struct chat_request {
     size_t body_len;       /* bytes */
     const char *lang;      /* message, private with kind code (ignored otherwise) */
     const char *topic;     /* create_room */
-    const char *q;         /* search */
+    const char *q;         /* search; rooms: name prefix (NULL: all) */
     const char *user;      /* search: sender id filter */
     bool has_since;        /* join */
     int64_t since;         /*   >= 0 */
     bool has_before;       /* history: seq >= 1; search: ms >= 0 */
     int64_t before;
-    bool has_after; /* search: ms >= 0 */
+    bool has_after; /* search: ms >= 0; history: seq >= 0 */
     int64_t after;
-    int limit; /* history: 1..200, default 50 */
+    int limit; /* history: 1..200, default 50; rooms: 1..200, default 200 */
     json_t *root;
 };
 

@@ -16,13 +16,17 @@
 #include <event2/util.h>
 #include <http_parser.h>
 
+#include "config.h"
 #include "conn.h"
+#include "dict.h"
 #include "log.h"
 #include "metrics.h"
 
 /* A client that sends nothing for this long before finishing its request is
  * dropped (slowloris). */
 #define GW_HTTP_IDLE_SEC 30
+/* How long a closed connection waits for its peer's FIN (conn_linger). */
+#define GW_LINGER_SEC 2
 /* Before the handshake we never buffer more than one maximal request. */
 #define GW_HTTP_READ_HIGH (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY + 4096)
 
@@ -34,6 +38,8 @@ struct gw_conn {
     struct bufferevent *bev;
     enum conn_state state;
     char peer[INET6_ADDRSTRLEN + 8];
+    char addr[INET6_ADDRSTRLEN]; /* the peer without its port: per-address limits */
+    int64_t header_deadline_ms;  /* 408 past it; 0 while no request has begun */
 
     http_parser parser;
     struct gw_http_request req;
@@ -51,6 +57,8 @@ struct gw_conn {
     bool awaiting; /* a request is being answered asynchronously */
     bool parsing;  /* parse_http is on the stack */
     bool closing;  /* close once output drains */
+    bool lingering; /* output flushed and half-closed: input discarded until EOF */
+    bool owner_told; /* the upgrade owner heard on_closed */
     bool dead;     /* free when the callback unwinds */
     LIST_ENTRY(gw_conn) link;
 };
@@ -59,6 +67,8 @@ struct gw_conns {
     struct gw_ctx *ctx;
     gw_conn_request_cb on_request;
     size_t count;
+    size_t max; /* connections past which new ones get 503 */
+    struct gw_dict *per_addr; /* address -> open connections (as an intptr_t) */
     LIST_HEAD(, gw_conn) conns;
 };
 
@@ -91,10 +101,22 @@ static void conn_reset_parser(struct gw_conn *c)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->head_bytes = 0;
+    c->header_deadline_ms = 0;
     c->last_was_value = false;
     c->headers_done = false;
     c->message_done = false;
     c->limit_status = 0;
+}
+
+/* Adds delta to the open connections of addr; returns the new count. */
+static intptr_t addr_count(struct gw_conns *set, const char *addr, int delta)
+{
+    intptr_t n = (intptr_t)gw_dict_get(set->per_addr, addr) + delta;
+    if (n <= 0)
+        gw_dict_del(set->per_addr, addr);
+    else if (gw_dict_set(set->per_addr, addr, (void *)n) != GW_OK)
+        return n; /* no memory: the limit is not enforced for this one */
+    return n;
 }
 
 /* The one place a connection is freed. */
@@ -105,6 +127,7 @@ static void conn_free(struct gw_conn *c)
         c->ops->on_free(c->owner);
     LIST_REMOVE(c, link);
     set->count--;
+    addr_count(set, c->addr, -1);
     gw_metrics_gauge_add(set->ctx->metrics, GW_G_HTTP_CONNECTIONS, -1);
     bufferevent_free(c->bev);
     request_reset(&c->req);
@@ -136,28 +159,60 @@ bool gw_conn_release(struct gw_conn *c)
     return true;
 }
 
+/* The upgrade owner hears once that the connection is over for it. */
+static void tell_owner_closed(struct gw_conn *c, bool eof)
+{
+    if (c->owner_told || !c->ops || !c->ops->on_closed)
+        return;
+    c->owner_told = true;
+    c->ops->on_closed(c->owner, eof);
+}
+
 static void conn_kill(struct gw_conn *c)
 {
     if (c->dead)
         return;
     c->dead = true;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    if (c->ops && c->ops->on_closed) {
-        const struct gw_conn_upgrade_ops *ops = c->ops;
-        ops->on_closed(c->owner, false);
+    tell_owner_closed(c, false);
+}
+
+/*
+ * Everything queued is out: send FIN (half-close) and read and discard until
+ * the peer closes or GW_LINGER_SEC pass.  Closing the socket with unread
+ * input would make the kernel send RST, and the peer would lose what we sent
+ * last (a WebSocket close frame, an error response) and see a reset instead.
+ */
+static void conn_linger(struct gw_conn *c)
+{
+    if (c->lingering || c->dead)
+        return;
+    c->lingering = true;
+    tell_owner_closed(c, false);
+    if (c->dead)
+        return;
+    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) != 0) {
+        conn_kill(c);
+        return;
     }
+    struct timeval linger = {GW_LINGER_SEC, 0};
+    bufferevent_set_timeouts(c->bev, &linger, NULL);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
 }
 
 void gw_conn_close(struct gw_conn *c, bool abort)
 {
     if (c->dead)
         return;
-    if (abort || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (abort) {
         conn_kill(c);
         return;
     }
     c->closing = true;
-    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_linger(c);
 }
 
 bool gw_conn_closing(const struct gw_conn *c)
@@ -180,6 +235,11 @@ const char *gw_conn_peer(const struct gw_conn *c)
     return c->peer;
 }
 
+const char *gw_conn_addr(const struct gw_conn *c)
+{
+    return c->addr;
+}
+
 struct evbuffer *gw_conn_input(struct gw_conn *c)
 {
     return bufferevent_get_input(c->bev);
@@ -193,6 +253,22 @@ struct evbuffer *gw_conn_output(struct gw_conn *c)
 void gw_conn_set_read_limit(struct gw_conn *c, size_t bytes)
 {
     bufferevent_setwatermark(c->bev, EV_READ, 0, bytes);
+}
+
+void gw_conn_pause_reading(struct gw_conn *c, size_t resume_below)
+{
+    if (c->dead || c->closing)
+        return;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, resume_below, 0);
+}
+
+void gw_conn_resume_reading(struct gw_conn *c)
+{
+    if (c->dead || c->closing)
+        return;
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
 }
 
 static const char *status_text(int status)
@@ -216,12 +292,16 @@ static const char *status_text(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
     case 413:
         return "Payload Too Large";
     case 426:
         return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -242,7 +322,8 @@ void gw_conn_respond(struct gw_conn *c, const struct gw_http_request *req, int s
     struct evbuffer *out = bufferevent_get_output(c->bev);
     /* Framing errors close the connection: after a limit was crossed or a
      * parse failed the rest of the stream cannot be trusted. */
-    bool framing_error = status == 400 || status == 413 || status == 431 || status == 500;
+    bool framing_error =
+        status == 400 || status == 408 || status == 413 || status == 431 || status == 500;
     bool keep =
         req && req->keep_alive && !framing_error && !c->closing && !c->set->ctx->draining;
     int minor = req ? req->http_minor : 1;
@@ -426,6 +507,9 @@ static void parse_http(struct gw_conn *c)
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             break;
+        if (!c->header_deadline_ms && !c->headers_done)
+            c->header_deadline_ms =
+                gw_mono_ms() + (int64_t)c->set->ctx->cfg->header_timeout * 1000;
         const char *data = (const char *)evbuffer_pullup(in, -1);
         size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
         enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
@@ -460,10 +544,16 @@ static void on_read(struct bufferevent *bev, void *arg)
     (void)bev;
     struct gw_conn *c = arg;
     c->in_callback++;
-    if (c->state == CONN_HTTP)
+    if (c->closing) {
+        /* Nothing more is answered: what arrives now is read to keep the
+         * kernel from resetting the connection, and dropped. */
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+    } else if (c->state == CONN_HTTP) {
         parse_http(c);
-    else if (!c->dead)
+    } else if (!c->dead) {
         c->ops->on_read(c->owner);
+    }
     c->in_callback--;
     conn_maybe_free(c);
 }
@@ -476,7 +566,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->state == CONN_UPGRADED && !c->dead && c->ops->on_drained)
         c->ops->on_drained(c->owner);
     if (c->closing && !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        conn_kill(c);
+        conn_linger(c);
     c->in_callback--;
     conn_maybe_free(c);
 }
@@ -491,8 +581,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (!c->dead) {
         c->dead = true;
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        if (c->ops && c->ops->on_closed)
-            c->ops->on_closed(c->owner, (what & BEV_EVENT_EOF) != 0);
+        tell_owner_closed(c, (what & BEV_EVENT_EOF) != 0);
     }
     c->in_callback--;
     conn_maybe_free(c);
@@ -529,9 +618,11 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         port = ntohs(s6->sin6_port);
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+    snprintf(c->addr, sizeof(c->addr), "%s", host);
     conn_reset_parser(c);
     LIST_INSERT_HEAD(&set->conns, c, link);
     set->count++;
+    intptr_t from_addr = addr_count(set, c->addr, 1);
     gw_metrics_gauge_add(ctx->metrics, GW_G_HTTP_CONNECTIONS, 1);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_READ_HIGH);
@@ -539,12 +630,22 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     chat_log(CHAT_LOG_DEBUG, "conn_open conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+    /* Answered, not dropped: a client past a limit learns why. */
+    int per_addr = ctx->cfg->max_conns_per_ip;
+    if (set->max && set->count > set->max) {
+        gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
+        gw_conn_respond_error(c, NULL, 503, "unavailable", "too many connections");
+    } else if (per_addr > 0 && from_addr > per_addr) {
+        gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
+        gw_conn_respond_error(c, NULL, 503, "unavailable", "too many connections from this address");
+    }
     return c;
 }
 
 /* ---- the set ---- */
 
-struct gw_conns *gw_conns_new(struct gw_ctx *ctx, gw_conn_request_cb on_request)
+struct gw_conns *gw_conns_new(struct gw_ctx *ctx, gw_conn_request_cb on_request,
+                              size_t max_connections)
 {
     parser_settings.on_url = on_url;
     parser_settings.on_header_field = on_header_field;
@@ -557,6 +658,12 @@ struct gw_conns *gw_conns_new(struct gw_ctx *ctx, gw_conn_request_cb on_request)
         return NULL;
     set->ctx = ctx;
     set->on_request = on_request;
+    set->max = max_connections;
+    set->per_addr = gw_dict_new();
+    if (!set->per_addr) {
+        free(set);
+        return NULL;
+    }
     LIST_INIT(&set->conns);
     return set;
 }
@@ -586,6 +693,13 @@ static void tick_one(struct gw_conn *c, void *arg)
     int64_t now = *(int64_t *)arg;
     if (c->state == CONN_UPGRADED && !c->dead && c->ops->on_tick)
         c->ops->on_tick(c->owner, now);
+    /* A header dribbled a byte at a time keeps the idle timer fresh: the
+     * deadline runs from the request's first byte, whatever comes after. */
+    if (c->state == CONN_HTTP && !c->dead && !c->closing && !c->headers_done &&
+        c->header_deadline_ms && now > c->header_deadline_ms) {
+        chat_log(CHAT_LOG_DEBUG, "http_header_timeout conn=%llu", (unsigned long long)c->id);
+        gw_conn_respond_error(c, NULL, 408, "timeout", "request header not complete in time");
+    }
 }
 
 void gw_conns_tick(struct gw_conns *set, int64_t now_mono_ms)
@@ -619,10 +733,10 @@ void gw_conns_free(struct gw_conns *set)
         struct gw_conn *c = LIST_FIRST(&set->conns);
         if (!c->dead) {
             c->dead = true;
-            if (c->ops && c->ops->on_closed)
-                c->ops->on_closed(c->owner, false);
+            tell_owner_closed(c, false);
         }
         conn_free(c);
     }
+    gw_dict_free(set->per_addr);
     free(set);
 }

@@ -56,8 +56,11 @@ const char *gw_http_header(const struct gw_http_request *req, const char *name);
 typedef void (*gw_conn_request_cb)(struct gw_ctx *ctx, struct gw_conn *c,
                                    const struct gw_http_request *req);
 
-/* An empty set whose connections hand their requests to on_request. */
-struct gw_conns *gw_conns_new(struct gw_ctx *ctx, gw_conn_request_cb on_request);
+/* An empty set whose connections hand their requests to on_request.  Past
+ * max_connections (0: no limit) open connections, or --max-conns-per-ip from
+ * one address, a new connection is answered 503 and closed. */
+struct gw_conns *gw_conns_new(struct gw_ctx *ctx, gw_conn_request_cb on_request,
+                              size_t max_connections);
 /* Closes every connection at once (their owners hear on_closed), frees the set. */
 void gw_conns_free(struct gw_conns *set);
 size_t gw_conns_count(const struct gw_conns *set);
@@ -73,11 +76,17 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
 uint64_t gw_conn_id(const struct gw_conn *c);
 struct gw_ctx *gw_conn_ctx(const struct gw_conn *c);
 const char *gw_conn_peer(const struct gw_conn *c);
+/* The client's address without the port (per-address limits). */
+const char *gw_conn_addr(const struct gw_conn *c);
 /* The connection's buffers, for the upgraded protocol. */
 struct evbuffer *gw_conn_input(struct gw_conn *c);
 struct evbuffer *gw_conn_output(struct gw_conn *c);
 /* Caps how much input is buffered before reading pauses. */
 void gw_conn_set_read_limit(struct gw_conn *c, size_t bytes);
+/* Stops reading until resumed; the upgrade owner's on_drained runs once the
+ * unsent output is down to resume_below bytes. */
+void gw_conn_pause_reading(struct gw_conn *c, size_t resume_below);
+void gw_conn_resume_reading(struct gw_conn *c);
 
 /* Writes a complete response.  extra_headers is "Name: value\r\n" lines or
  * NULL.  A HEAD request gets the head only. */

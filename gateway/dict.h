@@ -2,14 +2,19 @@
 #define GW_DICT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
- * A string-keyed hash table with separate chaining.  Keys are copied; values
+ * A string-keyed hash table with separate chaining, keyed SipHash.  Keys are copied; values
  * are borrowed pointers the caller owns.  Used for the router's room and user
  * indexes and the bus's channel table.
  */
 
 struct gw_dict;
+
+/* SipHash-2-4 of data under the 128-bit key k0 (bytes 0-7, little endian)
+ * and k1 (bytes 8-15).  Each table hashes with a random key of its own. */
+uint64_t gw_siphash24(uint64_t k0, uint64_t k1, const void *data, size_t len);
 
 struct gw_dict *gw_dict_new(void);
 /* Frees the table and its key copies, not the values.  NULL is a no-op. */

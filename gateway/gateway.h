@@ -13,6 +13,7 @@
 
 struct event_base;
 struct chat_config;
+struct chat_token_verifier;
 struct gw_metrics;
 struct gw_bus;
 struct gw_store;
@@ -35,6 +36,7 @@ const char *gw_strerror(int err);
 
 struct gw_ctx {
     const struct chat_config *cfg;
+    const struct chat_token_verifier *verifier; /* checks every token (HS256, RS256/ES256) */
     struct event_base *base;
     struct gw_metrics *metrics;
     struct gw_bus *bus;

@@ -123,20 +123,13 @@ static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
     }
     if (gw_op_finished(op, reply))
         return;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
         return;
     }
-    size_t n = reply->elements - 1, end = n;
-    if (op->req.has_before)
-        while (end > 0 && gw_router_message_seq(reply->element[end]->str,
-                                                reply->element[end]->len) >= op->req.before)
-            end--;
-    size_t limit = (size_t)(op->req.limit > 0 ? op->req.limit : CHAT_HISTORY_LIMIT_DEFAULT);
-    size_t from = end > limit ? end - limit : 0;
     struct evbuffer *raw = evbuffer_new();
-    for (size_t i = from; i < end && raw; i++) {
-        const redisReply *e = reply->element[1 + i];
+    for (size_t i = 3; i < reply->elements && raw; i++) {
+        const redisReply *e = reply->element[i];
         if (e->type == REDIS_REPLY_STRING)
             gw_append_raw(raw, e->str, e->len);
     }
@@ -145,6 +138,7 @@ static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
         json_object_set_new(r, "room", json_string(op->req.room));
     else
         json_object_set_new(r, "with", json_string(op->req.with));
+    json_object_set_new(r, "more", json_boolean(reply->element[1]->integer == 1));
     gw_session_send_with_messages(op->s, r, raw);
     if (raw)
         evbuffer_free(raw);
@@ -202,8 +196,10 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
     }
     exists[1] = key;
     gw_bus_command(ctx->bus, on_history_exists, h, nexists, exists, NULL);
-    const char *argv[] = {seq, hist};
-    gw_store_eval(ctx->store, "history_since", 2, 2, argv, NULL, on_history, h);
+    const struct chat_request *rq = &op->req;
+    gw_store_history_range(ctx->store, seq, hist, rq->has_after ? "after" : "before",
+                           rq->has_after ? rq->after : rq->has_before ? rq->before : 0, rq->limit,
+                           GW_REPLY_MESSAGES_MAX, on_history, h);
 }
 
 /* ---- typing, broadcast ---- */

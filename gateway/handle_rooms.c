@@ -62,16 +62,13 @@ static void room_create(struct gw_op *op, const char *topic, gw_bus_reply_cb cb)
     char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     char *event = room_created_event(who, op->req.room, topic);
     json_decref(meta);
-    char key[GW_KEY_MAX], channel[GW_KEY_MAX];
-    if (!meta_s || !event || !gw_key_rooms(key, sizeof(key), ctx->cfg->prefix) ||
-        !gw_key_all(channel, sizeof(channel), ctx->cfg->prefix)) {
+    if (!meta_s || !event) {
         free(meta_s);
         free(event);
         gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
         return;
     }
-    const char *argv[] = {key, op->req.room, meta_s, channel, event};
-    gw_store_eval(ctx->store, "room_create", 1, 5, argv, NULL, cb, op);
+    gw_store_create_room(ctx->store, op->req.room, meta_s, event, cb, op);
     free(meta_s);
     free(event);
 }
@@ -131,46 +128,21 @@ static void on_join_topic(struct gw_bus *bus, struct redisReply *reply, void *ar
     gw_store_eval(gw_session_ctx(j->op.s)->store, "users", 1, 4, argv, NULL, on_join_members, j);
 }
 
-/* Where the joined reply's messages start: after `since` when the client's
- * position is still in history (recovered), else the last GW_JOIN_DEFAULT. */
-static size_t join_first_index(struct join_op *j, const redisReply *reply, int64_t current,
-                               bool *recovered)
-{
-    size_t n = reply->elements - 1;
-    int64_t first = current + 1;
-    if (n > 0)
-        first = gw_router_message_seq(reply->element[1]->str, reply->element[1]->len);
-    const struct chat_request *req = &j->op.req;
-    *recovered = false;
-    if (!(req->has_since && req->since <= current && req->since >= first - 1))
-        return n > GW_JOIN_DEFAULT ? n - GW_JOIN_DEFAULT : 0;
-    *recovered = true;
-    size_t from = 0;
-    while (from < n && gw_router_message_seq(reply->element[1 + from]->str,
-                                             reply->element[1 + from]->len) <= req->since)
-        from++;
-    return from;
-}
-
 static void on_join_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
     struct join_op *j = arg;
     if (gw_op_finished(&j->op, reply))
         return;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
         gw_op_error(&j->op, CHAT_ERR_INTERNAL, "storage error");
         return;
     }
-    const redisReply *seq = reply->element[0];
-    int64_t current = seq->type == REDIS_REPLY_INTEGER  ? seq->integer
-                      : seq->type == REDIS_REPLY_STRING ? strtoll(seq->str, NULL, 10)
-                                                        : 0;
-    bool recovered;
-    size_t from = join_first_index(j, reply, current, &recovered);
-    j->snapshot_seq = current;
+    bool more = reply->element[1]->integer == 1;
+    bool recovered = reply->element[2]->integer == 1;
+    j->snapshot_seq = reply->element[0]->integer;
     j->messages = evbuffer_new();
-    for (size_t i = 1 + from; i < reply->elements && j->messages; i++) {
+    for (size_t i = 3; i < reply->elements && j->messages; i++) {
         const redisReply *e = reply->element[i];
         if (e->type == REDIS_REPLY_STRING)
             gw_append_raw(j->messages, e->str, e->len);
@@ -178,6 +150,7 @@ static void on_join_history(struct gw_bus *bus, struct redisReply *reply, void *
     j->reply = gw_reply_new("joined", j->op.req.id);
     json_object_set_new(j->reply, "room", json_string(j->op.req.room));
     json_object_set_new(j->reply, "recovered", json_boolean(recovered));
+    json_object_set_new(j->reply, "more", json_boolean(more));
     struct gw_ctx *ctx = gw_session_ctx(j->op.s);
     char key[GW_KEY_MAX];
     if (!gw_key_rooms(key, sizeof(key), ctx->cfg->prefix)) {
@@ -196,9 +169,12 @@ static void join_snapshot(struct join_op *j)
         gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
         return;
     }
-    const char *argv[] = {seq, hist};
-    gw_store_eval(gw_session_ctx(j->op.s)->store, "history_since", 2, 2, argv, NULL,
-                  on_join_history, j);
+    /* Without a usable `since`, the last GW_JOIN_DEFAULT (history_range.lua
+     * falls back to the same for a `since` outside history). */
+    const struct chat_request *req = &j->op.req;
+    gw_store_history_range(gw_session_ctx(j->op.s)->store, seq, hist,
+                           req->has_since ? "since" : "before", req->has_since ? req->since : 0,
+                           GW_JOIN_DEFAULT, GW_REPLY_MESSAGES_MAX, on_join_history, j);
 }
 
 static void on_join_subscribed(bool ok, void *arg)
@@ -273,13 +249,15 @@ static void on_rooms_list(struct gw_bus *bus, struct redisReply *reply, void *ar
         gw_op_done(op);
         return;
     }
-    json_t *rooms = gw_store_rooms_json(reply);
+    bool more = false;
+    json_t *rooms = gw_store_rooms_json(reply, &more);
     if (!rooms) {
         gw_op_error(op, CHAT_ERR_UNAVAILABLE, "redis unavailable");
         return;
     }
     json_t *r = gw_reply_new("rooms", op->req.id);
     json_object_set_new(r, "rooms", rooms);
+    json_object_set_new(r, "more", json_boolean(more));
     gw_session_send_json(op->s, r);
     gw_op_done(op);
 }
@@ -288,7 +266,8 @@ void gw_handle_rooms(struct gw_session *s, struct chat_request *req)
 {
     struct gw_op *op = gw_op_new(s, req, sizeof(*op));
     if (op)
-        gw_store_query_rooms(gw_session_ctx(s)->store, on_rooms_list, op);
+        gw_store_list_rooms(gw_session_ctx(s)->store, op->req.q, op->req.after_room, op->req.limit,
+                            on_rooms_list, op);
 }
 
 static void on_room_created(struct gw_bus *bus, struct redisReply *reply, void *arg)

@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "keys.h"
 #include "protocol.h"
+#include "router.h"
 #include "session.h"
 #include "token.h"
 
@@ -24,6 +25,7 @@ struct match {
 
 struct search_op {
     struct gw_op op;
+    bool literal; /* the query can be looked for in the raw JSON */
     int outstanding; /* replies still to come */
     bool failed;
     struct match *matches;
@@ -62,9 +64,36 @@ static bool contains_folded(const char *hay, size_t hlen, const char *needle, si
     return false;
 }
 
+/* True when the query's bytes appear as they are in a stored message's JSON
+ * (no quote, backslash or control character, which JSON escapes). */
+static bool query_is_literal(const char *q)
+{
+    for (const unsigned char *p = (const unsigned char *)q; *p; p++)
+        if (*p == '"' || *p == '\\' || *p < 0x20)
+            return false;
+    return true;
+}
+
+/* An image's body is a data URL of up to --max-message bytes; its kind comes
+ * before the body in every stored message, near the start. */
+static bool is_image(const char *json, size_t len)
+{
+    static const char mark[] = "\"kind\":\"image\"";
+    size_t scan = len < 1024 ? len : 1024;
+    for (size_t i = 0; i + sizeof(mark) - 1 <= scan; i++)
+        if (memcmp(json + i, mark, sizeof(mark) - 1) == 0)
+            return true;
+    return false;
+}
+
 static void search_consider(struct search_op *op, const char *json, size_t len)
 {
     const struct chat_request *req = &op->op.req;
+    /* Cheap refusals first: most messages do not contain the query at all,
+     * and only those that do are parsed. */
+    if (is_image(json, len) ||
+        (op->literal && !contains_folded(json, len, req->q, strlen(req->q))))
+        return;
     json_t *msg = json_loadb(json, len, 0, NULL);
     if (!msg)
         return;
@@ -148,12 +177,12 @@ static void search_lrange(struct search_op *op, const char *key)
     gw_bus_command(gw_session_ctx(op->op.s)->bus, on_search_list, op, 4, argv, NULL);
 }
 
-/* One source listing arrived: room names (peers false) or DM peers (true).
- * outstanding counts the two listings; each LRANGE adds one before the
- * listing that caused it is counted down, so it reaches 0 only at the end. */
-static void search_sources(struct search_op *op, const struct redisReply *reply, bool peers)
+/* The caller's conversations arrived (DM peers): each one's history, and
+ * the rooms this connection joined (or the one room asked for). */
+static void on_search_peers(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
-    const struct chat_request *req = &op->op.req;
+    (void)bus;
+    struct search_op *op = arg;
     const char *prefix = gw_session_ctx(op->op.s)->cfg->prefix;
     const char *me = gw_session_who(op->op.s)->id;
     if (!reply || reply->type == REDIS_REPLY_ERROR)
@@ -161,31 +190,13 @@ static void search_sources(struct search_op *op, const struct redisReply *reply,
     else if (!gw_session_closed(op->op.s) && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; i++) {
             const redisReply *e = reply->element[i];
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
             char key[GW_KEY_MAX];
-            if (!peers && chat_valid_room_name(e->str) &&
-                (!req->room || strcmp(req->room, e->str) == 0) &&
-                gw_key_room(key, sizeof(key), prefix, e->str, "history"))
-                search_lrange(op, key);
-            else if (peers && !req->room && chat_valid_user_id(e->str) &&
-                     gw_key_dm(key, sizeof(key), prefix, me, e->str, "history"))
+            if (e->type == REDIS_REPLY_STRING && chat_valid_user_id(e->str) &&
+                gw_key_dm(key, sizeof(key), prefix, me, e->str, "history"))
                 search_lrange(op, key);
         }
     }
     search_step(op);
-}
-
-static void on_search_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    (void)bus;
-    search_sources(arg, reply, false);
-}
-
-static void on_search_peers(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    (void)bus;
-    search_sources(arg, reply, true);
 }
 
 void gw_handle_search(struct gw_session *s, struct chat_request *req)
@@ -194,16 +205,30 @@ void gw_handle_search(struct gw_session *s, struct chat_request *req)
     if (!op)
         return;
     op->op.cleanup = search_cleanup;
+    op->literal = query_is_literal(op->op.req.q);
     struct gw_ctx *ctx = gw_session_ctx(s);
-    char rooms[GW_KEY_MAX], dms[GW_KEY_MAX];
-    if (!gw_key_rooms(rooms, sizeof(rooms), ctx->cfg->prefix) ||
-        !gw_key_user(dms, sizeof(dms), ctx->cfg->prefix, gw_session_who(s)->id, "dms")) {
-        gw_op_error(&op->op, CHAT_ERR_INTERNAL, "key too long");
+    const char *prefix = ctx->cfg->prefix;
+    char key[GW_KEY_MAX];
+    /* One count for the whole fan-out, so the replies cannot finish it
+     * before every read is sent. */
+    op->outstanding = 1;
+    if (op->op.req.room) {
+        /* Any existing room, joined or not; no private conversations. */
+        if (gw_key_room(key, sizeof(key), prefix, op->op.req.room, "history"))
+            search_lrange(op, key);
+        search_step(op);
         return;
     }
-    const char *a1[] = {"HKEYS", rooms};
-    const char *a2[] = {"SMEMBERS", dms};
-    op->outstanding = 2;
-    gw_bus_command(ctx->bus, on_search_rooms, op, 2, a1, NULL);
-    gw_bus_command(ctx->bus, on_search_peers, op, 2, a2, NULL);
+    /* The rooms this connection has joined, then the private conversations. */
+    for (struct gw_member *m = gw_router_any_member(gw_session_client(s)); m;
+         m = gw_member_next(m))
+        if (gw_key_room(key, sizeof(key), prefix, gw_member_room(m), "history"))
+            search_lrange(op, key);
+    if (!gw_key_user(key, sizeof(key), prefix, gw_session_who(s)->id, "dms")) {
+        op->failed = true;
+        search_step(op);
+        return;
+    }
+    const char *argv[] = {"SMEMBERS", key};
+    gw_bus_command(ctx->bus, on_search_peers, op, 2, argv, NULL);
 }

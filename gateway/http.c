@@ -212,7 +212,66 @@ static void on_nick_claimed(struct gw_bus *bus, struct redisReply *reply, void *
     gw_store_save_user(lg->ctx->store, &lg->who, on_login_saved, lg);
 }
 
+static void login_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req);
+
+/* --login-rate: logins per client address per minute, counted in Redis so
+ * that every node shares the count. */
+struct login_gate {
+    struct gw_ctx *ctx;
+    struct gw_conn *conn;
+    const struct gw_http_request *req;
+    int retry_after;
+};
+
+static void on_login_counted(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct login_gate *g = arg;
+    if (gw_conn_release(g->conn)) {
+        if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+            gw_conn_respond_error(g->conn, g->req, 503, "unavailable", "redis unavailable");
+        } else if (reply->integer > g->ctx->cfg->login_rate) {
+            char retry[64];
+            snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", g->retry_after);
+            static const char body[] =
+                "{\"error\":{\"code\":\"rate_limited\",\"message\":\"too many logins from "
+                "this address, retry later\"}}";
+            gw_conn_respond(g->conn, g->req, 429, "application/json", retry, body,
+                            sizeof(body) - 1);
+        } else {
+            login_start(g->ctx, g->conn, g->req);
+        }
+    }
+    free(g);
+}
+
 static void route_login(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
+{
+    if (ctx->cfg->login_rate <= 0 || !gw_bus_up(ctx->bus)) {
+        login_start(ctx, c, req);
+        return;
+    }
+    int64_t now_s = gw_now_ms() / 1000;
+    char key[GW_KEY_MAX];
+    struct login_gate *g = calloc(1, sizeof(*g));
+    if (!g || !gw_key_login_rate(key, sizeof(key), ctx->cfg->prefix, gw_conn_addr(c),
+                                 (long)(now_s / 60))) {
+        free(g);
+        gw_conn_respond_error(c, req, 500, "internal", "out of memory");
+        return;
+    }
+    g->ctx = ctx;
+    g->conn = c;
+    g->req = req;
+    g->retry_after = (int)(60 - now_s % 60);
+    const char *incr[] = {"INCR", key};
+    const char *expire[] = {"EXPIRE", key, "120"};
+    gw_conn_hold(c);
+    gw_bus_command(ctx->bus, on_login_counted, g, 2, incr, NULL);
+    gw_bus_command(ctx->bus, NULL, NULL, 3, expire, NULL);
+}
+
+static void login_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
 {
     if (req->method != HTTP_POST) {
         gw_conn_respond_error(c, req, 405, "bad_request", "use POST");
@@ -271,8 +330,7 @@ static int verify_request_token(struct gw_ctx *ctx, const struct gw_http_request
     char token[CHAT_TOKEN_MAX + 1];
     if (!gw_http_find_token(req, token, sizeof(token)))
         return CHAT_TOKEN_E_MISSING;
-    const char *secret = ctx->cfg->jwt_secret;
-    return chat_token_verify(secret, strlen(secret), token, gw_now_ms() / 1000, who);
+    return chat_token_verify_with(ctx->verifier, token, gw_now_ms() / 1000, who);
 }
 
 static void route_me(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
@@ -300,11 +358,13 @@ static void on_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
     (void)bus;
     struct rooms_req *rr = arg;
     if (gw_conn_release(rr->conn)) {
-        json_t *rooms = gw_store_rooms_json(reply);
+        bool more = false;
+        json_t *rooms = gw_store_rooms_json(reply, &more);
         if (!rooms)
             gw_conn_respond_error(rr->conn, rr->req, 503, "unavailable", "redis unavailable");
         else
-            respond_json(rr->conn, rr->req, 200, json_pack("{s:o}", "rooms", rooms));
+            respond_json(rr->conn, rr->req, 200,
+                         json_pack("{s:o, s:b}", "rooms", rooms, "more", more));
     }
     free(rr);
 }
@@ -319,7 +379,7 @@ static void route_rooms(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
     rr->conn = c;
     rr->req = req;
     gw_conn_hold(c);
-    gw_store_query_rooms(ctx->store, on_rooms, rr);
+    gw_store_list_rooms(ctx->store, NULL, NULL, GW_WELCOME_ROOMS, on_rooms, rr);
 }
 
 /* ---- /ws and /echo ---- */

@@ -29,6 +29,16 @@ const char *gw_key_rooms(char *buf, size_t len, const char *prefix)
     return build(buf, len, prefix, "rooms");
 }
 
+const char *gw_key_room_names(char *buf, size_t len, const char *prefix)
+{
+    return build(buf, len, prefix, "rooms:names");
+}
+
+const char *gw_key_rooms_popular(char *buf, size_t len, const char *prefix)
+{
+    return build(buf, len, prefix, "rooms:popular");
+}
+
 const char *gw_key_online(char *buf, size_t len, const char *prefix)
 {
     return build(buf, len, prefix, "online");
@@ -111,4 +121,10 @@ const char *gw_key_nick(char *buf, size_t len, const char *prefix, const char *n
 const char *gw_key_node(char *buf, size_t len, const char *prefix, const char *node)
 {
     return build(buf, len, prefix, "node:{%s}", node);
+}
+
+const char *gw_key_login_rate(char *buf, size_t len, const char *prefix, const char *addr,
+                              long minute)
+{
+    return build(buf, len, prefix, "login:{%s}:%ld", addr, minute);
 }

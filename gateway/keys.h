@@ -22,6 +22,12 @@
 __attribute__((warn_unused_result)) const char *gw_key_rooms(char *buf, size_t len, const char *prefix);
 __attribute__((warn_unused_result)) const char *gw_key_online(char *buf, size_t len, const char *prefix);
 __attribute__((warn_unused_result)) const char *gw_key_all(char *buf, size_t len, const char *prefix);
+/* "<prefix>rooms:names" (every room name, score 0, to page by name) and
+ * "<prefix>rooms:popular" (room -> users present, for the welcome list). */
+__attribute__((warn_unused_result)) const char *gw_key_room_names(char *buf, size_t len,
+                                                                  const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_rooms_popular(char *buf, size_t len,
+                                                                     const char *prefix);
 /* "<prefix>user:{" and "<prefix>room:{": the heads scripts glue an id or a
  * room name to (followed by "}" or "}:members"). */
 __attribute__((warn_unused_result)) const char *gw_key_user_head(char *buf, size_t len, const char *prefix);
@@ -55,6 +61,12 @@ __attribute__((warn_unused_result)) const char *gw_key_idempotency(char *buf, si
 
 /* "<prefix>nick:{folded}" of a nickname; NULL also when it cannot be folded. */
 __attribute__((warn_unused_result)) const char *gw_key_nick(char *buf, size_t len, const char *prefix, const char *nick);
+
+/* "<prefix>login:{ADDR}:<minute>": logins from one client address in one
+ * minute (a counter with a TTL), for --login-rate across every node. */
+__attribute__((warn_unused_result)) const char *gw_key_login_rate(char *buf, size_t len,
+                                                                  const char *prefix,
+                                                                  const char *addr, long minute);
 
 /* "<prefix>node:{NODE}": a node's heartbeat. */
 __attribute__((warn_unused_result)) const char *gw_key_node(char *buf, size_t len, const char *prefix, const char *node);

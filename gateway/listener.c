@@ -1,9 +1,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -13,12 +16,24 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+
+/* Descriptors kept free for Redis connections, static files, logs and the
+ * reserve: the default --max-connections is RLIMIT_NOFILE less these. */
+#define GW_FD_RESERVE 32
+#define GW_ACCEPT_BACKOFF_MIN_MS 50
+#define GW_ACCEPT_BACKOFF_MAX_MS 1000
 
 struct gw_listener {
     struct gw_ctx *ctx;
     struct evconnlistener *evl;
     struct gw_conns *conns;
     int port;
+    int reserve_fd;            /* given up to accept-and-close when descriptors run out */
+    struct event *resume;      /* re-enables accepting after a pause */
+    int backoff_ms;
+    int64_t log_window_ms;     /* accept failures are logged once per second ... */
+    unsigned failures_unlogged; /* ... with the count since the last line */
 };
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
@@ -30,13 +45,63 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     gw_conn_new(l->conns, fd, sa);
 }
 
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_listener *l = arg;
+    evconnlistener_enable(l->evl);
+}
+
+/* Out of descriptors, the pending connection would make the listener
+ * readable forever (a busy loop): take it with the reserve descriptor and
+ * close it, so its client hears a reset now instead of waiting. */
+static void shed_one(struct gw_listener *l)
+{
+    if (l->reserve_fd < 0)
+        return;
+    close(l->reserve_fd);
+    int fd = accept(evconnlistener_get_fd(l->evl), NULL, NULL);
+    if (fd >= 0)
+        close(fd);
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
     (void)evl;
-    (void)arg;
-    /* EMFILE and friends: log and keep going; the listener stays armed. */
-    chat_log(CHAT_LOG_WARN, "accept_failed error=\"%s\"",
-             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    struct gw_listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    gw_metrics_add(l->ctx->metrics, GW_M_ACCEPT_ERRORS, 1);
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        shed_one(l);
+        /* Pause with backoff: descriptors come back as connections close. */
+        evconnlistener_disable(l->evl);
+        struct timeval tv = {l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000};
+        evtimer_add(l->resume, &tv);
+        l->backoff_ms = l->backoff_ms * 2 > GW_ACCEPT_BACKOFF_MAX_MS ? GW_ACCEPT_BACKOFF_MAX_MS
+                                                                     : l->backoff_ms * 2;
+    }
+    l->failures_unlogged++;
+    int64_t now = gw_mono_ms();
+    if (now - l->log_window_ms >= 1000) {
+        chat_log(CHAT_LOG_WARN, "accept_failed error=\"%s\" count=%u",
+                 evutil_socket_error_to_string(err), l->failures_unlogged);
+        l->failures_unlogged = 0;
+        l->log_window_ms = now;
+    }
+}
+
+/* --max-connections, or the descriptor limit less a reserve. */
+static size_t max_connections(const struct gw_ctx *ctx)
+{
+    if (ctx->cfg->max_connections > 0)
+        return (size_t)ctx->cfg->max_connections;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    return rl.rlim_cur > 2 * GW_FD_RESERVE ? (size_t)(rl.rlim_cur - GW_FD_RESERVE)
+                                           : (size_t)(rl.rlim_cur / 2);
 }
 
 struct gw_listener *gw_listener_new(struct gw_ctx *ctx, gw_conn_request_cb on_request)
@@ -45,9 +110,12 @@ struct gw_listener *gw_listener_new(struct gw_ctx *ctx, gw_conn_request_cb on_re
     if (!l)
         return NULL;
     l->ctx = ctx;
-    l->conns = gw_conns_new(ctx, on_request);
-    if (!l->conns) {
-        free(l);
+    l->backoff_ms = GW_ACCEPT_BACKOFF_MIN_MS;
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    l->conns = gw_conns_new(ctx, on_request, max_connections(ctx));
+    l->resume = evtimer_new(ctx->base, on_resume, l);
+    if (!l->conns || !l->resume) {
+        gw_listener_free(l);
         return NULL;
     }
 
@@ -115,5 +183,9 @@ void gw_listener_free(struct gw_listener *l)
     gw_conns_free(l->conns);
     if (l->evl)
         evconnlistener_free(l->evl);
+    if (l->resume)
+        event_free(l->resume);
+    if (l->reserve_fd >= 0)
+        close(l->reserve_fd);
     free(l);
 }

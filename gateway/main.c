@@ -21,10 +21,12 @@
 #include "router.h"
 #include "session.h"
 #include "store.h"
+#include "token.h"
 
 struct app {
     struct gw_ctx ctx;
     struct chat_config cfg;
+    struct chat_token_verifier *verifier;
     struct event *tick;
     struct event *drain_check;
     struct event *drain_start;
@@ -147,6 +149,7 @@ static void teardown(struct app *app)
         event_free(app->sigint);
     if (app->ctx.base)
         event_base_free(app->ctx.base);
+    chat_token_verifier_free(app->verifier);
     chat_config_deinit(&app->cfg);
 }
 
@@ -203,6 +206,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-gateway: %s\n", err);
         return 2;
     }
+    char why[256];
+    if (chat_config_token_verifier(&app.cfg, &app.verifier, why, sizeof(why)) < 0) {
+        fprintf(stderr, "chat-gateway: %s\n", why);
+        chat_config_deinit(&app.cfg);
+        return 2;
+    }
+    app.ctx.verifier = app.verifier;
     chat_log_set_level(app.cfg.log_level);
     if (app.cfg.jwt_secret_generated)
         chat_log(CHAT_LOG_WARN, "dev_mode note=\"random JWT secret for this process only; tokens "

@@ -20,6 +20,9 @@ static const struct {
     [GW_M_REDIS_RECONNECTS] = {"chat_redis_reconnects_total", "Redis reconnections"},
     [GW_M_PUBSUB_IN] = {"chat_pubsub_messages_total", "messages received from Redis pub/sub"},
     [GW_M_GAP_RECOVERIES] = {"chat_gap_recoveries_total", "seq gaps repaired from history"},
+    [GW_M_CONNS_REFUSED] = {"chat_connections_refused_total",
+                            "connections answered 503 at a connection limit"},
+    [GW_M_ACCEPT_ERRORS] = {"chat_accept_errors_total", "accept() failures"},
 };
 
 static const struct {

@@ -22,6 +22,8 @@ enum gw_counter {
     GW_M_REDIS_RECONNECTS,
     GW_M_PUBSUB_IN,      /* messages received from Redis pub/sub */
     GW_M_GAP_RECOVERIES, /* seq gaps repaired from history */
+    GW_M_CONNS_REFUSED,  /* connections answered 503 at a connection limit */
+    GW_M_ACCEPT_ERRORS,  /* accept() failures (descriptors exhausted) */
     GW_M_COUNT
 };
 

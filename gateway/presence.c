@@ -57,25 +57,41 @@ static bool room_keys(struct gw_presence *p, const char *room, const char *uid, 
            gw_key_room(channel, len, prefix, room, NULL);
 }
 
-static void add(struct gw_presence *p, const char *set, const char *holder, const char *uid,
-                const char *channel, const char *event)
+/* The popularity index a room's presence changes keep ("" for online). */
+static const char *popular_key(struct gw_presence *p, const char *room, char *buf, size_t len)
 {
-    char exp[32], now[32];
-    snprintf(exp, sizeof(exp), "%lld", (long long)expiry_ms(p));
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    const char *argv[] = {set, holder, uid, p->ctx->cfg->node_id, exp, now, channel, event};
-    p->in_flight++;
-    gw_store_eval(p->ctx->store, "presence_add", 2, 8, argv, NULL, on_done, p);
+    if (!room)
+        return "";
+    return gw_key_rooms_popular(buf, len, p->ctx->cfg->prefix) ? buf : NULL;
 }
 
-static void del(struct gw_presence *p, const char *set, const char *holder, const char *uid,
-                const char *channel, const char *event)
+static void add(struct gw_presence *p, const char *room, const char *set, const char *holder,
+                const char *uid, const char *channel, const char *event)
 {
-    char now[32];
+    char exp[32], now[32], pop_buf[GW_KEY_MAX];
+    const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
+    if (!pop)
+        return;
+    snprintf(exp, sizeof(exp), "%lld", (long long)expiry_ms(p));
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    const char *argv[] = {set, holder, uid, p->ctx->cfg->node_id, now, channel, event};
+    const char *argv[] = {set, holder, uid,   p->ctx->cfg->node_id, exp, now, channel,
+                          event, pop, room ? room : ""};
     p->in_flight++;
-    gw_store_eval(p->ctx->store, "presence_remove", 2, 7, argv, NULL, on_done, p);
+    gw_store_eval(p->ctx->store, "presence_add", 2, 10, argv, NULL, on_done, p);
+}
+
+static void del(struct gw_presence *p, const char *room, const char *set, const char *holder,
+                const char *uid, const char *channel, const char *event)
+{
+    char now[32], pop_buf[GW_KEY_MAX];
+    const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
+    if (!pop)
+        return;
+    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *argv[] = {set, holder, uid, p->ctx->cfg->node_id, now, channel, event,
+                          pop, room ? room : ""};
+    p->in_flight++;
+    gw_store_eval(p->ctx->store, "presence_remove", 2, 9, argv, NULL, on_done, p);
 }
 
 static char *online_event(const char *type, const struct chat_identity *who)
@@ -112,7 +128,7 @@ void gw_presence_online(struct gw_presence *p, const struct chat_identity *who)
         return;
     char *ev = online_event("online", who);
     if (ev)
-        add(p, set, holder, who->id, channel, ev);
+        add(p, NULL, set, holder, who->id, channel, ev);
     free(ev);
 }
 
@@ -123,7 +139,7 @@ void gw_presence_offline(struct gw_presence *p, const struct chat_identity *who)
         return;
     char *ev = online_event("offline", who);
     if (ev)
-        del(p, set, holder, who->id, channel, ev);
+        del(p, NULL, set, holder, who->id, channel, ev);
     free(ev);
     /* last_seen is informational: fire and forget. */
     char key[GW_KEY_MAX], now[32];
@@ -133,6 +149,7 @@ void gw_presence_offline(struct gw_presence *p, const struct chat_identity *who)
     const char *argv[] = {"HSET", key, "last_seen", now};
     p->in_flight++;
     gw_bus_command(p->ctx->bus, on_done, p, 4, argv, NULL);
+    gw_store_touch_user(p->ctx->store, who->id);
 }
 
 void gw_presence_join(struct gw_presence *p, const char *room, const struct chat_identity *who)
@@ -142,7 +159,7 @@ void gw_presence_join(struct gw_presence *p, const char *room, const struct chat
         return;
     char *ev = room_event(room, "join", who);
     if (ev)
-        add(p, set, holder, who->id, channel, ev);
+        add(p, room, set, holder, who->id, channel, ev);
     free(ev);
 }
 
@@ -153,7 +170,7 @@ void gw_presence_leave(struct gw_presence *p, const char *room, const struct cha
         return;
     char *ev = room_event(room, "leave", who);
     if (ev)
-        del(p, set, holder, who->id, channel, ev);
+        del(p, room, set, holder, who->id, channel, ev);
     free(ev);
 }
 
@@ -201,17 +218,19 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- reaping other nodes' dead entries ---- */
 
-static void reap(struct gw_presence *p, const char *set, const char *holder_prefix,
-                 const char *holder_suffix, const char *channel, const char *head, const char *tail)
+static void reap(struct gw_presence *p, const char *room, const char *set,
+                 const char *holder_prefix, const char *holder_suffix, const char *channel,
+                 const char *head, const char *tail)
 {
-    char now[32], user_prefix[GW_KEY_MAX], user_suffix[8] = "}";
+    char now[32], user_prefix[GW_KEY_MAX], user_suffix[8] = "}", pop_buf[GW_KEY_MAX];
+    const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
     snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    if (!gw_key_user_head(user_prefix, sizeof(user_prefix), p->ctx->cfg->prefix))
+    if (!pop || !gw_key_user_head(user_prefix, sizeof(user_prefix), p->ctx->cfg->prefix))
         return;
-    const char *argv[] = {set,  now,  holder_prefix, holder_suffix, channel,
-                          head, tail, user_prefix,   user_suffix};
+    const char *argv[] = {set,  now,  holder_prefix, holder_suffix, channel, head,
+                          tail, user_prefix, user_suffix, pop, room ? room : ""};
     p->in_flight++;
-    gw_store_eval(p->ctx->store, "presence_reap", 1, 9, argv, NULL, on_done, p);
+    gw_store_eval(p->ctx->store, "presence_reap", 1, 11, argv, NULL, on_done, p);
 }
 
 static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -236,7 +255,7 @@ static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *ar
                  "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"leave\","
                  "\"user\":",
                  room);
-        reap(p, set, hp, "", channel, head, "}");
+        reap(p, room, set, hp, "", channel, head, "}");
     }
 }
 
@@ -248,16 +267,18 @@ static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
     if (!gw_bus_up(p->ctx->bus))
         return;
     const char *prefix = p->ctx->cfg->prefix;
-    char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], rooms[GW_KEY_MAX];
+    char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], popular[GW_KEY_MAX];
     if (!gw_key_online(set, sizeof(set), prefix) ||
         !gw_key_user_head(hp, sizeof(hp), prefix) ||
         !gw_key_all(channel, sizeof(channel), prefix) ||
-        !gw_key_rooms(rooms, sizeof(rooms), prefix))
+        !gw_key_rooms_popular(popular, sizeof(popular), prefix))
         return;
-    reap(p, set, hp, "}:nodes", channel, "{\"type\":\"offline\",\"user\":", "}");
-    const char *argv[] = {"HKEYS", rooms};
+    reap(p, NULL, set, hp, "}:nodes", channel, "{\"type\":\"offline\",\"user\":", "}");
+    /* Only rooms with someone present can hold entries to reap: the
+     * popularity index lists exactly those, not every room ever made. */
+    const char *argv[] = {"ZRANGE", popular, "0", "-1"};
     p->in_flight++;
-    gw_bus_command(p->ctx->bus, on_room_names, p, 2, argv, NULL);
+    gw_bus_command(p->ctx->bus, on_room_names, p, 4, argv, NULL);
 }
 
 struct gw_presence *gw_presence_new(struct gw_ctx *ctx)

@@ -96,22 +96,23 @@ struct backlog_entry *gw_router_backlog_entry(int64_t seq, const char *data, siz
     return e;
 }
 
-struct gw_client *gw_router_attach(struct gw_router *r, const struct chat_identity *who,
-                                   void *owner, bool *first)
+bool gw_router_attach(struct gw_router *r, const struct chat_identity *who, void *owner,
+                      struct gw_client **slot, bool *first, void (*ready)(bool ok, void *arg),
+                      void *arg)
 {
     char channel[GW_KEY_MAX];
     *first = false;
     if (!gw_key_user(channel, sizeof(channel), r->ctx->cfg->prefix, who->id, NULL))
-        return NULL;
+        return false;
     struct gw_client *c = calloc(1, sizeof(*c));
     if (!c)
-        return NULL;
+        return false;
     struct user *u = gw_dict_get(r->users, channel);
     if (!u) {
         u = gw_router_user_new(r, channel, who);
         if (!u) {
             free(c);
-            return NULL;
+            return false;
         }
         *first = true;
     }
@@ -123,7 +124,10 @@ struct gw_client *gw_router_attach(struct gw_router *r, const struct chat_identi
     u->nclients++;
     LIST_INSERT_HEAD(&r->clients, c, in_node);
     r->nclients++;
-    return c;
+    *slot = c;
+    /* Each client holds the user's channel, so each can wait for it. */
+    gw_bus_subscribe(r->ctx->bus, u->channel, ready, arg);
+    return true;
 }
 
 bool gw_router_detach(struct gw_router *r, struct gw_client *c)
@@ -135,10 +139,10 @@ bool gw_router_detach(struct gw_router *r, struct gw_client *c)
     struct user *u = c->user;
     LIST_REMOVE(c, in_user);
     free(c);
+    gw_bus_unsubscribe(r->ctx->bus, u->channel);
     if (--u->nclients > 0)
         return false;
     gw_dict_del(r->users, u->channel);
-    gw_bus_unsubscribe(r->ctx->bus, u->channel);
     gw_router_user_free(u);
     return true;
 }
@@ -209,6 +213,11 @@ struct gw_member *gw_router_find_member(const struct gw_client *c, const char *r
 struct gw_member *gw_router_any_member(const struct gw_client *c)
 {
     return LIST_FIRST(&c->rooms);
+}
+
+struct gw_member *gw_member_next(const struct gw_member *m)
+{
+    return LIST_NEXT(m, in_client);
 }
 
 bool gw_member_joined(const struct gw_member *m)
@@ -322,6 +331,8 @@ bool gw_router_leave(struct gw_router *r, struct gw_member *m)
 
 /* ---- repair of lost pub/sub messages ---- */
 
+static void start_repair(struct gw_router *r, struct room *room);
+
 static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
@@ -332,14 +343,16 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
         int64_t current = cur->type == REDIS_REPLY_INTEGER ? cur->integer : 0;
         if (current < room->live_seq) {
             /* Redis came back without this room's data (no persistence): seqs
-             * start again, so forget what we saw or new messages look old. */
+             * start again, so forget what we saw or new messages look old.
+             * Everything in the new history is new to a member whose last
+             * seq belongs to the old numbering. */
             chat_log(CHAT_LOG_WARN, "seq_reset room=%s was=%lld now=%lld", room->name,
                      (long long)room->live_seq, (long long)current);
-            room->live_seq = current;
+            room->live_seq = 0;
             struct gw_member *m;
             LIST_FOREACH(m, &room->members, in_room)
             if (m->last_seq > current)
-                m->last_seq = current;
+                m->last_seq = 0;
         }
         for (size_t i = 1; i < reply->elements; i++) {
             redisReply *e = reply->element[i];
@@ -354,6 +367,16 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
             room->live_seq = seq;
         }
         gw_metrics_add(r->ctx->metrics, GW_M_GAP_RECOVERIES, 1);
+    }
+    if (room->repair_again) {
+        /* The subscriber was away again while this read ran: read again
+         * before the held live traffic goes out, or a gap would hide behind
+         * a higher seq. */
+        room->repair_again = false;
+        room->repairing = false;
+        start_repair(r, room);
+        if (room->repairing)
+            return;
     }
     struct backlog_entry *e;
     STAILQ_FOREACH(e, &room->backlog, link)
@@ -372,8 +395,11 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
 
 static void start_repair(struct gw_router *r, struct room *room)
 {
-    if (room->repairing)
+    if (room->repairing) {
+        /* This repair's read may predate what was lost just now. */
+        room->repair_again = true;
         return;
+    }
     const char *prefix = r->ctx->cfg->prefix;
     char seq_key[GW_KEY_MAX], hist_key[GW_KEY_MAX];
     if (!gw_key_room(seq_key, sizeof(seq_key), prefix, room->name, "seq") ||

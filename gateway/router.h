@@ -40,10 +40,14 @@ struct gw_router *gw_router_new(struct gw_ctx *ctx, const struct gw_router_ops *
 void gw_router_free(struct gw_router *r);
 
 /* Registers a session of who (borrowed: it must outlive the client) with
- * owner for delivery, subscribing chat:user:{id} for the user's first client
- * on this node, which *first then reports.  NULL on no memory. */
-struct gw_client *gw_router_attach(struct gw_router *r, const struct chat_identity *who,
-                                   void *owner, bool *first);
+ * owner for delivery, stored in *slot, and subscribes chat:user:{id} for it:
+ * ready (may be NULL) runs once the subscription is confirmed, or with
+ * ok=false when Redis is down, possibly before this returns.  *first tells
+ * whether this is the user's first client on this node.  False only when
+ * nothing was done (no memory). */
+bool gw_router_attach(struct gw_router *r, const struct chat_identity *who, void *owner,
+                      struct gw_client **slot, bool *first, void (*ready)(bool ok, void *arg),
+                      void *arg);
 /* Unregisters a client after it left every room; true when it was the
  * user's last client on this node. */
 bool gw_router_detach(struct gw_router *r, struct gw_client *c);
@@ -66,8 +70,10 @@ void gw_router_rejoin_done(struct gw_member *m, int64_t snapshot_seq);
 bool gw_router_leave(struct gw_router *r, struct gw_member *m);
 
 struct gw_member *gw_router_find_member(const struct gw_client *c, const char *room);
-/* Any member of c (for teardown: leave until NULL). */
+/* Any member of c (for teardown: leave until NULL), and the walk over all
+ * of them: gw_member_next(m) is the next of m's client, or NULL. */
 struct gw_member *gw_router_any_member(const struct gw_client *c);
+struct gw_member *gw_member_next(const struct gw_member *m);
 bool gw_member_joined(const struct gw_member *m);
 const char *gw_member_room(const struct gw_member *m);
 /* True when the user has another joined or joining member in the room on

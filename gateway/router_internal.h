@@ -47,6 +47,7 @@ struct room {
     size_t nmembers;
     int pending_joins;
     bool repairing;
+    bool repair_again; /* resubscribed while repairing: the repair may have read too early */
     int64_t live_seq; /* highest seq seen on the live stream, repaired, or snapshotted */
     bool synced;      /* live_seq is a real baseline (a join snapshot or live traffic) */
     struct backlog backlog;
@@ -68,6 +69,8 @@ struct user {
     int64_t since_ms;
     bool subscribed_once;
     bool repairing;
+    bool repair_again; /* resubscribed while repairing */
+    uint64_t generation; /* tells a repair whether it is still this record's */
     struct backlog backlog;
 };
 
@@ -88,6 +91,7 @@ struct gw_router {
     LIST_HEAD(, gw_client) clients;
     size_t nclients;
     char all_channel[GW_KEY_MAX];
+    uint64_t next_generation;
 };
 
 /* ---- shared by router.c and router_user.c ---- */

@@ -39,8 +39,8 @@ struct user *gw_router_user_new(struct gw_router *r, const char *channel,
         return NULL;
     }
     u->since_ms = gw_now_ms();
+    u->generation = ++r->next_generation;
     snprintf(u->channel, sizeof(u->channel), "%s", channel);
-    gw_bus_subscribe(r->ctx->bus, channel, NULL, NULL);
     return u;
 }
 
@@ -104,17 +104,37 @@ static void backlog_push_user(struct user *u, const char *payload, size_t len)
  * (last session closed) when Redis answers. */
 struct user_repair {
     struct gw_router *r;
+    uint64_t generation;
     int outstanding;
     bool listed;
     char channel[GW_KEY_MAX];
 };
+
+/* The user this repair is for, or NULL when it left (and maybe came back:
+ * a new record is not this repair's). */
+static struct user *repair_user(const struct user_repair *ur)
+{
+    struct user *u = gw_dict_get(ur->r->users, ur->channel);
+    return u && u->generation == ur->generation ? u : NULL;
+}
+
+static void start_user_repair(struct gw_router *r, struct user *u);
 
 static void user_repair_step(struct user_repair *ur)
 {
     if (--ur->outstanding > 0 || !ur->listed)
         return;
     struct gw_router *r = ur->r;
-    struct user *u = gw_dict_get(r->users, ur->channel);
+    struct user *u = repair_user(ur);
+    if (u && u->repair_again) {
+        /* Lost again while this repair read: read again before the held
+         * traffic goes out, or a higher seq would hide the gap. */
+        u->repair_again = false;
+        u->repairing = false;
+        start_user_repair(r, u);
+        free(ur);
+        return;
+    }
     if (u) {
         u->repairing = false;
         /* Detached first: a delivery may free u. */
@@ -125,7 +145,7 @@ static void user_repair_step(struct user_repair *ur)
         while (!STAILQ_EMPTY(&pending)) {
             struct backlog_entry *e = STAILQ_FIRST(&pending);
             STAILQ_REMOVE_HEAD(&pending, link);
-            u = gw_dict_get(r->users, channel);
+            u = repair_user(ur);
             if (u)
                 user_deliver(r, u, e->data, e->len, 0);
             free(e);
@@ -140,7 +160,7 @@ static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply,
     struct user_repair *ur = arg;
     if (reply && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 1; i < reply->elements; i++) {
-            struct user *u = gw_dict_get(ur->r->users, ur->channel);
+            struct user *u = repair_user(ur);
             if (u && reply->element[i]->type == REDIS_REPLY_STRING)
                 user_deliver(ur->r, u, reply->element[i]->str, reply->element[i]->len,
                              u->since_ms);
@@ -153,7 +173,7 @@ static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, v
 {
     (void)bus;
     struct user_repair *ur = arg;
-    struct user *u = gw_dict_get(ur->r->users, ur->channel);
+    struct user *u = repair_user(ur);
     const char *prefix = ur->r->ctx->cfg->prefix;
     ur->listed = true;
     if (u && reply && reply->type == REDIS_REPLY_ARRAY) {
@@ -176,13 +196,18 @@ static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, v
 static void start_user_repair(struct gw_router *r, struct user *u)
 {
     char key[GW_KEY_MAX];
-    if (u->repairing || !gw_key_user(key, sizeof(key), r->ctx->cfg->prefix, u->who.id, "dms"))
+    if (u->repairing) {
+        u->repair_again = true; /* this repair's reads may predate the loss */
+        return;
+    }
+    if (!gw_key_user(key, sizeof(key), r->ctx->cfg->prefix, u->who.id, "dms"))
         return;
     struct user_repair *ur = calloc(1, sizeof(*ur));
     if (!ur)
         return;
     u->repairing = true;
     ur->r = r;
+    ur->generation = u->generation;
     ur->outstanding = 1; /* the peer listing */
     snprintf(ur->channel, sizeof(ur->channel), "%s", u->channel);
     const char *argv[] = {"SMEMBERS", key};

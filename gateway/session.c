@@ -22,8 +22,10 @@
 #include "token.h"
 #include "ws.h"
 
-/* Requests waiting behind a slow one; the rate limit keeps this far lower. */
+/* Requests waiting behind a slow one; the rate limit keeps this far lower.
+ * In bytes, at most this much (or one --max-message frame, if larger). */
 #define GW_INBOX_MAX 256
+#define GW_INBOX_MAX_BYTES (4u * 1024 * 1024)
 
 struct inbox_entry {
     STAILQ_ENTRY(inbox_entry) link;
@@ -41,11 +43,13 @@ struct gw_session {
     int refs;
     bool closed;   /* the socket is gone or going: send nothing, answer nothing */
     bool welcomed; /* live traffic flows only after `welcome` */
+    bool first_of_user; /* the user's first session on this node */
     struct gw_rate rate;
     /* one request at a time, the rest wait here */
     bool busy;
     STAILQ_HEAD(, inbox_entry) inbox;
     size_t inbox_len;
+    size_t inbox_bytes;
 };
 
 static void process_inbox(struct gw_session *s);
@@ -225,7 +229,8 @@ static void on_welcome_rooms(struct gw_bus *bus, struct redisReply *reply, void 
         session_release(s);
         return;
     }
-    json_t *rooms = gw_store_rooms_json(reply);
+    bool more = false;
+    json_t *rooms = gw_store_rooms_json(reply, &more);
     if (!rooms) {
         /* Without Redis there is nothing to offer: say so and let the client retry. */
         gw_session_send_error(s, NULL, CHAT_ERR_UNAVAILABLE, "redis unavailable");
@@ -236,6 +241,8 @@ static void on_welcome_rooms(struct gw_bus *bus, struct redisReply *reply, void 
     json_t *w = json_pack("{s:s, s:o, s:s, s:o, s:i}", "type", "welcome", "user",
                           gw_user_json(&s->who), "node", s->ctx->cfg->node_id, "rooms", rooms,
                           "history_max", s->ctx->cfg->history);
+    if (more)
+        json_object_set_new(w, "rooms_more", json_true());
     gw_session_send_json(s, w);
     s->welcomed = true;
     s->busy = false;
@@ -262,6 +269,7 @@ static void process_inbox(struct gw_session *s)
         struct inbox_entry *e = STAILQ_FIRST(&s->inbox);
         STAILQ_REMOVE_HEAD(&s->inbox, link);
         s->inbox_len--;
+        s->inbox_bytes -= e->len;
         session_hold(s);
         handle_request(s, e->data, e->len);
         free(e);
@@ -298,7 +306,10 @@ static void on_text(void *arg, const char *data, size_t len)
         gw_ws_close(s->ws, 1008, "rate limit exceeded");
         return;
     }
-    if (verdict == GW_RATE_DROP || s->inbox_len >= GW_INBOX_MAX) {
+    size_t max_bytes = GW_INBOX_MAX_BYTES > s->ctx->cfg->max_message ? GW_INBOX_MAX_BYTES
+                                                                       : s->ctx->cfg->max_message;
+    if (verdict == GW_RATE_DROP || s->inbox_len >= GW_INBOX_MAX ||
+        (s->inbox_len > 0 && s->inbox_bytes + len > max_bytes)) {
         refuse_rate_limited(s, data, len);
         return;
     }
@@ -309,7 +320,23 @@ static void on_text(void *arg, const char *data, size_t len)
     memcpy(e->data, data, len);
     STAILQ_INSERT_TAIL(&s->inbox, e, link);
     s->inbox_len++;
+    s->inbox_bytes += len;
     process_inbox(s);
+}
+
+static void on_control(void *arg)
+{
+    struct gw_session *s = arg;
+    if (s->closed)
+        return;
+    int verdict = gw_rate_take(&s->rate, s->ctx->cfg->rate, s->ctx->cfg->burst, gw_mono_ms());
+    if (verdict == GW_RATE_CLOSE) {
+        chat_log(CHAT_LOG_INFO, "rate_limit_close conn=%llu user=%s frames=control",
+                 (unsigned long long)gw_ws_conn_id(s->ws), s->who.id);
+        gw_ws_close(s->ws, 1008, "rate limit exceeded");
+    } else if (verdict == GW_RATE_DROP) {
+        gw_metrics_add(s->ctx->metrics, GW_M_RATE_LIMITED, 1);
+    }
 }
 
 static void on_closed(void *arg)
@@ -351,19 +378,78 @@ static const struct gw_ws_handler session_handler = {
     .on_text = on_text,
     .on_closed = on_closed,
     .on_tick = on_tick,
+    .on_control = on_control,
 };
 
+/* Ends the start of a session that cannot go on (before `welcome`). */
+static void start_failed(struct gw_session *s, uint16_t code, const char *reason)
+{
+    if (code == 1011)
+        gw_session_send_error(s, NULL, CHAT_ERR_UNAVAILABLE, reason);
+    if (s->ws)
+        gw_ws_close(s->ws, code, reason);
+    session_release(s);
+}
+
+static void on_user_subscribed(bool ok, void *arg)
+{
+    struct gw_session *s = arg;
+    if (s->closed) {
+        session_release(s);
+        return;
+    }
+    if (!ok) {
+        start_failed(s, 1011, "redis unavailable");
+        return;
+    }
+    /* The user's channel is live before `welcome`: a private message sent
+     * the moment the client sees it is delivered. */
+    if (s->first_of_user)
+        gw_presence_online(s->ctx->presence, &s->who);
+    gw_store_welcome_rooms(s->ctx->store, on_welcome_rooms, s);
+}
+
+static void session_attach(struct gw_session *s)
+{
+    if (!gw_router_attach(s->ctx->router, &s->who, s, &s->client, &s->first_of_user,
+                          on_user_subscribed, s))
+        start_failed(s, 1011, "out of memory");
+}
+
+static void on_nick_claimed(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct gw_session *s = arg;
+    if (s->closed) {
+        session_release(s);
+        return;
+    }
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        start_failed(s, 1011, "redis unavailable");
+        return;
+    }
+    if (reply->type == REDIS_REPLY_STRING && reply->len > 0 && strcmp(reply->str, s->who.id) != 0) {
+        chat_log(CHAT_LOG_INFO, "nickname_taken session=%llu user=%s holder=%s",
+                 (unsigned long long)s->id, s->who.id, reply->str);
+        start_failed(s, 4009, "nickname taken");
+        return;
+    }
+    session_attach(s);
+}
+
 /* Tokens may come from elsewhere than /api/login (admin tokens, or a Redis
- * that lost its data): the user record follows the token.  The nickname is
- * held while online, so a login elsewhere gets 409 even if someone claimed
- * it while this user was away (and is away now). */
+ * that lost its data): the user record follows the token.  The nickname must
+ * still be this user's: it was free at login, but someone online may have
+ * taken it while this user was away (close 4009 then, before `welcome`). */
 static void session_claim_identity(struct gw_session *s)
 {
     struct gw_ctx *ctx = s->ctx;
     gw_store_save_user(ctx->store, &s->who, NULL, NULL);
     char nick_key[GW_KEY_MAX];
     if (gw_key_nick(nick_key, sizeof(nick_key), ctx->cfg->prefix, s->who.name))
-        gw_store_claim_nick(ctx->store, nick_key, s->who.id, NULL, NULL);
+        gw_store_claim_nick(ctx->store, nick_key, s->who.id, on_nick_claimed, s);
+    else
+        session_attach(s); /* a name that cannot be keyed cannot be claimed by anyone */
 }
 
 void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identity *who,
@@ -396,17 +482,10 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
     }
     chat_log(CHAT_LOG_INFO, "session_open session=%llu user=%s peer=%s", (unsigned long long)s->id,
              s->who.id, gw_conn_peer(c));
-    session_claim_identity(s);
-    bool first = false;
-    s->client = gw_router_attach(ctx->router, &s->who, s, &first);
-    if (!s->client) {
-        gw_ws_close(s->ws, 1011, "out of memory");
-        return;
-    }
-    if (first)
-        gw_presence_online(ctx->presence, &s->who);
-    /* Requests wait in the inbox until the welcome is out. */
+    /* Requests wait in the inbox until the welcome is out; the start holds
+     * the session through the nickname claim, the user channel's
+     * subscription and the rooms listing. */
     s->busy = true;
     session_hold(s);
-    gw_store_query_rooms(ctx->store, on_welcome_rooms, s);
+    session_claim_identity(s);
 }

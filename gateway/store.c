@@ -41,6 +41,14 @@ struct eval_call {
     size_t *argvlen;
 };
 
+/* The rooms that exist from the start, with their topics (PROTOCOL.md). */
+static const char *const default_rooms[][2] = {
+    {"general", "Anything goes"},
+    {"random", "Off-topic and fun"},
+    {"tech", "Code, tools and questions"},
+};
+#define N_DEFAULT_ROOMS (sizeof(default_rooms) / sizeof(default_rooms[0]))
+
 struct gw_store *gw_store_new(struct gw_ctx *ctx)
 {
     struct gw_store *st = calloc(1, sizeof(*st));
@@ -101,6 +109,17 @@ void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw
     const char *argv[] = {
         "HSET", key, "name", who->name, "avatar", who->avatar ? who->avatar : "", "last_seen", now};
     gw_bus_command(st->ctx->bus, cb, arg, 8, argv, NULL);
+    gw_store_touch_user(st, who->id);
+}
+
+void gw_store_touch_user(struct gw_store *st, const char *uid)
+{
+    char key[GW_KEY_MAX], ttl[16];
+    if (!gw_key_user(key, sizeof(key), st->ctx->cfg->prefix, uid, NULL))
+        return;
+    snprintf(ttl, sizeof(ttl), "%d", GW_USER_TTL_SEC);
+    const char *argv[] = {"EXPIRE", key, ttl};
+    gw_bus_command(st->ctx->bus, NULL, NULL, 3, argv, NULL);
 }
 
 static void ignore_reply(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -210,29 +229,33 @@ fail:
     return GW_ERR_NOMEM;
 }
 
+void gw_store_create_room(struct gw_store *st, const char *room, const char *meta,
+                          const char *event, gw_bus_reply_cb cb, void *arg)
+{
+    const char *prefix = st->ctx->cfg->prefix;
+    char key[GW_KEY_MAX], names[GW_KEY_MAX], channel[GW_KEY_MAX];
+    if (!gw_key_rooms(key, sizeof(key), prefix) || !gw_key_room_names(names, sizeof(names), prefix) ||
+        !gw_key_all(channel, sizeof(channel), prefix)) {
+        if (cb)
+            cb(st->ctx->bus, NULL, arg);
+        return;
+    }
+    const char *argv[] = {key, names, room, meta, channel, event};
+    gw_store_eval(st, "room_create", 2, 6, argv, NULL, cb, arg);
+}
+
 void gw_store_ensure_default_rooms(struct gw_store *st)
 {
-    static const char *const defaults[][2] = {
-        {"general", "Anything goes"},
-        {"random", "Off-topic and fun"},
-        {"tech", "Code, tools and questions"},
-    };
-    char key[GW_KEY_MAX], channel[GW_KEY_MAX];
-    if (!gw_key_rooms(key, sizeof(key), st->ctx->cfg->prefix) ||
-        !gw_key_all(channel, sizeof(channel), st->ctx->cfg->prefix))
-        return;
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", defaults[i][1], "created_by", "system",
-                                 "created_at", (json_int_t)0);
+    for (size_t i = 0; i < N_DEFAULT_ROOMS; i++) {
+        json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", default_rooms[i][1], "created_by",
+                                 "system", "created_at", (json_int_t)0);
         json_t *event = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:n}}", "type", "room_created",
-                                  "room", defaults[i][0], "topic", defaults[i][1], "by", "id",
-                                  "system", "name", "system", "avatar");
+                                  "room", default_rooms[i][0], "topic", default_rooms[i][1], "by",
+                                  "id", "system", "name", "system", "avatar");
         char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
         char *event_s = event ? json_dumps(event, JSON_COMPACT) : NULL;
-        if (meta_s && event_s) {
-            const char *argv[] = {key, defaults[i][0], meta_s, channel, event_s};
-            gw_store_eval(st, "room_create", 1, 5, argv, NULL, NULL, NULL);
-        }
+        if (meta_s && event_s)
+            gw_store_create_room(st, default_rooms[i][0], meta_s, event_s, NULL, NULL);
         free(meta_s);
         free(event_s);
         json_decref(meta);
@@ -240,26 +263,68 @@ void gw_store_ensure_default_rooms(struct gw_store *st)
     }
 }
 
-void gw_store_query_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
+/* argv[0..2] keys, 3 now, 4 room head, 5 members tail: the part of every
+ * rooms.lua call that does not depend on the mode.  False when a key does
+ * not fit. */
+static bool rooms_head(struct gw_store *st, char keys[3][GW_KEY_MAX], char *now, size_t nowlen,
+                       char *head, const char **argv)
 {
     const char *prefix = st->ctx->cfg->prefix;
-    char key[GW_KEY_MAX], now[32], mp[GW_KEY_MAX];
-    if (!gw_key_rooms(key, sizeof(key), prefix) ||
-        !gw_key_room_head(mp, sizeof(mp), prefix)) {
+    if (!gw_key_rooms(keys[0], GW_KEY_MAX, prefix) ||
+        !gw_key_room_names(keys[1], GW_KEY_MAX, prefix) ||
+        !gw_key_rooms_popular(keys[2], GW_KEY_MAX, prefix) ||
+        !gw_key_room_head(head, GW_KEY_MAX, prefix))
+        return false;
+    snprintf(now, nowlen, "%lld", (long long)gw_now_ms());
+    argv[0] = keys[0];
+    argv[1] = keys[1];
+    argv[2] = keys[2];
+    argv[3] = now;
+    argv[4] = head;
+    argv[5] = "}:members";
+    return true;
+}
+
+void gw_store_list_rooms(struct gw_store *st, const char *q, const char *after, int limit,
+                         gw_bus_reply_cb cb, void *arg)
+{
+    char keys[3][GW_KEY_MAX], now[32], head[GW_KEY_MAX], lim[16];
+    const char *argv[10];
+    if (!rooms_head(st, keys, now, sizeof(now), head, argv)) {
         cb(st->ctx->bus, NULL, arg);
         return;
     }
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
-    const char *argv[] = {key, now, mp, "}:members"};
-    gw_store_eval(st, "rooms", 1, 4, argv, NULL, cb, arg);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    argv[6] = "page";
+    argv[7] = lim;
+    argv[8] = q ? q : "";
+    argv[9] = after ? after : "";
+    gw_store_eval(st, "rooms", 3, 10, argv, NULL, cb, arg);
 }
 
-json_t *gw_store_rooms_json(const struct redisReply *reply)
+void gw_store_welcome_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
 {
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+    char keys[3][GW_KEY_MAX], now[32], head[GW_KEY_MAX], lim[16];
+    const char *argv[8 + N_DEFAULT_ROOMS];
+    if (!rooms_head(st, keys, now, sizeof(now), head, argv)) {
+        cb(st->ctx->bus, NULL, arg);
+        return;
+    }
+    snprintf(lim, sizeof(lim), "%d", GW_WELCOME_ROOMS);
+    argv[6] = "welcome";
+    argv[7] = lim;
+    for (size_t i = 0; i < N_DEFAULT_ROOMS; i++)
+        argv[8 + i] = default_rooms[i][0];
+    gw_store_eval(st, "rooms", 3, (int)(8 + N_DEFAULT_ROOMS), argv, NULL, cb, arg);
+}
+
+json_t *gw_store_rooms_json(const struct redisReply *reply, bool *more)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)
         return NULL;
+    *more = reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1;
     json_t *rooms = json_array();
-    for (size_t i = 0; i + 2 < reply->elements + 0 && rooms; i += 3) {
+    for (size_t i = 1; i + 2 < reply->elements + 0 && rooms; i += 3) {
         const redisReply *name = reply->element[i], *meta = reply->element[i + 1],
                          *count = reply->element[i + 2];
         if (name->type != REDIS_REPLY_STRING)
@@ -275,4 +340,16 @@ json_t *gw_store_rooms_json(const struct redisReply *reply)
         json_decref(m);
     }
     return rooms;
+}
+
+void gw_store_history_range(struct gw_store *st, const char *seq_key, const char *hist_key,
+                            const char *mode, int64_t bound, int limit, size_t max_bytes,
+                            gw_bus_reply_cb cb, void *arg)
+{
+    char b[24], l[24], cap[24];
+    snprintf(b, sizeof(b), "%lld", (long long)bound);
+    snprintf(l, sizeof(l), "%d", limit);
+    snprintf(cap, sizeof(cap), "%zu", max_bytes);
+    const char *argv[] = {seq_key, hist_key, mode, b, l, cap};
+    gw_store_eval(st, "history_range", 2, 6, argv, NULL, cb, arg);
 }

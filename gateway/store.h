@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bus.h"
 #include "gateway.h"
@@ -33,17 +34,49 @@ int gw_store_eval(struct gw_store *st, const char *name, int nkeys, int argc, co
  * The reply is "" when claimed, else the holder's id.  cb may be NULL. */
 void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *uid,
                          gw_bus_reply_cb cb, void *arg);
-/* Writes chat:user:{ID} (name, avatar, last_seen now).  cb may be NULL. */
+/* A guest's record lives this long after its last use (login, connect,
+ * disconnect); its nickname claim expires sooner (24 h). */
+#define GW_USER_TTL_SEC (7 * 24 * 3600)
+/* Restarts the TTL of chat:user:{uid} (fire and forget). */
+void gw_store_touch_user(struct gw_store *st, const char *uid);
+/* Writes chat:user:{ID} (name, avatar, last_seen now) with GW_USER_TTL_SEC.
+ * cb (may be NULL) gets the HSET reply. */
 void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw_bus_reply_cb cb,
                         void *arg);
+
+/* Runs room_create.lua for room with its meta and room_created event JSON
+ * (event published on chat:all when the room is new; the reply is 1 then,
+ * else 0).  cb may be NULL. */
+void gw_store_create_room(struct gw_store *st, const char *room, const char *meta,
+                          const char *event, gw_bus_reply_cb cb, void *arg);
 
 /* Creates the default rooms (general, random, tech) if missing.  Called
  * whenever the bus comes up. */
 void gw_store_ensure_default_rooms(struct gw_store *st);
 
-/* Runs rooms.lua; cb gets the reply, which gw_store_rooms_json turns into
- * [{name, topic, members}] (NULL when the reply is NULL or an error). */
-void gw_store_query_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg);
-json_t *gw_store_rooms_json(const struct redisReply *reply);
+/* Messages in one reply (joined, history) stay under this many bytes
+ * (PROTOCOL.md: 4 MiB a reply, the rest of it included). */
+#define GW_REPLY_MESSAGES_MAX (4u * 1024 * 1024 - 64 * 1024)
+
+/* history_range.lua over a room's or conversation's seq and history keys:
+ * mode "before" (the newest `limit` below bound; 0: no bound), "after" (the
+ * oldest `limit` above bound) or "since" (a join from bound); at most
+ * max_bytes of messages (0: no cap).  The reply is {seq, more, recovered,
+ * msg...}.  cb runs exactly once. */
+void gw_store_history_range(struct gw_store *st, const char *seq_key, const char *hist_key,
+                            const char *mode, int64_t bound, int limit, size_t max_bytes,
+                            gw_bus_reply_cb cb, void *arg);
+
+/* rooms.lua, bounded: the rooms whose name starts with q (NULL: any), after
+ * the name `after` (NULL: from the first), by name, at most limit. */
+void gw_store_list_rooms(struct gw_store *st, const char *q, const char *after, int limit,
+                         gw_bus_reply_cb cb, void *arg);
+/* The welcome's list: the default rooms, then the others by users present,
+ * at most GW_WELCOME_ROOMS. */
+#define GW_WELCOME_ROOMS 200
+void gw_store_welcome_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg);
+/* Turns a rooms.lua reply into [{name, topic, members}], with *more set when
+ * rooms were left out (NULL when the reply is NULL or an error). */
+json_t *gw_store_rooms_json(const struct redisReply *reply, bool *more);
 
 #endif

@@ -30,7 +30,8 @@ struct gw_ws {
     char close_reason[64];
     bool closed_notified;
     bool proceeding;
-    int sending; /* a gw_ws_send_* call is on the stack */
+    int sending;      /* a gw_ws_send_* call is on the stack */
+    bool read_paused; /* output over GW_WS_READ_PAUSE: input waits */
 };
 
 static void notify_closed(struct gw_ws *ws)
@@ -112,10 +113,19 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
             ws->h->on_text(ws->arg, (const char *)m->msg, m->msg_length);
         break;
     case WSLAY_BINARY_FRAME:
+        if (ws->opts.echo_binary) {
+            struct wslay_event_msg echo = {WSLAY_BINARY_FRAME, m->msg, m->msg_length};
+            if (wslay_event_queue_msg(ctx, &echo) != 0)
+                request_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+            break;
+        }
         request_close(ws, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
         break;
     default:
-        break; /* ping, pong and close are answered by wslay itself */
+        /* ping, pong and close are answered by wslay itself */
+        if (ws->h->on_control)
+            ws->h->on_control(ws->arg);
+        break;
     }
 }
 
@@ -146,6 +156,33 @@ static void close_conn(struct gw_ws *ws, bool abort)
         gw_conn_release(ws->conn); /* no memory: the close timeout ends it */
 }
 
+/* Everything queued counts, wslay's own replies (pongs, close) included.
+ * The sends check GW_WS_OUTPUT_LIMIT before queueing a frame; this backstop
+ * after wslay wrote allows one frame of --max-message on top, so a large
+ * reply to a reader that keeps up is not mistaken for a slow reader.  Past
+ * it the connection is cut off without flushing. */
+static bool output_within_limit(struct gw_ws *ws)
+{
+    size_t pending = evbuffer_get_length(gw_conn_output(ws->conn));
+    if (pending <= GW_WS_OUTPUT_LIMIT + ws->opts.max_message + 65536)
+        return true;
+    chat_log(CHAT_LOG_WARN, "slow_consumer_closed conn=%llu pending=%zu",
+             (unsigned long long)gw_conn_id(ws->conn), pending);
+    gw_metrics_add(ws->ctx->metrics, GW_M_SLOW_CLOSED, 1);
+    return false;
+}
+
+/* Reading pauses while the peer does not take what it is sent (libevent's
+ * le-proxy pattern); on_drained resumes it. */
+static void apply_backpressure(struct gw_ws *ws)
+{
+    size_t pending = evbuffer_get_length(gw_conn_output(ws->conn));
+    if (!ws->read_paused && pending > GW_WS_READ_PAUSE) {
+        ws->read_paused = true;
+        gw_conn_pause_reading(ws->conn, GW_WS_READ_RESUME);
+    }
+}
+
 /*
  * Drives wslay until it makes no more progress, then closes the socket when
  * neither side wants anything more (as h2o's proceed() does).
@@ -166,6 +203,10 @@ static void proceed(struct gw_ws *ws)
             fail = true;
     }
     ws->proceeding = false;
+    if (!fail)
+        fail = !output_within_limit(ws);
+    if (!fail)
+        apply_backpressure(ws);
     if (fail) {
         chat_log(CHAT_LOG_DEBUG, "ws_protocol_error conn=%llu",
                  (unsigned long long)gw_conn_id(ws->conn));
@@ -186,6 +227,16 @@ static void proceed(struct gw_ws *ws)
 static void op_read(void *owner)
 {
     proceed(owner);
+}
+
+static void op_drained(void *owner)
+{
+    struct gw_ws *ws = owner;
+    if (ws->read_paused) {
+        ws->read_paused = false;
+        gw_conn_resume_reading(ws->conn);
+        proceed(ws); /* input may have waited in the buffer */
+    }
 }
 
 static void op_closed(void *owner, bool eof)
@@ -233,7 +284,7 @@ static void op_drain(void *owner)
 static const struct gw_conn_upgrade_ops ws_ops = {
     .on_drain = op_drain,
     .on_read = op_read,
-    .on_drained = NULL,
+    .on_drained = op_drained,
     .on_closed = op_closed,
     .on_free = op_free,
     .on_tick = op_tick,
@@ -391,6 +442,7 @@ void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c)
         .max_message = ctx->cfg->max_message,
         .ping_interval_ms = ctx->cfg->ping_interval * 1000,
         .idle_timeout_ms = ctx->cfg->idle_timeout * 1000,
+        .echo_binary = true,
     };
     e->ws = gw_ws_attach(c, &o, &echo_handler, e);
     if (!e->ws)

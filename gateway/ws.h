@@ -20,6 +20,11 @@
  */
 
 #define GW_WS_OUTPUT_LIMIT (8u * 1024 * 1024)
+/* Unsent output above which the connection stops being read until it
+ * drains below the low mark: a client that sends (pings, requests) but does
+ * not read makes the server queue replies it never takes. */
+#define GW_WS_READ_PAUSE (1024u * 1024)
+#define GW_WS_READ_RESUME (256u * 1024)
 /* How long a close handshake may take before the socket is dropped. */
 #define GW_WS_CLOSE_GRACE_MS 3000
 
@@ -35,12 +40,16 @@ struct gw_ws_handler {
     void (*on_closed)(void *arg);
     /* Once a second (token expiry and the like); may be NULL. */
     void (*on_tick)(void *arg, int64_t now_ms);
+    /* A control frame (ping, pong, close) arrived; may be NULL.  Every
+     * client frame costs a rate token (PROTOCOL.md), these included. */
+    void (*on_control)(void *arg);
 };
 
 struct gw_ws_options {
     size_t max_message;
     int ping_interval_ms;
     int idle_timeout_ms;
+    bool echo_binary; /* /echo: binary messages come back as they are (else 1003) */
 };
 
 /* Takes over c (after the 101 head was written).  NULL on no memory, in which

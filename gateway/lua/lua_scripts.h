@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+extern const char *const gw_lua_history_range;
 extern const char *const gw_lua_history_since;
 extern const char *const gw_lua_nick_claim;
 extern const char *const gw_lua_post;

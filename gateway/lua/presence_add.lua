@@ -2,7 +2,8 @@
 -- KEYS[1] presence zset (member: user id, score: expiry ms),
 -- KEYS[2] holder zset of that user (member: node id, score: expiry ms).
 -- ARGV[1] user id, ARGV[2] node id, ARGV[3] expiry ms, ARGV[4] now ms, ARGV[5] channel
--- ("" publishes nothing), ARGV[6] event JSON.
+-- ("" publishes nothing), ARGV[6] event JSON, ARGV[7] popularity zset ("" for none: online
+-- presence) and ARGV[8] room name: a user who appears adds one to the room's score.
 -- Returns 1 when the user was absent (the event was published), 0 otherwise. Calling it
 -- again refreshes the expiries; an entry that expired but was not reaped yet still counts
 -- as present, so a refresh never sends a second join.
@@ -26,6 +27,9 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if ARGV[7] and ARGV[7] ~= '' then
+    redis.call('ZINCRBY', ARGV[7], 1, ARGV[8])
+end
 if ARGV[5] ~= '' then
     redis.call('PUBLISH', ARGV[5], ARGV[6])
 end

@@ -2,7 +2,8 @@
 -- KEYS[1] presence zset (member: user id, score: expiry ms).
 -- ARGV[1] now ms, ARGV[2] + uid + ARGV[3] holder zset key, ARGV[4] channel ("" publishes
 -- nothing), ARGV[5] event head, ARGV[6] event tail (event = head .. user JSON .. tail),
--- ARGV[7] + uid + ARGV[8] user hash key (fields name, avatar).
+-- ARGV[7] + uid + ARGV[8] user hash key (fields name, avatar), ARGV[9] popularity zset
+-- ("" for none) and ARGV[10] room name: each reaped user takes one off the room's score.
 -- Returns the list of reaped user ids. Many nodes run this concurrently; the script is
 -- atomic, so exactly one of them removes (and announces) each user.
 -- The user JSON is {"id","name","avatar"} in that order: each value goes through
@@ -24,6 +25,10 @@ for _, uid in ipairs(expired) do
     else
         redis.call('DEL', holder)
         redis.call('ZREM', KEYS[1], uid)
+        if ARGV[9] and ARGV[9] ~= '' and
+            tonumber(redis.call('ZINCRBY', ARGV[9], -1, ARGV[10])) <= 0 then
+            redis.call('ZREM', ARGV[9], ARGV[10])
+        end
         local fields = redis.call('HMGET', ARGV[7] .. uid .. ARGV[8], 'name', 'avatar')
         local name = fields[1] or uid
         local avatar = 'null'

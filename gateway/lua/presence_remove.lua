@@ -1,7 +1,8 @@
 -- presence_remove.lua: one node gives up its hold on a user's presence.
 -- KEYS[1] presence zset, KEYS[2] holder zset of that user (as in presence_add.lua).
 -- ARGV[1] user id, ARGV[2] node id, ARGV[3] now ms, ARGV[4] channel ("" publishes nothing),
--- ARGV[5] event JSON.
+-- ARGV[5] event JSON, ARGV[6] popularity zset ("" for none) and ARGV[7] room name: a user
+-- who leaves takes one off the room's score.
 -- Returns 1 when this was the user's last live holder (the event was published), 0 when
 -- another node still holds the user or the user was not present.
 if not (#ARGV[3] <= 15 and ARGV[3]:match('^%d+$')) then
@@ -16,6 +17,9 @@ end
 redis.call('DEL', KEYS[2])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
     return 0
+end
+if ARGV[6] and ARGV[6] ~= '' and tonumber(redis.call('ZINCRBY', ARGV[6], -1, ARGV[7])) <= 0 then
+    redis.call('ZREM', ARGV[6], ARGV[7])
 end
 if ARGV[4] ~= '' then
     redis.call('PUBLISH', ARGV[4], ARGV[5])

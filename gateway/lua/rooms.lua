@@ -1,36 +1,88 @@
--- rooms.lua: every room with its meta JSON and live member count.
--- KEYS[1] rooms hash (name -> meta JSON). ARGV[1] now ms,
--- ARGV[2] + room + ARGV[3] members zset (score: expiry ms).
--- Returns a flat array {name1, meta1, count1, name2, ...} sorted by name, byte order
--- (Lua's < follows the server's LC_COLLATE, which Redis takes from the environment).
+-- rooms.lua: a bounded list of rooms with their meta JSON and live member count.
+-- KEYS[1] rooms hash (name -> meta JSON), KEYS[2] names zset (every room, score 0:
+-- ordered by name, byte order), KEYS[3] popularity zset (room -> users present,
+-- kept by the presence scripts).
+-- ARGV[1] now ms, ARGV[2] + room + ARGV[3] members zset (score: expiry ms),
+-- ARGV[4] mode, ARGV[5] limit (1-1000), then:
+--   "page":    ARGV[6] name prefix ("" for all), ARGV[7] list names after this one ("": from
+--              the start): rooms by name;
+--   "welcome": ARGV[6..] the default rooms: those first, then the others by the number of
+--              users present, most first.
+-- Returns {more, name1, meta1, count1, name2, ...}: more is 1 when rooms were left out.
+-- Reads at most limit + 1 rooms, whatever the total; the names index is rebuilt from the
+-- hash when their sizes differ (rooms created before the index existed).
 if not (#ARGV[1] <= 15 and ARGV[1]:match('^%d+$')) then
     return redis.error_reply('ERR rooms: now must be an integer')
 end
+local limit = tonumber(ARGV[5] or '')
+if not limit or limit < 1 or limit > 1000 or limit ~= math.floor(limit) then
+    return redis.error_reply('ERR rooms: limit must be an integer 1-1000')
+end
+if ARGV[4] ~= 'page' and ARGV[4] ~= 'welcome' then
+    return redis.error_reply('ERR rooms: mode must be page or welcome')
+end
 
-local function bytes_less(a, b)
-    local n = math.min(#a, #b)
-    for i = 1, n do
-        local x, y = string.byte(a, i), string.byte(b, i)
-        if x ~= y then
-            return x < y
+if redis.call('ZCARD', KEYS[2]) ~= redis.call('HLEN', KEYS[1]) then
+    local cursor = '0'
+    repeat
+        local r = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', 1000)
+        cursor = r[1]
+        for i = 1, #r[2], 2 do
+            redis.call('ZADD', KEYS[2], 0, r[2][i])
+        end
+    until cursor == '0'
+end
+
+local out = {0}
+local listed = 0
+local function add(name)
+    local meta = redis.call('HGET', KEYS[1], name)
+    if not meta then
+        return
+    end
+    out[#out + 1] = name
+    out[#out + 1] = meta
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[2] .. name .. ARGV[3], ARGV[1], '+inf')
+    listed = listed + 1
+end
+
+if ARGV[4] == 'page' then
+    local q, after = ARGV[6] or '', ARGV[7] or ''
+    local min, max = '-', '+'
+    if q ~= '' then
+        min, max = '[' .. q, '[' .. q .. '\255'
+    end
+    if after ~= '' and (q == '' or after >= q) then
+        min = '(' .. after
+    end
+    local names = redis.call('ZRANGEBYLEX', KEYS[2], min, max, 'LIMIT', 0, limit + 1)
+    for i = 1, math.min(#names, limit) do
+        add(names[i])
+    end
+    if #names > limit then
+        out[1] = 1
+    end
+    return out
+end
+
+local seen = {}
+for i = 6, #ARGV do
+    if listed < limit then
+        add(ARGV[i])
+        seen[ARGV[i]] = true
+    end
+end
+local want = limit - listed
+if want > 0 then
+    local popular = redis.call('ZREVRANGE', KEYS[3], 0, want + #ARGV - 5)
+    for _, name in ipairs(popular) do
+        if listed < limit and not seen[name] then
+            add(name)
+            seen[name] = true
         end
     end
-    return #a < #b
 end
-
-local all = redis.call('HGETALL', KEYS[1])
-local meta = {}
-local names = {}
-for i = 1, #all, 2 do
-    names[#names + 1] = all[i]
-    meta[all[i]] = all[i + 1]
-end
-table.sort(names, bytes_less)
-
-local out = {}
-for _, name in ipairs(names) do
-    out[#out + 1] = name
-    out[#out + 1] = meta[name]
-    out[#out + 1] = redis.call('ZCOUNT', ARGV[2] .. name .. ARGV[3], ARGV[1], '+inf')
+if redis.call('HLEN', KEYS[1]) > listed then
+    out[1] = 1
 end
 return out

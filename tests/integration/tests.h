@@ -8,5 +8,6 @@ TCase *client_lib_tcase(void);
 TCase *http_tcase(void);
 TCase *ws_tcase(void);
 TCase *lifecycle_tcase(void);
+TCase *limits_tcase(void);
 
 #endif

@@ -10,6 +10,8 @@
 #define ONLINE "t:online"
 #define ROOMS "t:rooms"
 #define ALL "t:all"
+#define NAMES "t:rooms:names"
+#define POPULAR "t:rooms:popular"
 
 static redisReply *claim(redisContext *c, const char *uid, long long now)
 {
@@ -74,10 +76,11 @@ START_TEST(room_is_created_once)
     const char *meta = "{\"topic\":\"Rust\",\"created_by\":\"u1\",\"created_at\":1700000000000}";
     const char *event = "{\"type\":\"room_created\",\"room\":\"rust\",\"topic\":\"Rust\"}";
 
-    lua_test_expect_int(EVAL(c, "room_create", 1, ROOMS, "rust", meta, ALL, event), 1);
+    lua_test_expect_int(EVAL(c, "room_create", 2, ROOMS, NAMES, "rust", meta, ALL, event), 1);
     lua_test_expect_message(sub, ALL, event);
-    lua_test_expect_int(EVAL(c, "room_create", 1, ROOMS, "rust", "{}", ALL, event), 0);
+    lua_test_expect_int(EVAL(c, "room_create", 2, ROOMS, NAMES, "rust", "{}", ALL, event), 0);
     lua_test_expect_str(CMD(c, "HGET", ROOMS, "rust"), meta);
+    lua_test_expect_str(CMD(c, "ZSCORE", NAMES, "rust"), "0");
     lua_test_expect_quiet(c, sub, ALL);
     redisFree(sub);
     redisFree(c);
@@ -108,15 +111,38 @@ START_TEST(users_lists_online_users)
 }
 END_TEST
 
-START_TEST(rooms_lists_rooms_by_name_with_counts)
+/* The names in a rooms.lua reply {more, name, meta, count, ...} as "a,b,c" and
+ * its more flag; counts[i] checked when counts is not NULL. */
+static void expect_rooms(redisReply *r, long long more, const char *want, const long long *counts)
 {
-    static const char *const names[] = {"a-b", "a1", "a_b", "general", "tech"};
+    char got[512] = "";
+    size_t n = 0;
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY, "want array, got %d %s", r->type,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "");
+    ck_assert_uint_ge(r->elements, 1);
+    ck_assert_int_eq(r->element[0]->integer, more);
+    ck_assert_uint_eq((r->elements - 1) % 3, 0);
+    for (size_t i = 1; i < r->elements; i += 3) {
+        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", i > 1 ? "," : "",
+                              r->element[i]->str);
+        if (counts)
+            ck_assert_int_eq(r->element[i + 2]->integer, counts[(i - 1) / 3]);
+    }
+    ck_assert_str_eq(got, want);
+    freeReplyObject(r);
+}
+
+#define ROOMS_EVAL(c, now, ...)                                                                    \
+    EVAL(c, "rooms", 3, ROOMS, NAMES, POPULAR, now, "t:room:{", "}:members", __VA_ARGS__)
+
+START_TEST(rooms_pages_by_name_with_counts)
+{
     static const long long counts[] = {0, 0, 0, 2, 1};
     redisContext *c = lua_test_connect();
     long long now = lua_test_now_ms();
     char n[24];
-    redisReply *r;
 
+    /* rooms made before the names index existed are indexed on first use */
     lua_test_expect_int(CMD(c, "HSET", ROOMS, "tech", "{\"topic\":\"t\"}", "general",
                             "{\"topic\":\"g\"}", "a_b", "{}", "a-b", "{}", "a1", "{}"),
                         5);
@@ -124,22 +150,73 @@ START_TEST(rooms_lists_rooms_by_name_with_counts)
     lua_test_zadd(c, "t:room:{general}:members", now, "u2");
     lua_test_zadd(c, "t:room:{general}:members", now - 1, "u3");
     lua_test_zadd(c, "t:room:{tech}:members", now + 1000, "u1");
+    lua_test_itoa(n, now);
 
-    r = EVAL(c, "rooms", 1, ROOMS, lua_test_itoa(n, now), "t:room:{", "}:members");
-    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_eq(r->elements, 3 * 5);
-    for (size_t i = 0; i < 5; i++) {
-        ck_assert_str_eq(r->element[3 * i]->str, names[i]);
-        ck_assert_int_eq(r->element[3 * i + 2]->type, REDIS_REPLY_INTEGER);
-        ck_assert_int_eq(r->element[3 * i + 2]->integer, counts[i]);
-    }
-    ck_assert_str_eq(r->element[3 * 3 + 1]->str, "{\"topic\":\"g\"}");
-    ck_assert_str_eq(r->element[3 * 4 + 1]->str, "{\"topic\":\"t\"}");
-    freeReplyObject(r);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "200", "", ""), 0, "a-b,a1,a_b,general,tech", counts);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "2", "", ""), 1, "a-b,a1", NULL);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "2", "", "a1"), 1, "a_b,general", NULL);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "2", "", "general"), 0, "tech", NULL);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "10", "a", ""), 0, "a-b,a1,a_b", NULL);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "10", "a", "a1"), 0, "a_b", NULL);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "10", "ge", ""), 0, "general", NULL);
+    expect_rooms(ROOMS_EVAL(c, n, "page", "10", "zz", ""), 0, "", NULL);
+    lua_test_expect_error(EVAL(c, "rooms", 3, ROOMS, NAMES, POPULAR, "1e3", "t:room:{",
+                               "}:members", "page", "10", "", ""));
+    lua_test_expect_error(ROOMS_EVAL(c, n, "page", "0", "", ""));
+    lua_test_expect_error(ROOMS_EVAL(c, n, "sideways", "10", "", ""));
+    redisFree(c);
+}
+END_TEST
 
-    lua_test_expect_strings(
-        EVAL(c, "rooms", 1, "t:none", lua_test_itoa(n, now), "t:room:{", "}:members"), 0, NULL);
-    lua_test_expect_error(EVAL(c, "rooms", 1, ROOMS, "1e3", "t:room:{", "}:members"));
+START_TEST(rooms_welcome_lists_defaults_then_popular)
+{
+    redisContext *c = lua_test_connect();
+    long long now = lua_test_now_ms();
+    char n[24];
+    lua_test_itoa(n, now);
+    lua_test_expect_int(CMD(c, "HSET", ROOMS, "general", "{}", "tech", "{}", "big", "{}", "mid",
+                            "{}", "empty", "{}"),
+                        5);
+    lua_test_expect_int(CMD(c, "ZADD", POPULAR, "5", "big", "2", "mid", "9", "general"), 3);
+    /* defaults first (in the order given, missing ones skipped), then by users present */
+    expect_rooms(ROOMS_EVAL(c, n, "welcome", "200", "general", "random", "tech"), 1,
+                 "general,tech,big,mid", NULL);
+    expect_rooms(ROOMS_EVAL(c, n, "welcome", "3", "general", "random", "tech"), 1,
+                 "general,tech,big", NULL);
+    lua_test_expect_int(CMD(c, "ZADD", POPULAR, "1", "empty"), 1);
+    expect_rooms(ROOMS_EVAL(c, n, "welcome", "200", "general", "tech"), 0,
+                 "general,tech,big,mid,empty", NULL);
+    redisFree(c);
+}
+END_TEST
+
+START_TEST(presence_keeps_the_popularity_index)
+{
+    redisContext *c = lua_test_connect();
+    long long now = lua_test_now_ms();
+    char n[24], exp[24];
+    lua_test_itoa(n, now);
+    lua_test_itoa(exp, now + 10000);
+    const char *set = "t:room:{big}:members";
+    lua_test_expect_int(EVAL(c, "presence_add", 2, set, "t:h1", "u1", "n1", exp, n, "", "", POPULAR,
+                             "big"),
+                        1);
+    lua_test_expect_int(EVAL(c, "presence_add", 2, set, "t:h2", "u2", "n1", exp, n, "", "", POPULAR,
+                             "big"),
+                        1);
+    /* a refresh does not count twice */
+    lua_test_expect_int(EVAL(c, "presence_add", 2, set, "t:h1", "u1", "n1", exp, n, "", "", POPULAR,
+                             "big"),
+                        0);
+    lua_test_expect_str(CMD(c, "ZSCORE", POPULAR, "big"), "2");
+    lua_test_expect_int(EVAL(c, "presence_remove", 2, set, "t:h1", "u1", "n1", n, "", "", POPULAR,
+                             "big"),
+                        1);
+    lua_test_expect_str(CMD(c, "ZSCORE", POPULAR, "big"), "1");
+    lua_test_expect_int(EVAL(c, "presence_remove", 2, set, "t:h2", "u2", "n1", n, "", "", POPULAR,
+                             "big"),
+                        1);
+    lua_test_expect_nil(CMD(c, "ZSCORE", POPULAR, "big"));
     redisFree(c);
 }
 END_TEST
@@ -155,6 +232,8 @@ TCase *catalog_tcase(void)
     tcase_add_test(tc, nick_held_by_offline_user_is_taken_over);
     tcase_add_test(tc, room_is_created_once);
     tcase_add_test(tc, users_lists_online_users);
-    tcase_add_test(tc, rooms_lists_rooms_by_name_with_counts);
+    tcase_add_test(tc, rooms_pages_by_name_with_counts);
+    tcase_add_test(tc, rooms_welcome_lists_defaults_then_popular);
+    tcase_add_test(tc, presence_keeps_the_popularity_index);
     return tc;
 }

@@ -1,4 +1,4 @@
-/* post.lua and history_since.lua. */
+/* post.lua, history_since.lua and history_range.lua. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +260,73 @@ START_TEST(history_since_reads_seq_and_list)
 }
 END_TEST
 
+/* The seqs in a history_range reply {seq, more, recovered, msg...}, as "a,b,c",
+ * checking the head fields. */
+static void expect_range(redisReply *r, long long seq, long long more, long long recovered,
+                         const char *want)
+{
+    char got[512] = "";
+    size_t n = 0;
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY, "want array, got %d %s", r->type,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "");
+    ck_assert_uint_ge(r->elements, 3);
+    ck_assert_int_eq(r->element[0]->integer, seq);
+    ck_assert_int_eq(r->element[1]->integer, more);
+    ck_assert_int_eq(r->element[2]->integer, recovered);
+    for (size_t i = 3; i < r->elements; i++) {
+        const char *p = strstr(r->element[i]->str, "\"seq\":");
+        ck_assert_ptr_nonnull(p);
+        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%lld", i > 3 ? "," : "",
+                              atoll(p + 6));
+    }
+    ck_assert_str_eq(got, want);
+    freeReplyObject(r);
+}
+
+START_TEST(history_range_reads_only_the_page)
+{
+    redisContext *c = lua_test_connect();
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "before", "0", "50", "0"), 0, 0, 0, "");
+    for (int i = 0; i < 12; i++)
+        post(c, "10", TAIL, "0"); /* history keeps 3..12 */
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "before", "0", "3", "0"), 12, 1, 0,
+                 "10,11,12");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "before", "6", "3", "0"), 12, 0, 0,
+                 "3,4,5");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "before", "2", "3", "0"), 12, 0, 0, "");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "after", "0", "2", "0"), 12, 1, 0, "3,4");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "after", "10", "5", "0"), 12, 0, 0,
+                 "11,12");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "after", "12", "5", "0"), 12, 0, 0, "");
+    /* since: recovered while the position is still in history, else the last 50 */
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "since", "9", "50", "0"), 12, 0, 1,
+                 "10,11,12");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "since", "2", "50", "0"), 12, 0, 1,
+                 "3,4,5,6,7,8,9,10,11,12");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "since", "1", "50", "0"), 12, 0, 0,
+                 "3,4,5,6,7,8,9,10,11,12");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "since", "13", "50", "0"), 12, 0, 0,
+                 "3,4,5,6,7,8,9,10,11,12");
+    /* the byte cap keeps the newest ("before") or oldest ("after") that fit, at least one */
+    char msg[1024];
+    struct ack a = {12, 0, 0};
+    redisReply *r = EVAL(c, "history_range", 2, SEQ, HIST, "before", "0", "1", "0");
+    a.ts = atoll(strstr(r->element[3]->str, "\"ts\":") + 5);
+    freeReplyObject(r);
+    expected_msg(msg, sizeof(msg), HEAD, a, TAIL);
+    char cap[32];
+    snprintf(cap, sizeof(cap), "%zu", strlen(msg) * 2 + 1);
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "before", "0", "50", cap), 12, 1, 0,
+                 "11,12");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "after", "0", "50", cap), 12, 1, 0, "3,4");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "after", "0", "50", "1"), 12, 1, 0, "3");
+    lua_test_expect_error(EVAL(c, "history_range", 2, SEQ, HIST, "sideways", "0", "1", "0"));
+    lua_test_expect_error(EVAL(c, "history_range", 2, SEQ, HIST, "before", "-1", "1", "0"));
+    lua_test_expect_error(EVAL(c, "history_range", 2, SEQ, HIST, "before", "0", "x", "0"));
+    redisFree(c);
+}
+END_TEST
+
 TCase *post_tcase(void)
 {
     TCase *tc = tcase_create("post");
@@ -274,5 +341,6 @@ TCase *post_tcase(void)
     tcase_add_test(tc, large_integers_print_without_exponent);
     tcase_add_test(tc, bad_arguments_are_errors_and_write_nothing);
     tcase_add_test(tc, history_since_reads_seq_and_list);
+    tcase_add_test(tc, history_range_reads_only_the_page);
     return tc;
 }

@@ -4,6 +4,7 @@
 
 int main(void)
 {
+    test_keys_setup();
     Suite *s = suite_create("common");
     suite_add_tcase(s, log_tcase());
     suite_add_tcase(s, config_tcase());
@@ -15,5 +16,6 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    test_keys_cleanup();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

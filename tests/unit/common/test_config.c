@@ -6,6 +6,14 @@
 
 #include "config.h"
 #include "tests.h"
+#include "token.h"
+
+#ifndef CHAT_TEST_VERSION
+#define CHAT_TEST_VERSION "0.0.0"
+#endif
+#ifndef CHAT_TEST_COMMIT
+#define CHAT_TEST_COMMIT "unknown"
+#endif
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 
@@ -14,7 +22,8 @@ static const char *const env_names[] = {
     "CHAT_JWT_SECRET",   "CHAT_DEV",           "CHAT_STATIC_DIR",    "CHAT_ORIGINS",
     "CHAT_HISTORY",      "CHAT_MAX_MESSAGE",   "CHAT_RATE",          "CHAT_PREFIX",
     "CHAT_LOG_LEVEL",    "CHAT_ECHO",          "CHAT_PING_INTERVAL", "CHAT_IDLE_TIMEOUT",
-    "CHAT_PRESENCE_TTL", "CHAT_DRAIN_TIMEOUT",
+    "CHAT_PRESENCE_TTL", "CHAT_DRAIN_TIMEOUT", "CHAT_DRAIN_GRACE",   "CHAT_JWT_PUBLIC_KEY",
+    "CHAT_JWT_ISSUER",   "CHAT_JWT_AUDIENCE",  "CHAT_JWT_CLAIM_ID",  "CHAT_JWT_CLAIM_NAME",
 };
 
 static void clear_env(void)
@@ -428,7 +437,20 @@ START_TEST(test_help)
         "CHAT_PRESENCE_TTL",
         "--drain-timeout",
         "CHAT_DRAIN_TIMEOUT",
+        "--jwt-public-key FILE",
+        "CHAT_JWT_PUBLIC_KEY",
+        "--jwt-issuer",
+        "CHAT_JWT_ISSUER",
+        "--jwt-audience",
+        "CHAT_JWT_AUDIENCE",
+        "--jwt-claim-id",
+        "CHAT_JWT_CLAIM_ID",
+        "default sub",
+        "--jwt-claim-name",
+        "CHAT_JWT_CLAIM_NAME",
+        "default name",
         "--help",
+        "--version",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         ck_assert_msg(strstr(text, want[i]) != NULL, "help lacks %s", want[i]);
@@ -440,6 +462,161 @@ START_TEST(test_help)
     fclose(mem);
     ck_assert_ptr_nonnull(strstr(text, "Usage:"));
     free(text);
+}
+END_TEST
+
+START_TEST(test_public_key)
+{
+    clear_env();
+    struct chat_config cfg;
+    char rsa[128];
+    snprintf(rsa, sizeof(rsa), "%s", test_key_path("rsa.pub"));
+    ck_assert_int_eq(load(&cfg, "--jwt-secret", SECRET, "--jwt-public-key", rsa, (char *)NULL),
+                     CHAT_CONFIG_OK);
+    ck_assert_str_eq(cfg.jwt_public_key, rsa);
+    ck_assert_ptr_nonnull(strstr(cfg.jwt_public_key_pem, "-----BEGIN PUBLIC KEY-----"));
+    ck_assert_ptr_null(cfg.jwt_issuer);
+    ck_assert_ptr_null(cfg.jwt_audience);
+    ck_assert_str_eq(cfg.jwt_claim_id, "sub");
+    ck_assert_str_eq(cfg.jwt_claim_name, "name");
+
+    /* the verifier it describes takes both kinds of token */
+    struct chat_token_verifier *v = NULL;
+    ck_assert_int_eq(chat_config_token_verifier(&cfg, &v, errbuf, sizeof(errbuf)), 0);
+    chat_config_deinit(&cfg);
+    chat_config_deinit(&cfg);
+    struct chat_identity who;
+    char *tok = test_sign_pkey("rsa.key", "{\"alg\":\"RS256\"}",
+                               "{\"sub\":\"idp-1\",\"name\":\"Ada\",\"exp\":4000000000}");
+    ck_assert_int_eq(chat_token_verify_with(v, tok, 1800000000, &who), CHAT_TOKEN_OK);
+    ck_assert_str_eq(who.id, "idp-1");
+    chat_identity_deinit(&who);
+    free(tok);
+    struct chat_identity me = {.id = "g1", .name = "Guest"};
+    tok = chat_token_issue(SECRET, strlen(SECRET), &me, 1800000000, 60);
+    ck_assert_int_eq(chat_token_verify_with(v, tok, 1800000000, &who), CHAT_TOKEN_OK);
+    chat_identity_deinit(&who);
+    free(tok);
+    chat_token_verifier_free(v);
+
+    /* from the environment, with issuer, audience and claim names */
+    setenv("CHAT_JWT_SECRET", SECRET, 1);
+    setenv("CHAT_JWT_PUBLIC_KEY", test_key_path("ec.pub"), 1);
+    setenv("CHAT_JWT_ISSUER", "https://idp.example", 1);
+    setenv("CHAT_JWT_AUDIENCE", "chatgw", 1);
+    setenv("CHAT_JWT_CLAIM_ID", "uid", 1);
+    setenv("CHAT_JWT_CLAIM_NAME", "preferred_username", 1);
+    ck_assert_int_eq(load(&cfg, (char *)NULL), CHAT_CONFIG_OK);
+    ck_assert_str_eq(cfg.jwt_public_key, test_key_path("ec.pub"));
+    ck_assert_str_eq(cfg.jwt_issuer, "https://idp.example");
+    ck_assert_str_eq(cfg.jwt_audience, "chatgw");
+    ck_assert_str_eq(cfg.jwt_claim_id, "uid");
+    ck_assert_str_eq(cfg.jwt_claim_name, "preferred_username");
+    ck_assert_int_eq(chat_config_token_verifier(&cfg, &v, errbuf, sizeof(errbuf)), 0);
+    tok = test_sign_pkey("ec.key", "{\"alg\":\"ES256\"}",
+                         "{\"iss\":\"https://idp.example\",\"aud\":[\"chatgw\"],\"uid\":\"u7\","
+                         "\"preferred_username\":\"ada\",\"exp\":4000000000}");
+    ck_assert_int_eq(chat_token_verify_with(v, tok, 1800000000, &who), CHAT_TOKEN_OK);
+    ck_assert_str_eq(who.id, "u7");
+    ck_assert_str_eq(who.name, "ada");
+    chat_identity_deinit(&who);
+    free(tok);
+    chat_token_verifier_free(v);
+    chat_config_deinit(&cfg);
+    /* flags win; a certificate is a key too */
+    char crt[128];
+    snprintf(crt, sizeof(crt), "--jwt-public-key=%s", test_key_path("rsa.crt"));
+    ck_assert_int_eq(load(&cfg, crt, "--jwt-claim-id", "sub", (char *)NULL), CHAT_CONFIG_OK);
+    ck_assert_str_eq(cfg.jwt_public_key, test_key_path("rsa.crt"));
+    ck_assert_str_eq(cfg.jwt_claim_id, "sub");
+    chat_config_deinit(&cfg);
+    clear_env();
+}
+END_TEST
+
+START_TEST(test_public_key_errors)
+{
+    clear_env();
+    char path[160];
+    const char *e;
+
+    snprintf(path, sizeof(path), "%s", test_key_path("missing.pem"));
+    e = load_err("--jwt-secret=" SECRET, "--jwt-public-key", path);
+    ck_assert_ptr_nonnull(strstr(e, "--jwt-public-key"));
+    ck_assert_ptr_nonnull(strstr(e, path));
+    ck_assert_ptr_nonnull(strstr(e, "No such file"));
+
+    snprintf(path, sizeof(path), "%s", test_key_path("rsa.key"));
+    e = load_err("--jwt-secret=" SECRET, "--jwt-public-key", path);
+    ck_assert_ptr_nonnull(strstr(e, "private key"));
+
+    snprintf(path, sizeof(path), "%s", test_key_path("garbage.pem"));
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n", f);
+    fclose(f);
+    e = load_err("--jwt-secret=" SECRET, "--jwt-public-key", path);
+    ck_assert_ptr_nonnull(strstr(e, "no PEM public key"));
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_ptr_nonnull(
+        strstr(load_err("--jwt-secret=" SECRET, "--jwt-public-key", path), "is empty"));
+
+    snprintf(path, sizeof(path), "%s", test_key_path("ec384.pub"));
+    ck_assert_ptr_nonnull(
+        strstr(load_err("--jwt-secret=" SECRET, "--jwt-public-key", path), "P-256"));
+    snprintf(path, sizeof(path), "%s", test_key_path(""));
+    ck_assert_ptr_nonnull(load_err("--jwt-secret=" SECRET, "--jwt-public-key", path));
+
+    /* issuer, audience and claim names without a key would check nothing */
+    ck_assert_ptr_nonnull(
+        strstr(load_err("--jwt-secret=" SECRET, "--jwt-issuer", "x"), "--jwt-public-key"));
+    ck_assert_ptr_nonnull(load_err("--jwt-secret=" SECRET, "--jwt-audience", "x"));
+    ck_assert_ptr_nonnull(load_err("--jwt-secret=" SECRET, "--jwt-claim-name", "nick"));
+    setenv("CHAT_JWT_CLAIM_ID", "uid", 1);
+    ck_assert_ptr_nonnull(load_err("--jwt-secret=" SECRET, NULL, NULL));
+    clear_env();
+
+    char key[160];
+    snprintf(key, sizeof(key), "--jwt-public-key=%s", test_key_path("ec.pub"));
+    ck_assert_ptr_nonnull(strstr(load_err(key, "--jwt-claim-id", "a b"), "--jwt-claim-id"));
+    ck_assert_ptr_nonnull(load_err(key, "--jwt-claim-name", ""));
+    ck_assert_ptr_nonnull(load_err(key, "--jwt-issuer", ""));
+    /* a key does not replace the secret /api/login signs with */
+    ck_assert_ptr_nonnull(strstr(load_err(key, NULL, NULL), "--jwt-secret"));
+}
+END_TEST
+
+START_TEST(test_version)
+{
+    clear_env();
+    struct chat_config cfg;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    ck_assert_ptr_nonnull(mem);
+    /* no secret needed, like --help */
+    char *argv[] = {(char *)"chat-gateway", (char *)"--port", (char *)"1", (char *)"--version",
+                    NULL};
+    ck_assert_int_eq(chat_config_load(&cfg, 4, argv, mem, errbuf, sizeof(errbuf)),
+                     CHAT_CONFIG_HELP);
+    chat_config_deinit(&cfg);
+    fclose(mem);
+    ck_assert_str_eq(text, "chat-gateway " CHAT_TEST_VERSION " (commit " CHAT_TEST_COMMIT ")\n");
+    free(text);
+    ck_assert_str_eq(chat_config_version(), CHAT_TEST_VERSION " (commit " CHAT_TEST_COMMIT ")");
+    /* a version made of digits and dots, a short hex commit or "unknown" */
+    ck_assert_uint_gt(strlen(CHAT_TEST_VERSION), 0);
+    ck_assert_uint_eq(strspn(CHAT_TEST_VERSION, "0123456789."), strlen(CHAT_TEST_VERSION));
+    ck_assert(strcmp(CHAT_TEST_COMMIT, "unknown") == 0 ||
+              (strlen(CHAT_TEST_COMMIT) >= 7 &&
+               strspn(CHAT_TEST_COMMIT, "0123456789abcdef") == strlen(CHAT_TEST_COMMIT)));
+
+    ck_assert_str_eq(load_err("--version=1", NULL, NULL), "--version takes no value");
+    /* --help wins over --version */
+    ck_assert_int_eq(load(&cfg, "--version", "--help", (char *)NULL), CHAT_CONFIG_HELP);
+    chat_config_deinit(&cfg);
 }
 END_TEST
 
@@ -459,5 +636,8 @@ TCase *config_tcase(void)
     tcase_add_test(tc, test_redis_url_parse);
     tcase_add_test(tc, test_unknown_and_stray);
     tcase_add_test(tc, test_help);
+    tcase_add_test(tc, test_public_key);
+    tcase_add_test(tc, test_public_key_errors);
+    tcase_add_test(tc, test_version);
     return tc;
 }

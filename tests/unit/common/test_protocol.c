@@ -302,8 +302,8 @@ START_TEST(test_ids)
     ck_assert_int_eq(r.type, CHAT_REQ_PING);
     chat_request_deinit(&r);
 
-    /* invalid ids are dropped; the request still goes through */
-    const char *drop[] = {
+    /* a present but invalid id refuses the request, answered without an id */
+    const char *refuse[] = {
         "{\"type\":\"ping\",\"id\":\"\"}",
         "{\"type\":\"ping\",\"id\":7}",
         "{\"type\":\"ping\",\"id\":null}",
@@ -311,11 +311,14 @@ START_TEST(test_ids)
         "{\"type\":\"ping\",\"id\":\"a\\nb\"}",
         "{\"type\":\"ping\",\"id\":"
         "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+        "{\"type\":\"ping\",\"id\":\"a\\u0000b\"}",
+        "{\"type\":\"message\",\"room\":\"general\",\"kind\":\"text\",\"body\":\"x\","
+        "\"id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
     };
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-        parse_ok(drop[i], &r);
-        ck_assert_ptr_null(r.id);
-        chat_request_deinit(&r);
+    for (size_t i = 0; i < sizeof(refuse) / sizeof(refuse[0]); i++) {
+        struct chat_parse_error pe = parse_bad(refuse[i], CHAT_ERR_BAD_REQUEST);
+        ck_assert_str_eq(pe.id, "");
+        ck_assert_str_eq(pe.message, "id must be a string of 1-64 characters");
     }
     /* 64 code points of 4 bytes each: the largest id */
     char *big = repeat_json("\"type\":\"ping\",\"id\":", "😀", 64, "");
@@ -340,6 +343,17 @@ START_TEST(test_ids)
     ck_assert_str_eq(e.id, "j2");
     e = parse_bad("{\"type\":\"join\",\"id\":\"\\u0001\"}", CHAT_ERR_BAD_REQUEST);
     ck_assert_str_eq(e.id, "");
+
+    /* \u0000 in a field: refused, and the error carries the valid id */
+    e = parse_bad("{\"type\":\"join\",\"id\":\"n1\",\"room\":\"gen\\u0000eral\"}",
+                  CHAT_ERR_BAD_REQUEST);
+    ck_assert_str_eq(e.id, "n1");
+    e = parse_bad("{\"type\":\"message\",\"id\":\"n2\",\"room\":\"general\",\"kind\":\"text\","
+                  "\"body\":\"a\\u0000b\"}",
+                  CHAT_ERR_BAD_REQUEST);
+    ck_assert_str_eq(e.id, "n2");
+    e = parse_bad("{\"type\":\"ping\\u0000x\",\"id\":\"n3\"}", CHAT_ERR_BAD_REQUEST);
+    ck_assert_str_eq(e.id, "n3");
 }
 END_TEST
 
@@ -589,6 +603,29 @@ START_TEST(test_history)
     parse_bad("{\"type\":\"history\",\"room\":\"g\",\"before\":0}", CHAT_ERR_BAD_REQUEST);
     parse_bad("{\"type\":\"history\",\"room\":\"g\",\"before\":-5}", CHAT_ERR_BAD_REQUEST);
     parse_bad("{\"type\":\"history\",\"room\":\"g\",\"before\":2e3}", CHAT_ERR_BAD_REQUEST);
+    parse_ok("{\"type\":\"history\",\"room\":\"g\",\"after\":0,\"limit\":5}", &r);
+    ck_assert(r.has_after);
+    ck_assert_int_eq(r.after, 0);
+    ck_assert_int_eq(r.limit, 5);
+    chat_request_deinit(&r);
+    parse_bad("{\"type\":\"history\",\"room\":\"g\",\"after\":-1}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"history\",\"room\":\"g\",\"after\":3,\"before\":9}",
+              CHAT_ERR_BAD_REQUEST);
+
+    /* rooms: q (prefix), after (a name), limit */
+    parse_ok("{\"type\":\"rooms\"}", &r);
+    ck_assert_ptr_null(r.q);
+    ck_assert_ptr_null(r.after_room);
+    ck_assert_int_eq(r.limit, 200);
+    chat_request_deinit(&r);
+    parse_ok("{\"type\":\"rooms\",\"q\":\"te\",\"after\":\"tea\",\"limit\":10}", &r);
+    ck_assert_str_eq(r.q, "te");
+    ck_assert_str_eq(r.after_room, "tea");
+    ck_assert_int_eq(r.limit, 10);
+    chat_request_deinit(&r);
+    parse_bad("{\"type\":\"rooms\",\"after\":\"BAD NAME\"}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"rooms\",\"limit\":0}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"rooms\",\"q\":7}", CHAT_ERR_BAD_REQUEST);
 }
 END_TEST
 

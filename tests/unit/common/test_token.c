@@ -365,6 +365,423 @@ START_TEST(test_random_hex)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Public keys (RS256 / ES256) through a verifier                             */
+
+#define ISS "https://idp.example"
+#define AUD "chatgw"
+#define IDP_CLAIMS                                                                                 \
+    "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"idp-7\",\"name\":\"Grace\","               \
+    "\"exp\":1800000100}"
+#define RS_HEADER "{\"alg\":\"RS256\",\"typ\":\"JWT\"}"
+#define ES_HEADER "{\"alg\":\"ES256\",\"typ\":\"JWT\"}"
+
+/* A verifier over the key file key_pub (NULL: none), secret SECRET when
+ * with_secret, issuer ISS and audience AUD when checked. */
+static struct chat_token_verifier *verifier(const char *key_pub, bool with_secret, bool checked,
+                                            const char *claim_id, const char *claim_name)
+{
+    size_t len = 0;
+    char *pem = key_pub ? test_key_read(key_pub, &len) : NULL;
+    struct chat_token_verifier_options o = {
+        .secret = with_secret ? SECRET : NULL,
+        .secret_len = with_secret ? strlen(SECRET) : 0,
+        .public_key_pem = pem,
+        .public_key_len = len,
+        .issuer = checked ? ISS : NULL,
+        .audience = checked ? AUD : NULL,
+        .claim_id = claim_id,
+        .claim_name = claim_name,
+    };
+    struct chat_token_verifier *v = NULL;
+    char err[256] = "";
+    ck_assert_msg(chat_token_verifier_new(&o, &v, err, sizeof(err)) == 0, "verifier: %s", err);
+    ck_assert_ptr_nonnull(v);
+    free(pem);
+    return v;
+}
+
+static int verify_v(const struct chat_token_verifier *v, char *tok)
+{
+    struct chat_identity who;
+    int rc = chat_token_verify_with(v, tok, NOW, &who);
+    if (rc == CHAT_TOKEN_OK)
+        chat_identity_deinit(&who);
+    else
+        ck_assert_ptr_null(who.avatar);
+    free(tok);
+    return rc;
+}
+
+/* libjwt's RS256 / ES256 signer, for interoperability with another
+ * implementation of both encodings. */
+static char *libjwt_pkey_token(jwt_alg_t alg, const char *key_name, const char *claims)
+{
+    size_t len;
+    char *pem = test_key_read(key_name, &len);
+    jwt_t *jwt = NULL;
+    ck_assert_int_eq(jwt_new(&jwt), 0);
+    ck_assert_int_eq(jwt_add_grants_json(jwt, claims), 0);
+    ck_assert_int_eq(jwt_set_alg(jwt, alg, (const unsigned char *)pem, (int)len), 0);
+    char *tok = jwt_encode_str(jwt);
+    ck_assert_ptr_nonnull(tok);
+    jwt_free(jwt);
+    free(pem);
+    return tok;
+}
+
+START_TEST(test_rs256_valid)
+{
+    struct chat_token_verifier *v = verifier("rsa.pub", false, true, NULL, NULL);
+    struct chat_identity who;
+    char *tok = test_sign_pkey("rsa.key", RS_HEADER,
+                               "{\"iss\":\"" ISS "\",\"aud\":[\"other\",\"" AUD "\"],"
+                               "\"sub\":\"idp-7\",\"name\":\"Grace\",\"exp\":1800000100,"
+                               "\"role\":\"admin\",\"avatar\":\"https://idp.example/g.png\"}");
+    ck_assert_int_eq(chat_token_verify_with(v, tok, NOW, &who), CHAT_TOKEN_OK);
+    ck_assert_str_eq(who.id, "idp-7");
+    ck_assert_str_eq(who.name, "Grace");
+    ck_assert_str_eq(who.avatar, "https://idp.example/g.png");
+    ck_assert(who.admin);
+    ck_assert_int_eq(who.exp, 1800000100);
+    chat_identity_deinit(&who);
+    free(tok);
+
+    ck_assert_int_eq(verify_v(v, libjwt_pkey_token(JWT_ALG_RS256, "rsa.key", IDP_CLAIMS)),
+                     CHAT_TOKEN_OK);
+    /* typ is not ours to judge (RFC 9068 access tokens say at+jwt) */
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("rsa.key", "{\"alg\":\"RS256\",\"typ\":\"at+jwt\"}",
+                                                IDP_CLAIMS)),
+                     CHAT_TOKEN_OK);
+    chat_token_verifier_free(v);
+
+    /* the key as a certificate */
+    v = verifier("rsa.crt", false, true, NULL, NULL);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("rsa.key", RS_HEADER, IDP_CLAIMS)), CHAT_TOKEN_OK);
+    chat_token_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_es256_valid)
+{
+    struct chat_token_verifier *v = verifier("ec.pub", false, true, NULL, NULL);
+    for (int i = 0; i < 8; i++) /* r and s with and without leading zero bytes */
+        ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER, IDP_CLAIMS)),
+                         CHAT_TOKEN_OK);
+    ck_assert_int_eq(verify_v(v, libjwt_pkey_token(JWT_ALG_ES256, "ec.key", IDP_CLAIMS)),
+                     CHAT_TOKEN_OK);
+    chat_token_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_pkey_bad_signature)
+{
+    struct chat_token_verifier *rs = verifier("rsa.pub", false, false, NULL, NULL);
+    struct chat_token_verifier *es = verifier("ec.pub", false, false, NULL, NULL);
+
+    /* payload swapped under a valid signature */
+    const char *keys[] = {"rsa.key", "ec.key"};
+    const char *headers[] = {RS_HEADER, ES_HEADER};
+    struct chat_token_verifier *vs[] = {rs, es};
+    for (int k = 0; k < 2; k++) {
+        char *a = test_sign_pkey(keys[k], headers[k], IDP_CLAIMS);
+        char *b = test_sign_pkey(keys[k], headers[k],
+                                 "{\"sub\":\"root\",\"name\":\"Grace\",\"exp\":1800000100,"
+                                 "\"role\":\"admin\"}");
+        char *forged = malloc(strlen(a) + strlen(b));
+        ck_assert_ptr_nonnull(forged);
+        size_t head = (size_t)(strrchr(b, '.') - b);
+        memcpy(forged, b, head);
+        strcpy(forged + head, strrchr(a, '.'));
+        ck_assert_int_eq(verify_v(vs[k], forged), CHAT_TOKEN_E_SIGNATURE);
+        /* one flipped character */
+        size_t n = strlen(a);
+        a[n - 3] = a[n - 3] == 'A' ? 'B' : 'A';
+        ck_assert_int_eq(verify_v(vs[k], a), CHAT_TOKEN_E_SIGNATURE);
+        free(b);
+    }
+    /* an RSA signature from another (smaller) key */
+    char *other = test_sign_pkey("rsa1024.key", RS_HEADER, IDP_CLAIMS);
+    ck_assert_int_eq(verify_v(rs, other), CHAT_TOKEN_E_SIGNATURE);
+    /* truncated, empty and oversized signatures */
+    char *t = test_sign_pkey("ec.key", ES_HEADER, IDP_CLAIMS);
+    t[strlen(t) - 4] = '\0';
+    ck_assert_int_eq(verify_v(es, t), CHAT_TOKEN_E_SIGNATURE);
+    t = test_sign_pkey("ec.key", ES_HEADER, IDP_CLAIMS);
+    strrchr(t, '.')[1] = '\0';
+    ck_assert_int_eq(verify_v(es, t), CHAT_TOKEN_E_SIGNATURE);
+    t = test_sign_pkey("rsa.key", RS_HEADER, IDP_CLAIMS);
+    char *longer = malloc(strlen(t) + 8);
+    ck_assert_ptr_nonnull(longer);
+    strcpy(longer, t);
+    strcat(longer, "AAAA");
+    free(t);
+    ck_assert_int_eq(verify_v(rs, longer), CHAT_TOKEN_E_SIGNATURE);
+    /* a P-384 signature where P-256 is pinned */
+    ck_assert_int_eq(verify_v(es, test_sign_pkey("ec384.key", ES_HEADER, IDP_CLAIMS)),
+                     CHAT_TOKEN_E_SIGNATURE);
+    chat_token_verifier_free(rs);
+    chat_token_verifier_free(es);
+}
+END_TEST
+
+START_TEST(test_pkey_wrong_alg)
+{
+    struct chat_token_verifier *rs = verifier("rsa.pub", false, false, NULL, NULL);
+    struct chat_token_verifier *es = verifier("ec.pub", false, false, NULL, NULL);
+    /* RS256 token with an EC key and vice versa */
+    ck_assert_int_eq(verify_v(es, test_sign_pkey("rsa.key", RS_HEADER, IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(rs, test_sign_pkey("ec.key", ES_HEADER, IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    /* the header lies about the key */
+    ck_assert_int_eq(verify_v(es, test_sign_pkey("ec.key", RS_HEADER, IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(rs, test_sign_pkey("rsa.key", ES_HEADER, IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    /* other algorithms of the same families */
+    ck_assert_int_eq(verify_v(rs, libjwt_pkey_token(JWT_ALG_RS512, "rsa.key", IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(rs, test_sign_pkey("rsa.key", "{\"alg\":\"PS256\"}", IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(es, test_sign_pkey("ec384.key", "{\"alg\":\"ES384\"}", IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(rs, test_sign_pkey("rsa.key", "{\"alg\":\"rs256\"}", IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    /* our own HS256 tokens need the secret, and the secret verifier no key */
+    ck_assert_int_eq(verify_v(rs, signed_claims(GOOD_CLAIMS)), CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_free(test_sign_pkey("rsa.key", RS_HEADER, IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    chat_token_verifier_free(rs);
+    chat_token_verifier_free(es);
+}
+END_TEST
+
+/* An HS256 token whose HMAC key is the text of the public key file. */
+static char *hs256_with_public_pem(const char *key_pub, const char *claims)
+{
+    size_t len;
+    char *pem = test_key_read(key_pub, &len);
+    jwt_t *jwt = NULL;
+    ck_assert_int_eq(jwt_new(&jwt), 0);
+    ck_assert_int_eq(jwt_add_grants_json(jwt, claims), 0);
+    ck_assert_int_eq(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)pem, (int)len), 0);
+    char *tok = jwt_encode_str(jwt);
+    ck_assert_ptr_nonnull(tok);
+    jwt_free(jwt);
+    free(pem);
+    return tok;
+}
+
+START_TEST(test_alg_confusion)
+{
+    const char *pubs[] = {"rsa.pub", "ec.pub"};
+    for (int k = 0; k < 2; k++) {
+        /* key only: HS256 is not accepted at all */
+        struct chat_token_verifier *v = verifier(pubs[k], false, false, NULL, NULL);
+        ck_assert_int_eq(verify_v(v, hs256_with_public_pem(pubs[k], IDP_CLAIMS)), CHAT_TOKEN_E_ALG);
+        chat_token_verifier_free(v);
+        /* key and secret: HS256 is checked with the secret, never the key */
+        v = verifier(pubs[k], true, false, NULL, NULL);
+        ck_assert_int_eq(verify_v(v, hs256_with_public_pem(pubs[k], IDP_CLAIMS)),
+                         CHAT_TOKEN_E_SIGNATURE);
+        ck_assert_int_eq(verify_v(v, signed_claims(GOOD_CLAIMS)), CHAT_TOKEN_OK);
+        chat_token_verifier_free(v);
+    }
+}
+END_TEST
+
+START_TEST(test_pkey_alg_none)
+{
+    struct chat_token_verifier *v = verifier("rsa.pub", true, false, NULL, NULL);
+    ck_assert_int_eq(verify_v(v, libjwt_token(JWT_ALG_NONE, IDP_CLAIMS)), CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(v, craft("{\"alg\":\"none\"}", IDP_CLAIMS, false, "")),
+                     CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(v, craft("{\"typ\":\"JWT\"}", IDP_CLAIMS, false, "abc")),
+                     CHAT_TOKEN_E_ALG);
+    /* none, signed by the key anyway */
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("rsa.key", "{\"alg\":\"none\"}", IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    chat_token_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_pkey_issuer_audience)
+{
+    struct chat_token_verifier *v = verifier("ec.pub", true, true, NULL, NULL);
+#define IDP(extra) "{\"sub\":\"idp-7\",\"name\":\"Grace\",\"exp\":1800000100" extra "}"
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                IDP(",\"iss\":\"https://evil.example\","
+                                                    "\"aud\":\"" AUD "\""))),
+                     CHAT_TOKEN_E_ISSUER);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER, IDP(",\"aud\":\"" AUD "\""))),
+                     CHAT_TOKEN_E_ISSUER);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                IDP(",\"iss\":[\"" ISS "\"],\"aud\":\"" AUD "\""))),
+                     CHAT_TOKEN_E_ISSUER);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                IDP(",\"iss\":\"" ISS "\",\"aud\":\"other\""))),
+                     CHAT_TOKEN_E_AUDIENCE);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER, IDP(",\"iss\":\"" ISS "\""))),
+                     CHAT_TOKEN_E_AUDIENCE);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                IDP(",\"iss\":\"" ISS "\",\"aud\":[\"a\",\"b\"]"))),
+                     CHAT_TOKEN_E_AUDIENCE);
+    ck_assert_int_eq(
+        verify_v(v, test_sign_pkey("ec.key", ES_HEADER, IDP(",\"iss\":\"" ISS "\",\"aud\":[]"))),
+        CHAT_TOKEN_E_AUDIENCE);
+    ck_assert_int_eq(
+        verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                   IDP(",\"iss\":\"" ISS "\",\"aud\":[1,\"" AUD "\"]"))),
+        CHAT_TOKEN_OK);
+    /* prefix is not equality */
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                IDP(",\"iss\":\"" ISS "/\",\"aud\":\"" AUD "\""))),
+                     CHAT_TOKEN_E_ISSUER);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                IDP(",\"iss\":\"" ISS "\",\"aud\":\"chat\""))),
+                     CHAT_TOKEN_E_AUDIENCE);
+    /* our own HS256 tokens carry neither and are ours: accepted as before */
+    ck_assert_int_eq(verify_v(v, signed_claims(GOOD_CLAIMS)), CHAT_TOKEN_OK);
+    chat_token_verifier_free(v);
+    ck_assert_str_ne(chat_token_strerror(CHAT_TOKEN_E_ISSUER), "token error");
+    ck_assert_str_ne(chat_token_strerror(CHAT_TOKEN_E_AUDIENCE), "token error");
+}
+END_TEST
+
+START_TEST(test_pkey_exp_nbf)
+{
+    struct chat_token_verifier *v = verifier("rsa.pub", false, false, NULL, NULL);
+    ck_assert_int_eq(
+        verify_v(v, test_sign_pkey("rsa.key", RS_HEADER,
+                                   "{\"sub\":\"a\",\"name\":\"A\",\"exp\":1800000000}")),
+        CHAT_TOKEN_E_EXPIRED);
+    ck_assert_int_eq(
+        verify_v(v, test_sign_pkey("rsa.key", RS_HEADER, "{\"sub\":\"a\",\"name\":\"A\"}")),
+        CHAT_TOKEN_E_EXPIRED);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("rsa.key", RS_HEADER,
+                                                "{\"sub\":\"a\",\"name\":\"A\",\"exp\":1800009999,"
+                                                "\"nbf\":1800000061}")),
+                     CHAT_TOKEN_E_NOT_YET);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("rsa.key", RS_HEADER,
+                                                "{\"sub\":\"a\",\"name\":\"A\",\"exp\":1800009999,"
+                                                "\"nbf\":1800000060}")),
+                     CHAT_TOKEN_OK);
+    chat_token_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_pkey_claims)
+{
+    /* default claim names */
+    struct chat_token_verifier *v = verifier("ec.pub", false, false, NULL, NULL);
+    ck_assert_int_eq(
+        verify_v(v, test_sign_pkey("ec.key", ES_HEADER, "{\"name\":\"Grace\",\"exp\":1800000100}")),
+        CHAT_TOKEN_E_CLAIMS);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                "{\"sub\":\"a|b\",\"name\":\"Grace\","
+                                                "\"exp\":1800000100}")),
+                     CHAT_TOKEN_E_CLAIMS);
+    ck_assert_int_eq(
+        verify_v(v, test_sign_pkey("ec.key", ES_HEADER, "{\"sub\":\"a\",\"exp\":1800000100}")),
+        CHAT_TOKEN_E_CLAIMS);
+    chat_token_verifier_free(v);
+
+    /* custom claim names: sub and name no longer count */
+    v = verifier("ec.pub", true, false, "uid", "preferred_username");
+    struct chat_identity who;
+    char *tok = test_sign_pkey("ec.key", ES_HEADER,
+                               "{\"sub\":\"ignored\",\"uid\":\"u-42\",\"name\":\"Ignored\","
+                               "\"preferred_username\":\"ada\",\"exp\":1800000100}");
+    ck_assert_int_eq(chat_token_verify_with(v, tok, NOW, &who), CHAT_TOKEN_OK);
+    ck_assert_str_eq(who.id, "u-42");
+    ck_assert_str_eq(who.name, "ada");
+    ck_assert(!who.admin);
+    chat_identity_deinit(&who);
+    free(tok);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                "{\"sub\":\"s\",\"preferred_username\":\"ada\","
+                                                "\"exp\":1800000100}")),
+                     CHAT_TOKEN_E_CLAIMS);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("ec.key", ES_HEADER,
+                                                "{\"uid\":\"u\",\"name\":\"ada\","
+                                                "\"exp\":1800000100}")),
+                     CHAT_TOKEN_E_CLAIMS);
+    /* our HS256 tokens keep sub and name */
+    tok = signed_claims(GOOD_CLAIMS);
+    ck_assert_int_eq(chat_token_verify_with(v, tok, NOW, &who), CHAT_TOKEN_OK);
+    ck_assert_str_eq(who.id, "u1");
+    ck_assert_str_eq(who.name, "Alice");
+    chat_identity_deinit(&who);
+    free(tok);
+    chat_token_verifier_free(v);
+}
+END_TEST
+
+static const char *verifier_error(const char *key_file, const char *pem_text)
+{
+    static char err[256];
+    char *pem = key_file ? test_key_read(key_file, NULL) : strdup(pem_text);
+    ck_assert_ptr_nonnull(pem);
+    struct chat_token_verifier_options o = {.public_key_pem = pem, .public_key_len = strlen(pem)};
+    struct chat_token_verifier *v = (struct chat_token_verifier *)&o; /* must be reset */
+    err[0] = '\0';
+    ck_assert_int_eq(chat_token_verifier_new(&o, &v, err, sizeof(err)), -1);
+    ck_assert_ptr_null(v);
+    ck_assert_str_ne(err, "");
+    ck_assert_int_eq(chat_token_key_check(pem, strlen(pem), NULL, 0), -1);
+    free(pem);
+    return err;
+}
+
+START_TEST(test_verifier_new)
+{
+    ck_assert_ptr_nonnull(strstr(verifier_error("rsa.key", NULL), "private key"));
+    ck_assert_ptr_nonnull(strstr(verifier_error(NULL, "not a key"), "no PEM public key"));
+    ck_assert_ptr_nonnull(strstr(verifier_error("rsa1024.pub", NULL), "1024 bits"));
+    ck_assert_ptr_nonnull(strstr(verifier_error("ec384.pub", NULL), "secp384r1"));
+    ck_assert_ptr_nonnull(strstr(verifier_error("ed.pub", NULL), "ED25519"));
+
+    size_t len;
+    char *pem = test_key_read("rsa.pub", &len);
+    ck_assert_int_eq(chat_token_key_check(pem, len, NULL, 0), CHAT_TOKEN_KEY_RS256);
+    free(pem);
+    pem = test_key_read("rsa.crt", &len);
+    ck_assert_int_eq(chat_token_key_check(pem, len, NULL, 0), CHAT_TOKEN_KEY_RS256);
+    free(pem);
+    pem = test_key_read("ec.pub", &len);
+    ck_assert_int_eq(chat_token_key_check(pem, len, NULL, 0), CHAT_TOKEN_KEY_ES256);
+
+    char err[256];
+    struct chat_token_verifier *v = NULL;
+    struct chat_token_verifier_options none = {0};
+    ck_assert_int_eq(chat_token_verifier_new(&none, &v, err, sizeof(err)), -1);
+    ck_assert_int_eq(chat_token_verifier_new(NULL, &v, err, sizeof(err)), -1);
+    struct chat_token_verifier_options bad_claim = {
+        .public_key_pem = pem, .public_key_len = len, .claim_id = "a b"};
+    ck_assert_int_eq(chat_token_verifier_new(&bad_claim, &v, err, sizeof(err)), -1);
+    bad_claim.claim_id = "";
+    ck_assert_int_eq(chat_token_verifier_new(&bad_claim, &v, err, sizeof(err)), -1);
+    struct chat_token_verifier_options empty_iss = {
+        .public_key_pem = pem, .public_key_len = len, .issuer = ""};
+    ck_assert_int_eq(chat_token_verifier_new(&empty_iss, &v, err, sizeof(err)), -1);
+    ck_assert_ptr_null(v);
+    free(pem);
+    chat_token_verifier_free(NULL);
+
+    /* a secret-only verifier behaves like chat_token_verify */
+    v = verifier(NULL, true, false, NULL, NULL);
+    ck_assert_int_eq(verify_v(v, signed_claims(GOOD_CLAIMS)), CHAT_TOKEN_OK);
+    ck_assert_int_eq(verify_v(v, libjwt_token(JWT_ALG_HS512, GOOD_CLAIMS)), CHAT_TOKEN_E_ALG);
+    ck_assert_int_eq(verify_v(v, test_sign_pkey("rsa.key", RS_HEADER, IDP_CLAIMS)),
+                     CHAT_TOKEN_E_ALG);
+    struct chat_identity who;
+    ck_assert_int_eq(chat_token_verify_with(v, NULL, NOW, &who), CHAT_TOKEN_E_MISSING);
+    ck_assert_int_eq(chat_token_verify_with(NULL, "a.b.c", NOW, &who), CHAT_TOKEN_E_SIGNATURE);
+    chat_token_verifier_free(v);
+}
+END_TEST
+
 TCase *token_tcase(void)
 {
     TCase *tc = tcase_create("token");
@@ -379,5 +796,15 @@ TCase *token_tcase(void)
     tcase_add_test(tc, test_claims);
     tcase_add_test(tc, test_garbage);
     tcase_add_test(tc, test_random_hex);
+    tcase_add_test(tc, test_rs256_valid);
+    tcase_add_test(tc, test_es256_valid);
+    tcase_add_test(tc, test_pkey_bad_signature);
+    tcase_add_test(tc, test_pkey_wrong_alg);
+    tcase_add_test(tc, test_alg_confusion);
+    tcase_add_test(tc, test_pkey_alg_none);
+    tcase_add_test(tc, test_pkey_issuer_audience);
+    tcase_add_test(tc, test_pkey_exp_nbf);
+    tcase_add_test(tc, test_pkey_claims);
+    tcase_add_test(tc, test_verifier_new);
     return tc;
 }

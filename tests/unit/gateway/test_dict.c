@@ -6,6 +6,25 @@
 #include "gateway.h"
 #include "tests.h"
 
+/* The reference vectors of SipHash-2-4 (key 00..0f, message 00..len-1). */
+START_TEST(test_siphash_vectors)
+{
+    static const struct {
+        size_t len;
+        uint64_t want;
+    } v[] = {{0, 0x726fdb47dd0e0e31ULL},
+             {1, 0x74f839c593dc67fdULL},
+             {8, 0x93f5f5799a932462ULL},
+             {15, 0xa129ca6149be45e5ULL}};
+    unsigned char msg[16];
+    for (int i = 0; i < 16; i++)
+        msg[i] = (unsigned char)i;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        ck_assert_uint_eq(gw_siphash24(0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL, msg, v[i].len),
+                          v[i].want);
+}
+END_TEST
+
 START_TEST(test_set_get_replace_del)
 {
     struct gw_dict *d = gw_dict_new();
@@ -138,6 +157,7 @@ END_TEST
 TCase *dict_tcase(void)
 {
     TCase *tc = tcase_create("dict");
+    tcase_add_test(tc, test_siphash_vectors);
     tcase_add_test(tc, test_set_get_replace_del);
     tcase_add_test(tc, test_key_is_copied);
     tcase_add_test(tc, test_growth_and_each);

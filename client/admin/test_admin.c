@@ -1,0 +1,466 @@
+/*
+ * chat-admin against a real redis-server and a real chat-gateway: every
+ * command through the binary, its --json parsed with jansson, its effects
+ * checked through the gateway (a second client sees the broadcast, /api/me
+ * takes the token).  The gateway runs with a non-default --prefix so the
+ * Redis commands must honour --prefix.
+ */
+#include "chat_client.h"
+#include "harness.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef ADMIN_BIN
+#define ADMIN_BIN "chat-admin"
+#endif
+#ifndef GATEWAY_BIN
+#define GATEWAY_BIN "chat-gateway"
+#endif
+
+#define PREFIX "adm:"
+#define RUN_TIMEOUT_MS 20000
+
+static struct h_cluster cl;
+static char redis_url[64];
+
+static const char *gateway_bin(void)
+{
+    const char *env = getenv("CHAT_ADMIN_GATEWAY");
+    return env && *env ? env : GATEWAY_BIN;
+}
+
+/*
+ * Starts gateway 0 like h_cluster_add_gateway, but from gateway_bin() and
+ * with --prefix; it is registered in cl so h_cluster_stop stops it by PID
+ * and checks its exit status.
+ */
+static int start_gateway(void)
+{
+    struct h_proc *g = &cl.gw[0];
+    char port[16];
+
+    g->port = h_free_port();
+    ck_assert_int_gt(g->port, 0);
+    snprintf(port, sizeof(port), "%d", g->port);
+    snprintf(g->log_path, sizeof(g->log_path), "%s/gw1.log", cl.dir);
+    snprintf(cl.http_url[0], sizeof(cl.http_url[0]), "http://127.0.0.1:%d", g->port);
+    snprintf(cl.ws_url[0], sizeof(cl.ws_url[0]), "ws://127.0.0.1:%d/ws", g->port);
+    const char *argv[] = {
+        gateway_bin(), "--port",         port,         "--bind",        "127.0.0.1", "--redis",
+        redis_url,     "--jwt-secret",   H_JWT_SECRET, "--node-id",     "gw1",       "--prefix",
+        PREFIX,        "--presence-ttl", "3",          "--drain-grace", "0",         NULL};
+    pid_t parent = getpid();
+    g->pid = fork();
+    if (g->pid < 0)
+        return -1;
+    if (g->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (!freopen(g->log_path, "a", stdout) || dup2(fileno(stdout), 2) < 0)
+            _exit(127);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    cl.n_gw = 1;
+    for (int i = 0; i < 500; i++) { /* 10 s */
+        char *body = NULL;
+        int status =
+            chat_http_request(cl.http_url[0], "GET", "/healthz", NULL, NULL, 0, &body, 500);
+        free(body);
+        if (status == 200)
+            return 0;
+        if (h_proc_wait(g, 0) != -1 || g->pid == 0)
+            break;
+        usleep(20000);
+    }
+    h_dump_log(g);
+    return -1;
+}
+
+static void setup(void)
+{
+    h_watchdog(150);
+    ck_assert_int_eq(h_cluster_init(&cl), 0);
+    snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", cl.redis.port);
+    ck_assert_msg(start_gateway() == 0, "gateway %s did not start", gateway_bin());
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(h_cluster_stop(&cl), 0);
+}
+
+/* Runs chat-admin with args (NULL-terminated); returns the exit code (-1 when
+ * it did not exit); out and err malloc'd. */
+static int admin(char **out, char **err, ...)
+{
+    const char *argv[32] = {ADMIN_BIN};
+    int n = 1;
+    va_list ap;
+    va_start(ap, err);
+    for (const char *a; n < 31 && (a = va_arg(ap, const char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    int status = h_run_capture(argv, out, err, RUN_TIMEOUT_MS);
+    if (status < 0 || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+/* Runs chat-admin with args and --json, expects exit 0 and one JSON object. */
+static json_t *admin_json(const char *cmd, const char *a1, const char *a2, const char *a3,
+                          const char *a4)
+{
+    char *out = NULL, *err = NULL;
+    int rc = admin(&out, &err, cmd, "--json", a1, a2, a3, a4, (char *)NULL);
+    ck_assert_msg(rc == 0, "chat-admin %s: exit %d, stderr: %s", cmd, rc, err ? err : "");
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    ck_assert_msg(json_is_object(j), "chat-admin %s --json: not an object: %s", cmd, out);
+    free(out);
+    free(err);
+    return j;
+}
+
+static json_t *redis_json(const char *cmd)
+{
+    return admin_json(cmd, "--redis", redis_url, "--prefix", PREFIX);
+}
+
+/* The element of arr whose field equals value, or NULL (borrowed). */
+static json_t *find_by(json_t *arr, const char *field, const char *value)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        const char *v = json_string_value(json_object_get(e, field));
+        if (v && strcmp(v, value) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static struct tc *connect_user(const char *nick, char **id)
+{
+    char *token = NULL;
+    ck_assert_int_eq(h_login(&cl, 0, nick, &token, id), 200);
+    struct tc *t = tc_connect(cl.base, cl.ws_url[0], token, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_t *w = tc_wait_type(t, "welcome", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(w);
+    json_decref(w);
+    free(token);
+    return t;
+}
+
+static json_t *reply_to(struct tc *t, const char *type)
+{
+    json_t *r = tc_wait_type(t, type, H_TIMEOUT_MS);
+    ck_assert_msg(r != NULL, "no %s", type);
+    return r;
+}
+
+START_TEST(test_redis_views)
+{
+    char *ada_id = NULL;
+    struct tc *ada = connect_user("ada", &ada_id);
+    tc_send(ada, "{\"type\":\"join\",\"room\":\"general\",\"id\":\"j1\"}");
+    json_decref(reply_to(ada, "joined"));
+    tc_send(ada,
+            "{\"type\":\"create_room\",\"room\":\"ops\",\"topic\":\"Operations\",\"id\":\"c1\"}");
+    json_decref(reply_to(ada, "ack"));
+
+    /* online: presence is written as the session opens; poll briefly */
+    json_t *j = NULL, *u = NULL;
+    for (int i = 0; i < 50 && !u; i++) {
+        json_decref(j);
+        j = redis_json("online");
+        u = find_by(json_object_get(j, "users"), "id", ada_id);
+        if (!u)
+            h_loop_for(cl.base, 100);
+    }
+    ck_assert_ptr_nonnull(u);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "name")), "ada");
+    ck_assert(json_is_null(json_object_get(u, "avatar")));
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(u, "nodes"), 0)), "gw1");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "count")), 1);
+    json_decref(j);
+
+    /* nodes: the heartbeat carries the connection count (every 0.5 s here) */
+    json_t *n = NULL;
+    j = NULL;
+    for (int i = 0; i < 50; i++) {
+        json_decref(j);
+        j = redis_json("nodes");
+        n = find_by(json_object_get(j, "nodes"), "node", "gw1");
+        if (n && json_integer_value(json_object_get(n, "connections")) == 1)
+            break;
+        h_loop_for(cl.base, 100);
+    }
+    ck_assert_ptr_nonnull(n);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "nodes")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(n, "connections")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "connections")), 1);
+    ck_assert_int_ge(json_integer_value(json_object_get(n, "age_ms")), 0);
+    ck_assert_int_lt(json_integer_value(json_object_get(n, "age_ms")), 10000);
+    ck_assert_int_gt(json_integer_value(json_object_get(n, "ttl_ms")), 0);
+    json_decref(j);
+
+    /* rooms: the defaults, ours with its topic, general with ada in it */
+    j = redis_json("rooms");
+    json_t *rooms = json_object_get(j, "rooms");
+    json_t *general = find_by(rooms, "name", "general");
+    json_t *ops = find_by(rooms, "name", "ops");
+    ck_assert_ptr_nonnull(general);
+    ck_assert_ptr_nonnull(find_by(rooms, "name", "random"));
+    ck_assert_ptr_nonnull(find_by(rooms, "name", "tech"));
+    ck_assert_ptr_nonnull(ops);
+    ck_assert_int_eq(json_integer_value(json_object_get(general, "members")), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(ops, "topic")), "Operations");
+    ck_assert_int_eq(json_integer_value(json_object_get(ops, "members")), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(ops, "created_by")), ada_id);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rooms, 0), "name")),
+                     "general"); /* by name */
+    json_decref(j);
+
+    /* the human forms say the same */
+    char *out = NULL, *err = NULL;
+    ck_assert_int_eq(
+        admin(&out, &err, "online", "--redis", redis_url, "--prefix", PREFIX, (char *)NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out, ada_id));
+    ck_assert_ptr_nonnull(strstr(out, "1 user online"));
+    free(out);
+    free(err);
+    ck_assert_int_eq(
+        admin(&out, &err, "rooms", "--redis", redis_url, "--prefix", PREFIX, (char *)NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out, "Operations"));
+    free(out);
+    free(err);
+    /* CHAT_REDIS_URL and CHAT_PREFIX like the gateway */
+    setenv("CHAT_REDIS_URL", redis_url, 1);
+    setenv("CHAT_PREFIX", PREFIX, 1);
+    ck_assert_int_eq(admin(&out, &err, "nodes", (char *)NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out, "gw1"));
+    ck_assert_ptr_nonnull(strstr(out, "1 node alive"));
+    free(out);
+    free(err);
+    unsetenv("CHAT_REDIS_URL");
+    unsetenv("CHAT_PREFIX");
+    /* another prefix sees nothing */
+    j = admin_json("online", "--redis", redis_url, "--prefix", "other:");
+    ck_assert_int_eq(json_array_size(json_object_get(j, "users")), 0);
+    json_decref(j);
+
+    /* the user leaves: gone from online once the gateway has noticed */
+    tc_free(ada);
+    bool gone = false;
+    for (int i = 0; i < 50 && !gone; i++) {
+        h_loop_for(cl.base, 100);
+        j = redis_json("online");
+        gone = find_by(json_object_get(j, "users"), "id", ada_id) == NULL;
+        json_decref(j);
+    }
+    ck_assert(gone);
+    free(ada_id);
+}
+END_TEST
+
+START_TEST(test_broadcast)
+{
+    struct tc *ada = connect_user("ada", NULL);
+    struct tc *bob = connect_user("bob", NULL);
+    char *out = NULL, *err = NULL;
+    ck_assert_msg(admin(&out, &err, "broadcast", "maintenance at 18:00", "--url", cl.ws_url[0],
+                        "--jwt-secret", H_JWT_SECRET, "--name", "Ops team", (char *)NULL) == 0,
+                  "broadcast failed: %s", err);
+    ck_assert_ptr_nonnull(strstr(out, "broadcast sent"));
+    free(out);
+    free(err);
+    struct tc *both[] = {ada, bob};
+    for (int i = 0; i < 2; i++) {
+        json_t *b = tc_wait_type(both[i], "broadcast", H_TIMEOUT_MS);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_str_eq(json_string_value(json_object_get(b, "body")), "maintenance at 18:00");
+        json_t *from = json_object_get(b, "from");
+        ck_assert_str_eq(json_string_value(json_object_get(from, "id")), "chat-admin");
+        ck_assert_str_eq(json_string_value(json_object_get(from, "name")), "Ops team");
+        json_decref(b);
+    }
+
+    /* --json, with the secret from the environment */
+    setenv("CHAT_JWT_SECRET", H_JWT_SECRET, 1);
+    json_t *j = admin_json("broadcast", "--url", cl.ws_url[0], "second", NULL);
+    unsetenv("CHAT_JWT_SECRET");
+    ck_assert(json_is_true(json_object_get(j, "ok")));
+    json_decref(j);
+    json_t *b = tc_wait_type(bob, "broadcast", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_str_eq(json_string_value(json_object_get(b, "body")), "second");
+    json_decref(b);
+
+    /* a wrong secret: refused, exit 1, and nobody receives anything */
+    ck_assert_int_eq(admin(&out, &err, "broadcast", "forged", "--url", cl.ws_url[0], "--jwt-secret",
+                           "another-secret-of-at-least-32-bytes!!", (char *)NULL),
+                     1);
+    ck_assert_ptr_nonnull(strstr(err, "401"));
+    free(out);
+    free(err);
+    /* nobody listening */
+    char dead[64];
+    snprintf(dead, sizeof(dead), "ws://127.0.0.1:%d/ws", h_free_port());
+    ck_assert_int_eq(admin(&out, &err, "broadcast", "x", "--url", dead, "--jwt-secret",
+                           H_JWT_SECRET, "--timeout", "3", (char *)NULL),
+                     1);
+    ck_assert_ptr_nonnull(strstr(err, "cannot connect"));
+    free(out);
+    free(err);
+    ck_assert_ptr_null(tc_wait_type(bob, "broadcast", 300));
+    tc_free(ada);
+    tc_free(bob);
+}
+END_TEST
+
+START_TEST(test_token)
+{
+    char *out = NULL, *err = NULL, *body = NULL;
+    ck_assert_int_eq(admin(&out, &err, "token", "--user-id", "op-1", "--name", "Operator",
+                           "--admin", "--ttl", "10m", "--jwt-secret", H_JWT_SECRET, (char *)NULL),
+                     0);
+    out[strcspn(out, "\n")] = '\0';
+    char auth[8300];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", out);
+    ck_assert_int_eq(
+        chat_http_request(cl.http_url[0], "GET", "/api/me", auth, NULL, 0, &body, H_TIMEOUT_MS),
+        200);
+    json_t *me = json_loads(body, 0, NULL);
+    json_t *user = json_object_get(me, "user");
+    ck_assert_str_eq(json_string_value(json_object_get(user, "id")), "op-1");
+    ck_assert_str_eq(json_string_value(json_object_get(user, "name")), "Operator");
+    json_decref(me);
+    free(body);
+    free(out);
+    free(err);
+
+    /* the admin role is real: the gateway takes a broadcast from it */
+    json_t *j = admin_json("token", "--user-id=op-2", "--name=Op Two", "--admin",
+                           "--jwt-secret=" H_JWT_SECRET);
+    const char *token = json_string_value(json_object_get(j, "token"));
+    ck_assert_ptr_nonnull(token);
+    ck_assert(json_is_true(json_object_get(j, "admin")));
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "user"), "id")), "op-2");
+    json_int_t exp = json_integer_value(json_object_get(j, "exp"));
+    ck_assert_int_gt(exp, (json_int_t)time(NULL) + 3500); /* default 1 h */
+    ck_assert_int_le(exp, (json_int_t)time(NULL) + 3600);
+    struct tc *t = tc_connect(cl.base, cl.ws_url[0], token, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    tc_send(t, "{\"type\":\"broadcast\",\"body\":\"hi\",\"id\":\"b1\"}");
+    json_t *ack = tc_wait_type(t, "ack", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(ack);
+    json_decref(ack);
+    tc_free(t);
+    json_decref(j);
+
+    /* without --admin: a user token, and the gateway says forbidden */
+    j = admin_json("token", "--user-id=u-3", "--name=User", "--jwt-secret=" H_JWT_SECRET, NULL);
+    ck_assert(json_is_false(json_object_get(j, "admin")));
+    t = tc_connect(cl.base, cl.ws_url[0], json_string_value(json_object_get(j, "token")), NULL,
+                   NULL);
+    ck_assert_ptr_nonnull(t);
+    tc_send(t, "{\"type\":\"broadcast\",\"body\":\"hi\",\"id\":\"b1\"}");
+    json_t *e = tc_wait_type(t, "error", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "forbidden");
+    json_decref(e);
+    tc_free(t);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(test_errors)
+{
+    char *out = NULL, *err = NULL;
+    struct {
+        int code;
+        const char *needle;
+        const char *args[8];
+    } cases[] = {
+        {2, "no command", {NULL}},
+        {2, "unknown command", {"kick", "bob", NULL}},
+        {2, "--user-id and --name", {"token", "--jwt-secret", H_JWT_SECRET, NULL}},
+        {2, "CHAT_JWT_SECRET", {"token", "--user-id", "a", "--name", "A", NULL}},
+        {2,
+         "at least 32",
+         {"token", "--user-id", "a", "--name", "A", "--jwt-secret", "short", NULL}},
+        {2, "--ttl", {"token", "--user-id", "a", "--name", "A", "--ttl", "soon", NULL}},
+        {2,
+         "--user-id must",
+         {"token", "--user-id", "a b", "--name", "A", "--jwt-secret", H_JWT_SECRET, NULL}},
+        {2, "does not apply", {"online", "--admin", NULL}},
+        {2, "does not apply", {"token", "--redis", "redis://x", NULL}},
+        {2, "takes one argument", {"broadcast", NULL}},
+        {2, "takes no argument", {"rooms", "extra", NULL}},
+        {2, "unknown option", {"rooms", "--bogus", NULL}},
+        {1, "--redis", {"rooms", "--redis", "http://x", NULL}},
+        {1, "cannot connect to Redis", {"online", "--redis", "redis://127.0.0.1:1", NULL}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *argv[12] = {ADMIN_BIN};
+        int n = 1;
+        for (int k = 0; cases[i].args[k]; k++)
+            argv[n++] = cases[i].args[k];
+        argv[n] = NULL;
+        int status = h_run_capture(argv, &out, &err, RUN_TIMEOUT_MS);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == cases[i].code,
+                      "case %zu: status %d, stderr %s", i, status, err);
+        ck_assert_msg(strstr(err, cases[i].needle) != NULL, "case %zu: stderr '%s' lacks '%s'", i,
+                      err, cases[i].needle);
+        ck_assert_str_eq(out, "");
+        free(out);
+        free(err);
+    }
+    ck_assert_int_eq(admin(&out, &err, "--help", (char *)NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out, "broadcast TEXT"));
+    free(out);
+    free(err);
+    ck_assert_int_eq(admin(&out, &err, "--version", (char *)NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out, "chat-admin "));
+    ck_assert_ptr_nonnull(strstr(out, "(commit "));
+    free(out);
+    free(err);
+}
+END_TEST
+
+int main(void)
+{
+    char dir[128];
+    if (h_suite_begin(dir, sizeof(dir)) != 0)
+        return EXIT_FAILURE;
+    Suite *s = suite_create("chat_admin");
+    TCase *tc = tcase_create("chat_admin");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_redis_views);
+    tcase_add_test(tc, test_broadcast);
+    tcase_add_test(tc, test_token);
+    tcase_add_test(tc, test_errors);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    h_suite_end(dir);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,358 @@
+/*
+ * What a hostile or careless client meets (PROTOCOL.md sections 2 and 4, as
+ * hardened): invalid request ids refused and not executed, \u0000 in fields,
+ * header deadlines (408), connection limits (503), login rate (429), control
+ * frames that cost rate tokens, a nickname taken while offline (4009), and
+ * reads that return pages (history after/more, rooms q/after/limit/more).
+ */
+#include "chat_client.h"
+#include "harness.h"
+#include "tests.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct h_cluster cl;
+
+static void setup(void)
+{
+    h_watchdog(55);
+    ck_assert_int_eq(h_cluster_init(&cl), 0);
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(h_cluster_stop(&cl), 0);
+}
+
+static struct tc *connect_as(int i, const char *nick, char **id_out)
+{
+    char *token = NULL, url[9000];
+    ck_assert_int_eq(h_login(&cl, i, nick, &token, id_out), 200);
+    snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[i], token);
+    struct tc *t = tc_connect(cl.base, url, NULL, NULL, NULL);
+    free(token);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    return t;
+}
+
+/* A plain TCP connection to gateway i. */
+static int tcp_open(int i)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cl.gw[i].port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Reads what fd sends within ms (until EOF or the time is up). */
+static void read_for(int fd, int ms, char *buf, size_t size)
+{
+    size_t got = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    buf[0] = '\0';
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t n = recv(fd, buf + got, size - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = '\0';
+        if (got + 1 >= size)
+            break;
+    }
+}
+
+START_TEST(test_invalid_id_refused_not_executed)
+{
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    struct tc *t = connect_as(0, "idcheck", NULL);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"idroom\",\"id\":\"j\"}"), 0);
+    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    /* 65 characters: refused without an id, and nothing is stored. */
+    ck_assert_int_eq(tc_sendf(t,
+                              "{\"type\":\"message\",\"room\":\"idroom\",\"kind\":\"text\","
+                              "\"body\":\"must not be stored\",\"id\":\"%065d\"}",
+                              0),
+                     0);
+    json_t *j = tc_wait_type(t, "error", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "code")), "bad_request");
+    ck_assert_ptr_null(json_object_get(j, "id"));
+    json_decref(j);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"ping\",\"id\":7}"), 0);
+    j = tc_wait_type(t, "error", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_ptr_null(json_object_get(j, "id"));
+    json_decref(j);
+    json_t *pong = tc_wait_type(t, "pong", 300);
+    ck_assert_msg(pong == NULL, "a ping with an invalid id was executed");
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"history\",\"room\":\"idroom\",\"id\":\"h\"}"), 0);
+    j = tc_wait_type(t, "history", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "messages")), 0);
+    json_decref(j);
+    /* \u0000 in a field: the error carries the request's id. */
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"a\\u0000b\",\"id\":\"nul\"}"), 0);
+    j = tc_wait_type(t, "error", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "id")), "nul");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "code")), "bad_request");
+    json_decref(j);
+    tc_free(t);
+}
+END_TEST
+
+START_TEST(test_header_deadline_408)
+{
+    const char *args[] = {"--header-timeout", "1", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    int fd = tcp_open(0);
+    /* One byte every 300 ms keeps the connection busy, never complete. */
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    char buf[4096] = "";
+    for (size_t k = 0; k < strlen(req) && !buf[0]; k++) {
+        ck_assert_int_eq(send(fd, req + k, 1, MSG_NOSIGNAL), 1);
+        read_for(fd, 300, buf, sizeof(buf));
+    }
+    if (!buf[0])
+        read_for(fd, 3000, buf, sizeof(buf));
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 408", 12) == 0, "got \"%.40s\"", buf);
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_connection_limits_503)
+{
+    const char *args[] = {"--max-conns-per-ip", "3", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    int fds[3];
+    for (int k = 0; k < 3; k++)
+        fds[k] = tcp_open(0);
+    int extra = tcp_open(0);
+    char buf[4096];
+    read_for(extra, 2000, buf, sizeof(buf));
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 503", 12) == 0, "got \"%.40s\"", buf);
+    close(extra);
+    /* When one goes, a new one is served. */
+    close(fds[0]);
+    usleep(200 * 1000);
+    char *resp = NULL;
+    ck_assert_int_eq(h_raw(&cl, 0, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                           strlen("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                           &resp),
+                     200);
+    free(resp);
+    close(fds[1]);
+    close(fds[2]);
+
+    const char *max[] = {"--max-connections", "2", "--max-conns-per-ip", "0", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, max), 1);
+    int a = tcp_open(1), b = tcp_open(1), c = tcp_open(1);
+    read_for(c, 2000, buf, sizeof(buf));
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 503", 12) == 0, "got \"%.40s\"", buf);
+    close(a);
+    close(b);
+    close(c);
+}
+END_TEST
+
+START_TEST(test_login_rate_429)
+{
+    const char *args[] = {"--login-rate", "3", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    char nick[32];
+    for (int k = 0; k < 3; k++) {
+        snprintf(nick, sizeof(nick), "rate%d", k);
+        ck_assert_int_eq(h_login(&cl, 0, nick, NULL, NULL), 200);
+    }
+    const char *body = "{\"nickname\":\"rate9\"}";
+    char req[512], *resp = NULL;
+    int n = snprintf(req, sizeof(req),
+                     "POST /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    ck_assert_int_eq(h_raw(&cl, 0, req, (size_t)n, &resp), 429);
+    ck_assert_ptr_nonnull(strstr(resp, "Retry-After: "));
+    json_t *j = h_resp_json(resp);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                     "rate_limited");
+    json_decref(j);
+    free(resp);
+}
+END_TEST
+
+START_TEST(test_control_frames_cost_tokens)
+{
+    const char *args[] = {"--rate", "2/4", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    struct tc *t = connect_as(0, "pingflood", NULL);
+    /* WebSocket pings, not requests: more than 10 x burst dropped -> 1008. */
+    for (int k = 0; k < 80; k++)
+        ck_assert_int_eq(chat_client_send_frame(t->c, 9, "p", 1), 0);
+    ck_assert_int_eq(tc_wait_closed(t, 10000), 1008);
+    tc_free(t);
+}
+END_TEST
+
+START_TEST(test_nickname_taken_while_offline_4009)
+{
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    char *old_token = NULL, url[9000];
+    /* The first "zed" logs in and goes away without connecting ... */
+    ck_assert_int_eq(h_login(&cl, 0, "zed", &old_token, NULL), 200);
+    /* ... so the name is free for someone who is online. */
+    struct tc *now = connect_as(0, "Zed", NULL);
+    snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[0], old_token);
+    free(old_token);
+    struct tc *t = tc_connect(cl.base, url, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tc_wait_closed(t, H_TIMEOUT_MS), 4009);
+    json_t *w = tc_wait_type(t, "welcome", 0);
+    ck_assert_msg(w == NULL, "welcome sent before 4009");
+    tc_free(t);
+    tc_free(now);
+}
+END_TEST
+
+/* The seqs of a reply's messages as "a,b,c". */
+static const char *seqs(json_t *reply, char *buf, size_t size)
+{
+    size_t n = 0, i;
+    json_t *m;
+    buf[0] = '\0';
+    json_array_foreach(json_object_get(reply, "messages"), i, m)
+        n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? "," : "",
+                              (long long)json_integer_value(json_object_get(m, "seq")));
+    return buf;
+}
+
+START_TEST(test_history_pages_and_rooms_paging)
+{
+    const char *args[] = {"--rate", "1000/1000", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    struct tc *t = connect_as(0, "pager", NULL);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"pages\",\"id\":\"j\"}"), 0);
+    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    for (int k = 1; k <= 7; k++) {
+        ck_assert_int_eq(tc_sendf(t,
+                                  "{\"type\":\"message\",\"room\":\"pages\",\"kind\":\"text\","
+                                  "\"body\":\"m%d\",\"id\":\"m%d\"}",
+                                  k, k),
+                         0);
+        json_decref(tc_wait_type(t, "ack", H_TIMEOUT_MS));
+    }
+    char buf[128];
+    struct {
+        const char *req, *want;
+        bool more;
+    } cases[] = {
+        {"{\"type\":\"history\",\"room\":\"pages\",\"limit\":3}", "5,6,7", true},
+        {"{\"type\":\"history\",\"room\":\"pages\",\"before\":3}", "1,2", false},
+        {"{\"type\":\"history\",\"room\":\"pages\",\"after\":2,\"limit\":2}", "3,4", true},
+        {"{\"type\":\"history\",\"room\":\"pages\",\"after\":5}", "6,7", false},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        ck_assert_int_eq(tc_send(t, cases[k].req), 0);
+        json_t *h = tc_wait_type(t, "history", H_TIMEOUT_MS);
+        ck_assert_ptr_nonnull(h);
+        ck_assert_str_eq(seqs(h, buf, sizeof(buf)), cases[k].want);
+        ck_assert_msg(json_is_true(json_object_get(h, "more")) == cases[k].more,
+                      "%s: more is wrong", cases[k].req);
+        json_decref(h);
+    }
+    /* rooms: by name, paged, prefix */
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"rooms\",\"limit\":2}"), 0);
+    json_t *r = tc_wait_type(t, "rooms", H_TIMEOUT_MS);
+    ck_assert_uint_eq(json_array_size(json_object_get(r, "rooms")), 2);
+    ck_assert(json_is_true(json_object_get(r, "more")));
+    const char *second = json_string_value(
+        json_object_get(json_array_get(json_object_get(r, "rooms"), 1), "name"));
+    ck_assert_str_eq(second, "pages");
+    json_decref(r);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"rooms\",\"after\":\"pages\",\"limit\":200}"), 0);
+    r = tc_wait_type(t, "rooms", H_TIMEOUT_MS);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(r, "rooms"), 0), "name")),
+                     "random");
+    ck_assert(json_is_false(json_object_get(r, "more")));
+    json_decref(r);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"rooms\",\"q\":\"pa\"}"), 0);
+    r = tc_wait_type(t, "rooms", H_TIMEOUT_MS);
+    ck_assert_uint_eq(json_array_size(json_object_get(r, "rooms")), 1);
+    json_decref(r);
+    tc_free(t);
+}
+END_TEST
+
+/* Two signals while Redis is frozen and requests of every kind wait for it:
+ * the second ends the drain at once, and teardown must free nothing that
+ * the bus's pending callbacks still use (the sanitizer build checks; the
+ * exit status and the log are checked by h_cluster_stop too). */
+START_TEST(test_teardown_with_redis_frozen)
+{
+    static const int signals[][2] = {{SIGTERM, SIGTERM}, {SIGINT, SIGINT}, {SIGTERM, SIGINT}};
+    for (size_t k = 0; k < sizeof(signals) / sizeof(signals[0]); k++) {
+        int i = h_cluster_add_gateway(&cl, NULL);
+        ck_assert_int_ge(i, 0);
+        struct tc *t = connect_as(i, k == 0 ? "frozen0" : k == 1 ? "frozen1" : "frozen2", NULL);
+        ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"general\",\"id\":\"j\"}"), 0);
+        json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+        kill(cl.redis.pid, SIGSTOP);
+        /* A join, a message, a history read and a login, all waiting on Redis. */
+        ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"iced\",\"id\":\"j2\"}"), 0);
+        ck_assert_int_eq(tc_send(t, "{\"type\":\"message\",\"room\":\"general\",\"kind\":\"text\","
+                                    "\"body\":\"cold\",\"id\":\"m\"}"),
+                         0);
+        int fd = tcp_open(i);
+        const char *login = "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n"
+                            "{\"nickname\":\"iced\"}";
+        ck_assert_int_eq(send(fd, login, strlen(login), MSG_NOSIGNAL), (ssize_t)strlen(login));
+        h_loop_for(cl.base, 300);
+        kill(cl.gw[i].pid, signals[k][0]);
+        h_loop_for(cl.base, 200);
+        kill(cl.gw[i].pid, signals[k][1]);
+        int status = h_proc_wait(&cl.gw[i], 10000);
+        kill(cl.redis.pid, SIGCONT);
+        ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "gateway exit status %d after signals %d, %d", status, signals[k][0],
+                      signals[k][1]);
+        close(fd);
+        tc_free(t);
+    }
+}
+END_TEST
+
+TCase *limits_tcase(void)
+{
+    TCase *tc = tcase_create("limits");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_invalid_id_refused_not_executed);
+    tcase_add_test(tc, test_header_deadline_408);
+    tcase_add_test(tc, test_connection_limits_503);
+    tcase_add_test(tc, test_login_rate_429);
+    tcase_add_test(tc, test_control_frames_cost_tokens);
+    tcase_add_test(tc, test_nickname_taken_while_offline_4009);
+    tcase_add_test(tc, test_history_pages_and_rooms_paging);
+    tcase_add_test(tc, test_teardown_with_redis_frozen);
+    return tc;
+}
