@@ -249,6 +249,9 @@ static int parse_port_db(const char *s, size_t len, long long min, long long max
     return 0;
 }
 
+/* One pass over redis://[[user]:password@]host:port[/db], left to right; long
+ * because each part has its own error message and splitting it would spread
+ * the cursor over several functions. */
 int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen)
 {
     static const char scheme[] = "redis://";
@@ -511,7 +514,9 @@ static int set_key(struct chat_config *cfg, char **slot, const char *src, const 
     return 0;
 }
 
-/* Applies one value from `src` ("--port", "CHAT_PORT" or "default"). */
+/* Applies one value from `src` ("--port", "CHAT_PORT" or "default").  One
+ * case per option kind of the table, which is why it is long: the kinds are
+ * best read side by side. */
 static int set_option(struct chat_config *cfg, const struct opt *o, const char *src, const char *v,
                       char *err, size_t errlen)
 {
@@ -682,6 +687,8 @@ void chat_config_deinit(struct chat_config *cfg)
     chat_redis_url_deinit(&cfg->redis);
 }
 
+/* Defaults, then the environment, then flags, then the checks that span
+ * options, in that order in one place (long, but the order is the contract). */
 int chat_config_load(struct chat_config *cfg, int argc, char **argv, FILE *out, char *err,
                      size_t errlen)
 {

@@ -646,6 +646,8 @@ static int parse_fields(json_t *root, struct chat_request *r, struct chat_parse_
     return fail(err, CHAT_ERR_BAD_REQUEST, "unknown type");
 }
 
+/* The order of the checks is the contract of the errors (the id first, so
+ * every later error carries it), hence one function. */
 int chat_request_parse(const char *data, size_t len, struct chat_request *out,
                        struct chat_parse_error *err)
 {

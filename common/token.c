@@ -325,6 +325,8 @@ static char *dup_or_null(const char *s, bool *failed)
     return copy;
 }
 
+/* Long because each option is validated where it is copied, so no
+ * half-built verifier escapes. */
 int chat_token_verifier_new(const struct chat_token_verifier_options *opts,
                             struct chat_token_verifier **out, char *err, size_t errlen)
 {

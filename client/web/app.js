@@ -7,11 +7,15 @@ import { $, KEY, store, cp_len, dark_query, effective_theme, apply_theme, toast 
 import { show_login } from './login.js';
 import { el, message_el, update_message_el, system_el, fmt_day, fmt_stamp, as_code_message } from './render.js';
 import { prepare_image } from './media.js';
-import { fuzzy_match, range_start } from './search.js';
+import { fuzzy_match, range_start, day_start } from './search.js';
 import { export_text, import_text, LocalCache } from './archive.js';
 
 const LIMITS = { text: 4000, code: 20000 };
 const IMAGE_MAX_CHARS = 1000 * 1000;
+/* Larger files take many seconds to decode and shrink, and a phone can run out of memory. */
+const IMAGE_MAX_FILE = 20 * 1024 * 1024;
+/* A quick leave+join of the same user (a reload, a reconnect) is not worth two lines. */
+const REJOIN_MS = 60000;
 const CACHED_IMAGES = 30;
 const DEFAULT_ROOMS = ['general', 'random', 'tech'];
 const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -75,7 +79,9 @@ class ChatApp {
         this.conn = null;
         this.last_auth_check = 0;
         this.search_seq = 0;
+        this.search_timer = null;
         this.drafts = new Map();
+        this.history_max = 200;
     }
 
     /* ---- startup */
@@ -100,12 +106,14 @@ class ChatApp {
         this.bind_ui();
         const saved_active = store.get(this.ukey('active'), 'room:general');
         this.switch_to(this.convs.has(saved_active) ? saved_active : 'room:general');
+        /* after login (or a reload) the user wants to type, not to Tab through the sidebar */
+        $('composer').focus();
         await this.load_cache();
         this.conn = new Connection(this.token, {
             status: (s, info) => this.on_status(s, info),
             welcome: (m, again) => this.on_welcome(m, again),
             message: (m) => this.on_server(m),
-            auth_failed: () => this.auth_failed(),
+            auth_failed: (why) => this.auth_failed(why),
             check_auth: () => this.check_auth(),
         });
         this.conn.start();
@@ -122,7 +130,9 @@ class ChatApp {
             if (!this.convs.has(r.conv)) continue;
             const c = this.conv(r.conv);
             for (const m of Array.isArray(r.msgs) ? r.msgs : []) {
-                if (m && Number.isInteger(m.seq) && m.seq > 0 && !c.msgs.has(m.seq)) c.msgs.set(m.seq, m);
+                if (!m || !Number.isInteger(m.seq) || m.seq < 1 || c.msgs.has(m.seq)) continue;
+                if (m.imported) m.from = this.resolve_sender(m.from, c);
+                c.msgs.set(m.seq, m);
             }
             if (Array.isArray(r.system)) c.system = r.system.filter((l) => l && typeof l.text === 'string');
         }
@@ -223,6 +233,7 @@ class ChatApp {
         this.render_sidebar();
         this.render_messages('force-bottom');
         this.render_typing();
+        this.update_hint();
         this.close_drawers();
         if (c.kind === 'room' && !this.joined_rooms.has(c.name)) {
             this.joined_rooms.add(c.name);
@@ -268,6 +279,7 @@ class ChatApp {
             $('me-name').textContent = this.me.name;
             fill_avatar($('me-avatar'), this.me.avatar, this.me.name);
         }
+        if (Number.isInteger(msg.history_max) && msg.history_max > 0) this.history_max = msg.history_max;
         this.set_rooms(msg.rooms);
         for (const c of this.convs.values()) c.joined = false;
         this.refresh_users();
@@ -360,7 +372,7 @@ class ChatApp {
             const msgs = Array.isArray(r.messages) ? r.messages : [];
             const had = c.msgs.size > 0;
             const added = this.merge(c, msgs, had);
-            if (!had) c.has_more = msgs.length >= 50;
+            if (!had) c.has_more = typeof r.more === 'boolean' ? r.more : msgs.length >= 50;
             if (this.active === c.key) this.render_messages(added ? 'bottom' : 'keep');
             this.render_sidebar();
         } catch (e) {
@@ -400,7 +412,8 @@ class ChatApp {
             const r = await this.conn.request(frame);
             const msgs = Array.isArray(r.messages) ? r.messages : [];
             this.merge(c, msgs, false);
-            if (msgs.length < 50 || this.oldest_seq(c) <= 1) c.has_more = false;
+            const more = typeof r.more === 'boolean' ? r.more : msgs.length >= 50;
+            if (!more || !msgs.length || this.oldest_seq(c) <= 1) c.has_more = false;
         } catch (e) {
             /* leave has_more: try again on the next scroll */
         } finally {
@@ -484,6 +497,7 @@ class ChatApp {
         if (this.active === c.key) this.render_messages('bottom');
         else this.render_sidebar();
         if (m.from && typeof m.from.id === 'string' && c.kind === 'room') this.clear_typing(c.name, m.from.id);
+        if (m.from && m.from.id !== this.me.id) this.announce(c, m);
     }
 
     /*
@@ -515,7 +529,8 @@ class ChatApp {
             if (prev) this.els.delete(prev);
             c.msgs.set(m.seq, msg);
             added++;
-            if (count_unread && !mine && this.active !== c.key) c.unread++;
+            /* the server's copy of an imported or stubbed message is nothing new to read */
+            if (count_unread && !mine && !prev && this.active !== c.key) c.unread++;
         }
         if (added) this.schedule_save(c);
         return added;
@@ -554,14 +569,40 @@ class ChatApp {
         else if (m.event === 'leave') c.members.delete(m.user.id);
         else return;
         if (m.user.id === this.me.id) return;
-        this.add_system(c, { ts: Date.now(), text: name + (m.event === 'join' ? ' joined #' : ' left #') + m.room }, true);
+        if (!c.left) c.left = new Map();
+        const gone = c.left.get(m.user.id);
+        c.left.delete(m.user.id);
+        if (m.event === 'join' && gone && Date.now() - gone.ts < REJOIN_MS) {
+            const i = c.system.indexOf(gone);
+            if (i >= 0) c.system.splice(i, 1);
+            this.schedule_save(c);
+            if (this.active === c.key) this.render_messages('keep');
+            return;
+        }
+        const line = this.add_system(c, { ts: Date.now(), text: name + (m.event === 'join' ? ' joined #' : ' left #') + m.room }, true);
+        if (m.event === 'leave') c.left.set(m.user.id, line);
     }
 
     add_system(c, line, render) {
-        c.system.push({ system: true, ts: line.ts, text: line.text });
+        const item = { system: true, ts: line.ts, text: line.text };
+        c.system.push(item);
         if (c.system.length > this.keep) c.system.splice(0, c.system.length - this.keep);
         this.schedule_save(c);
         if (render && this.active === c.key) this.render_messages('bottom');
+        return item;
+    }
+
+    /* Read out a new message in the open conversation (or that a private one arrived), politely. */
+    announce(c, m) {
+        const who = m.from && m.from.name ? m.from.name : 'someone';
+        let text;
+        if (this.active === c.key) text = who + ': ' + (m.kind === 'image' ? 'an image' : m.kind === 'code' ? 'a code block' : String(m.body).slice(0, 300));
+        else if (c.kind === 'dm') text = 'New private message from ' + who;
+        else return;
+        const a = $('announcer');
+        const p = el('p', null, text);
+        a.appendChild(p);
+        while (a.childNodes.length > 3) a.firstChild.remove();
     }
 
     on_typing(m) {
@@ -606,11 +647,13 @@ class ChatApp {
     }
 
     /* Start over from a clean page: no second app instance bound to the same DOM. */
-    auth_failed() {
+    auth_failed(why) {
         this.conn.stop();
         this.flush_saves();
         store.del(KEY.token);
-        store.set('chatgw.notice', 'Your session has expired. Please log in again.');
+        store.set('chatgw.notice', why === 'nickname taken'
+            ? 'Nickname taken: someone online is using it now. Please pick another one.'
+            : 'Your session has expired. Please log in again.');
         location.reload();
     }
 
@@ -629,17 +672,32 @@ class ChatApp {
     /* ---- sending */
 
     send_message(c, content) {
-        const id = rand_id('m');
-        const msg = { id, ts: Date.now(), from: { id: this.me.id, name: this.me.name, avatar: this.me.avatar }, kind: content.kind, body: content.body, pending: true };
+        this.enqueue(c, this.add_pending(c, content));
+    }
+
+    /* Show one of our messages right away, before it can be sent (an image still shrinking). */
+    add_pending(c, content) {
+        const msg = { id: rand_id('m'), ts: Date.now(), from: { id: this.me.id, name: this.me.name, avatar: this.me.avatar }, kind: content.kind, body: content.body, pending: true };
         if (content.lang) msg.lang = content.lang;
-        const frame = c.kind === 'room'
-            ? { type: 'message', room: c.name, kind: content.kind, body: content.body }
-            : { type: 'private', to: c.name, kind: content.kind, body: content.body };
-        if (content.lang) frame.lang = content.lang;
-        c.pending.set(id, msg);
-        this.outbox.set(id, { conv: c.key, frame, msg, created: Date.now() });
+        if (content.preparing) msg.preparing = content.preparing;
+        c.pending.set(msg.id, msg);
         if (this.active === c.key) this.render_messages('force-bottom');
-        this.transmit(id);
+        return msg;
+    }
+
+    enqueue(c, msg) {
+        const frame = c.kind === 'room'
+            ? { type: 'message', room: c.name, kind: msg.kind, body: msg.body }
+            : { type: 'private', to: c.name, kind: msg.kind, body: msg.body };
+        if (msg.lang) frame.lang = msg.lang;
+        this.outbox.set(msg.id, { conv: c.key, frame, msg, created: Date.now() });
+        this.transmit(msg.id);
+    }
+
+    drop_pending(c, msg) {
+        c.pending.delete(msg.id);
+        this.els.delete(msg);
+        if (this.active === c.key) this.render_messages('keep');
     }
 
     async transmit(id) {
@@ -692,14 +750,50 @@ class ChatApp {
         this.transmit(msg.id);
     }
 
+    /*
+     * A draft that starts with "@name " for someone this client knows (online, or a private
+     * conversation) is meant for them alone: {user, rest}. Longest name first, so "@ada lovelace hi"
+     * picks "ada lovelace" over "ada". Not in the private conversation with that very person.
+     */
+    private_target(text) {
+        if (!text.startsWith('@')) return null;
+        const cands = new Map();
+        for (const u of this.users.values()) cands.set(u.id, u);
+        for (const c of this.convs.values()) if (c.kind === 'dm' && this.known.has(c.name)) cands.set(c.name, this.known.get(c.name));
+        cands.delete(this.me.id);
+        const low = text.slice(1).toLowerCase();
+        let best = null;
+        for (const u of cands.values()) {
+            const n = String(u.name || '');
+            if (!n || !low.startsWith(n.toLowerCase())) continue;
+            const after = text.slice(1 + n.length);
+            if (after && !/^\s/u.test(after)) continue;
+            if (!best || n.length > best.user.name.length) best = { user: u, rest: after.replace(/^\s+/u, '') };
+        }
+        if (!best || this.active === 'dm:' + best.user.id) return null;
+        return best;
+    }
+
+    update_hint() {
+        const hint = $('composer-hint');
+        const t = this.private_target($('composer').value);
+        const c = this.convs.get(this.active);
+        const text = t ? 'Enter sends this privately to ' + t.user.name + (c ? ', not to ' + this.title(c) : '') + '.' : '';
+        if (hint.textContent !== text) hint.textContent = text;
+        hint.hidden = !t;
+    }
+
     send_composer() {
         const ta = $('composer');
         const raw = ta.value;
         if (!raw.trim()) return;
-        const c = this.convs.get(this.active);
+        let c = this.convs.get(this.active);
         if (!c) return;
-        const code = as_code_message(raw);
-        const content = code || { kind: 'text', body: raw.replace(/^\n+|\s+$/g, '') };
+        /* "@bob are you there?" in a room is for bob only: never post it where others read */
+        const target = this.private_target(raw);
+        const text = target ? target.rest : raw;
+        const code = as_code_message(text);
+        const content = code || { kind: 'text', body: text.replace(/^\n+|\s+$/g, '') };
         const n = cp_len(content.body);
         if (n > LIMITS[content.kind]) {
             toast('Message too long: ' + n + ' of ' + LIMITS[content.kind] + ' characters.');
@@ -708,6 +802,13 @@ class ChatApp {
         ta.value = '';
         this.autosize();
         this.close_mention();
+        if (target) {
+            this.open_dm(target.user);
+            c = this.conv('dm:' + target.user.id);
+        }
+        this.update_hint();
+        if (!content.body.trim()) return;
+        if (target) toast('Sent privately to ' + target.user.name + '.');
         /* the next keystroke starts a new message: announce typing again right away */
         this.last_typing_sent = 0;
         this.send_message(c, content);
@@ -716,11 +817,23 @@ class ChatApp {
     async send_image(file) {
         const c = this.convs.get(this.active);
         if (!c || !file) return;
+        const name = file.name || 'The image';
+        if (!/^image\//.test(file.type || '')) return toast(name + ' is not an image.');
+        if (file.size > IMAGE_MAX_FILE) {
+            return toast(name + ' is ' + fmt_size(file.size) + ': images up to ' + fmt_size(IMAGE_MAX_FILE) + ' can be sent.');
+        }
+        /* shrinking a big photo takes seconds: show that something is happening at once */
+        const msg = this.add_pending(c, { kind: 'image', body: '', preparing: name + ' (' + fmt_size(file.size) + ')' });
         try {
             const img = await prepare_image(file, IMAGE_MAX_CHARS);
-            this.send_message(c, { kind: 'image', body: img.url });
+            msg.body = img.url;
+            delete msg.preparing;
+            this.els.delete(msg);
+            if (this.active === c.key) this.render_messages('bottom');
+            this.enqueue(c, msg);
         } catch (e) {
-            toast('Could not send the image: ' + e.message);
+            this.drop_pending(c, msg);
+            toast('Could not send ' + name + ': ' + e.message);
         }
     }
 
@@ -773,8 +886,11 @@ class ChatApp {
         const top = list.scrollTop;
         const nodes = [];
         const head = el('div', 'history-edge');
+        const oldest = this.oldest_seq(c);
         if (c.loading) head.textContent = 'Loading older messages…';
-        else if (!c.has_more || (c.msgs.size && this.oldest_seq(c) <= 1)) head.textContent = c.kind === 'room' ? 'This is the beginning of #' + c.name + '.' : 'This is the beginning of your conversation with ' + this.title(c) + '.';
+        else if (c.msgs.size && oldest <= 1) head.textContent = c.kind === 'room' ? 'This is the beginning of #' + c.name + '.' : 'This is the beginning of your conversation with ' + this.title(c) + '.';
+        /* nothing older on the server, yet seq 1 is not here: trimmed away, not the beginning */
+        else if (!c.has_more && c.msgs.size) head.textContent = 'Older messages are no longer kept: the server keeps the last ' + this.history_max + ' messages of each conversation.';
         nodes.push(head);
         let prev = null;
         let day = '';
@@ -795,7 +911,7 @@ class ChatApp {
             prev = it;
         }
         if (nodes.length === 1) nodes.push(el('div', 'empty-state', c.kind === 'room' ? 'No messages yet. Say hello 👋' : 'Say hello to ' + this.title(c) + ' 👋'));
-        list.replaceChildren(...nodes);
+        keep_focus(list, null, () => list.replaceChildren(...nodes));
         if (mode === 'force-bottom' || (mode === 'bottom' && at_bottom)) list.scrollTop = list.scrollHeight;
         else if (mode === 'prepend') list.scrollTop = list.scrollHeight - from_bottom;
         else list.scrollTop = top;
@@ -821,7 +937,7 @@ class ChatApp {
             const jb = this.joined_rooms.has(b) ? 0 : 1;
             return ja - jb || a.localeCompare(b);
         });
-        rooms.replaceChildren(...sorted.map((name) => {
+        keep_focus(rooms, 'data-room', () => rooms.replaceChildren(...sorted.map((name) => {
             const key = 'room:' + name;
             const c = this.convs.get(key);
             const li = el('li');
@@ -843,9 +959,10 @@ class ChatApp {
             b.addEventListener('click', () => this.switch_to(key));
             li.appendChild(b);
             return li;
-        }));
+        })));
         const dms = [...this.convs.values()].filter((c) => c.kind === 'dm');
-        $('dm-list').replaceChildren(...dms.map((c) => {
+        const dm_list = $('dm-list');
+        keep_focus(dm_list, 'data-user-id', () => dm_list.replaceChildren(...dms.map((c) => {
             const u = this.known.get(c.name) || { id: c.name, name: c.name };
             const li = el('li');
             const b = el('button', 'conv-item');
@@ -864,7 +981,7 @@ class ChatApp {
             b.addEventListener('click', () => this.switch_to(c.key));
             li.appendChild(b);
             return li;
-        }));
+        })));
         $('dm-empty').hidden = dms.length > 0;
         let total = 0;
         const unread = {};
@@ -888,22 +1005,23 @@ class ChatApp {
     render_users() {
         const list = [...this.users.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
         $('online-count').textContent = String(list.length);
-        $('user-list').replaceChildren(...list.map((u) => {
-            const li = el('li', 'user-item');
-            li.dataset.testid = 'user-item';
-            li.dataset.userId = u.id;
-            li.tabIndex = 0;
-            li.setAttribute('role', 'button');
-            li.title = 'Message ' + u.name;
-            li.appendChild(avatar_el(u.avatar, u.name, 'small'));
-            li.appendChild(el('span', 'user-name', String(u.name || u.id)));
-            if (u.id === this.me.id) li.appendChild(el('span', 'you-tag', 'you'));
-            li.appendChild(el('span', 'online-dot', ''));
-            const open = () => this.open_dm(u);
-            li.addEventListener('click', open);
-            li.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') open(); });
+        const ul = $('user-list');
+        keep_focus(ul, 'data-user-id', () => ul.replaceChildren(...list.map((u) => {
+            /* a real button in a real list item: keyboard and screen readers get both for free */
+            const li = el('li');
+            const b = el('button', 'user-item');
+            b.type = 'button';
+            b.dataset.testid = 'user-item';
+            b.dataset.userId = u.id;
+            b.title = 'Message ' + u.name;
+            b.appendChild(avatar_el(u.avatar, u.name, 'small'));
+            b.appendChild(el('span', 'user-name', String(u.name || u.id)));
+            if (u.id === this.me.id) b.appendChild(el('span', 'you-tag', 'you'));
+            b.appendChild(el('span', 'online-dot', ''));
+            b.addEventListener('click', () => this.open_dm(u));
+            li.appendChild(b);
             return li;
-        }));
+        })));
         this.fill_user_filter();
     }
 
@@ -1000,6 +1118,7 @@ class ChatApp {
                 const c = this.conv(ic.key);
                 for (const m of ic.messages) {
                     if (!m.seq || c.msgs.has(m.seq)) continue;
+                    m.from = this.resolve_sender(m.from, c);
                     c.msgs.set(m.seq, m);
                     n++;
                 }
@@ -1016,6 +1135,22 @@ class ChatApp {
         } catch (e) {
             status.textContent = 'Import failed: ' + e.message;
         }
+    }
+
+    /*
+     * The export names senders, not ids: give an imported line back its sender's id and avatar
+     * (ourselves, the other side of a private conversation, else someone known by that name), so
+     * it renders as theirs and the search's "From" filter finds it.
+     */
+    resolve_sender(from, c) {
+        if (!from || typeof from.name !== 'string' || from.id) return from;
+        const pick = (u) => ({ id: u.id, name: from.name, avatar: u.avatar });
+        if (from.name === this.me.name) return pick(this.me);
+        const other = c.kind === 'dm' ? this.known.get(c.name) : null;
+        if (other && other.name === from.name) return pick(other);
+        for (const u of this.users.values()) if (u.name === from.name) return pick(u);
+        for (const u of this.known.values()) if (u.name === from.name) return pick(u);
+        return from;
     }
 
     async clear_local() {
@@ -1045,14 +1180,19 @@ class ChatApp {
         apply_theme();
         $('import-status').textContent = 'Local data cleared.';
         this.render_messages('keep');
+        /* Only the copy on this device is gone: show what the server still has. */
+        const again = [...this.convs.values()].filter((c) => c.kind === 'dm' || (c.joined && this.joined_rooms.has(c.name)));
+        await Promise.allSettled(again.map((c) => this.fetch_latest(c)));
     }
 
     /* ---- search */
 
     search_filters() {
         const when = $('search-when').value;
-        const start = range_start(when);
-        return { start, user: $('search-user').value };
+        $('search-range').hidden = when !== 'custom';
+        if (when !== 'custom') return { start: range_start(when), end: null, user: $('search-user').value };
+        /* whole days, local time; "to" includes its own day */
+        return { start: day_start($('search-from').value), end: day_start($('search-to').value, 1), user: $('search-user').value };
     }
 
     async run_search() {
@@ -1069,6 +1209,7 @@ class ChatApp {
         const consider = (conv_key, m, from_server) => {
             if (m.kind === 'image') return;
             if (f.start !== null && m.ts < f.start) return;
+            if (f.end !== null && m.ts >= f.end) return;
             if (f.user && (!m.from || m.from.id !== f.user)) return;
             const hit = fuzzy_match(q, m.body) || (from_server ? { score: 500, start: -1, end: -1 } : null);
             if (!hit) return;
@@ -1083,6 +1224,7 @@ class ChatApp {
         }
         const frame = { type: 'search', q };
         if (f.start !== null) frame.after = f.start - 1;
+        if (f.end !== null) frame.before = f.end;
         if (f.user) frame.user = f.user;
         try {
             const r = await this.conn.request(frame);
@@ -1141,6 +1283,9 @@ class ChatApp {
     }
 
     async jump_to(key, m) {
+        /* a search still due from the last keystroke must not pop the results open again */
+        clearTimeout(this.search_timer);
+        this.search_seq++;
         $('search-results').hidden = true;
         if (key.startsWith('dm:') && !this.convs.has(key)) {
             this.conv(key);
@@ -1294,6 +1439,7 @@ class ChatApp {
         ta.addEventListener('input', () => {
             this.autosize();
             this.update_mention();
+            this.update_hint();
             const c = this.convs.get(this.active);
             if (c && c.kind === 'room' && c.joined && ta.value.trim() && this.conn && this.conn.online && Date.now() - this.last_typing_sent > 3000) {
                 this.last_typing_sent = Date.now();
@@ -1416,10 +1562,9 @@ class ChatApp {
 
         /* search */
         const si = $('search-input');
-        let st = null;
         si.addEventListener('input', () => {
-            clearTimeout(st);
-            st = setTimeout(() => this.run_search(), 200);
+            clearTimeout(this.search_timer);
+            this.search_timer = setTimeout(() => this.run_search(), 200);
         });
         si.addEventListener('focus', () => { if (si.value.trim()) $('search-results').hidden = false; });
         si.addEventListener('keydown', (ev) => {
@@ -1427,12 +1572,18 @@ class ChatApp {
                 $('search-results').hidden = true;
                 si.blur();
             } else if (ev.key === 'Enter') {
-                clearTimeout(st);
+                clearTimeout(this.search_timer);
                 this.run_search();
             }
         });
         $('search-when').addEventListener('change', () => this.run_search());
         $('search-user').addEventListener('change', () => this.run_search());
+        for (const id of ['search-from', 'search-to']) $(id).addEventListener('change', () => this.run_search());
+        $('search-when').addEventListener('change', () => {
+            $('search-range').hidden = $('search-when').value !== 'custom';
+            if ($('search-when').value === 'custom' && !$('search-from').value && !$('search-to').value) $('search-from').focus();
+        });
+        fit_placeholder(si, ['Search messages', 'Search']);
 
         /* settings */
         const dlg = $('settings-dialog');
@@ -1473,7 +1624,31 @@ class ChatApp {
             ev.target.value = '';
             if (f) this.import_history(f);
         });
-        $('clear-button').addEventListener('click', () => this.clear_local());
+        /* Clearing cannot be undone: ask inline, with Cancel focused. */
+        const ask = $('clear-ask');
+        const show_ask = (on) => {
+            ask.hidden = !on;
+            $('clear-button').setAttribute('aria-expanded', on ? 'true' : 'false');
+        };
+        $('clear-button').addEventListener('click', () => {
+            show_ask(true);
+            $('clear-cancel').focus();
+        });
+        $('clear-cancel').addEventListener('click', () => {
+            show_ask(false);
+            $('clear-button').focus();
+        });
+        $('clear-confirm').addEventListener('click', async () => {
+            show_ask(false);
+            $('clear-button').focus();
+            await this.clear_local();
+        });
+        dlg.addEventListener('close', () => show_ask(false));
+        $('skip-link').addEventListener('click', (ev) => {
+            ev.preventDefault();
+            this.close_drawers();
+            ta.focus();
+        });
         $('logout-button').addEventListener('click', () => {
             this.flush_saves();
             this.conn.stop();
@@ -1509,6 +1684,41 @@ class ChatApp {
         });
         $('scrim').addEventListener('click', () => this.close_drawers());
     }
+}
+
+/*
+ * Run `rebuild` (which replaces `container`'s children) without throwing keyboard focus back to
+ * <body>: a reused element gets it back, else the new one with the same value of attribute `attr`.
+ */
+function keep_focus(container, attr, rebuild) {
+    const a = document.activeElement;
+    if (!a || a === document.body || a === container || !container.contains(a)) return rebuild();
+    const key = attr ? a.getAttribute(attr) : null;
+    rebuild();
+    if (document.activeElement === a) return;
+    if (a.isConnected) return a.focus({ preventScroll: true });
+    if (key === null) return;
+    const twin = [...container.querySelectorAll('[' + attr + ']')].find((n) => n.getAttribute(attr) === key);
+    if (twin) twin.focus({ preventScroll: true });
+}
+
+/* The longest of `texts` that fits the input as it is laid out now (and again on resize). */
+function fit_placeholder(input, texts) {
+    const g = document.createElement('canvas').getContext('2d');
+    const fit = () => {
+        const cs = getComputedStyle(input);
+        const room = input.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+        if (room <= 0) return;
+        g.font = cs.fontStyle + ' ' + cs.fontWeight + ' ' + cs.fontSize + ' ' + cs.fontFamily;
+        input.placeholder = texts.find((t) => g.measureText(t).width <= room) || texts[texts.length - 1];
+    };
+    if (window.ResizeObserver) new ResizeObserver(fit).observe(input);
+    fit();
+}
+
+function fmt_size(n) {
+    if (n >= 1024 * 1024) return (n / (1024 * 1024)).toFixed(n % (1024 * 1024) ? 1 : 0) + ' MB';
+    return Math.max(1, Math.round(n / 1024)) + ' KB';
 }
 
 function clamp_keep(n) {

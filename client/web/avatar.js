@@ -5,8 +5,20 @@
 
 export const EMOJI_AVATARS = ['🦊', '🐼', '🐙', '🦉', '🐢', '🦄', '🐝', '🐳', '🌵', '🍉', '🚀', '🎧'];
 
-const PALETTE = ['#e57373', '#f06292', '#ba68c8', '#9575cd', '#7986cb', '#4f8ff7', '#29a3c7',
-    '#26a69a', '#43a047', '#7cb342', '#f9a825', '#fb8c00', '#f4511e', '#8d6e63', '#607d8b'];
+/* Dark enough for white initials at 4.5:1 (WCAG AA). */
+const PALETTE = ['#c62828', '#ad1457', '#8e24aa', '#5e35b1', '#3949ab', '#1e63d6', '#00769a',
+    '#00796b', '#2e7d32', '#4e7a1e', '#9a6700', '#b35500', '#c43e12', '#795548', '#546e7a'];
+
+function luminance(hex) {
+    const c = hex.match(/[0-9a-f]{2}/gi).map((x) => parseInt(x, 16) / 255)
+        .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
+
+/* Older tokens carry lighter colours: white initials where they stay readable, else dark ones. */
+export function text_on(hex) {
+    return 1.05 / (luminance(hex) + 0.05) >= 4.5 ? '#ffffff' : '#15171f';
+}
 
 /* FNV-1a over UTF-16 units: stable across browsers and sessions. */
 export function hash_string(s) {
@@ -57,9 +69,11 @@ export function fill_avatar(el, avatar, name) {
         el.textContent = a.value;
         el.classList.add('emoji');
         el.style.backgroundColor = '';
+        el.style.color = '';
     } else {
         el.textContent = initials(name);
         el.classList.remove('emoji');
         el.style.backgroundColor = a.value;
+        el.style.color = text_on(a.value);
     }
 }

@@ -2,7 +2,7 @@
 // emoji), inline errors for 400 and 409; on success the token goes to localStorage.
 
 import { $, KEY, store, cp_len } from './page.js';
-import { fill_avatar, color_for, initials, EMOJI_AVATARS } from './avatar.js';
+import { fill_avatar, color_for, initials, text_on, EMOJI_AVATARS } from './avatar.js';
 import { el } from './render.js';
 
 /* Show the login form; `on_login(token, user)` runs after a successful login. */
@@ -51,6 +51,7 @@ export function show_login(error, on_login) {
                 a.textContent = initials(name);
                 a.classList.remove('emoji');
                 a.style.backgroundColor = color_for(name);
+                a.style.color = text_on(color_for(name));
             } else {
                 fill_avatar(a, 'emoji:' + options[i], name);
             }

@@ -22,24 +22,26 @@ async function decode(file) {
     }
 }
 
-function encode(src, w, h, type, quality) {
+function draw(src, w, h, flatten) {
     const c = document.createElement('canvas');
     c.width = w;
     c.height = h;
     const g = c.getContext('2d');
-    if (type === 'image/jpeg') {
+    if (flatten) {
         /* JPEG has no alpha: flatten onto white instead of black. */
         g.fillStyle = '#fff';
         g.fillRect(0, 0, w, h);
     }
     g.imageSmoothingQuality = 'high';
     g.drawImage(src, 0, 0, w, h);
-    return c.toDataURL(type, quality);
+    return c;
 }
 
 /*
  * File -> data URL of at most `max_chars` characters. Tries WebP then JPEG, lowering quality
  * and then size until it fits. Rejects files that are not images.
+ * The full-size picture is scaled down once; every later attempt starts from that small copy,
+ * which is what keeps a 20 MB photo from taking many seconds.
  */
 export async function prepare_image(file, max_chars) {
     if (!file || !/^image\//.test(file.type || '')) throw new Error('not an image');
@@ -48,19 +50,22 @@ export async function prepare_image(file, max_chars) {
     const sh = src.height || src.naturalHeight;
     if (!sw || !sh) throw new Error('empty image');
     let scale = Math.min(1, MAX_SIDE / Math.max(sw, sh));
+    const base = draw(src, Math.max(1, Math.round(sw * scale)), Math.max(1, Math.round(sh * scale)), false);
+    if (src.close) src.close();
+    let flat = null;
     for (let round = 0; round < 8; round++) {
         const w = Math.max(1, Math.round(sw * scale));
         const h = Math.max(1, Math.round(sh * scale));
+        const webp = w === base.width && h === base.height ? base : draw(base, w, h, false);
         for (const q of [0.85, 0.7, 0.55]) {
-            let url = encode(src, w, h, 'image/webp', q);
-            if (!url.startsWith('data:image/webp')) url = encode(src, w, h, 'image/jpeg', q);
-            if (url.length <= max_chars) {
-                if (src.close) src.close();
-                return { url, width: w, height: h };
+            let url = webp.toDataURL('image/webp', q);
+            if (!url.startsWith('data:image/webp')) {
+                if (!flat || flat.width !== w) flat = draw(base, w, h, true);
+                url = flat.toDataURL('image/jpeg', q);
             }
+            if (url.length <= max_chars) return { url, width: w, height: h };
         }
         scale *= 0.7;
     }
-    if (src.close) src.close();
     throw new Error('image too large');
 }

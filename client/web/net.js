@@ -61,7 +61,8 @@ export { rand_id };
  *   status(state, info)   state: connecting | online | reconnecting | lost | closed
  *   welcome(msg, isReconnect)
  *   message(msg)          every server frame without a pending request id
- *   auth_failed()         token rejected (close 4001, or /api/me says 401 after a failed attempt)
+ *   auth_failed(why)      token rejected (close 4001, or /api/me says 401 after a failed attempt),
+ *                         or its nickname is now someone else's (close 4009, why 'nickname taken')
  */
 export class Connection {
     constructor(token, h) {
@@ -192,6 +193,11 @@ export class Connection {
         if (this.stopped) return;
         if (code === 4001) {
             this.h.auth_failed();
+            return;
+        }
+        /* The nickname went to someone else while this user was away: log in again. */
+        if (code === 4009) {
+            this.h.auth_failed('nickname taken');
             return;
         }
         /* Move on to the next node when this one failed us or announced it is going away. */

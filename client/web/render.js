@@ -149,7 +149,13 @@ const EMOJI_ONLY_RE = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u200d|
 export function render_body(msg, acts) {
     const body = el('div', 'msg-body');
     const text = typeof msg.body === 'string' ? msg.body : '';
-    if (msg.kind === 'image' && msg.stub) {
+    if (msg.kind === 'image' && msg.preparing) {
+        /* our own image while the browser shrinks it: a placeholder, replaced when it is ready */
+        const box = el('div', 'image-preparing');
+        box.appendChild(el('span', 'spinner'));
+        box.appendChild(el('span', null, 'Preparing image… ' + msg.preparing));
+        body.appendChild(box);
+    } else if (msg.kind === 'image' && msg.stub) {
         /* an older image the local cache did not keep: fetched again on demand */
         const btn = el('button', 'btn small image-stub', '🖼️ Load image');
         btn.type = 'button';

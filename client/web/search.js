@@ -48,3 +48,11 @@ export function range_start(when, now = new Date()) {
     if (when === 'month') return new Date(now.getFullYear(), now.getMonth(), 1).getTime();
     return null;
 }
+
+/* Local midnight of a "YYYY-MM-DD" date (an <input type=date> value), `plus` days later; else null. */
+export function day_start(ymd, plus = 0) {
+    const m = /^(\d{4})-(\d\d)-(\d\d)$/.exec(ymd || '');
+    if (!m) return null;
+    const t = new Date(+m[1], +m[2] - 1, +m[3] + plus).getTime();
+    return Number.isNaN(t) ? null : t;
+}

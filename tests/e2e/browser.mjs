@@ -1,5 +1,7 @@
 // Chromium (the Debian package, no downloaded browser) and small page helpers.
 
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -17,7 +19,8 @@ export const tid = (id) => '[data-testid="' + id + '"]';
 /*
  * Open the client on gateway `url` in a fresh context and log in as `nickname`. `fallbacks` is
  * the list of other gateways' ws URLs (the page's ?ws= parameter). Returns {ctx, page, dialogs,
- * errors, user}; dialogs and page errors are collected so tests can assert none happened.
+ * errors, console_errors, user}; dialogs, page errors and console errors are collected so tests
+ * can assert none happened.
  */
 export async function login(browser, url, nickname, fallbacks = [], opts = {}) {
     const ctx = await browser.newContext({ viewport: opts.viewport || { width: 1280, height: 800 }, acceptDownloads: true });
@@ -29,6 +32,9 @@ export async function login(browser, url, nickname, fallbacks = [], opts = {}) {
         d.dismiss().catch(() => {});
     });
     page.on('pageerror', (e) => errors.push(e.message));
+    /* console errors too, apart: a test that kills a gateway expects failed WebSocket attempts */
+    const console_errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') console_errors.push(m.text()); });
     const q = fallbacks.length ? '/?ws=' + encodeURIComponent(fallbacks.join(',')) : '/';
     await page.goto(url + q);
     await page.fill(tid('login-nickname'), nickname);
@@ -36,7 +42,7 @@ export async function login(browser, url, nickname, fallbacks = [], opts = {}) {
     await page.click(tid('login-submit'));
     await page.locator(tid('conn-status') + '[data-state="online"]').waitFor({ timeout: 15000 });
     const user = await page.evaluate(() => JSON.parse(localStorage.getItem('chatgw.user')));
-    return { ctx, page, dialogs, errors, user };
+    return { ctx, page, dialogs, errors, console_errors, user };
 }
 
 export async function send(page, text) {
@@ -74,4 +80,68 @@ export async function reset(page, room = 'general') {
     });
     await page.fill(tid('composer'), '');
     await open_room(page, room);
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+
+/* The export file's local-time stamp, as the client writes it. */
+export function fmt_stamp(ts) {
+    const d = new Date(ts);
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' +
+        pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+}
+
+/*
+ * `sockets` x `per` messages "<prefix> N" into `room`, through raw sockets with the page's token:
+ * each socket stays within the server's burst, so nothing is rate limited.
+ */
+export async function post_raw(page, ws_url, room, sockets, per, prefix) {
+    await page.evaluate(async ([r, url, n, k, pre]) => {
+        const token = localStorage.getItem('chatgw.token');
+        const open = () => new Promise((res, rej) => {
+            const ws = new WebSocket(url + '?token=' + encodeURIComponent(token));
+            ws.onmessage = (ev) => { if (JSON.parse(ev.data).type === 'welcome') res(ws); };
+            ws.onerror = rej;
+        });
+        for (let i = 0; i < n; i++) {
+            const ws = await open();
+            const joined = new Promise((res) => ws.addEventListener('message', (ev) => { if (JSON.parse(ev.data).type === 'joined') res(); }));
+            ws.send(JSON.stringify({ type: 'join', room: r, id: 'j' }));
+            await joined;
+            let acks = 0;
+            const done = new Promise((res) => ws.addEventListener('message', (ev) => { if (JSON.parse(ev.data).type === 'ack' && ++acks === k) res(); }));
+            for (let j = 0; j < k; j++) ws.send(JSON.stringify({ type: 'message', room: r, kind: 'text', body: pre + ' ' + (i * k + j + 1), id: 'p' + i + '-' + j }));
+            await done;
+            ws.close();
+        }
+    }, [room, ws_url, sockets, per, prefix]);
+}
+
+/* Settings -> Export; returns the downloaded file's path. The dialog stays open. */
+export async function export_file(page) {
+    await page.click(tid('settings-button'));
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click(tid('export-button'))]);
+    return dl.path();
+}
+
+/* Settings -> Clear local data, confirmed (tolerates a client that does not ask, to compare). */
+export async function clear_local(page) {
+    await page.click(tid('settings-button'));
+    await page.click(tid('clear-button'));
+    const confirm = page.locator(tid('clear-confirm'));
+    if (await confirm.waitFor({ timeout: 1500 }).then(() => true, () => false)) await confirm.click();
+    await page.locator('#import-status').filter({ hasText: 'cleared' }).waitFor();
+}
+
+const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/* axe-core on the page as it is now: its serious and critical violations, one line each. */
+export async function serious_a11y(page) {
+    if (!(await page.evaluate(() => !!window.axe))) await page.addScriptTag({ content: AXE });
+    const violations = await page.evaluate(async () => {
+        const r = await window.axe.run(document, { resultTypes: ['violations'] });
+        return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join(', '));
+    });
+    return violations;
 }

@@ -14,6 +14,9 @@ export const REPO = path.resolve(here, '..', '..');
 export const GATEWAY_BIN = process.env.CHAT_GATEWAY_BIN || path.join(REPO, 'build', 'gateway', 'chat-gateway');
 export const REDIS_BIN = process.env.REDIS_SERVER_BIN || 'redis-server';
 export const JWT_SECRET = 'e2e-secret-0123456789-abcdefghij-KLMNOPQR'; // 40 characters
+// Lets a test prove it fails against another client tree (an older checkout, say) without
+// touching this one.
+export const STATIC_DIR = process.env.CHAT_E2E_STATIC_DIR || path.join(REPO, 'client', 'web');
 
 const live = new Set();
 
@@ -104,8 +107,10 @@ async function healthz(port) {
 }
 
 export class Cluster {
-    constructor(n) {
+    /* `opts.args`: extra gateway flags, e.g. a small --history so trimming is cheap to reach. */
+    constructor(n, opts = {}) {
         this.n = n;
+        this.extra_args = opts.args || [];
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatgw-e2e-'));
         this.redis = null;
         this.gws = [];
@@ -131,8 +136,8 @@ export class Cluster {
     async start_gateway(i) {
         const g = this.gws[i];
         const args = ['--port', String(g.port), '--bind', '127.0.0.1', '--redis', 'redis://127.0.0.1:' + this.redis.port + '/0',
-            '--jwt-secret', JWT_SECRET, '--node-id', g.node, '--static-dir', path.join(REPO, 'client', 'web'),
-            '--origins', this.origins];
+            '--jwt-secret', JWT_SECRET, '--node-id', g.node, '--static-dir', STATIC_DIR,
+            '--origins', this.origins, ...this.extra_args];
         g.proc = start_process(GATEWAY_BIN, args, path.join(this.dir, g.node + '.log'));
         try {
             await wait_until(g.node + ' /healthz', () => healthz(g.port), 15000, g.proc);
