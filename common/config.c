@@ -113,6 +113,9 @@ static const struct opt opts[] = {
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
     {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,
      "on SIGTERM/SIGINT, seconds of /healthz 503 before sockets close (load balancer), 0-60"},
+    {"redis-timeout", "CHAT_REDIS_TIMEOUT", "SEC", OPT_INT, OFF(redis_timeout), 1, 60, "2", NULL,
+     "a Redis command or connect not answered this long marks Redis down (requests get "
+     "unavailable, /healthz 503), 1-60"},
     {"header-timeout", "CHAT_HEADER_TIMEOUT", "SEC", OPT_INT, OFF(header_timeout), 1, 600, "10",
      NULL, "an HTTP request header not complete this long after its first byte gets 408, 1-600"},
     {"max-connections", "CHAT_MAX_CONNECTIONS", "N", OPT_INT, OFF(max_connections), 0, 10000000,

@@ -354,6 +354,8 @@ const char *chat_err_code(enum chat_err err)
         return "unavailable";
     case CHAT_ERR_INTERNAL:
         return "internal";
+    case CHAT_ERR_LIMIT:
+        return "limit";
     }
     return "internal";
 }
@@ -386,6 +388,8 @@ static const struct field F_LANG = FIELD("lang", "must be 1-32 characters withou
 static const struct field F_TOPIC = FIELD("topic", "must not contain control characters");
 static const struct field F_Q = FIELD("q", "must not be empty");
 static const struct field F_AFTER_ROOM = FIELD("after", "must be a room name");
+static const struct field F_EMOJI = FIELD("emoji", "must be 1-16 characters without control "
+                                                   "characters");
 
 static const struct {
     const char *name;
@@ -397,6 +401,8 @@ static const struct {
     {"rooms", CHAT_REQ_ROOMS},         {"create_room", CHAT_REQ_CREATE_ROOM},
     {"users", CHAT_REQ_USERS},         {"typing", CHAT_REQ_TYPING},
     {"broadcast", CHAT_REQ_BROADCAST}, {"ping", CHAT_REQ_PING},
+    {"read", CHAT_REQ_READ},           {"edit", CHAT_REQ_EDIT},
+    {"delete", CHAT_REQ_DELETE},       {"react", CHAT_REQ_REACT},
 };
 
 static int fail(struct chat_parse_error *err, enum chat_err code, const char *message)
@@ -594,6 +600,48 @@ static int parse_search(json_t *root, struct chat_request *r, struct chat_parse_
     return 0;
 }
 
+/*
+ * read, edit, delete, react: the conversation (room or with, exactly one), the
+ * message's seq, and what the type adds.  The edit body's kind is the stored
+ * message's, unknown here: the code limit is checked here, the text limit and
+ * "no image" by message_edit.lua.
+ */
+static int parse_mark(json_t *root, struct chat_request *r, struct chat_parse_error *err)
+{
+    bool has_seq;
+    size_t len;
+
+    if (get_name(root, &F_ROOM, false, chat_valid_room_name, &r->room, err) < 0 ||
+        get_name(root, &F_WITH, false, chat_valid_user_id, &r->with, err) < 0)
+        return -1;
+    if ((r->room == NULL) == (r->with == NULL))
+        return fail(err, CHAT_ERR_BAD_REQUEST, "needs exactly one of room or with");
+    int64_t min = r->type == CHAT_REQ_READ ? 0 : 1;
+    const char *bad_seq =
+        min ? "seq must be an integer >= 1" : "seq must be an integer >= 0";
+    if (get_int(root, "seq", min, bad_seq, &has_seq, &r->seq, err) < 0)
+        return -1;
+    if (!has_seq)
+        return fail(err, CHAT_ERR_BAD_REQUEST, "missing seq");
+    if (r->seq > CHAT_SEQ_MAX)
+        return fail(err, CHAT_ERR_BAD_REQUEST, bad_seq);
+    switch (r->type) {
+    case CHAT_REQ_EDIT:
+        if (get_string(root, &F_BODY, true, &r->body, &r->body_len, err) < 0)
+            return -1;
+        return check_text_len(r->body, r->body_len, 1, CHAT_CODE_MAX, &F_BODY,
+                              "body is over 20000 characters", err);
+    case CHAT_REQ_REACT:
+        if (get_string(root, &F_EMOJI, true, &r->emoji, &len, err) < 0)
+            return -1;
+        if (!text_ok(r->emoji, 1, CHAT_EMOJI_MAX, false))
+            return fail(err, CHAT_ERR_BAD_REQUEST, F_EMOJI.invalid);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 static int parse_fields(json_t *root, struct chat_request *r, struct chat_parse_error *err)
 {
     size_t len;
@@ -642,6 +690,11 @@ static int parse_fields(json_t *root, struct chat_request *r, struct chat_parse_
     case CHAT_REQ_USERS:
     case CHAT_REQ_PING:
         return 0;
+    case CHAT_REQ_READ:
+    case CHAT_REQ_EDIT:
+    case CHAT_REQ_DELETE:
+    case CHAT_REQ_REACT:
+        return parse_mark(root, r, err);
     }
     return fail(err, CHAT_ERR_BAD_REQUEST, "unknown type");
 }

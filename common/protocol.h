@@ -23,6 +23,9 @@ typedef struct json_t json_t; /* jansson; forward-declared to keep it out of use
 #define CHAT_HISTORY_LIMIT_MAX 200
 #define CHAT_HISTORY_LIMIT_DEFAULT 50
 #define CHAT_ROOMS_LIMIT_DEFAULT 200
+#define CHAT_EMOJI_MAX 16
+/* Largest seq a request may name: Lua reads at most 15 digits exactly. */
+#define CHAT_SEQ_MAX 999999999999999LL
 
 enum chat_req_type {
     CHAT_REQ_JOIN,
@@ -37,6 +40,10 @@ enum chat_req_type {
     CHAT_REQ_TYPING,
     CHAT_REQ_BROADCAST,
     CHAT_REQ_PING,
+    CHAT_REQ_READ,
+    CHAT_REQ_EDIT,
+    CHAT_REQ_DELETE,
+    CHAT_REQ_REACT,
 };
 
 enum chat_kind { CHAT_KIND_TEXT, CHAT_KIND_CODE, CHAT_KIND_IMAGE };
@@ -54,6 +61,7 @@ enum chat_err {
     CHAT_ERR_RATE_LIMITED,
     CHAT_ERR_UNAVAILABLE,
     CHAT_ERR_INTERNAL,
+    CHAT_ERR_LIMIT, /* a cap is reached (reactions on one message) */
 };
 
 /* "bad_request", "not_member" ... ; "internal" for anything unknown. */
@@ -86,6 +94,9 @@ struct chat_request {
     bool has_after; /* search: ms >= 0; history: seq >= 0 */
     int64_t after;
     int limit; /* history: 1..200, default 50; rooms: 1..200, default 200 */
+    int64_t seq;       /* read: >= 0; edit, delete, react: >= 1 (room or with names the
+                          conversation, exactly one; edit's new text is body) */
+    const char *emoji; /* react: 1-16 code points without control characters */
     json_t *root;
 };
 

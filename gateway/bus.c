@@ -1,6 +1,8 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -10,13 +12,17 @@
 #include "bus.h"
 #include "config.h"
 #include "dict.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 
 #define BUS_BACKOFF_MIN_MS 100
 #define BUS_BACKOFF_MAX_MS 2000
-/* A command connection whose PING is unanswered this long is considered hung. */
-#define BUS_PING_TIMEOUT_MS 5000
+/* How often the watchdog looks, and how often the delivery probe goes out. */
+#define BUS_WATCH_MS 250
+#define BUS_PROBE_EVERY_MS 1000
+/* A probe not back through the subscriber this long: delivery is stalled. */
+#define BUS_PROBE_STALL_MS 3000
 
 enum channel_state { CH_NONE, CH_SUBSCRIBING, CH_SUBSCRIBED, CH_UNSUBSCRIBING };
 
@@ -40,6 +46,15 @@ enum link_state { LINK_CLOSED, LINK_CONNECTING, LINK_HANDSHAKE, LINK_READY };
 struct link {
     redisAsyncContext *ac; /* NULL when CLOSED */
     enum link_state state;
+    int64_t state_since_ms; /* when it entered its state: connect and handshake deadlines */
+};
+
+struct pending {
+    struct gw_bus *bus;
+    gw_bus_reply_cb cb;
+    void *arg;
+    int64_t start_us;
+    TAILQ_ENTRY(pending) link;
 };
 
 struct gw_bus {
@@ -50,20 +65,20 @@ struct gw_bus {
     int backoff_ms;
     struct event *reconnect_timer;
     struct event *watchdog;
-    int64_t ping_sent_ms; /* 0 when no PING is outstanding */
+    /* Commands sent and not answered, oldest first (Redis answers in
+     * order): the oldest one's age is how long Redis has been silent. */
+    TAILQ_HEAD(, pending) in_flight;
+    int64_t ping_sent_ms;  /* last idle PING on the command connection */
+    int64_t probe_sent_ms; /* last delivery probe published */
+    int64_t probe_seen_ms; /* last probe that came back through the subscriber */
+    bool stalled;          /* what the log last said about delivery */
+    char probe_channel[GW_KEY_MAX];
     struct gw_dict *channels;
     gw_bus_message_cb on_message;
     gw_bus_state_cb on_state;
     gw_bus_subscribed_cb on_subscribed;
     void *arg;
     bool freeing;
-};
-
-struct pending {
-    struct gw_bus *bus;
-    gw_bus_reply_cb cb;
-    void *arg;
-    int64_t start_us;
 };
 
 static int64_t now_us(void)
@@ -112,12 +127,19 @@ static void fire_waiters(struct channel *ch, bool ok)
     }
 }
 
+static void link_set(struct link *link, enum link_state state)
+{
+    link->state = state;
+    link->state_since_ms = gw_mono_ms();
+}
+
 /* ---- commands ---- */
 
 static void on_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
     struct pending *p = privdata;
+    TAILQ_REMOVE(&p->bus->in_flight, p, link);
     if (r)
         gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
     p->cb(p->bus, r, p->arg);
@@ -149,7 +171,9 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
     p->cb = cb;
     p->arg = arg;
     p->start_us = now_us();
+    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     if (redisAsyncCommandArgv(bus->cmd.ac, on_cmd_reply, p, argc, argv, argvlen) != REDIS_OK) {
+        TAILQ_REMOVE(&bus->in_flight, p, link);
         free(p);
         cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
@@ -169,7 +193,7 @@ static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
         redisAsyncDisconnect(ac);
         return;
     }
-    bus->cmd.state = LINK_READY;
+    link_set(&bus->cmd, LINK_READY);
     notify_state(bus);
 }
 
@@ -210,6 +234,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     if (strcasecmp(kind->str, "message") == 0) {
         redisReply *payload = reply->element[2];
+        if (strcmp(name->str, bus->probe_channel) == 0) {
+            bus->probe_seen_ms = gw_mono_ms();
+            return;
+        }
         if (payload->type == REDIS_REPLY_STRING && bus->on_message) {
             gw_metrics_add(bus->ctx->metrics, GW_M_PUBSUB_IN, 1);
             bus->on_message(name->str, name->len, payload->str, payload->len, bus->arg);
@@ -385,13 +413,15 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
     if (is_cmd) {
-        bus->cmd.state = LINK_HANDSHAKE;
+        link_set(&bus->cmd, LINK_HANDSHAKE);
         send_auth(bus->cmd.ac, u, NULL);
         if (u->db != 0)
             redisAsyncCommand(bus->cmd.ac, on_auth_reply, NULL, "SELECT %d", u->db);
         redisAsyncCommand(bus->cmd.ac, on_ready_ping, NULL, "PING");
     } else {
-        bus->sub.state = LINK_READY;
+        link_set(&bus->sub, LINK_READY);
+        /* A fresh subscriber gets a full stall period before it is judged. */
+        bus->probe_seen_ms = gw_mono_ms();
         send_auth(bus->sub.ac, u, bus);
         drop_unreferenced(bus);
         gw_dict_each(bus->channels, resubscribe_one, bus);
@@ -447,7 +477,9 @@ static redisAsyncContext *connect_one(struct gw_bus *bus, struct link *link)
     redisLibeventAttach(ac, bus->ctx->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    link->state = LINK_CONNECTING;
+    /* Dead peers (a host gone without a FIN) are noticed by the kernel. */
+    redisEnableKeepAlive(&ac->c);
+    link_set(link, LINK_CONNECTING);
     return ac;
 }
 
@@ -464,35 +496,83 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
         schedule_reconnect(bus);
 }
 
-static void on_watchdog_pong(redisAsyncContext *ac, void *r, void *privdata)
+/* Frees a connection that stopped answering: its pending callbacks get NULL
+ * (the requests answer `unavailable`), and the reconnect timer takes over. */
+static void link_drop(struct gw_bus *bus, struct link *link, const char *why, int64_t waited_ms)
 {
-    (void)ac;
-    (void)privdata;
-    struct gw_bus *bus = ac->data;
-    if (r)
-        bus->ping_sent_ms = 0;
+    chat_log(CHAT_LOG_WARN, "redis_hung conn=%s reason=%s waited_ms=%lld",
+             link == &bus->cmd ? "command" : "subscriber", why, (long long)waited_ms);
+    /* Free, not Disconnect: a hung server never answers what is pending. */
+    redisAsyncContext *ac = link->ac;
+    if (ac)
+        redisAsyncFree(ac);
 }
 
+static void send_probe(struct gw_bus *bus, int64_t now)
+{
+    char stamp[32];
+    snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
+    const char *argv[] = {"PUBLISH", bus->probe_channel, stamp};
+    bus->probe_sent_ms = now;
+    gw_bus_command(bus, NULL, NULL, 3, argv, NULL);
+}
+
+/*
+ * Every BUS_WATCH_MS: a connect or handshake past --redis-timeout, or a
+ * command unanswered that long, drops the connection; an idle command
+ * connection is PINGed; a probe is published on this node's own channel and
+ * must come back through the subscriber, or delivery counts as stalled (and
+ * a subscriber that stays silent is dropped and rebuilt).
+ */
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct gw_bus *bus = arg;
-    if (bus->cmd.state < LINK_HANDSHAKE)
-        return;
     int64_t now = gw_mono_ms();
-    if (bus->ping_sent_ms && now - bus->ping_sent_ms > BUS_PING_TIMEOUT_MS) {
-        chat_log(CHAT_LOG_WARN, "redis_hung conn=command waited_ms=%lld",
-                 (long long)(now - bus->ping_sent_ms));
-        /* Free, not Disconnect: a hung server never answers what is pending. */
-        redisAsyncContext *ac = bus->cmd.ac;
-        redisAsyncFree(ac);
+    int64_t timeout = (int64_t)bus->ctx->cfg->redis_timeout * 1000;
+    struct link *links[] = {&bus->cmd, &bus->sub};
+    for (size_t i = 0; i < 2; i++) {
+        struct link *l = links[i];
+        if (l->ac && l->state != LINK_READY && now - l->state_since_ms > timeout) {
+            link_drop(bus, l, l->state == LINK_CONNECTING ? "connect" : "handshake",
+                      now - l->state_since_ms);
+            return;
+        }
+    }
+    struct pending *oldest = TAILQ_FIRST(&bus->in_flight);
+    if (oldest && now - oldest->start_us / 1000 > timeout) {
+        link_drop(bus, &bus->cmd, "command", now - oldest->start_us / 1000);
         return;
     }
-    if (!bus->ping_sent_ms) {
+    if (bus->cmd.state == LINK_READY && !oldest && now - bus->ping_sent_ms >= 1000) {
         bus->ping_sent_ms = now;
-        redisAsyncCommand(bus->cmd.ac, on_watchdog_pong, NULL, "PING");
+        const char *argv[] = {"PING"};
+        gw_bus_command(bus, NULL, NULL, 1, argv, NULL);
     }
+    if (bus->cmd.state == LINK_READY && bus->sub.state == LINK_READY &&
+        now - bus->probe_sent_ms >= BUS_PROBE_EVERY_MS)
+        send_probe(bus, now);
+    bool stalled = !gw_bus_delivery_ok(bus);
+    if (stalled != bus->stalled) {
+        bus->stalled = stalled;
+        chat_log(stalled ? CHAT_LOG_WARN : CHAT_LOG_INFO, "delivery_%s",
+                 stalled ? "stalled" : "ok");
+        if (stalled)
+            gw_metrics_add(bus->ctx->metrics, GW_M_PROBE_FAILURES, 1);
+    }
+    /* Commands flow but the probes do not come back: the subscriber is
+     * dead in a way TCP has not told us (a killed pubsub client whose FIN was
+     * lost, a frozen server).  Rebuild it; resubscribing repairs the gaps. */
+    if (bus->sub.state == LINK_READY && bus->cmd.state == LINK_READY &&
+        now - bus->probe_seen_ms > BUS_PROBE_STALL_MS + timeout)
+        link_drop(bus, &bus->sub, "probe", now - bus->probe_seen_ms);
+}
+
+bool gw_bus_delivery_ok(const struct gw_bus *bus)
+{
+    return bus->cmd.state == LINK_READY && bus->sub.state == LINK_READY &&
+           gw_mono_ms() - bus->probe_seen_ms <= BUS_PROBE_STALL_MS;
 }
 
 struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
@@ -507,15 +587,19 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     bus->on_subscribed = on_subscribed;
     bus->arg = arg;
     bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+    TAILQ_INIT(&bus->in_flight);
     bus->channels = gw_dict_new();
     bus->reconnect_timer = evtimer_new(ctx->base, on_reconnect_timer, bus);
     bus->watchdog = event_new(ctx->base, -1, EV_PERSIST, on_watchdog, bus);
-    if (!bus->channels || !bus->reconnect_timer || !bus->watchdog) {
+    if (!bus->channels || !bus->reconnect_timer || !bus->watchdog ||
+        !gw_key_probe(bus->probe_channel, sizeof(bus->probe_channel), ctx->cfg->prefix,
+                      ctx->cfg->node_id)) {
         gw_bus_free(bus);
         return NULL;
     }
-    struct timeval one = {1, 0};
-    evtimer_add(bus->watchdog, &one);
+    struct timeval every = {0, BUS_WATCH_MS * 1000};
+    evtimer_add(bus->watchdog, &every);
+    gw_bus_subscribe(bus, bus->probe_channel, NULL, NULL);
     bus->cmd.ac = connect_one(bus, &bus->cmd);
     bus->sub.ac = connect_one(bus, &bus->sub);
     if (!bus->cmd.ac || !bus->sub.ac)

@@ -9,7 +9,9 @@
 /*
  * The Redis connections of one node (hiredis async on libevent): one for
  * commands, one for SUBSCRIBE.  Reconnects with backoff on its own timer and
- * re-subscribes every channel that still has local interest.
+ * re-subscribes every channel that still has local interest.  A connect, a
+ * handshake or a command unanswered for --redis-timeout drops the connection
+ * (pending callbacks get NULL), so nothing waits on a frozen Redis.
  *
  * Channel interest is refcounted: gw_bus_subscribe()/gw_bus_unsubscribe()
  * pairs; the node is subscribed while the count is above zero.
@@ -44,6 +46,10 @@ void gw_bus_free(struct gw_bus *bus);
 bool gw_bus_up(const struct gw_bus *bus);
 /* True while the subscriber connection is connected too. */
 bool gw_bus_subscriber_up(const struct gw_bus *bus);
+/* True while this node's own probe, published every second on its probe
+ * channel, comes back through the subscriber within 3 s: pub/sub really
+ * delivers (not just "connected"). */
+bool gw_bus_delivery_ok(const struct gw_bus *bus);
 
 /* Sends a command (argv borrowed; copied by hiredis).  The callback always
  * runs exactly once, with NULL on failure, possibly before this returns when

@@ -2,7 +2,12 @@
 
 size_t gw_frame_header(uint8_t *out, size_t len)
 {
-    out[0] = 0x81; /* FIN + text */
+    return gw_frame_header_op(out, 0x1, len);
+}
+
+size_t gw_frame_header_op(uint8_t *out, uint8_t opcode, size_t len)
+{
+    out[0] = (uint8_t)(0x80 | (opcode & 0x0f)); /* FIN + opcode */
     if (len < 126) {
         out[1] = (uint8_t)len;
         return 2;

@@ -23,5 +23,7 @@ void gw_frame_text(struct gw_frame *f, const char *payload, size_t len);
 /* Writes the header of a final unmasked text frame for a payload of len
  * bytes into out (at least 10 bytes); returns its length. */
 size_t gw_frame_header(uint8_t *out, size_t len);
+/* The same for another opcode (0x2 binary). */
+size_t gw_frame_header_op(uint8_t *out, uint8_t opcode, size_t len);
 
 #endif

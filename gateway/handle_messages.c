@@ -109,8 +109,28 @@ void gw_handle_message(struct gw_session *s, struct chat_request *req)
 
 struct history_op {
     struct gw_op op;
-    bool failed; /* the existence check already answered */
+    bool failed;          /* the existence check already answered */
+    json_t *reply;        /* while the reactions are read */
+    struct evbuffer *raw; /* the page's stored messages, comma separated */
 };
+
+static void history_cleanup(struct gw_op *op)
+{
+    struct history_op *h = (struct history_op *)op;
+    json_decref(h->reply);
+    if (h->raw)
+        evbuffer_free(h->raw);
+}
+
+/* After the page's reactions (gw_handlers_decorate). */
+static void history_send(void *arg)
+{
+    struct history_op *h = arg;
+    json_t *r = h->reply;
+    h->reply = NULL;
+    gw_session_send_with_messages(h->op.s, r, h->raw);
+    gw_op_done(&h->op);
+}
 
 static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
@@ -139,10 +159,22 @@ static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
     else
         json_object_set_new(r, "with", json_string(op->req.with));
     json_object_set_new(r, "more", json_boolean(reply->element[1]->integer == 1));
-    gw_session_send_with_messages(op->s, r, raw);
-    if (raw)
-        evbuffer_free(raw);
-    gw_op_done(op);
+    h->reply = r;
+    h->raw = raw;
+    struct gw_ctx *ctx = gw_session_ctx(op->s);
+    const char *prefix = ctx->cfg->prefix;
+    char reactions[GW_KEY_MAX];
+    bool ok = op->req.room ? gw_key_room(reactions, sizeof(reactions), prefix, op->req.room,
+                                         "reactions") != NULL
+                           : gw_key_dm(reactions, sizeof(reactions), prefix,
+                                       gw_session_who(op->s)->id, op->req.with,
+                                       "reactions") != NULL;
+    if (!ok) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    gw_handlers_decorate(ctx, r, reply, raw ? evbuffer_get_length(raw) : 0, reactions, NULL, NULL,
+                         history_send, h);
 }
 
 static void on_history_exists(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -169,6 +201,7 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
     if (!h)
         return;
     struct gw_op *op = &h->op;
+    op->cleanup = history_cleanup;
     struct gw_ctx *ctx = gw_session_ctx(s);
     const char *prefix = ctx->cfg->prefix;
     const char *me = gw_session_who(s)->id;

@@ -128,6 +128,24 @@ static void on_join_topic(struct gw_bus *bus, struct redisReply *reply, void *ar
     gw_store_eval(gw_session_ctx(j->op.s)->store, "users", 1, 4, argv, NULL, on_join_members, j);
 }
 
+/* After the reactions and the read marker (gw_handlers_decorate). */
+static void join_read_topic(void *arg)
+{
+    struct join_op *j = arg;
+    if (gw_session_closed(j->op.s)) {
+        gw_op_done(&j->op);
+        return;
+    }
+    struct gw_ctx *ctx = gw_session_ctx(j->op.s);
+    char key[GW_KEY_MAX];
+    if (!gw_key_rooms(key, sizeof(key), ctx->cfg->prefix)) {
+        gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    const char *argv[] = {"HGET", key, j->op.req.room};
+    gw_bus_command(ctx->bus, on_join_topic, j, 3, argv, NULL);
+}
+
 static void on_join_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
@@ -152,13 +170,16 @@ static void on_join_history(struct gw_bus *bus, struct redisReply *reply, void *
     json_object_set_new(j->reply, "recovered", json_boolean(recovered));
     json_object_set_new(j->reply, "more", json_boolean(more));
     struct gw_ctx *ctx = gw_session_ctx(j->op.s);
-    char key[GW_KEY_MAX];
-    if (!gw_key_rooms(key, sizeof(key), ctx->cfg->prefix)) {
+    const char *prefix = ctx->cfg->prefix;
+    char reactions[GW_KEY_MAX], marks[GW_KEY_MAX], field[GW_KEY_MAX];
+    if (!gw_key_room(reactions, sizeof(reactions), prefix, j->op.req.room, "reactions") ||
+        !gw_key_user(marks, sizeof(marks), prefix, gw_session_who(j->op.s)->id, "read") ||
+        (size_t)snprintf(field, sizeof(field), "room:%s", j->op.req.room) >= sizeof(field)) {
         gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
         return;
     }
-    const char *argv[] = {"HGET", key, j->op.req.room};
-    gw_bus_command(ctx->bus, on_join_topic, j, 3, argv, NULL);
+    gw_handlers_decorate(ctx, j->reply, reply, j->messages ? evbuffer_get_length(j->messages) : 0,
+                         reactions, marks, field, join_read_topic, j);
 }
 
 static void join_snapshot(struct join_op *j)

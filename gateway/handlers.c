@@ -61,6 +61,16 @@ void gw_handlers_dispatch(struct gw_session *s, struct chat_request *req)
     case CHAT_REQ_BROADCAST:
         gw_handle_broadcast(s, req);
         break;
+    case CHAT_REQ_READ:
+        gw_handle_read(s, req);
+        break;
+    case CHAT_REQ_EDIT:
+    case CHAT_REQ_DELETE:
+        gw_handle_edit(s, req);
+        break;
+    case CHAT_REQ_REACT:
+        gw_handle_react(s, req);
+        break;
     default:
         gw_session_send_error(s, req->id, CHAT_ERR_BAD_REQUEST, "unknown type");
         break;

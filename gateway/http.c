@@ -117,11 +117,13 @@ static bool redis_up(const struct gw_ctx *ctx)
 static void route_healthz(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
 {
     bool up = redis_up(ctx);
-    const char *status = ctx->draining ? "draining" : up ? "ok" : "degraded";
-    json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "status", status, "node", ctx->cfg->node_id,
-                             "redis", up ? "up" : "down", "connections",
+    bool delivering = gw_bus_delivery_ok(ctx->bus);
+    const char *status = ctx->draining ? "draining" : up && delivering ? "ok" : "degraded";
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:I}", "status", status, "node",
+                             ctx->cfg->node_id, "redis", up ? "up" : "down", "delivery",
+                             delivering ? "ok" : "stalled", "connections",
                              (json_int_t)gw_metrics_gauge(ctx->metrics, GW_G_CONNECTIONS));
-    respond_json(c, req, (!ctx->draining && up) ? 200 : 503, body);
+    respond_json(c, req, (!ctx->draining && up && delivering) ? 200 : 503, body);
 }
 
 static void route_metrics(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)
@@ -134,8 +136,11 @@ static void route_metrics(struct gw_ctx *ctx, struct gw_conn *c, const struct gw
     gw_metrics_render(ctx->metrics, ctx->cfg->node_id, buf);
     evbuffer_add_printf(buf,
                         "# HELP chat_redis_up 1 when both Redis connections are up\n"
-                        "# TYPE chat_redis_up gauge\nchat_redis_up{node=\"%s\"} %d\n",
-                        ctx->cfg->node_id, redis_up(ctx) ? 1 : 0);
+                        "# TYPE chat_redis_up gauge\nchat_redis_up{node=\"%s\"} %d\n"
+                        "# HELP chat_delivery_ok 1 while this node's pub/sub probe comes back\n"
+                        "# TYPE chat_delivery_ok gauge\nchat_delivery_ok{node=\"%s\"} %d\n",
+                        ctx->cfg->node_id, redis_up(ctx) ? 1 : 0, ctx->cfg->node_id,
+                        gw_bus_delivery_ok(ctx->bus) ? 1 : 0);
     size_t len = evbuffer_get_length(buf);
     const char *text = (const char *)evbuffer_pullup(buf, -1);
     gw_conn_respond(c, req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, len);

@@ -128,3 +128,8 @@ const char *gw_key_login_rate(char *buf, size_t len, const char *prefix, const c
 {
     return build(buf, len, prefix, "login:{%s}:%ld", addr, minute);
 }
+
+const char *gw_key_probe(char *buf, size_t len, const char *prefix, const char *node)
+{
+    return build(buf, len, prefix, "probe:{%s}", node);
+}

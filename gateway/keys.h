@@ -68,6 +68,11 @@ __attribute__((warn_unused_result)) const char *gw_key_login_rate(char *buf, siz
                                                                   const char *prefix,
                                                                   const char *addr, long minute);
 
+/* "<prefix>probe:{NODE}": the channel a node publishes its delivery probe on
+ * (and alone subscribes). */
+__attribute__((warn_unused_result)) const char *gw_key_probe(char *buf, size_t len,
+                                                             const char *prefix, const char *node);
+
 /* "<prefix>node:{NODE}": a node's heartbeat. */
 __attribute__((warn_unused_result)) const char *gw_key_node(char *buf, size_t len, const char *prefix, const char *node);
 

@@ -23,6 +23,10 @@ static const struct {
     [GW_M_CONNS_REFUSED] = {"chat_connections_refused_total",
                             "connections answered 503 at a connection limit"},
     [GW_M_ACCEPT_ERRORS] = {"chat_accept_errors_total", "accept() failures"},
+    [GW_M_PROBE_FAILURES] = {"chat_probe_failures_total",
+                             "times this node's pub/sub probe stopped coming back"},
+    [GW_M_RESYNCS] = {"chat_resyncs_total", "resync events sent (gaps history could not fill)"},
+    [GW_M_REPAIR_RETRIES] = {"chat_repair_retries_total", "gap repairs retried after a failed read"},
 };
 
 static const struct {

@@ -44,6 +44,7 @@ struct gw_session {
     bool closed;   /* the socket is gone or going: send nothing, answer nothing */
     bool welcomed; /* live traffic flows only after `welcome` */
     bool first_of_user; /* the user's first session on this node */
+    json_t *welcome;    /* built, waiting for the read markers */
     struct gw_rate rate;
     /* one request at a time, the rest wait here */
     bool busy;
@@ -70,6 +71,7 @@ static void session_release(struct gw_session *s)
         STAILQ_REMOVE_HEAD(&s->inbox, link);
         free(e);
     }
+    json_decref(s->welcome);
     chat_identity_deinit(&s->who);
     free(s);
 }
@@ -221,6 +223,35 @@ void gw_session_deliver(void *owner, const struct gw_frame *f)
 
 /* ---- welcome ---- */
 
+/* The read markers of every conversation go with the welcome, so that
+ * unread counts are the same on every device from the first frame. */
+static void on_welcome_marks(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct gw_session *s = arg;
+    json_t *w = s->welcome;
+    s->welcome = NULL;
+    if (s->closed) {
+        json_decref(w);
+        session_release(s);
+        return;
+    }
+    json_t *marks = gw_store_read_marks_json(reply);
+    if (!marks) {
+        json_decref(w);
+        gw_session_send_error(s, NULL, CHAT_ERR_UNAVAILABLE, "redis unavailable");
+        gw_ws_close(s->ws, 1011, "redis unavailable");
+        session_release(s);
+        return;
+    }
+    json_object_set_new(w, "last_read", marks);
+    gw_session_send_json(s, w);
+    s->welcomed = true;
+    s->busy = false;
+    process_inbox(s);
+    session_release(s);
+}
+
 static void on_welcome_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
@@ -243,11 +274,8 @@ static void on_welcome_rooms(struct gw_bus *bus, struct redisReply *reply, void 
                           "history_max", s->ctx->cfg->history);
     if (more)
         json_object_set_new(w, "rooms_more", json_true());
-    gw_session_send_json(s, w);
-    s->welcomed = true;
-    s->busy = false;
-    process_inbox(s);
-    session_release(s);
+    s->welcome = w;
+    gw_store_read_marks(s->ctx->store, s->who.id, on_welcome_marks, s);
 }
 
 /* ---- requests ---- */

@@ -353,3 +353,31 @@ void gw_store_history_range(struct gw_store *st, const char *seq_key, const char
     const char *argv[] = {seq_key, hist_key, mode, b, l, cap};
     gw_store_eval(st, "history_range", 2, 6, argv, NULL, cb, arg);
 }
+
+void gw_store_read_marks(struct gw_store *st, const char *uid, gw_bus_reply_cb cb, void *arg)
+{
+    char key[GW_KEY_MAX];
+    if (!gw_key_user(key, sizeof(key), st->ctx->cfg->prefix, uid, "read")) {
+        cb(st->ctx->bus, NULL, arg);
+        return;
+    }
+    const char *argv[] = {"HGETALL", key};
+    gw_bus_command(st->ctx->bus, cb, arg, 2, argv, NULL);
+}
+
+json_t *gw_store_read_marks_json(const struct redisReply *reply)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    json_t *marks = json_object();
+    for (size_t i = 0; marks && i + 1 < reply->elements; i += 2) {
+        const redisReply *f = reply->element[i], *v = reply->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        char *end = NULL;
+        long long seq = strtoll(v->str, &end, 10);
+        if (end && *end == '\0' && seq > 0)
+            json_object_setn_new(marks, f->str, f->len, json_integer(seq));
+    }
+    return marks;
+}

@@ -79,4 +79,11 @@ void gw_store_welcome_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg);
  * rooms were left out (NULL when the reply is NULL or an error). */
 json_t *gw_store_rooms_json(const struct redisReply *reply, bool *more);
 
+/* A user's read markers (chat:user:{uid}:read, field "room:<name>" or
+ * "dm:<peer id>" -> seq), all of them (HGETALL).  cb runs exactly once. */
+void gw_store_read_marks(struct gw_store *st, const char *uid, gw_bus_reply_cb cb, void *arg);
+/* Turns that reply into {"room:general": 5, ...}; NULL when the reply is NULL
+ * or an error (fields that are not a positive integer are left out). */
+json_t *gw_store_read_marks_json(const struct redisReply *reply);
+
 #endif

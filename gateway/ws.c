@@ -34,6 +34,8 @@ struct gw_ws {
     bool read_paused; /* output over GW_WS_READ_PAUSE: input waits */
 };
 
+static int send_frame(struct gw_ws *ws, const struct gw_frame *f);
+
 static void notify_closed(struct gw_ws *ws)
 {
     if (ws->closed_notified)
@@ -114,9 +116,11 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
         break;
     case WSLAY_BINARY_FRAME:
         if (ws->opts.echo_binary) {
-            struct wslay_event_msg echo = {WSLAY_BINARY_FRAME, m->msg, m->msg_length};
-            if (wslay_event_queue_msg(ctx, &echo) != 0)
-                request_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+            struct gw_frame f = {.payload = (const char *)m->msg, .len = m->msg_length};
+            f.header_len = gw_frame_header_op(f.header, WSLAY_BINARY_FRAME, m->msg_length);
+            ws->sending++;
+            send_frame(ws, &f);
+            ws->sending--;
             break;
         }
         request_close(ws, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
@@ -340,19 +344,18 @@ static int check_output(struct gw_ws *ws, size_t len)
     return GW_ERR_TOO_LARGE;
 }
 
+/*
+ * Data goes straight to the output buffer, framed by us, not through
+ * wslay's queue: wslay sends its own control frames ahead of queued data, so
+ * a close it queues on a protocol error (1002) would overtake, and drop, the
+ * replies owed for the messages before the bad frame.  Our send callback
+ * always takes everything, so wslay never holds half a frame to interleave.
+ */
 static int send_text(struct gw_ws *ws, const char *data, size_t len)
 {
-    if (!gw_ws_is_open(ws))
-        return GW_ERR_IO;
-    if (check_output(ws, len) != 0)
-        return GW_ERR_TOO_LARGE;
-    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
-    if (wslay_event_queue_msg(ws->wslay, &msg) != 0)
-        return GW_ERR_NOMEM;
-    gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_OUT, 1);
-    gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, len);
-    proceed(ws);
-    return GW_OK;
+    struct gw_frame f;
+    gw_frame_text(&f, data, len);
+    return send_frame(ws, &f);
 }
 
 int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len)
@@ -369,9 +372,16 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
         return GW_ERR_IO;
     if (check_output(ws, f->header_len + f->len) != 0)
         return GW_ERR_TOO_LARGE;
-    /* Anything wslay still holds goes first, so frames never interleave. */
-    if (wslay_event_want_write(ws->wslay))
-        proceed(ws);
+    /* Anything wslay still holds goes first (a pong owed for a ping that came
+     * before this message), so frames keep their order and never interleave;
+     * inside proceed() (a reply to a message being received) wslay is driven
+     * directly. */
+    if (wslay_event_want_write(ws->wslay)) {
+        if (ws->proceeding)
+            wslay_event_send(ws->wslay);
+        else
+            proceed(ws);
+    }
     struct evbuffer *out = gw_conn_output(ws->conn);
     if (evbuffer_add(out, f->header, f->header_len) != 0 ||
         evbuffer_add(out, f->payload, f->len) != 0)

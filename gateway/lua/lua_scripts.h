@@ -12,11 +12,14 @@
 
 extern const char *const gw_lua_history_range;
 extern const char *const gw_lua_history_since;
+extern const char *const gw_lua_message_edit;
 extern const char *const gw_lua_nick_claim;
 extern const char *const gw_lua_post;
 extern const char *const gw_lua_presence_add;
 extern const char *const gw_lua_presence_reap;
 extern const char *const gw_lua_presence_remove;
+extern const char *const gw_lua_reaction_toggle;
+extern const char *const gw_lua_read_mark;
 extern const char *const gw_lua_room_create;
 extern const char *const gw_lua_rooms;
 extern const char *const gw_lua_users;

@@ -341,6 +341,70 @@ START_TEST(test_teardown_with_redis_frozen)
 }
 END_TEST
 
+/* GET /healthz: the status, and the body's "delivery". */
+static int healthz(int i, char *delivery, size_t size)
+{
+    char *resp = NULL;
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    int status = h_raw(&cl, i, req, strlen(req), &resp);
+    json_t *j = resp ? h_resp_json(resp) : NULL;
+    snprintf(delivery, size, "%s", j ? json_string_value(json_object_get(j, "delivery")) : "?");
+    json_decref(j);
+    free(resp);
+    return status;
+}
+
+/* Polls /healthz until it answers want (within ms); the time it took, or -1. */
+static int healthz_becomes(int i, int want, const char *want_delivery, int ms)
+{
+    char delivery[32];
+    for (int waited = 0; waited <= ms; waited += 100) {
+        if (healthz(i, delivery, sizeof(delivery)) == want &&
+            strcmp(delivery, want_delivery) == 0)
+            return waited;
+        usleep(100 * 1000);
+    }
+    return -1;
+}
+
+/* A frozen Redis (SIGSTOP) and a paused one (CLIENT PAUSE) make /healthz
+ * 503 with delivery "stalled" within 3 s, requests fail with `unavailable`
+ * instead of hanging, and everything comes back after. */
+START_TEST(test_delivery_probe_and_redis_timeout)
+{
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    ck_assert_int_ge(healthz_becomes(0, 200, "ok", 3000), 0);
+    struct tc *t = connect_as(0, "prober", NULL);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"general\",\"id\":\"j\"}"), 0);
+    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+
+    kill(cl.redis.pid, SIGSTOP);
+    int took = healthz_becomes(0, 503, "stalled", 4000);
+    ck_assert_msg(took >= 0 && took <= 3500, "healthz did not flip in time (%d ms)", took);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"message\",\"room\":\"general\",\"kind\":\"text\","
+                                "\"body\":\"frozen\",\"id\":\"f\"}"),
+                     0);
+    json_t *e = tc_wait_type(t, "error", 4000);
+    ck_assert_msg(e != NULL, "a request hung on a frozen Redis");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "unavailable");
+    json_decref(e);
+    kill(cl.redis.pid, SIGCONT);
+    ck_assert_int_ge(healthz_becomes(0, 200, "ok", 8000), 0);
+
+    /* CLIENT PAUSE: connected, but nothing moves. */
+    const char *pause[] = {"redis-cli", "-p", NULL, "CLIENT", "PAUSE", "5000", NULL};
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cl.redis.port);
+    pause[2] = port;
+    ck_assert_int_eq(h_run_capture(pause, NULL, NULL, 5000), 0);
+    took = healthz_becomes(0, 503, "stalled", 4000);
+    ck_assert_msg(took >= 0 && took <= 3500, "healthz did not flip under CLIENT PAUSE (%d ms)",
+                  took);
+    ck_assert_int_ge(healthz_becomes(0, 200, "ok", 10000), 0);
+    tc_free(t);
+}
+END_TEST
+
 TCase *limits_tcase(void)
 {
     TCase *tc = tcase_create("limits");
@@ -354,5 +418,6 @@ TCase *limits_tcase(void)
     tcase_add_test(tc, test_nickname_taken_while_offline_4009);
     tcase_add_test(tc, test_history_pages_and_rooms_paging);
     tcase_add_test(tc, test_teardown_with_redis_frozen);
+    tcase_add_test(tc, test_delivery_probe_and_redis_timeout);
     return tc;
 }
