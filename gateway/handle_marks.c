@@ -129,8 +129,9 @@ void gw_handle_read(struct gw_session *s, struct chat_request *req)
     struct gw_ctx *ctx = gw_session_ctx(s);
     const char *me = gw_session_who(s)->id;
     struct conv c;
-    char key[GW_KEY_MAX], head[GW_KEY_MAX], seq[24], ttl[16];
-    if (!conv_init(&c, op) || !gw_key_user(key, sizeof(key), ctx->cfg->prefix, me, "read")) {
+    char key[GW_KEY_MAX], channel[GW_KEY_MAX], head[GW_KEY_MAX], seq[24], ttl[16];
+    if (!conv_init(&c, op) || !gw_key_user(key, sizeof(key), ctx->cfg->prefix, me, "read") ||
+        !gw_key_user(channel, sizeof(channel), ctx->cfg->prefix, me, NULL)) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
         return;
     }
@@ -138,7 +139,7 @@ void gw_handle_read(struct gw_session *s, struct chat_request *req)
     event_head(head, sizeof(head), "read", &op->req, op->req.with, -1);
     snprintf(seq, sizeof(seq), "%lld", (long long)op->req.seq);
     snprintf(ttl, sizeof(ttl), "%d", GW_USER_TTL_SEC);
-    const char *argv[] = {key, c.seq, c.field, seq, ttl, c.channel[0], head};
+    const char *argv[] = {key, c.seq, c.field, seq, ttl, channel, head};
     gw_store_eval(ctx->store, "read_mark", 2, 7, argv, NULL, on_read, op);
 }
 
@@ -200,7 +201,7 @@ void gw_handle_edit(struct gw_session *s, struct chat_request *req)
     char seq[24], cps[24], head[2][GW_KEY_MAX];
     snprintf(seq, sizeof(seq), "%lld", (long long)rq->seq);
     snprintf(cps, sizeof(cps), "%ld", edit ? chat_utf8_count(rq->body, rq->body_len) : 0L);
-    const char *argv[10] = {c.hist, c.reactions, edit ? "edit" : "delete", seq, who->id,
+    const char *argv[8 + 2 * 2] = {c.hist, c.reactions, edit ? "edit" : "delete", seq, who->id,
                             who->admin ? "1" : "0", edit ? body : "", cps};
     int argc = 8;
     for (int i = 0; i < c.nchannels; i++) {
@@ -266,7 +267,7 @@ void gw_handle_react(struct gw_session *s, struct chat_request *req)
     snprintf(seq, sizeof(seq), "%lld", (long long)rq->seq);
     snprintf(kinds, sizeof(kinds), "%d", GW_REACTION_KINDS_MAX);
     snprintf(total, sizeof(total), "%d", GW_REACTIONS_MAX);
-    const char *argv[12] = {c.hist, c.reactions, seq,   gw_session_who(s)->id,
+    const char *argv[8 + 2 * 2] = {c.hist, c.reactions, seq,   gw_session_who(s)->id,
                             rq->emoji, emoji,    kinds, total};
     int argc = 8;
     for (int i = 0; i < c.nchannels; i++) {

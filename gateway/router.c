@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
@@ -37,12 +38,31 @@ struct gw_router *gw_router_new(struct gw_ctx *ctx, const struct gw_router_ops *
     return r;
 }
 
+static void room_destroy(struct room *room);
+
+static void free_room_entry(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    room_destroy(value);
+}
+
+static void free_user_entry(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    gw_router_user_free(value);
+}
+
 void gw_router_free(struct gw_router *r)
 {
     if (!r)
         return;
-    /* Clients detach themselves before the router goes; what is left here
-     * are empty tables. */
+    /* Clients detach themselves before the router goes; what can be left
+     * are rooms still repairing (a read failed at shutdown and waits to be
+     * retried) and users whose repair never came back. */
+    gw_dict_each(r->rooms, free_room_entry, NULL);
+    gw_dict_each(r->users, free_user_entry, NULL);
     gw_dict_free(r->rooms);
     gw_dict_free(r->users);
     free(r);
@@ -168,13 +188,20 @@ static void backlog_push(struct room *room, int64_t seq, const char *data, size_
     room->backlog_len++;
 }
 
+static void room_destroy(struct room *room)
+{
+    if (room->retry)
+        event_free(room->retry);
+    backlog_clear(room);
+    free(room);
+}
+
 static void room_maybe_free(struct gw_router *r, struct room *room)
 {
     if (room->nmembers > 0 || room->repairing || room->pending_joins > 0)
         return;
     gw_dict_del(r->rooms, room->channel);
-    backlog_clear(room);
-    free(room);
+    room_destroy(room);
 }
 
 static struct room *room_get(struct gw_router *r, const char *name, bool create)
@@ -333,11 +360,72 @@ bool gw_router_leave(struct gw_router *r, struct gw_member *m)
 
 static void start_repair(struct gw_router *r, struct room *room);
 
+static void start_repair(struct gw_router *r, struct room *room);
+static void room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
+                       size_t skip_len);
+
+static void on_repair_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct room *room = arg;
+    struct gw_router *r = room->router;
+    room->repairing = false;
+    if (room->nmembers == 0) {
+        /* Nobody left to repair for. */
+        if (room->pending_joins == 0)
+            backlog_clear(room);
+        room_maybe_free(r, room);
+        return;
+    }
+    start_repair(r, room);
+}
+
+/* The history read failed (Redis down, or it timed out): the held live
+ * traffic stays held and the read is tried again, backing off up to 5 s,
+ * rather than moving past a gap nobody filled. */
+static bool repair_retry_later(struct gw_router *r, struct room *room)
+{
+    if (!room->retry)
+        room->retry = evtimer_new(r->ctx->base, on_repair_retry, room);
+    if (!room->retry)
+        return false;
+    room->retry_ms = room->retry_ms ? room->retry_ms * 2 : 100;
+    if (room->retry_ms > 5000)
+        room->retry_ms = 5000;
+    gw_metrics_add(r->ctx->metrics, GW_M_REPAIR_RETRIES, 1);
+    chat_log(CHAT_LOG_WARN, "gap_repair_retry room=%s in_ms=%d", room->name, room->retry_ms);
+    struct timeval tv = {room->retry_ms / 1000, (room->retry_ms % 1000) * 1000};
+    evtimer_add(room->retry, &tv);
+    return true;
+}
+
+/* Messages between live_seq and the oldest one history still holds were
+ * trimmed: no repair can deliver them, so the room's members are told to
+ * resync (PROTOCOL.md `resync`: join again with `since`, or page history). */
+static void room_resync(struct gw_router *r, struct room *room)
+{
+    char ev[128];
+    int n = snprintf(ev, sizeof(ev), "{\"type\":\"resync\",\"room\":\"%s\"}", room->name);
+    if (n < 0 || (size_t)n >= sizeof(ev))
+        return;
+    chat_log(CHAT_LOG_WARN, "resync room=%s after_seq=%lld", room->name,
+             (long long)room->live_seq);
+    gw_metrics_add(r->ctx->metrics, GW_M_RESYNCS, 1);
+    room_event(room, ev, (size_t)n, NULL, 0);
+}
+
 static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
     struct room *room = arg;
     struct gw_router *r = room->router;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
+        if (room->nmembers > 0 && repair_retry_later(r, room))
+            return;
+    } else {
+        room->retry_ms = 0;
+    }
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
         const redisReply *cur = reply->element[0];
         int64_t current = cur->type == REDIS_REPLY_INTEGER ? cur->integer : 0;
@@ -354,6 +442,11 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
             if (m->last_seq > current)
                 m->last_seq = 0;
         }
+        int64_t oldest = reply->elements > 1 && reply->element[1]->type == REDIS_REPLY_STRING
+                             ? gw_router_message_seq(reply->element[1]->str, reply->element[1]->len)
+                             : current + 1;
+        if (room->synced && oldest > room->live_seq + 1 && current > room->live_seq)
+            room_resync(r, room);
         for (size_t i = 1; i < reply->elements; i++) {
             redisReply *e = reply->element[i];
             if (e->type != REDIS_REPLY_STRING)

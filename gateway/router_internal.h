@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+struct event;
+
 #include "keys.h"
 #include "router.h"
 #include "token.h"
@@ -48,6 +50,8 @@ struct room {
     int pending_joins;
     bool repairing;
     bool repair_again; /* resubscribed while repairing: the repair may have read too early */
+    struct event *retry; /* a failed repair read is tried again after retry_ms */
+    int retry_ms;
     int64_t live_seq; /* highest seq seen on the live stream, repaired, or snapshotted */
     bool synced;      /* live_seq is a real baseline (a join snapshot or live traffic) */
     struct backlog backlog;

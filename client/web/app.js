@@ -461,6 +461,17 @@ class ChatApp {
                 this.render_sidebar();
             }
             break;
+        case 'resync':
+            /* Messages may have been missed where the gateway could not repair
+             * the gap from history: join again with `since` (a room) or
+             * fetch the newest page (a conversation). */
+            if (typeof m.room === 'string' && ROOM_RE.test(m.room)) {
+                this.join(m.room);
+            } else if (typeof m.with === 'string') {
+                const c = this.convs.get('dm:' + m.with);
+                if (c) this.fetch_latest(c);
+            }
+            break;
         case 'room_created':
             if (typeof m.room === 'string' && ROOM_RE.test(m.room)) {
                 const prev = this.rooms.get(m.room);

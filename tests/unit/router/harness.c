@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <check.h>
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 
 #include "dict.h"
@@ -42,6 +43,9 @@ void h_init(struct harness *h)
     h->cfg.node_id = h->node_id;
     h->cfg.history = 200;
     h->ctx.cfg = &h->cfg;
+    h->base = event_base_new();
+    ck_assert_ptr_nonnull(h->base);
+    h->ctx.base = h->base;
     h->ctx.metrics = gw_metrics_new();
     ck_assert_ptr_nonnull(h->ctx.metrics);
     h->bus = fake_bus_new();
@@ -54,6 +58,13 @@ void h_init(struct harness *h)
     ck_assert_ptr_nonnull(h->router);
     h->ctx.router = h->router;
     fake_bus_set_router(h->bus, h->router);
+}
+
+void h_run_timers(struct harness *h, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(h->base, &tv);
+    event_base_dispatch(h->base);
 }
 
 void h_log_clear(struct harness *h)
@@ -81,6 +92,7 @@ void h_fini(struct harness *h)
     gw_store_free(h->ctx.store);
     fake_bus_free(h->bus);
     gw_metrics_free(h->ctx.metrics);
+    event_base_free(h->base);
     h_log_clear(h);
     for (size_t i = 0; i < h->nclients; i++)
         chat_identity_deinit(&h->clients[i].who);

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event_base;
+
 #include "config.h"
 #include "fake_bus.h"
 #include "gateway.h"
@@ -44,6 +46,7 @@ struct h_join {
 };
 
 struct harness {
+    struct event_base *base; /* for the router's retry timers: h_run_timers */
     char prefix[16];
     char node_id[16];
     struct chat_config cfg;
@@ -58,6 +61,8 @@ struct harness {
 };
 
 void h_init(struct harness *h);
+/* Runs the event loop for ms milliseconds (the router's timers fire). */
+void h_run_timers(struct harness *h, int ms);
 /* Detaches every client still attached, fails every pending command, then
  * asserts no channel keeps a reference, and frees everything. */
 void h_fini(struct harness *h);

@@ -303,10 +303,10 @@ START_TEST(test_resubscribe_repairs)
 }
 END_TEST
 
-/* Current behaviour, to be changed (issue tracker): when the repair's read
- * fails (reply NULL: Redis down), the held messages are delivered anyway and
- * the gap is skipped for good. */
-START_TEST(test_repair_failure_flushes_backlog_skipping_gap_today)
+/* When the repair's read fails (reply NULL: Redis down or timed out), the
+ * held messages stay held and the read is tried again after a backoff: the
+ * gap is filled, never skipped. */
+START_TEST(test_repair_failure_retries)
 {
     struct harness h;
     h_init(&h);
@@ -318,19 +318,23 @@ START_TEST(test_repair_failure_flushes_backlog_skipping_gap_today)
     struct fake_cmd *repair = room_repair(&h);
     h_publish_room_msg(&h, ROOM, 6);
     fake_bus_answer(h.bus, repair, NULL);
-    h_assert_seqs(&h, a, "1,2,5,6"); /* 3 and 4 never come */
-    ck_assert(!room_of(&h, ROOM)->repairing);
-    ck_assert_int_eq(room_of(&h, ROOM)->live_seq, 6);
-    ck_assert_uint_eq(fake_bus_pending(h.bus), 0); /* no retry */
-    h_publish_room_msg(&h, ROOM, 7);
-    h_assert_seqs(&h, a, "1,2,5,6,7");
+    h_assert_seqs(&h, a, "1,2"); /* 5 and 6 wait for 3 and 4 */
+    ck_assert(room_of(&h, ROOM)->repairing);
     ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_run_timers(&h, 150);
+    repair = room_repair(&h);
+    ck_assert_ptr_nonnull(repair); /* tried again */
+    fake_bus_answer(h.bus, repair, h_room_history(ROOM, 6, 1, 6));
+    h_assert_seqs(&h, a, "1,2,3,4,5,6");
+    ck_assert(!room_of(&h, ROOM)->repairing);
+    h_publish_room_msg(&h, ROOM, 7);
+    h_assert_seqs(&h, a, "1,2,3,4,5,6,7");
     h_fini(&h);
 }
 END_TEST
 
-/* The same with a script error reply (REDIS_REPLY_ERROR): treated as a failure. */
-START_TEST(test_repair_error_reply_flushes_backlog_today)
+/* The same with a script error reply (REDIS_REPLY_ERROR), failing twice. */
+START_TEST(test_repair_error_reply_retries)
 {
     struct harness h;
     h_init(&h);
@@ -338,8 +342,33 @@ START_TEST(test_repair_error_reply_flushes_backlog_today)
     h_join_full(&h, a, ROOM, 2);
     h_publish_room_msg(&h, ROOM, 4);
     fake_bus_answer(h.bus, room_repair(&h), fake_reply_error("ERR something"));
-    h_assert_seqs(&h, a, "4");
-    ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_run_timers(&h, 150);
+    fake_bus_answer(h.bus, room_repair(&h), fake_reply_error("ERR again"));
+    h_assert_seqs(&h, a, "");
+    h_run_timers(&h, 300);
+    fake_bus_answer(h.bus, room_repair(&h), h_room_history(ROOM, 4, 1, 4));
+    h_assert_seqs(&h, a, "3,4");
+    h_fini(&h);
+}
+END_TEST
+
+/* A gap history cannot fill (trimmed past it): the members get `resync`,
+ * then what history still holds, once. */
+START_TEST(test_gap_beyond_history_sends_resync)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a = h_attach(&h, "alice");
+    h_join_full(&h, a, ROOM, 2);
+    h_publish_room_msg(&h, ROOM, 9);
+    fake_bus_answer(h.bus, room_repair(&h), h_room_history(ROOM, 9, 6, 9));
+    bool resync = false;
+    for (size_t i = 0; i < h.nlog; i++)
+        if (strstr(h.log[i].payload, "\"type\":\"resync\"") &&
+            strstr(h.log[i].payload, "\"room\":\"" ROOM "\""))
+            resync = true;
+    ck_assert_msg(resync, "no resync for a gap beyond history");
+    h_assert_seqs(&h, a, "-,6,7,8,9"); /* "-": the resync, before the messages */
     h_fini(&h);
 }
 END_TEST
@@ -529,8 +558,9 @@ TCase *room_tcase(void)
     tcase_add_test(tc, test_gap_repair);
     tcase_add_test(tc, test_gap_repair_whole_history);
     tcase_add_test(tc, test_resubscribe_repairs);
-    tcase_add_test(tc, test_repair_failure_flushes_backlog_skipping_gap_today);
-    tcase_add_test(tc, test_repair_error_reply_flushes_backlog_today);
+    tcase_add_test(tc, test_repair_failure_retries);
+    tcase_add_test(tc, test_repair_error_reply_retries);
+    tcase_add_test(tc, test_gap_beyond_history_sends_resync);
     tcase_add_test(tc, test_repair_noscript_retried_with_eval);
     tcase_add_test(tc, test_seq_reset_after_redis_lost_data);
     tcase_add_test(tc, test_dedup_repeated_live);
