@@ -263,9 +263,11 @@ bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char
     struct room *room = room_get(r, room_name, false);
     if (!room)
         return false;
+    /* Only joined members count: a pending one may still fail, and two tabs
+     * joining at once would each see the other and neither announce. */
     struct gw_member *m;
     LIST_FOREACH(m, &room->members, in_room)
-    if (m != except && strcmp(m->client->who->id, user_id) == 0)
+    if (m != except && m->state == MEMBER_JOINED && strcmp(m->client->who->id, user_id) == 0)
         return true;
     return false;
 }

@@ -76,8 +76,8 @@ struct gw_member *gw_router_any_member(const struct gw_client *c);
 struct gw_member *gw_member_next(const struct gw_member *m);
 bool gw_member_joined(const struct gw_member *m);
 const char *gw_member_room(const struct gw_member *m);
-/* True when the user has another joined or joining member in the room on
- * this node. */
+/* True when the user has another joined member in the room on this node
+ * (pending ones do not count). */
 bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char *room,
                             const struct gw_member *except);
 

@@ -150,9 +150,38 @@ START_TEST(test_user_resubscribe_during_repair_reads_again)
 }
 END_TEST
 
+/* Two tabs of one user join one room at once: the first to finish sees no
+ * other joined member (so its join is announced), the second sees the first
+ * (so it is not announced twice); a pending member never counts. */
+START_TEST(test_two_tabs_join_at_once_presence_once)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a1 = h_attach(&h, "alice");
+    struct h_client *a2 = h_attach(&h, "alice");
+    struct h_join j1, j2;
+    h_join(&h, a1, "general", &j1);
+    h_join(&h, a2, "general", &j2);
+    fake_bus_confirm(h.bus, room_ch(&h));
+    ck_assert_ptr_nonnull(j1.member);
+    ck_assert_ptr_nonnull(j2.member);
+    /* Both pending: neither counts for the other. */
+    ck_assert(!gw_router_user_in_room(h.router, "alice", "general", j1.member));
+    gw_router_join_done(h.router, j1.member, 0);
+    ck_assert(!gw_router_user_in_room(h.router, "alice", "general", j1.member));
+    gw_router_join_done(h.router, j2.member, 0);
+    ck_assert(gw_router_user_in_room(h.router, "alice", "general", j2.member));
+    /* The first tab leaves: not the last one; the second leaves: the last. */
+    ck_assert(!gw_router_leave(h.router, j1.member));
+    ck_assert(gw_router_leave(h.router, j2.member));
+    h_fini(&h);
+}
+END_TEST
+
 TCase *recovery_tcase(void)
 {
     TCase *tc = tcase_create("recovery");
+    tcase_add_test(tc, test_two_tabs_join_at_once_presence_once);
     tcase_add_test(tc, test_seq_reset_replays_new_epoch);
     tcase_add_test(tc, test_resubscribe_during_repair_reads_again);
     tcase_add_test(tc, test_user_resubscribe_during_repair_reads_again);
