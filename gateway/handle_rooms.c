@@ -123,7 +123,7 @@ static void on_join_topic(struct gw_bus *bus, struct redisReply *reply, void *ar
         gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
         return;
     }
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    now[0] = '\0'; /* who is online, on Redis' clock */
     const char *argv[] = {key, now, up, "}"};
     gw_store_eval(gw_session_ctx(j->op.s)->store, "users", 1, 4, argv, NULL, on_join_members, j);
 }

@@ -59,7 +59,7 @@ void gw_handle_users(struct gw_session *s, struct chat_request *req)
         gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
         return;
     }
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    now[0] = '\0'; /* who is online, on Redis' clock */
     const char *argv[] = {key, now, up, "}"};
     gw_store_eval(ctx->store, "users", 1, 4, argv, NULL, on_users, op);
 }

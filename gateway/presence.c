@@ -25,11 +25,16 @@ struct gw_presence {
 
 /* Entries live for 2/3 of --presence-ttl and are refreshed six times per ttl,
  * so a live node misses several refreshes before its users look gone, and a
- * dead node's users are reaped within the ttl. */
-static int64_t expiry_ms(const struct gw_presence *p)
+ * dead node's users are reaped within the ttl.  Scores are on Redis' clock
+ * (the scripts read TIME: "now" is passed as ""), so a node whose clock is
+ * off neither expires others' entries early nor keeps its own too long. */
+static int64_t lifetime_ms(const struct gw_presence *p)
 {
-    return gw_now_ms() + p->ttl_ms * 2 / 3;
+    return p->ttl_ms * 2 / 3;
 }
+
+/* presence_reap.lua removes at most this many per call. */
+#define GW_REAP_BATCH 2000
 
 static void on_done(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
@@ -37,6 +42,17 @@ static void on_done(struct gw_bus *bus, struct redisReply *reply, void *arg)
     (void)reply;
     struct gw_presence *p = arg;
     p->in_flight--;
+}
+
+/* A full batch means more may be expired: reap again at once (the timer's
+ * next turn), until a call comes back short. */
+static void on_reaped(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct gw_presence *p = arg;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= GW_REAP_BATCH &&
+        p->reap_timer)
+        event_active(p->reap_timer, EV_TIMEOUT, 0);
+    on_done(bus, reply, arg);
 }
 
 static bool online_keys(struct gw_presence *p, const char *uid, char *set, char *holder,
@@ -68,12 +84,12 @@ static const char *popular_key(struct gw_presence *p, const char *room, char *bu
 static void add(struct gw_presence *p, const char *room, const char *set, const char *holder,
                 const char *uid, const char *channel, const char *event)
 {
-    char exp[32], now[32], pop_buf[GW_KEY_MAX];
+    char exp[32], pop_buf[GW_KEY_MAX];
     const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
     if (!pop)
         return;
-    snprintf(exp, sizeof(exp), "%lld", (long long)expiry_ms(p));
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    snprintf(exp, sizeof(exp), "%lld", (long long)lifetime_ms(p));
+    const char *now = ""; /* Redis' TIME, and exp is a lifetime */
     const char *argv[] = {set, holder, uid,   p->ctx->cfg->node_id, exp, now, channel,
                           event, pop, room ? room : ""};
     p->in_flight++;
@@ -83,11 +99,11 @@ static void add(struct gw_presence *p, const char *room, const char *set, const 
 static void del(struct gw_presence *p, const char *room, const char *set, const char *holder,
                 const char *uid, const char *channel, const char *event)
 {
-    char now[32], pop_buf[GW_KEY_MAX];
+    char pop_buf[GW_KEY_MAX];
     const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
     if (!pop)
         return;
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *now = ""; /* Redis' TIME */
     const char *argv[] = {set, holder, uid, p->ctx->cfg->node_id, now, channel, event,
                           pop, room ? room : ""};
     p->in_flight++;
@@ -222,15 +238,15 @@ static void reap(struct gw_presence *p, const char *room, const char *set,
                  const char *holder_prefix, const char *holder_suffix, const char *channel,
                  const char *head, const char *tail)
 {
-    char now[32], user_prefix[GW_KEY_MAX], user_suffix[8] = "}", pop_buf[GW_KEY_MAX];
+    char user_prefix[GW_KEY_MAX], user_suffix[8] = "}", pop_buf[GW_KEY_MAX];
     const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    const char *now = ""; /* Redis' TIME */
     if (!pop || !gw_key_user_head(user_prefix, sizeof(user_prefix), p->ctx->cfg->prefix))
         return;
     const char *argv[] = {set,  now,  holder_prefix, holder_suffix, channel, head,
                           tail, user_prefix, user_suffix, pop, room ? room : ""};
     p->in_flight++;
-    gw_store_eval(p->ctx->store, "presence_reap", 1, 11, argv, NULL, on_done, p);
+    gw_store_eval(p->ctx->store, "presence_reap", 1, 11, argv, NULL, on_reaped, p);
 }
 
 static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *arg)

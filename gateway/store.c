@@ -90,7 +90,7 @@ void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *
             cb(st->ctx->bus, NULL, arg);
         return;
     }
-    snprintf(now, sizeof(now), "%lld", (long long)gw_now_ms());
+    now[0] = '\0'; /* Redis' TIME decides who is online */
     snprintf(ttl, sizeof(ttl), "%d", GW_NICK_TTL_SEC);
     const char *argv[] = {nick_key, online_key, uid, now, ttl};
     gw_store_eval(st, "nick_claim", 2, 5, argv, NULL, cb, arg);
@@ -275,7 +275,8 @@ static bool rooms_head(struct gw_store *st, char keys[3][GW_KEY_MAX], char *now,
         !gw_key_rooms_popular(keys[2], GW_KEY_MAX, prefix) ||
         !gw_key_room_head(head, GW_KEY_MAX, prefix))
         return false;
-    snprintf(now, nowlen, "%lld", (long long)gw_now_ms());
+    (void)nowlen;
+    now[0] = '\0'; /* live member counts on Redis' clock */
     argv[0] = keys[0];
     argv[1] = keys[1];
     argv[2] = keys[2];

@@ -2,19 +2,34 @@
 -- KEYS[1] presence zset (member: user id, score: expiry ms),
 -- KEYS[2] holder zset of that user (member: node id, score: expiry ms).
 -- ARGV[1] user id, ARGV[2] node id, ARGV[3] expiry ms, ARGV[4] now ms, ARGV[5] channel
+-- (ARGV[4] "": now is Redis' TIME and ARGV[3] the entry's lifetime in ms, so every
+-- node's entries are scored on one clock whatever the nodes' clocks say)
 -- ("" publishes nothing), ARGV[6] event JSON, ARGV[7] popularity zset ("" for none: online
 -- presence) and ARGV[8] room name: a user who appears adds one to the room's score.
 -- Returns 1 when the user was absent (the event was published), 0 otherwise. Calling it
 -- again refreshes the expiries; an entry that expired but was not reaped yet still counts
 -- as present, so a refresh never sends a second join.
+local function redis_now()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local expiry = #ARGV[3] <= 15 and ARGV[3]:match('^%d+$') and tonumber(ARGV[3])
-local now = #ARGV[4] <= 15 and ARGV[4]:match('^%d+$') and tonumber(ARGV[4])
+local now
+if ARGV[4] == '' then
+    now = redis_now()
+    if expiry then
+        expiry = now + expiry
+    end
+else
+    now = #ARGV[4] <= 15 and ARGV[4]:match('^%d+$') and tonumber(ARGV[4])
+end
 if not expiry or not now then
     return redis.error_reply('ERR presence_add: expiry and now must be integers')
 end
+local exp_s, now_s = string.format('%d', expiry), string.format('%d', now)
 
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now_s)
+redis.call('ZADD', KEYS[2], exp_s, ARGV[2])
 -- The holder key outlives its last refresh by a minute, so a dead node's keys go away.
 local ttl = expiry - now
 if ttl < 0 then
@@ -23,10 +38,10 @@ end
 redis.call('PEXPIRE', KEYS[2], string.format('%d', ttl + 60000))
 
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-    redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[1])
+    redis.call('ZADD', KEYS[1], 'GT', exp_s, ARGV[1])
     return 0
 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], exp_s, ARGV[1])
 if ARGV[7] and ARGV[7] ~= '' then
     redis.call('ZINCRBY', ARGV[7], 1, ARGV[8])
 end

@@ -1,4 +1,5 @@
--- presence_reap.lua: remove users whose presence entry expired, at most 1000 per call.
+-- presence_reap.lua: remove users whose presence entry expired, at most 2000 per call
+-- (the caller calls again while a call returns 2000: it goes on until none is left).
 -- KEYS[1] presence zset (member: user id, score: expiry ms).
 -- ARGV[1] now ms, ARGV[2] + uid + ARGV[3] holder zset key, ARGV[4] channel ("" publishes
 -- nothing), ARGV[5] event head, ARGV[6] event tail (event = head .. user JSON .. tail),
@@ -9,15 +10,23 @@
 -- The user JSON is {"id","name","avatar"} in that order: each value goes through
 -- cjson.encode for escaping, the object is concatenated so the key order is fixed.
 -- A missing name falls back to the user id, a missing or empty avatar is null.
-if not (#ARGV[1] <= 15 and ARGV[1]:match('^%d+$')) then
+local function redis_now()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- ARGV[1] "": now is Redis' TIME (one clock for every node).
+local now_s = ARGV[1]
+if now_s == '' then
+    now_s = string.format('%d', redis_now())
+elseif not (#now_s <= 15 and now_s:match('^%d+$')) then
     return redis.error_reply('ERR presence_reap: now must be an integer')
 end
 
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', '0', '1000')
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now_s, 'LIMIT', '0', '2000')
 local reaped = {}
 for _, uid in ipairs(expired) do
     local holder = ARGV[2] .. uid .. ARGV[3]
-    redis.call('ZREMRANGEBYSCORE', holder, '-inf', '(' .. ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', holder, '-inf', '(' .. now_s)
     local live = redis.call('ZRANGE', holder, '-1', '-1', 'WITHSCORES')
     if live[2] then
         -- Another node still refreshes this user: adopt its expiry instead.

@@ -5,12 +5,20 @@
 -- who leaves takes one off the room's score.
 -- Returns 1 when this was the user's last live holder (the event was published), 0 when
 -- another node still holds the user or the user was not present.
-if not (#ARGV[3] <= 15 and ARGV[3]:match('^%d+$')) then
+local function redis_now()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- ARGV[3] "": now is Redis' TIME (one clock for every node).
+local now_s = ARGV[3]
+if now_s == '' then
+    now_s = string.format('%d', redis_now())
+elseif not (#now_s <= 15 and now_s:match('^%d+$')) then
     return redis.error_reply('ERR presence_remove: now must be an integer')
 end
 
 redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now_s)
 if redis.call('ZCARD', KEYS[2]) ~= 0 then
     return 0
 end

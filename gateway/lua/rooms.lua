@@ -2,7 +2,7 @@
 -- KEYS[1] rooms hash (name -> meta JSON), KEYS[2] names zset (every room, score 0:
 -- ordered by name, byte order), KEYS[3] popularity zset (room -> users present,
 -- kept by the presence scripts).
--- ARGV[1] now ms, ARGV[2] + room + ARGV[3] members zset (score: expiry ms),
+-- ARGV[1] now ms ("": Redis' TIME), ARGV[2] + room + ARGV[3] members zset (score: expiry ms),
 -- ARGV[4] mode, ARGV[5] limit (1-1000), then:
 --   "page":    ARGV[6] name prefix ("" for all), ARGV[7] list names after this one ("": from
 --              the start): rooms by name;
@@ -11,7 +11,14 @@
 -- Returns {more, name1, meta1, count1, name2, ...}: more is 1 when rooms were left out.
 -- Reads at most limit + 1 rooms, whatever the total; the names index is rebuilt from the
 -- hash when their sizes differ (rooms created before the index existed).
-if not (#ARGV[1] <= 15 and ARGV[1]:match('^%d+$')) then
+local function redis_now()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local now_s = ARGV[1]
+if now_s == '' then
+    now_s = string.format('%d', redis_now())
+elseif not (#now_s <= 15 and now_s:match('^%d+$')) then
     return redis.error_reply('ERR rooms: now must be an integer')
 end
 local limit = tonumber(ARGV[5] or '')
@@ -42,7 +49,7 @@ local function add(name)
     end
     out[#out + 1] = name
     out[#out + 1] = meta
-    out[#out + 1] = redis.call('ZCOUNT', ARGV[2] .. name .. ARGV[3], ARGV[1], '+inf')
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[2] .. name .. ARGV[3], now_s, '+inf')
     listed = listed + 1
 end
 

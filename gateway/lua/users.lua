@@ -1,12 +1,19 @@
 -- users.lua: every online user, cluster-wide, at most 10000.
--- KEYS[1] online zset (score: expiry ms). ARGV[1] now ms, ARGV[2] + uid + ARGV[3] user hash.
+-- KEYS[1] online zset (score: expiry ms). ARGV[1] now ms ("": Redis' TIME), ARGV[2] + uid + ARGV[3] user hash.
 -- Returns a flat array {id1, name1, avatar1, id2, ...}, in expiry order; a missing name is
 -- the user id, a missing avatar "".
-if not (#ARGV[1] <= 15 and ARGV[1]:match('^%d+$')) then
+local function redis_now()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local now_s = ARGV[1]
+if now_s == '' then
+    now_s = string.format('%d', redis_now())
+elseif not (#now_s <= 15 and now_s:match('^%d+$')) then
     return redis.error_reply('ERR users: now must be an integer')
 end
 
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', '0', '10000')
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], now_s, '+inf', 'LIMIT', '0', '10000')
 local out = {}
 for _, uid in ipairs(ids) do
     local fields = redis.call('HMGET', ARGV[2] .. uid .. ARGV[3], 'name', 'avatar')

@@ -405,6 +405,55 @@ START_TEST(test_delivery_probe_and_redis_timeout)
 }
 END_TEST
 
+/* Runs a redis-cli command against the test Redis; its stdout (malloc'd). */
+static char *redis_cli(const char *const *args, size_t nargs)
+{
+    const char *argv[16];
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cl.redis.port);
+    size_t n = 0;
+    argv[n++] = "redis-cli";
+    argv[n++] = "-p";
+    argv[n++] = port;
+    for (size_t i = 0; i < nargs && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    char *out = NULL;
+    ck_assert_int_eq(h_run_capture(argv, &out, NULL, 10000), 0);
+    return out;
+}
+
+/* 20,000 online entries of a node that died (scores long past, no holder
+ * left): one surviving gateway reaps every one and announces them within
+ * 30 s, although one reap call takes at most 2,000. */
+START_TEST(test_reaper_empties_a_dead_node)
+{
+    const char *args[] = {"--presence-ttl", "3", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    struct tc *t = connect_as(0, "survivor", NULL);
+    const char *fill[] = {"EVAL",
+                          "for i = 1, 20000 do redis.call('ZADD', KEYS[1], 1000, 'dead' .. i) end "
+                          "return redis.call('ZCARD', KEYS[1])",
+                          "1", "chat:online"};
+    free(redis_cli(fill, 4));
+    const char *card[] = {"ZCARD", "chat:online"};
+    long left = -1;
+    for (int waited = 0; waited < 30000; waited += 500) {
+        char *out = redis_cli(card, 2);
+        left = atol(out);
+        free(out);
+        if (left <= 1) /* the survivor itself */
+            break;
+        h_loop_for(cl.base, 500);
+    }
+    ck_assert_msg(left <= 1, "%ld entries left after 30 s", left);
+    json_t *off = tc_wait_type(t, "offline", H_TIMEOUT_MS);
+    ck_assert_msg(off != NULL, "no offline announced");
+    json_decref(off);
+    tc_free(t);
+}
+END_TEST
+
 TCase *limits_tcase(void)
 {
     TCase *tc = tcase_create("limits");
@@ -419,5 +468,6 @@ TCase *limits_tcase(void)
     tcase_add_test(tc, test_history_pages_and_rooms_paging);
     tcase_add_test(tc, test_teardown_with_redis_frozen);
     tcase_add_test(tc, test_delivery_probe_and_redis_timeout);
+    tcase_add_test(tc, test_reaper_empties_a_dead_node);
     return tc;
 }
