@@ -113,6 +113,8 @@ static const struct opt opts[] = {
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
     {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,
      "on SIGTERM/SIGINT, seconds of /healthz 503 before sockets close (load balancer), 0-60"},
+    {"metrics-bind", "CHAT_METRICS_BIND", "ADDR:PORT", OPT_STRING, OFF(metrics_bind), 0, 0, NULL,
+     "off", "serve /metrics (and /healthz) on this address only, not on --port (IPv6 in [ ])"},
     {"redis-timeout", "CHAT_REDIS_TIMEOUT", "SEC", OPT_INT, OFF(redis_timeout), 1, 60, "2", NULL,
      "a Redis command or connect not answered this long marks Redis down (requests get "
      "unavailable, /healthz 503), 1-60"},

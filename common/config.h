@@ -65,6 +65,7 @@ struct chat_config {
     int drain_grace;               /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
                                       this long before sockets close, so the load balancer
                                       takes the node out of rotation first */
+    char *metrics_bind;            /* --metrics-bind, CHAT_METRICS_BIND, NULL: /metrics on --port */
     int redis_timeout;             /* --redis-timeout, CHAT_REDIS_TIMEOUT, 2 s, 1..60 */
     int header_timeout;            /* --header-timeout, CHAT_HEADER_TIMEOUT, 10 s: 408 after */
     int max_connections;           /* --max-connections, CHAT_MAX_CONNECTIONS, 0: from the

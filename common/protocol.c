@@ -796,3 +796,11 @@ int chat_hexval(char c)
         return c - 'A' + 10;
     return -1;
 }
+
+const char *chat_request_type_name(enum chat_req_type type)
+{
+    for (size_t i = 0; i < sizeof(req_types) / sizeof(req_types[0]); i++)
+        if (req_types[i].type == type)
+            return req_types[i].name;
+    return "unknown";
+}

@@ -145,4 +145,7 @@ bool chat_valid_image_url(const char *s, size_t len); /* data:image/(png|jpeg|gi
  * a short buffer. */
 int chat_nick_fold(const char *nick, char *out, size_t outlen);
 
+/* The wire name of a request type ("join", "message" ...): a static string. */
+const char *chat_request_type_name(enum chat_req_type type);
+
 #endif

@@ -705,6 +705,11 @@ static void tick_one(struct gw_conn *c, void *arg)
 void gw_conns_tick(struct gw_conns *set, int64_t now_mono_ms)
 {
     conns_each(set, tick_one, &now_mono_ms);
+    int64_t unsent = 0;
+    struct gw_conn *c;
+    LIST_FOREACH(c, &set->conns, link)
+    unsent += (int64_t)evbuffer_get_length(bufferevent_get_output(c->bev));
+    gw_metrics_gauge_set(set->ctx->metrics, GW_G_UNSENT_BYTES, unsent);
 }
 
 static void drain_one(struct gw_conn *c, void *arg)

@@ -472,7 +472,7 @@ void gw_http_dispatch(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_htt
         route_ws(ctx, c, req, true);
     else if (strcmp(p, "/healthz") == 0)
         route_healthz(ctx, c, req);
-    else if (strcmp(p, "/metrics") == 0)
+    else if (strcmp(p, "/metrics") == 0 && !ctx->cfg->metrics_bind)
         route_metrics(ctx, c, req);
     else if (strcmp(p, "/api/login") == 0)
         route_login(ctx, c, req);
@@ -484,4 +484,15 @@ void gw_http_dispatch(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_htt
         gw_conn_respond_error(c, req, 404, "not_found", "no such endpoint");
     else
         gw_static_serve(ctx, c, req);
+}
+
+void gw_http_dispatch_metrics(struct gw_ctx *ctx, struct gw_conn *c,
+                              const struct gw_http_request *req)
+{
+    if (strcmp(req->path, "/metrics") == 0)
+        route_metrics(ctx, c, req);
+    else if (strcmp(req->path, "/healthz") == 0)
+        route_healthz(ctx, c, req);
+    else
+        gw_conn_respond_error(c, req, 404, "not_found", "only /metrics and /healthz here");
 }

@@ -10,8 +10,12 @@
  * /metrics, the /ws upgrade (and /echo with --echo).
  */
 
-/* Answers req on c (now, or later from a Redis reply). */
+/* Answers req on c (now, or later from a Redis reply).  With --metrics-bind,
+ * /metrics is not served here. */
 void gw_http_dispatch(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req);
+/* The --metrics-bind listener's routes: /metrics and /healthz, nothing else. */
+void gw_http_dispatch_metrics(struct gw_ctx *ctx, struct gw_conn *c,
+                              const struct gw_http_request *req);
 
 /* The Origin check of section 3: NULL origin (non-browser) is allowed; with
  * no --origins list the origin's host must equal the Host header; "*" allows

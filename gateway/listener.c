@@ -106,6 +106,35 @@ static size_t max_connections(const struct gw_ctx *ctx)
 
 struct gw_listener *gw_listener_new(struct gw_ctx *ctx, gw_conn_request_cb on_request)
 {
+    return gw_listener_new_at(ctx, ctx->cfg->bind, ctx->cfg->port, on_request);
+}
+
+bool gw_listener_parse_addr(const char *text, char *addr, size_t addr_len, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text)
+        return false;
+    const char *start = text, *end = colon;
+    if (*start == '[') {
+        if (end[-1] != ']')
+            return false;
+        start++;
+        end--;
+    }
+    size_t n = (size_t)(end - start);
+    char *stop = NULL;
+    long p = strtol(colon + 1, &stop, 10);
+    if (n == 0 || n >= addr_len || !colon[1] || *stop || p < 0 || p > 65535)
+        return false;
+    memcpy(addr, start, n);
+    addr[n] = '\0';
+    *port = (int)p;
+    return true;
+}
+
+struct gw_listener *gw_listener_new_at(struct gw_ctx *ctx, const char *bind, int port,
+                                       gw_conn_request_cb on_request)
+{
     struct gw_listener *l = calloc(1, sizeof(*l));
     if (!l)
         return NULL;
@@ -124,17 +153,17 @@ struct gw_listener *gw_listener_new(struct gw_ctx *ctx, gw_conn_request_cb on_re
     socklen_t sslen;
     struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, ctx->cfg->bind, &s4->sin_addr) == 1) {
+    if (inet_pton(AF_INET, bind, &s4->sin_addr) == 1) {
         s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)ctx->cfg->port);
+        s4->sin_port = htons((uint16_t)port);
         sslen = sizeof(*s4);
-    } else if (inet_pton(AF_INET6, ctx->cfg->bind, &s6->sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, bind, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)ctx->cfg->port);
+        s6->sin6_port = htons((uint16_t)port);
         sslen = sizeof(*s6);
     } else {
         chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s error=\"not an IP address\"",
-                 ctx->cfg->bind);
+                 bind);
         gw_listener_free(l);
         return NULL;
     }
@@ -142,8 +171,8 @@ struct gw_listener *gw_listener_new(struct gw_ctx *ctx, gw_conn_request_cb on_re
         evconnlistener_new_bind(ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
                                 1024, (struct sockaddr *)&ss, (int)sslen);
     if (!l->evl) {
-        chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s port=%d error=\"%s\"", ctx->cfg->bind,
-                 ctx->cfg->port, strerror(errno));
+        chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s port=%d error=\"%s\"", bind,
+                 port, strerror(errno));
         gw_listener_free(l);
         return NULL;
     }

@@ -1,6 +1,7 @@
 #ifndef GW_LISTENER_H
 #define GW_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,13 @@ struct gw_listener;
 
 /* Starts listening on cfg->bind:cfg->port.  NULL on failure (logged). */
 struct gw_listener *gw_listener_new(struct gw_ctx *ctx, gw_conn_request_cb on_request);
+/* The same on another address ("ADDR:PORT", "[ADDR6]:PORT"), e.g. the
+ * --metrics-bind one. */
+struct gw_listener *gw_listener_new_at(struct gw_ctx *ctx, const char *bind, int port,
+                                       gw_conn_request_cb on_request);
+/* Splits "ADDR:PORT" / "[ADDR6]:PORT" into addr (at least 64 bytes) and port;
+ * false when it is not one. */
+bool gw_listener_parse_addr(const char *text, char *addr, size_t addr_len, int *port);
 /* The port actually bound (useful with --port 0). */
 int gw_listener_port(const struct gw_listener *l);
 /* Closes every connection at once, then the listener. */

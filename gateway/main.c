@@ -25,6 +25,7 @@
 
 struct app {
     struct gw_ctx ctx;
+    struct gw_listener *metrics_listener; /* --metrics-bind, or NULL */
     struct chat_config cfg;
     struct chat_token_verifier *verifier;
     struct event *tick;
@@ -65,6 +66,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct app *app = arg;
     gw_listener_tick(app->ctx.listener, gw_mono_ms());
+    if (app->metrics_listener)
+        gw_listener_tick(app->metrics_listener, gw_mono_ms());
 }
 
 static void on_drain_check(evutil_socket_t fd, short what, void *arg)
@@ -131,6 +134,7 @@ static const struct gw_router_ops router_ops = {
 static void teardown(struct app *app)
 {
     gw_bus_close(app->ctx.bus);
+    gw_listener_free(app->metrics_listener);
     gw_listener_free(app->ctx.listener);
     gw_presence_free(app->ctx.presence);
     gw_router_free(app->ctx.router);
@@ -179,6 +183,15 @@ static int wire(struct app *app)
     ctx->listener = gw_listener_new(ctx, gw_http_dispatch);
     if (!ctx->listener)
         return 2;
+    if (app->cfg.metrics_bind) {
+        char addr[64];
+        int port;
+        if (!gw_listener_parse_addr(app->cfg.metrics_bind, addr, sizeof(addr), &port))
+            return 2;
+        app->metrics_listener = gw_listener_new_at(ctx, addr, port, gw_http_dispatch_metrics);
+        if (!app->metrics_listener)
+            return 2;
+    }
     app->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, app);
     app->drain_check = event_new(ctx->base, -1, EV_PERSIST, on_drain_check, app);
     app->drain_start = evtimer_new(ctx->base, on_drain_start, app);
@@ -221,7 +234,11 @@ int main(int argc, char **argv)
 
     rc = wire(&app);
     if (rc == 2) {
-        fprintf(stderr, "chat-gateway: cannot listen on %s:%d\n", app.cfg.bind, app.cfg.port);
+        if (app.metrics_listener || !app.ctx.listener || !app.cfg.metrics_bind)
+            fprintf(stderr, "chat-gateway: cannot listen on %s:%d\n", app.cfg.bind, app.cfg.port);
+        else
+            fprintf(stderr, "chat-gateway: cannot listen on --metrics-bind %s\n",
+                    app.cfg.metrics_bind);
         teardown(&app);
         return 2;
     }

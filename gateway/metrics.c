@@ -1,4 +1,6 @@
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 
@@ -36,19 +38,68 @@ static const struct {
     [GW_G_CONNECTIONS] = {"chat_connections", "open WebSocket sessions"},
     [GW_G_HTTP_CONNECTIONS] = {"chat_tcp_connections", "open TCP connections"},
     [GW_G_SUBSCRIPTIONS] = {"chat_redis_subscriptions", "Redis channels subscribed"},
+    [GW_G_UNSENT_BYTES] = {"chat_unsent_output_bytes", "output queued to clients, not yet written"},
+    [GW_G_BACKLOG] = {"chat_backlog_entries",
+                      "live messages held while joins or gap repairs are in flight"},
 };
 
-/* Upper bounds in microseconds of the Redis round-trip histogram buckets. */
-static const int64_t rtt_bounds[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000};
-#define RTT_BUCKETS (sizeof(rtt_bounds) / sizeof(rtt_bounds[0]))
+/* Upper bounds in microseconds of every histogram's buckets: from a fast
+ * Redis round trip to a delivery that waited a second. */
+static const int64_t bounds[] = {100,   250,   500,    1000,   2500,   5000,
+                                 10000, 25000, 100000, 250000, 1000000};
+#define BUCKETS (sizeof(bounds) / sizeof(bounds[0]))
+
+struct histogram {
+    uint64_t count[BUCKETS + 1];
+    uint64_t n;
+    double sum_sec;
+};
+
+static const struct {
+    const char *name;
+    const char *help;
+} histogram_info[GW_H_COUNT] = {
+    [GW_H_REDIS_RTT] = {"chat_redis_rtt_seconds", "Redis command round-trip time"},
+    [GW_H_DELIVERY] = {"chat_delivery_seconds",
+                       "room message from stored (ts) to queued on this node's sockets"},
+};
 
 struct gw_metrics {
     uint64_t counters[GW_M_COUNT];
     int64_t gauges[GW_G_COUNT];
-    uint64_t rtt_count[RTT_BUCKETS + 1];
-    uint64_t rtt_n;
-    double rtt_sum_sec;
+    struct histogram h[GW_H_COUNT];
+    const char *request_type[GW_METRICS_REQUEST_TYPES];
+    struct histogram request[GW_METRICS_REQUEST_TYPES];
 };
+
+static void observe(struct histogram *h, int64_t usec)
+{
+    if (usec < 0)
+        usec = 0;
+    size_t i = 0;
+    while (i < BUCKETS && usec > bounds[i])
+        i++;
+    h->count[i]++;
+    h->n++;
+    h->sum_sec += (double)usec / 1e6;
+}
+
+/* labels: "" or ",type=\"join\"" after the node label. */
+static void render_histogram(const struct histogram *h, const char *name, const char *node,
+                             const char *labels, struct evbuffer *out)
+{
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < BUCKETS; i++) {
+        cumulative += h->count[i];
+        evbuffer_add_printf(out, "%s_bucket{node=\"%s\"%s,le=\"%g\"} %llu\n", name, node, labels,
+                            (double)bounds[i] / 1e6, (unsigned long long)cumulative);
+    }
+    cumulative += h->count[BUCKETS];
+    evbuffer_add_printf(out, "%s_bucket{node=\"%s\"%s,le=\"+Inf\"} %llu\n", name, node, labels,
+                        (unsigned long long)cumulative);
+    evbuffer_add_printf(out, "%s_sum{node=\"%s\"%s} %.6f\n%s_count{node=\"%s\"%s} %llu\n", name,
+                        node, labels, h->sum_sec, name, node, labels, (unsigned long long)h->n);
+}
 
 struct gw_metrics *gw_metrics_new(void)
 {
@@ -70,6 +121,11 @@ void gw_metrics_gauge_add(struct gw_metrics *m, enum gw_gauge g, int64_t delta)
     m->gauges[g] += delta;
 }
 
+void gw_metrics_gauge_set(struct gw_metrics *m, enum gw_gauge g, int64_t value)
+{
+    m->gauges[g] = value;
+}
+
 int64_t gw_metrics_gauge(const struct gw_metrics *m, enum gw_gauge g)
 {
     return m->gauges[g];
@@ -77,12 +133,24 @@ int64_t gw_metrics_gauge(const struct gw_metrics *m, enum gw_gauge g)
 
 void gw_metrics_redis_rtt(struct gw_metrics *m, int64_t usec)
 {
-    size_t i = 0;
-    while (i < RTT_BUCKETS && usec > rtt_bounds[i])
-        i++;
-    m->rtt_count[i]++;
-    m->rtt_n++;
-    m->rtt_sum_sec += (double)usec / 1e6;
+    observe(&m->h[GW_H_REDIS_RTT], usec);
+}
+
+void gw_metrics_observe(struct gw_metrics *m, enum gw_histogram h, int64_t usec)
+{
+    observe(&m->h[h], usec);
+}
+
+void gw_metrics_request(struct gw_metrics *m, const char *type, int64_t usec)
+{
+    for (size_t i = 0; i < GW_METRICS_REQUEST_TYPES; i++) {
+        if (!m->request_type[i])
+            m->request_type[i] = type;
+        if (m->request_type[i] == type || strcmp(m->request_type[i], type) == 0) {
+            observe(&m->request[i], usec);
+            return;
+        }
+    }
 }
 
 void gw_metrics_render(const struct gw_metrics *m, const char *node, struct evbuffer *out)
@@ -97,18 +165,19 @@ void gw_metrics_render(const struct gw_metrics *m, const char *node, struct evbu
                             gauge_info[i].name, gauge_info[i].help, gauge_info[i].name,
                             gauge_info[i].name, node, (long long)m->gauges[i]);
     }
-    const char *h = "chat_redis_rtt_seconds";
-    evbuffer_add_printf(out, "# HELP %s Redis command round-trip time\n# TYPE %s histogram\n", h,
-                        h);
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < RTT_BUCKETS; i++) {
-        cumulative += m->rtt_count[i];
-        evbuffer_add_printf(out, "%s_bucket{node=\"%s\",le=\"%g\"} %llu\n", h, node,
-                            (double)rtt_bounds[i] / 1e6, (unsigned long long)cumulative);
+    for (int i = 0; i < GW_H_COUNT; i++) {
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", histogram_info[i].name,
+                            histogram_info[i].help, histogram_info[i].name);
+        render_histogram(&m->h[i], histogram_info[i].name, node, "", out);
     }
-    cumulative += m->rtt_count[RTT_BUCKETS];
-    evbuffer_add_printf(out, "%s_bucket{node=\"%s\",le=\"+Inf\"} %llu\n", h, node,
-                        (unsigned long long)cumulative);
-    evbuffer_add_printf(out, "%s_sum{node=\"%s\"} %.6f\n%s_count{node=\"%s\"} %llu\n", h, node,
-                        m->rtt_sum_sec, h, node, (unsigned long long)m->rtt_n);
+    const char *rq = "chat_request_seconds";
+    evbuffer_add_printf(out,
+                        "# HELP %s a client request, received to answered, by type\n"
+                        "# TYPE %s histogram\n",
+                        rq, rq);
+    for (size_t i = 0; i < GW_METRICS_REQUEST_TYPES && m->request_type[i]; i++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), ",type=\"%s\"", m->request_type[i]);
+        render_histogram(&m->request[i], rq, node, labels, out);
+    }
 }

@@ -34,8 +34,20 @@ enum gw_gauge {
     GW_G_CONNECTIONS,      /* open WebSocket sessions */
     GW_G_HTTP_CONNECTIONS, /* open TCP connections of any kind */
     GW_G_SUBSCRIPTIONS,
+    GW_G_UNSENT_BYTES,     /* output queued to clients and not yet written (each second) */
+    GW_G_BACKLOG,          /* live messages held by rooms waiting for a join or a repair */
     GW_G_COUNT
 };
+
+/* Latency histograms (Prometheus _bucket/_sum/_count). */
+enum gw_histogram {
+    GW_H_REDIS_RTT, /* one Redis command, sent to answered */
+    GW_H_DELIVERY,  /* a room message, stored (its ts) to queued on this node's sockets */
+    GW_H_COUNT
+};
+
+/* Request types with their own latency histogram (the label is the type). */
+#define GW_METRICS_REQUEST_TYPES 24
 
 struct gw_metrics *gw_metrics_new(void);
 void gw_metrics_free(struct gw_metrics *m);
@@ -43,8 +55,14 @@ void gw_metrics_free(struct gw_metrics *m);
 void gw_metrics_add(struct gw_metrics *m, enum gw_counter c, uint64_t n);
 void gw_metrics_gauge_add(struct gw_metrics *m, enum gw_gauge g, int64_t delta);
 int64_t gw_metrics_gauge(const struct gw_metrics *m, enum gw_gauge g);
+void gw_metrics_gauge_set(struct gw_metrics *m, enum gw_gauge g, int64_t value);
 /* Records one Redis command round trip. */
 void gw_metrics_redis_rtt(struct gw_metrics *m, int64_t usec);
+/* Records one observation of h, in microseconds (negative counts as 0). */
+void gw_metrics_observe(struct gw_metrics *m, enum gw_histogram h, int64_t usec);
+/* Records one request of type `type` (a static string, e.g. "join"), from
+ * its arrival to its reply. */
+void gw_metrics_request(struct gw_metrics *m, const char *type, int64_t usec);
 
 /* Appends the Prometheus text format to out; node labels every series. */
 void gw_metrics_render(const struct gw_metrics *m, const char *node, struct evbuffer *out);

@@ -68,6 +68,24 @@ void gw_router_free(struct gw_router *r)
     free(r);
 }
 
+/* The ts of a stored message, which follows its seq in the head; -1 if none. */
+static int64_t message_ts(const char *json, size_t len)
+{
+    size_t scan = len < 128 ? len : 128;
+    for (size_t i = 0; i + 5 < scan; i++) {
+        if (memcmp(json + i, "\"ts\":", 5) == 0) {
+            int64_t v = 0;
+            size_t k = i + 5;
+            if (k >= len || json[k] < '0' || json[k] > '9')
+                return -1;
+            while (k < len && json[k] >= '0' && json[k] <= '9' && v < INT64_MAX / 10)
+                v = v * 10 + (json[k++] - '0');
+            return v;
+        }
+    }
+    return -1;
+}
+
 int64_t gw_router_message_seq(const char *json, size_t len)
 {
     /* Stored messages start {"type":"message","room":"<name>","seq": or
@@ -172,6 +190,7 @@ bool gw_router_detach(struct gw_router *r, struct gw_client *c)
 static void backlog_clear(struct room *room)
 {
     gw_router_backlog_free(&room->backlog);
+    gw_metrics_gauge_add(room->router->ctx->metrics, GW_G_BACKLOG, -(int64_t)room->backlog_len);
     room->backlog_len = 0;
 }
 
@@ -186,6 +205,7 @@ static void backlog_push(struct room *room, int64_t seq, const char *data, size_
         return;
     STAILQ_INSERT_TAIL(&room->backlog, e, link);
     room->backlog_len++;
+    gw_metrics_gauge_add(room->router->ctx->metrics, GW_G_BACKLOG, 1);
 }
 
 static void room_destroy(struct room *room)
@@ -537,6 +557,11 @@ static void room_live_message(struct gw_router *r, struct room *room, int64_t se
     struct gw_frame f;
     gw_frame_text(&f, payload, len);
     deliver_seq(room, seq, &f);
+    /* ts is Redis' clock at the append: skew between Redis and this node
+     * shows up here, which is worth seeing too. */
+    int64_t ts = message_ts(payload, len);
+    if (ts > 0)
+        gw_metrics_observe(r->ctx->metrics, GW_H_DELIVERY, (gw_now_ms() - ts) * 1000);
     if (seq > room->live_seq)
         room->live_seq = seq;
     room->synced = true;

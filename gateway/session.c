@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <hiredis/hiredis.h>
@@ -44,6 +45,8 @@ struct gw_session {
     bool closed;   /* the socket is gone or going: send nothing, answer nothing */
     bool welcomed; /* live traffic flows only after `welcome` */
     bool first_of_user; /* the user's first session on this node */
+    int64_t request_start_us; /* when the request being dispatched arrived */
+    bool request_measured;    /* its latency was recorded (by gw_op_done) */
     json_t *welcome;    /* built, waiting for the read markers */
     struct gw_rate rate;
     /* one request at a time, the rest wait here */
@@ -98,6 +101,13 @@ bool gw_session_closed(const struct gw_session *s)
 
 /* ---- operations ---- */
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 struct gw_op *gw_op_new(struct gw_session *s, struct chat_request *req, size_t size)
 {
     struct gw_op *op = calloc(1, size < sizeof(*op) ? sizeof(*op) : size);
@@ -107,6 +117,7 @@ struct gw_op *gw_op_new(struct gw_session *s, struct chat_request *req, size_t s
     }
     op->s = s;
     op->req = *req;
+    op->start_us = s->request_start_us;
     memset(req, 0, sizeof(*req));
     session_hold(s);
     s->busy = true;
@@ -116,6 +127,9 @@ struct gw_op *gw_op_new(struct gw_session *s, struct chat_request *req, size_t s
 void gw_op_done(struct gw_op *op)
 {
     struct gw_session *s = op->s;
+    gw_metrics_request(s->ctx->metrics, chat_request_type_name(op->req.type),
+                       mono_us() - op->start_us);
+    s->request_measured = true;
     if (op->cleanup)
         op->cleanup(op);
     chat_request_deinit(&op->req);
@@ -288,7 +302,15 @@ static void handle_request(struct gw_session *s, const char *data, size_t len)
         gw_session_send_error(s, perr.id[0] ? perr.id : NULL, perr.code, perr.message);
         return;
     }
+    s->request_start_us = mono_us();
+    s->request_measured = false;
+    enum chat_req_type type = req.type;
     s->dispatch(s, &req);
+    /* Answered at once (no operation, or one that ended already): measured
+     * here unless its end was. */
+    if (!s->busy && !s->request_measured)
+        gw_metrics_request(s->ctx->metrics, chat_request_type_name(type),
+                           mono_us() - s->request_start_us);
 }
 
 static void process_inbox(struct gw_session *s)

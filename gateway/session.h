@@ -75,6 +75,7 @@ struct gw_op {
     struct gw_session *s;
     struct chat_request req;
     void (*cleanup)(struct gw_op *op); /* may be NULL */
+    int64_t start_us;                  /* arrival, for the request latency histogram */
 };
 
 /* Starts an operation of size bytes (zeroed, at least sizeof(struct gw_op))

@@ -454,6 +454,37 @@ START_TEST(test_reaper_empties_a_dead_node)
 }
 END_TEST
 
+/* --metrics-bind: /metrics moves to its own address (with /healthz), and
+ * the public port no longer serves it. */
+START_TEST(test_metrics_bind)
+{
+    int mport = h_free_port();
+    char bind[64];
+    snprintf(bind, sizeof(bind), "127.0.0.1:%d", mport);
+    const char *args[] = {"--metrics-bind", bind, NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char *resp = NULL;
+    ck_assert_int_eq(h_raw(&cl, 0, req, strlen(req), &resp), 404);
+    free(resp);
+    /* The metrics address, through gateway 0's URL pointed at it. */
+    char public_url[sizeof(cl.http_url[0])];
+    memcpy(public_url, cl.http_url[0], sizeof(public_url));
+    snprintf(cl.http_url[0], sizeof(cl.http_url[0]), "http://127.0.0.1:%d", mport);
+    resp = NULL;
+    int st = h_raw(&cl, 0, req, strlen(req), &resp);
+    ck_assert_msg(st == 200, "metrics port %d answered %d: %.200s", mport, st, resp ? resp : "");
+    ck_assert_ptr_nonnull(strstr(resp, "chat_delivery_ok{"));
+    ck_assert_ptr_nonnull(strstr(resp, "chat_request_seconds"));
+    free(resp);
+    const char *ws = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    resp = NULL;
+    ck_assert_int_eq(h_raw(&cl, 0, ws, strlen(ws), &resp), 404);
+    free(resp);
+    memcpy(cl.http_url[0], public_url, sizeof(public_url));
+}
+END_TEST
+
 TCase *limits_tcase(void)
 {
     TCase *tc = tcase_create("limits");
@@ -469,5 +500,6 @@ TCase *limits_tcase(void)
     tcase_add_test(tc, test_teardown_with_redis_frozen);
     tcase_add_test(tc, test_delivery_probe_and_redis_timeout);
     tcase_add_test(tc, test_reaper_empties_a_dead_node);
+    tcase_add_test(tc, test_metrics_bind);
     return tc;
 }

@@ -288,7 +288,9 @@ START_TEST(test_histogram)
     double last_le = -INFINITY, last_count = 0, inf_count = -1, count = -1, hsum = -1;
     for (int i = 0; i < e->ns; i++) {
         struct sample *s = &e->s[i];
-        if (strcmp(type_of(e, s), "histogram") != 0)
+        /* The Redis round trip; the other histograms are checked by shape only. */
+        if (strcmp(type_of(e, s), "histogram") != 0 ||
+            strcmp(s->family, "chat_redis_rtt_seconds") != 0)
             continue;
         size_t fl = strlen(s->family);
         const char *suffix = s->name + fl;
