@@ -113,6 +113,13 @@ static const struct opt opts[] = {
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
     {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,
      "on SIGTERM/SIGINT, seconds of /healthz 503 before sockets close (load balancer), 0-60"},
+    {"max-rooms", "CHAT_MAX_ROOMS", "N", OPT_INT, OFF(max_rooms), 0, 100000000, "10000", NULL,
+     "rooms there may be, cluster-wide (error limit past it), 0 for no cap"},
+    {"room-create-rate", "CHAT_ROOM_CREATE_RATE", "N", OPT_INT, OFF(room_create_rate), 0, 1000000,
+     "10", NULL, "rooms one user may create per hour, 0 for no quota"},
+    {"room-ttl", "CHAT_ROOM_TTL", "SEC", OPT_INT, OFF(room_ttl), 0, 315360000, "2592000", NULL,
+     "a room with nobody in it and no message for this long is deleted (not the default "
+     "rooms), 0 to keep rooms forever"},
     {"metrics-bind", "CHAT_METRICS_BIND", "ADDR:PORT", OPT_STRING, OFF(metrics_bind), 0, 0, NULL,
      "off", "serve /metrics (and /healthz) on this address only, not on --port (IPv6 in [ ])"},
     {"redis-timeout", "CHAT_REDIS_TIMEOUT", "SEC", OPT_INT, OFF(redis_timeout), 1, 60, "2", NULL,

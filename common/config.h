@@ -65,6 +65,9 @@ struct chat_config {
     int drain_grace;               /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
                                       this long before sockets close, so the load balancer
                                       takes the node out of rotation first */
+    int max_rooms;                 /* --max-rooms, CHAT_MAX_ROOMS, 10000, 0: no cap */
+    int room_create_rate;          /* --room-create-rate, CHAT_ROOM_CREATE_RATE, 10 per hour */
+    int room_ttl;                  /* --room-ttl, CHAT_ROOM_TTL, 30 days, 0: forever */
     char *metrics_bind;            /* --metrics-bind, CHAT_METRICS_BIND, NULL: /metrics on --port */
     int redis_timeout;             /* --redis-timeout, CHAT_REDIS_TIMEOUT, 2 s, 1..60 */
     int header_timeout;            /* --header-timeout, CHAT_HEADER_TIMEOUT, 10 s: 408 after */

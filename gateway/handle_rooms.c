@@ -68,7 +68,7 @@ static void room_create(struct gw_op *op, const char *topic, gw_bus_reply_cb cb)
         gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
         return;
     }
-    gw_store_create_room(ctx->store, op->req.room, meta_s, event, cb, op);
+    gw_store_create_room(ctx->store, op->req.room, meta_s, event, who->id, cb, op);
     free(meta_s);
     free(event);
 }
@@ -214,11 +214,22 @@ static void on_join_subscribed(bool ok, void *arg)
     join_snapshot(j);
 }
 
+/* room_create.lua refused a new room: the cap or the creator's quota. */
+static bool room_limit_reached(struct gw_op *op, const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer >= 0)
+        return false;
+    gw_op_error(op, CHAT_ERR_LIMIT,
+                reply->integer == -1 ? "the server has as many rooms as it allows"
+                                     : "you have created as many rooms as allowed this hour");
+    return true;
+}
+
 static void on_join_room_ready(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
     struct join_op *j = arg;
-    if (gw_op_finished(&j->op, reply))
+    if (gw_op_finished(&j->op, reply) || room_limit_reached(&j->op, reply))
         return;
     struct gw_session *s = j->op.s;
     struct gw_member *m = gw_router_find_member(gw_session_client(s), j->op.req.room);
@@ -295,7 +306,7 @@ static void on_room_created(struct gw_bus *bus, struct redisReply *reply, void *
 {
     (void)bus;
     struct gw_op *op = arg;
-    if (gw_op_finished(op, reply))
+    if (gw_op_finished(op, reply) || room_limit_reached(op, reply))
         return;
     if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
         gw_op_error(op, CHAT_ERR_CONFLICT, "room already exists");

@@ -133,3 +133,14 @@ const char *gw_key_probe(char *buf, size_t len, const char *prefix, const char *
 {
     return build(buf, len, prefix, "probe:{%s}", node);
 }
+
+const char *gw_key_rooms_active(char *buf, size_t len, const char *prefix)
+{
+    return build(buf, len, prefix, "rooms:active");
+}
+
+const char *gw_key_room_quota(char *buf, size_t len, const char *prefix, const char *uid,
+                              long hour)
+{
+    return build(buf, len, prefix, "user:{%s}:created:%ld", uid, hour);
+}

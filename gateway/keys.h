@@ -68,6 +68,14 @@ __attribute__((warn_unused_result)) const char *gw_key_login_rate(char *buf, siz
                                                                   const char *prefix,
                                                                   const char *addr, long minute);
 
+/* "<prefix>rooms:active": room -> last use (ms), what the room sweeper walks. */
+__attribute__((warn_unused_result)) const char *gw_key_rooms_active(char *buf, size_t len,
+                                                                    const char *prefix);
+/* "<prefix>user:{UID}:created:<hour>": rooms uid created in that hour. */
+__attribute__((warn_unused_result)) const char *gw_key_room_quota(char *buf, size_t len,
+                                                                  const char *prefix,
+                                                                  const char *uid, long hour);
+
 /* "<prefix>probe:{NODE}": the channel a node publishes its delivery probe on
  * (and alone subscribes). */
 __attribute__((warn_unused_result)) const char *gw_key_probe(char *buf, size_t len,

@@ -275,6 +275,15 @@ static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *ar
     }
 }
 
+static void on_swept(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    if (reply && reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                chat_log(CHAT_LOG_INFO, "room_expired room=%s", reply->element[i]->str);
+    on_done(bus, reply, arg);
+}
+
 static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -282,6 +291,10 @@ static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
     struct gw_presence *p = arg;
     if (!gw_bus_up(p->ctx->bus))
         return;
+    /* Idle rooms go with the same cadence: the sweep looks at a few of the
+     * least recently used, never at every room. */
+    p->in_flight++;
+    gw_store_sweep_rooms(p->ctx->store, on_swept, p);
     const char *prefix = p->ctx->cfg->prefix;
     char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], popular[GW_KEY_MAX];
     if (!gw_key_online(set, sizeof(set), prefix) ||

@@ -230,18 +230,46 @@ fail:
 }
 
 void gw_store_create_room(struct gw_store *st, const char *room, const char *meta,
-                          const char *event, gw_bus_reply_cb cb, void *arg)
+                          const char *event, const char *creator, gw_bus_reply_cb cb, void *arg)
 {
-    const char *prefix = st->ctx->cfg->prefix;
-    char key[GW_KEY_MAX], names[GW_KEY_MAX], channel[GW_KEY_MAX];
-    if (!gw_key_rooms(key, sizeof(key), prefix) || !gw_key_room_names(names, sizeof(names), prefix) ||
-        !gw_key_all(channel, sizeof(channel), prefix)) {
+    const struct chat_config *cfg = st->ctx->cfg;
+    char key[GW_KEY_MAX], names[GW_KEY_MAX], active[GW_KEY_MAX], quota[GW_KEY_MAX],
+        channel[GW_KEY_MAX], cap[16], rate[16];
+    if (!gw_key_rooms(key, sizeof(key), cfg->prefix) ||
+        !gw_key_room_names(names, sizeof(names), cfg->prefix) ||
+        !gw_key_rooms_active(active, sizeof(active), cfg->prefix) ||
+        !gw_key_room_quota(quota, sizeof(quota), cfg->prefix, creator ? creator : "system",
+                           (long)(gw_now_ms() / 3600000)) ||
+        !gw_key_all(channel, sizeof(channel), cfg->prefix)) {
         if (cb)
             cb(st->ctx->bus, NULL, arg);
         return;
     }
-    const char *argv[] = {key, names, room, meta, channel, event};
-    gw_store_eval(st, "room_create", 2, 6, argv, NULL, cb, arg);
+    snprintf(cap, sizeof(cap), "%d", creator ? cfg->max_rooms : 0);
+    snprintf(rate, sizeof(rate), "%d", creator ? cfg->room_create_rate : 0);
+    const char *argv[] = {key, names, active, quota, room, meta, channel, event, cap, rate};
+    gw_store_eval(st, "room_create", 4, 10, argv, NULL, cb, arg);
+}
+
+void gw_store_sweep_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
+{
+    const struct chat_config *cfg = st->ctx->cfg;
+    char rooms[GW_KEY_MAX], names[GW_KEY_MAX], popular[GW_KEY_MAX], active[GW_KEY_MAX],
+        head[GW_KEY_MAX], idle[24];
+    if (cfg->room_ttl <= 0 || !gw_key_rooms(rooms, sizeof(rooms), cfg->prefix) ||
+        !gw_key_room_names(names, sizeof(names), cfg->prefix) ||
+        !gw_key_rooms_popular(popular, sizeof(popular), cfg->prefix) ||
+        !gw_key_rooms_active(active, sizeof(active), cfg->prefix) ||
+        !gw_key_room_head(head, sizeof(head), cfg->prefix)) {
+        if (cb)
+            cb(st->ctx->bus, NULL, arg);
+        return;
+    }
+    snprintf(idle, sizeof(idle), "%lld", (long long)cfg->room_ttl * 1000);
+    const char *argv[8 + N_DEFAULT_ROOMS] = {rooms, names, popular, active, idle, "50", head, "}:"};
+    for (size_t i = 0; i < N_DEFAULT_ROOMS; i++)
+        argv[8 + i] = default_rooms[i][0];
+    gw_store_eval(st, "room_sweep", 4, (int)(8 + N_DEFAULT_ROOMS), argv, NULL, cb, arg);
 }
 
 void gw_store_ensure_default_rooms(struct gw_store *st)
@@ -255,7 +283,7 @@ void gw_store_ensure_default_rooms(struct gw_store *st)
         char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
         char *event_s = event ? json_dumps(event, JSON_COMPACT) : NULL;
         if (meta_s && event_s)
-            gw_store_create_room(st, default_rooms[i][0], meta_s, event_s, NULL, NULL);
+            gw_store_create_room(st, default_rooms[i][0], meta_s, event_s, NULL, NULL, NULL);
         free(meta_s);
         free(event_s);
         json_decref(meta);

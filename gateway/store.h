@@ -45,10 +45,15 @@ void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw
                         void *arg);
 
 /* Runs room_create.lua for room with its meta and room_created event JSON
- * (event published on chat:all when the room is new; the reply is 1 then,
- * else 0).  cb may be NULL. */
+ * (event published on chat:all when the room is new).  The reply is 1 when
+ * created, 0 when it existed, -1 at --max-rooms, -2 past the creator's
+ * --room-create-rate; creator NULL (the system's default rooms) is neither
+ * capped nor counted.  cb may be NULL. */
 void gw_store_create_room(struct gw_store *st, const char *room, const char *meta,
-                          const char *event, gw_bus_reply_cb cb, void *arg);
+                          const char *event, const char *creator, gw_bus_reply_cb cb, void *arg);
+/* room_sweep.lua: deletes up to 50 rooms idle for --room-ttl (nobody in
+ * them, no message), never the default rooms.  A no-op with --room-ttl 0. */
+void gw_store_sweep_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg);
 
 /* Creates the default rooms (general, random, tech) if missing.  Called
  * whenever the bus comes up. */

@@ -21,6 +21,7 @@ extern const char *const gw_lua_presence_remove;
 extern const char *const gw_lua_reaction_toggle;
 extern const char *const gw_lua_read_mark;
 extern const char *const gw_lua_room_create;
+extern const char *const gw_lua_room_sweep;
 extern const char *const gw_lua_rooms;
 extern const char *const gw_lua_users;
 

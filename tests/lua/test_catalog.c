@@ -12,6 +12,8 @@
 #define ALL "t:all"
 #define NAMES "t:rooms:names"
 #define POPULAR "t:rooms:popular"
+#define ACTIVE "t:rooms:active"
+#define QUOTA "t:user:{u1}:created:1"
 
 static redisReply *claim(redisContext *c, const char *uid, long long now)
 {
@@ -76,9 +78,11 @@ START_TEST(room_is_created_once)
     const char *meta = "{\"topic\":\"Rust\",\"created_by\":\"u1\",\"created_at\":1700000000000}";
     const char *event = "{\"type\":\"room_created\",\"room\":\"rust\",\"topic\":\"Rust\"}";
 
-    lua_test_expect_int(EVAL(c, "room_create", 2, ROOMS, NAMES, "rust", meta, ALL, event), 1);
+    lua_test_expect_int(
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", meta, ALL, event, "0", "0"), 1);
     lua_test_expect_message(sub, ALL, event);
-    lua_test_expect_int(EVAL(c, "room_create", 2, ROOMS, NAMES, "rust", "{}", ALL, event), 0);
+    lua_test_expect_int(
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", "{}", ALL, event, "0", "0"), 0);
     lua_test_expect_str(CMD(c, "HGET", ROOMS, "rust"), meta);
     lua_test_expect_str(CMD(c, "ZSCORE", NAMES, "rust"), "0");
     lua_test_expect_quiet(c, sub, ALL);
@@ -221,6 +225,69 @@ START_TEST(presence_keeps_the_popularity_index)
 }
 END_TEST
 
+/* The cap on rooms and the creator's hourly quota; an existing room costs
+ * neither. */
+START_TEST(room_create_cap_and_quota)
+{
+    redisContext *c = lua_test_connect();
+    const char *ev = "{}";
+    lua_test_expect_int(
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r1", "{}", "", ev, "3", "2"), 1);
+    lua_test_expect_int(
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r2", "{}", "", ev, "3", "2"), 1);
+    /* quota: 2 per hour for this creator */
+    lua_test_expect_int(
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r3", "{}", "", ev, "3", "2"), -2);
+    lua_test_expect_int(
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r1", "{}", "", ev, "3", "2"), 0);
+    /* another creator, then the cap of 3 */
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, "t:user:{u2}:created:1",
+                             "r3", "{}", "", ev, "3", "2"),
+                        1);
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, "t:user:{u2}:created:1",
+                             "r4", "{}", "", ev, "3", "2"),
+                        -1);
+    lua_test_expect_nil(CMD(c, "HGET", ROOMS, "r4"));
+    redisFree(c);
+}
+END_TEST
+
+/* An idle room goes with its keys; one with someone present, one with a
+ * recent message and a default room stay. */
+START_TEST(room_sweep_deletes_idle_rooms)
+{
+    redisContext *c = lua_test_connect();
+    long long now = lua_test_now_ms();
+    char old[24], recent[24];
+    lua_test_itoa(old, now - 100000);
+    lua_test_itoa(recent, now - 1000);
+    lua_test_expect_int(CMD(c, "HSET", ROOMS, "idle", "{}", "busy", "{}", "chatty", "{}", "general",
+                            "{}"),
+                        4);
+    lua_test_expect_int(CMD(c, "ZADD", ACTIVE, old, "idle", old, "busy", old, "chatty", old,
+                            "general"),
+                        4);
+    lua_test_expect_int(CMD(c, "ZADD", NAMES, "0", "idle", "0", "busy"), 2);
+    lua_test_expect_int(CMD(c, "RPUSH", "t:room:{idle}:history", "{\"seq\":1,\"ts\":1}"), 1);
+    lua_test_zadd(c, "t:room:{busy}:members", now + 60000, "u1");
+    char msg[64];
+    snprintf(msg, sizeof(msg), "{\"seq\":1,\"ts\":%s}", recent);
+    lua_test_expect_int(CMD(c, "RPUSH", "t:room:{chatty}:history", msg), 1);
+    static const char *const gone[] = {"idle"};
+    lua_test_expect_strings(EVAL(c, "room_sweep", 4, ROOMS, NAMES, POPULAR, ACTIVE, "60000", "50",
+                                 "t:room:{", "}:", "general"),
+                            1, gone);
+    lua_test_expect_nil(CMD(c, "HGET", ROOMS, "idle"));
+    lua_test_expect_int(CMD(c, "EXISTS", "t:room:{idle}:history"), 0);
+    lua_test_expect_int(CMD(c, "HLEN", ROOMS), 3);
+    /* what stayed has a fresh use: nothing more goes */
+    lua_test_expect_strings(EVAL(c, "room_sweep", 4, ROOMS, NAMES, POPULAR, ACTIVE, "60000", "50",
+                                 "t:room:{", "}:", "general"),
+                            0, NULL);
+    redisFree(c);
+}
+END_TEST
+
 TCase *catalog_tcase(void)
 {
     TCase *tc = tcase_create("catalog");
@@ -235,5 +302,7 @@ TCase *catalog_tcase(void)
     tcase_add_test(tc, rooms_pages_by_name_with_counts);
     tcase_add_test(tc, rooms_welcome_lists_defaults_then_popular);
     tcase_add_test(tc, presence_keeps_the_popularity_index);
+    tcase_add_test(tc, room_create_cap_and_quota);
+    tcase_add_test(tc, room_sweep_deletes_idle_rooms);
     return tc;
 }
