@@ -47,7 +47,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function start_process(bin, args, log_path) {
     const out = fs.openSync(log_path, 'a');
     // No load-balancer grace when the suite stops (or kills) a gateway.
-    const env = { ...process.env, CHAT_DRAIN_GRACE: process.env.CHAT_DRAIN_GRACE ?? '0' };
+    // One address logs in many users and creates rooms freely in the suite: the
+    // per-address and per-user limits stay off (production defaults elsewhere).
+    const env = {
+        CHAT_LOGIN_RATE: '0', CHAT_MAX_CONNS_PER_IP: '0', CHAT_ROOM_CREATE_RATE: '0',
+        ...process.env, CHAT_DRAIN_GRACE: process.env.CHAT_DRAIN_GRACE ?? '0',
+    };
     const p = spawn(bin, args, { stdio: ['ignore', out, out], env });
     fs.closeSync(out);
     p.exited = new Promise((resolve) => p.on('exit', (code, sig) => {
