@@ -1,7 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/queue.h>
 
 #include <event2/event.h>
@@ -10,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bus.h"
+#include "bus_internal.h"
 #include "config.h"
 #include "dict.h"
 #include "keys.h"
@@ -23,63 +23,6 @@
 #define BUS_PROBE_EVERY_MS 1000
 /* A probe not back through the subscriber this long: delivery is stalled. */
 #define BUS_PROBE_STALL_MS 3000
-
-enum channel_state { CH_NONE, CH_SUBSCRIBING, CH_SUBSCRIBED, CH_UNSUBSCRIBING };
-
-struct waiter {
-    struct waiter *next;
-    gw_bus_ready_cb cb;
-    void *arg;
-};
-
-struct channel {
-    int refs;
-    enum channel_state state;
-    struct waiter *waiters;
-    char name[];
-};
-
-/* One Redis connection.  CONNECTING: TCP in progress; HANDSHAKE: connected,
- * AUTH/SELECT/PING in flight (the command connection only); READY: usable. */
-enum link_state { LINK_CLOSED, LINK_CONNECTING, LINK_HANDSHAKE, LINK_READY };
-
-struct link {
-    redisAsyncContext *ac; /* NULL when CLOSED */
-    enum link_state state;
-    int64_t state_since_ms; /* when it entered its state: connect and handshake deadlines */
-};
-
-struct pending {
-    struct gw_bus *bus;
-    gw_bus_reply_cb cb;
-    void *arg;
-    int64_t start_us;
-    TAILQ_ENTRY(pending) link;
-};
-
-struct gw_bus {
-    struct gw_ctx *ctx;
-    struct link cmd;
-    struct link sub;
-    bool reported_up; /* what on_state was last told */
-    int backoff_ms;
-    struct event *reconnect_timer;
-    struct event *watchdog;
-    /* Commands sent and not answered, oldest first (Redis answers in
-     * order): the oldest one's age is how long Redis has been silent. */
-    TAILQ_HEAD(, pending) in_flight;
-    int64_t ping_sent_ms;  /* last idle PING on the command connection */
-    int64_t probe_sent_ms; /* last delivery probe published */
-    int64_t probe_seen_ms; /* last probe that came back through the subscriber */
-    bool stalled;          /* what the log last said about delivery */
-    char probe_channel[GW_KEY_MAX];
-    struct gw_dict *channels;
-    gw_bus_message_cb on_message;
-    gw_bus_state_cb on_state;
-    gw_bus_subscribed_cb on_subscribed;
-    void *arg;
-    bool freeing;
-};
 
 static int64_t now_us(void)
 {
@@ -113,18 +56,6 @@ static void notify_state(struct gw_bus *bus)
     }
     if (bus->on_state)
         bus->on_state(up, bus->arg);
-}
-
-static void fire_waiters(struct channel *ch, bool ok)
-{
-    struct waiter *w = ch->waiters;
-    ch->waiters = NULL;
-    while (w) {
-        struct waiter *next = w->next;
-        w->cb(ok, w->arg);
-        free(w);
-        w = next;
-    }
 }
 
 static void link_set(struct link *link, enum link_state state)
@@ -217,185 +148,7 @@ static void send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, voi
         redisAsyncCommand(ac, on_auth_reply, tag, "AUTH %s", u->password);
 }
 
-/* ---- subscriber ---- */
-
-static void send_subscribe(struct gw_bus *bus, struct channel *ch);
-
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    (void)ac;
-    struct gw_bus *bus = privdata;
-    redisReply *reply = r;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
-        return;
-    redisReply *kind = reply->element[0];
-    redisReply *name = reply->element[1];
-    if (kind->type != REDIS_REPLY_STRING || name->type != REDIS_REPLY_STRING)
-        return;
-    if (strcasecmp(kind->str, "message") == 0) {
-        redisReply *payload = reply->element[2];
-        if (strcmp(name->str, bus->probe_channel) == 0) {
-            bus->probe_seen_ms = gw_mono_ms();
-            return;
-        }
-        if (payload->type == REDIS_REPLY_STRING && bus->on_message) {
-            gw_metrics_add(bus->ctx->metrics, GW_M_PUBSUB_IN, 1);
-            bus->on_message(name->str, name->len, payload->str, payload->len, bus->arg);
-        }
-        return;
-    }
-    struct channel *ch = gw_dict_get(bus->channels, name->str);
-    if (!ch)
-        return;
-    if (strcasecmp(kind->str, "subscribe") == 0) {
-        ch->state = CH_SUBSCRIBED;
-        gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS, 1);
-        fire_waiters(ch, true);
-        if (bus->on_subscribed)
-            bus->on_subscribed(name->str, bus->arg);
-        /* A waiter may have dropped the last reference (and unsubscribed). */
-        ch = gw_dict_get(bus->channels, name->str);
-        if (ch && ch->refs == 0 && ch->state == CH_SUBSCRIBED) {
-            ch->state = CH_UNSUBSCRIBING;
-            redisAsyncCommand(bus->sub.ac, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
-                              strlen(ch->name));
-        }
-    } else if (strcasecmp(kind->str, "unsubscribe") == 0) {
-        gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS, -1);
-        if (ch->refs > 0) {
-            send_subscribe(bus, ch);
-        } else {
-            gw_dict_del(bus->channels, ch->name);
-            free(ch);
-        }
-    }
-}
-
-static void send_subscribe(struct gw_bus *bus, struct channel *ch)
-{
-    ch->state = CH_SUBSCRIBING;
-    redisAsyncCommand(bus->sub.ac, on_sub_reply, bus, "SUBSCRIBE %b", ch->name, strlen(ch->name));
-}
-
-static void resubscribe_one(const char *key, void *value, void *arg)
-{
-    (void)key;
-    struct gw_bus *bus = arg;
-    struct channel *ch = value;
-    if (ch->refs > 0)
-        send_subscribe(bus, ch);
-}
-
-void gw_bus_subscribe(struct gw_bus *bus, const char *channel, gw_bus_ready_cb ready, void *arg)
-{
-    struct channel *ch = gw_dict_get(bus->channels, channel);
-    if (!ch) {
-        size_t len = strlen(channel);
-        ch = calloc(1, sizeof(*ch) + len + 1);
-        if (!ch || gw_dict_set(bus->channels, channel, ch) != GW_OK) {
-            free(ch);
-            if (ready)
-                ready(false, arg);
-            return;
-        }
-        memcpy(ch->name, channel, len + 1);
-    }
-    ch->refs++;
-    if (ch->state == CH_SUBSCRIBED && bus->sub.state == LINK_READY) {
-        if (ready)
-            ready(true, arg);
-        return;
-    }
-    if (bus->sub.state != LINK_READY) {
-        /* Remembered: subscribed on reconnect.  The waiter learns now. */
-        if (ready)
-            ready(false, arg);
-        return;
-    }
-    if (ready) {
-        struct waiter *w = malloc(sizeof(*w));
-        if (!w) {
-            ready(false, arg);
-        } else {
-            w->cb = ready;
-            w->arg = arg;
-            w->next = ch->waiters;
-            ch->waiters = w;
-        }
-    }
-    if (ch->state == CH_NONE)
-        send_subscribe(bus, ch);
-    /* SUBSCRIBING: the pending reply fires the waiter.  UNSUBSCRIBING: the
-     * unsubscribe reply sees refs > 0 and subscribes again. */
-}
-
-void gw_bus_unsubscribe(struct gw_bus *bus, const char *channel)
-{
-    struct channel *ch = gw_dict_get(bus->channels, channel);
-    if (!ch || ch->refs == 0)
-        return;
-    if (--ch->refs > 0)
-        return;
-    if (bus->sub.state != LINK_READY || ch->state == CH_NONE) {
-        gw_dict_del(bus->channels, ch->name);
-        fire_waiters(ch, false);
-        free(ch);
-    } else if (ch->state == CH_SUBSCRIBED) {
-        ch->state = CH_UNSUBSCRIBING;
-        redisAsyncCommand(bus->sub.ac, on_sub_reply, bus, "UNSUBSCRIBE %b", ch->name,
-                          strlen(ch->name));
-    }
-}
-
 /* ---- connection lifecycle ---- */
-
-/* Takes the channel's waiters into *arg: they are failed after the walk,
- * because a waiter may unsubscribe and so change the table being walked. */
-static void fail_channel(const char *key, void *value, void *arg)
-{
-    (void)key;
-    struct waiter **failed = arg;
-    struct channel *ch = value;
-    ch->state = CH_NONE;
-    while (ch->waiters) {
-        struct waiter *w = ch->waiters;
-        ch->waiters = w->next;
-        w->next = *failed;
-        *failed = w;
-    }
-}
-
-struct collect {
-    struct channel **out;
-    size_t n;
-};
-
-static void collect_unreferenced(const char *key, void *value, void *arg)
-{
-    (void)key;
-    struct collect *col = arg;
-    struct channel *ch = value;
-    if (ch->refs == 0)
-        col->out[col->n++] = ch;
-}
-
-/* Channels nobody wants any more are forgotten before resubscribing. */
-static void drop_unreferenced(struct gw_bus *bus)
-{
-    size_t n = gw_dict_size(bus->channels);
-    if (n == 0)
-        return;
-    struct collect col = {calloc(n, sizeof(struct channel *)), 0};
-    if (!col.out)
-        return;
-    /* Collect first: the dict must not change while it is walked. */
-    gw_dict_each(bus->channels, collect_unreferenced, &col);
-    for (size_t i = 0; i < col.n; i++) {
-        gw_dict_del(bus->channels, col.out[i]->name);
-        free(col.out[i]);
-    }
-    free(col.out);
-}
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
@@ -423,8 +176,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         /* A fresh subscriber gets a full stall period before it is judged. */
         bus->probe_seen_ms = gw_mono_ms();
         send_auth(bus->sub.ac, u, bus);
-        drop_unreferenced(bus);
-        gw_dict_each(bus->channels, resubscribe_one, bus);
+        gw_bus_sub_resubscribe(bus);
         notify_state(bus);
     }
 }
@@ -444,14 +196,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         bus->sub.state = LINK_CLOSED;
         gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS,
                              -gw_metrics_gauge(bus->ctx->metrics, GW_G_SUBSCRIPTIONS));
-        struct waiter *failed = NULL;
-        gw_dict_each(bus->channels, fail_channel, &failed);
-        while (failed) {
-            struct waiter *w = failed;
-            failed = w->next;
-            w->cb(false, w->arg);
-            free(w);
-        }
+        gw_bus_sub_lost(bus);
         chat_log(CHAT_LOG_WARN, "redis_disconnected conn=subscriber error=\"%s\"",
                  ac->err ? ac->errstr : "closed");
     }
@@ -607,15 +352,6 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     return bus;
 }
 
-static void free_channel(const char *key, void *value, void *arg)
-{
-    (void)key;
-    (void)arg;
-    struct channel *ch = value;
-    fire_waiters(ch, false);
-    free(ch);
-}
-
 /* Frees one connection: its pending callbacks get NULL replies, and any
  * command they send meanwhile fails at once (the link is CLOSED first). */
 static void link_close(struct link *link)
@@ -642,7 +378,7 @@ void gw_bus_free(struct gw_bus *bus)
         return;
     gw_bus_close(bus);
     if (bus->channels) {
-        gw_dict_each(bus->channels, free_channel, NULL);
+        gw_bus_sub_free_channels(bus);
         gw_dict_free(bus->channels);
     }
     if (bus->reconnect_timer)

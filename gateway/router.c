@@ -4,7 +4,6 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "bus.h"
@@ -17,7 +16,6 @@
 #include "protocol.h"
 #include "router.h"
 #include "router_internal.h"
-#include "store.h"
 #include "token.h"
 
 struct gw_router *gw_router_new(struct gw_ctx *ctx, const struct gw_router_ops *ops)
@@ -187,7 +185,7 @@ bool gw_router_detach(struct gw_router *r, struct gw_client *c)
 
 /* ---- rooms ---- */
 
-static void backlog_clear(struct room *room)
+void gw_router_room_backlog_clear(struct room *room)
 {
     gw_router_backlog_free(&room->backlog);
     gw_metrics_gauge_add(room->router->ctx->metrics, GW_G_BACKLOG, -(int64_t)room->backlog_len);
@@ -212,11 +210,11 @@ static void room_destroy(struct room *room)
 {
     if (room->retry)
         event_free(room->retry);
-    backlog_clear(room);
+    gw_router_room_backlog_clear(room);
     free(room);
 }
 
-static void room_maybe_free(struct gw_router *r, struct room *room)
+void gw_router_room_maybe_free(struct gw_router *r, struct room *room)
 {
     if (room->nmembers > 0 || room->repairing || room->pending_joins > 0)
         return;
@@ -300,7 +298,7 @@ bool gw_router_join(struct gw_router *r, struct gw_client *c, const char *name,
         return false;
     struct gw_member *m = calloc(1, sizeof(*m));
     if (!m) {
-        room_maybe_free(r, room);
+        gw_router_room_maybe_free(r, room);
         return false;
     }
     m->client = c;
@@ -317,7 +315,7 @@ bool gw_router_join(struct gw_router *r, struct gw_client *c, const char *name,
 
 /* Walks with the next member saved: a delivery may end its own session,
  * which removes that member (never another one) from the room. */
-static void deliver_seq(struct room *room, int64_t seq, const struct gw_frame *f)
+void gw_router_deliver_seq(struct room *room, int64_t seq, const struct gw_frame *f)
 {
     struct gw_member *m = LIST_FIRST(&room->members);
     while (m) {
@@ -353,7 +351,7 @@ void gw_router_join_done(struct gw_router *r, struct gw_member *m, int64_t snaps
         gw_router_send_frame(r, m->client, &f);
     }
     if (room->pending_joins == 0 && !room->repairing)
-        backlog_clear(room);
+        gw_router_room_backlog_clear(room);
 }
 
 void gw_router_rejoin_done(struct gw_member *m, int64_t snapshot_seq)
@@ -374,171 +372,11 @@ bool gw_router_leave(struct gw_router *r, struct gw_member *m)
         room->pending_joins--;
     gw_bus_unsubscribe(r->ctx->bus, room->channel);
     free(m);
-    room_maybe_free(r, room);
+    gw_router_room_maybe_free(r, room);
     return last;
 }
 
-/* ---- repair of lost pub/sub messages ---- */
-
-static void start_repair(struct gw_router *r, struct room *room);
-
-static void start_repair(struct gw_router *r, struct room *room);
-static void room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
-                       size_t skip_len);
-
-static void on_repair_retry(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct room *room = arg;
-    struct gw_router *r = room->router;
-    room->repairing = false;
-    if (room->nmembers == 0) {
-        /* Nobody left to repair for. */
-        if (room->pending_joins == 0)
-            backlog_clear(room);
-        room_maybe_free(r, room);
-        return;
-    }
-    start_repair(r, room);
-}
-
-/* The history read failed (Redis down, or it timed out): the held live
- * traffic stays held and the read is tried again, backing off up to 5 s,
- * rather than moving past a gap nobody filled. */
-static bool repair_retry_later(struct gw_router *r, struct room *room)
-{
-    if (!room->retry)
-        room->retry = evtimer_new(r->ctx->base, on_repair_retry, room);
-    if (!room->retry)
-        return false;
-    room->retry_ms = room->retry_ms ? room->retry_ms * 2 : 100;
-    if (room->retry_ms > 5000)
-        room->retry_ms = 5000;
-    gw_metrics_add(r->ctx->metrics, GW_M_REPAIR_RETRIES, 1);
-    chat_log(CHAT_LOG_WARN, "gap_repair_retry room=%s in_ms=%d", room->name, room->retry_ms);
-    struct timeval tv = {room->retry_ms / 1000, (room->retry_ms % 1000) * 1000};
-    evtimer_add(room->retry, &tv);
-    return true;
-}
-
-/* Messages between live_seq and the oldest one history still holds were
- * trimmed: no repair can deliver them, so the room's members are told to
- * resync (PROTOCOL.md `resync`: join again with `since`, or page history). */
-static void room_resync(struct gw_router *r, struct room *room)
-{
-    char ev[128];
-    int n = snprintf(ev, sizeof(ev), "{\"type\":\"resync\",\"room\":\"%s\"}", room->name);
-    if (n < 0 || (size_t)n >= sizeof(ev))
-        return;
-    chat_log(CHAT_LOG_WARN, "resync room=%s after_seq=%lld", room->name,
-             (long long)room->live_seq);
-    gw_metrics_add(r->ctx->metrics, GW_M_RESYNCS, 1);
-    room_event(room, ev, (size_t)n, NULL, 0);
-}
-
-static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    (void)bus;
-    struct room *room = arg;
-    struct gw_router *r = room->router;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
-        if (room->nmembers > 0 && repair_retry_later(r, room))
-            return;
-    } else {
-        room->retry_ms = 0;
-    }
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
-        const redisReply *cur = reply->element[0];
-        int64_t current = cur->type == REDIS_REPLY_INTEGER ? cur->integer : 0;
-        if (current < room->live_seq) {
-            /* Redis came back without this room's data (no persistence): seqs
-             * start again, so forget what we saw or new messages look old.
-             * Everything in the new history is new to a member whose last
-             * seq belongs to the old numbering. */
-            chat_log(CHAT_LOG_WARN, "seq_reset room=%s was=%lld now=%lld", room->name,
-                     (long long)room->live_seq, (long long)current);
-            room->live_seq = 0;
-            struct gw_member *m;
-            LIST_FOREACH(m, &room->members, in_room)
-            if (m->last_seq > current)
-                m->last_seq = 0;
-        }
-        int64_t oldest = reply->elements > 1 && reply->element[1]->type == REDIS_REPLY_STRING
-                             ? gw_router_message_seq(reply->element[1]->str, reply->element[1]->len)
-                             : current + 1;
-        if (room->synced && oldest > room->live_seq + 1 && current > room->live_seq)
-            room_resync(r, room);
-        for (size_t i = 1; i < reply->elements; i++) {
-            redisReply *e = reply->element[i];
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
-            int64_t seq = gw_router_message_seq(e->str, e->len);
-            if (seq <= room->live_seq)
-                continue;
-            struct gw_frame f;
-            gw_frame_text(&f, e->str, e->len);
-            deliver_seq(room, seq, &f);
-            room->live_seq = seq;
-        }
-        gw_metrics_add(r->ctx->metrics, GW_M_GAP_RECOVERIES, 1);
-    }
-    if (room->repair_again) {
-        /* The subscriber was away again while this read ran: read again
-         * before the held live traffic goes out, or a gap would hide behind
-         * a higher seq. */
-        room->repair_again = false;
-        room->repairing = false;
-        start_repair(r, room);
-        if (room->repairing)
-            return;
-    }
-    struct backlog_entry *e;
-    STAILQ_FOREACH(e, &room->backlog, link)
-    {
-        struct gw_frame f;
-        gw_frame_text(&f, e->data, e->len);
-        deliver_seq(room, e->seq, &f);
-        if (e->seq > room->live_seq)
-            room->live_seq = e->seq;
-    }
-    room->repairing = false;
-    if (room->pending_joins == 0)
-        backlog_clear(room);
-    room_maybe_free(r, room);
-}
-
-static void start_repair(struct gw_router *r, struct room *room)
-{
-    if (room->repairing) {
-        /* This repair's read may predate what was lost just now. */
-        room->repair_again = true;
-        return;
-    }
-    const char *prefix = r->ctx->cfg->prefix;
-    char seq_key[GW_KEY_MAX], hist_key[GW_KEY_MAX];
-    if (!gw_key_room(seq_key, sizeof(seq_key), prefix, room->name, "seq") ||
-        !gw_key_room(hist_key, sizeof(hist_key), prefix, room->name, "history"))
-        return;
-    room->repairing = true;
-    chat_log(CHAT_LOG_INFO, "gap_repair room=%s after_seq=%lld", room->name,
-             (long long)room->live_seq);
-    const char *argv[] = {seq_key, hist_key};
-    gw_store_eval(r->ctx->store, "history_since", 2, 2, argv, NULL, on_repair_history, room);
-}
-
-void gw_router_on_subscribed(struct gw_router *r, const char *channel)
-{
-    struct room *room = gw_dict_get(r->rooms, channel);
-    if (room) {
-        if (room->synced)
-            start_repair(r, room);
-        return;
-    }
-    struct user *u = gw_dict_get(r->users, channel);
-    if (u)
-        gw_router_user_subscribed(r, u);
-}
+/* ---- live traffic ---- */
 
 static void room_live_message(struct gw_router *r, struct room *room, int64_t seq,
                               const char *payload, size_t len)
@@ -549,14 +387,14 @@ static void room_live_message(struct gw_router *r, struct room *room, int64_t se
     }
     if (room->synced && seq > room->live_seq + 1) {
         backlog_push(room, seq, payload, len);
-        start_repair(r, room);
+        gw_router_start_repair(r, room);
         return;
     }
     if (room->pending_joins > 0)
         backlog_push(room, seq, payload, len);
     struct gw_frame f;
     gw_frame_text(&f, payload, len);
-    deliver_seq(room, seq, &f);
+    gw_router_deliver_seq(room, seq, &f);
     /* ts is Redis' clock at the append: skew between Redis and this node
      * shows up here, which is worth seeing too. */
     int64_t ts = message_ts(payload, len);
@@ -567,8 +405,8 @@ static void room_live_message(struct gw_router *r, struct room *room, int64_t se
     room->synced = true;
 }
 
-static void room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
-                       size_t skip_len)
+void gw_router_room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
+                          size_t skip_len)
 {
     struct gw_frame f;
     gw_frame_text(&f, payload, len);
@@ -604,13 +442,13 @@ static void room_traffic(struct gw_router *r, struct room *room, const char *pay
         if (seq > 0)
             room_live_message(r, room, seq, payload, len);
         else
-            room_event(room, payload, len, NULL, 0);
+            gw_router_room_event(room, payload, len, NULL, 0);
     } else if (len > 2 && payload[0] == 't' && payload[1] == '|') {
         /* typing: "t|<user id>|<frame>", not echoed to the typist */
         const char *bar = memchr(payload + 2, '|', len - 2);
         if (bar)
-            room_event(room, bar + 1, len - (size_t)(bar + 1 - payload), payload + 2,
-                       (size_t)(bar - payload - 2));
+            gw_router_room_event(room, bar + 1, len - (size_t)(bar + 1 - payload), payload + 2,
+                                 (size_t)(bar - payload - 2));
     }
 }
 

@@ -8,13 +8,17 @@
 
 struct event;
 
+/* How far before its first session a user's first repair looks back. */
+#define GW_USER_REPLAY_SLACK_MS 2000
+
 #include "keys.h"
 #include "router.h"
 #include "token.h"
 
 /*
- * The router's structs, shared by router.c (clients, rooms, room ordering)
- * and router_user.c (private traffic: per-conversation order and repair).
+ * The router's structs, shared by router.c (clients, rooms, room ordering),
+ * router_repair.c (repair of a room's gaps) and router_user.c (private
+ * traffic: per-conversation order and repair).
  */
 
 /* A join or repair never takes long; a backlog this deep means something is
@@ -49,7 +53,7 @@ struct room {
     size_t nmembers;
     int pending_joins;
     bool repairing;
-    bool repair_again; /* resubscribed while repairing: the repair may have read too early */
+    bool repair_again;   /* resubscribed while repairing: the repair may have read too early */
     struct event *retry; /* a failed repair read is tried again after retry_ms */
     int retry_ms;
     int64_t live_seq; /* highest seq seen on the live stream, repaired, or snapshotted */
@@ -73,7 +77,7 @@ struct user {
     int64_t since_ms;
     bool subscribed_once;
     bool repairing;
-    bool repair_again; /* resubscribed while repairing */
+    bool repair_again;   /* resubscribed while repairing */
     uint64_t generation; /* tells a repair whether it is still this record's */
     struct backlog backlog;
 };
@@ -98,7 +102,7 @@ struct gw_router {
     uint64_t next_generation;
 };
 
-/* ---- shared by router.c and router_user.c ---- */
+/* ---- shared by router.c, router_repair.c and router_user.c ---- */
 
 void gw_router_send_frame(struct gw_router *r, struct gw_client *c, const struct gw_frame *f);
 struct backlog_entry *gw_router_backlog_entry(int64_t seq, const char *data, size_t len);
@@ -112,5 +116,22 @@ void gw_router_user_free(struct user *u);
 void gw_router_user_message(struct gw_router *r, struct user *u, const char *payload, size_t len);
 /* The user's channel was (re)subscribed. */
 void gw_router_user_subscribed(struct gw_router *r, struct user *u);
+
+/* ---- rooms: router.c, for router_repair.c ---- */
+
+void gw_router_room_backlog_clear(struct room *room);
+/* Frees a room nobody is in, joining or repairing. */
+void gw_router_room_maybe_free(struct gw_router *r, struct room *room);
+/* Sends f to each joined member whose last seq is below seq. */
+void gw_router_deliver_seq(struct room *room, int64_t seq, const struct gw_frame *f);
+/* Sends an unsequenced frame to each joined member, but those of skip_uid. */
+void gw_router_room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
+                          size_t skip_len);
+
+/* ---- gap repair: router_repair.c, for router.c ---- */
+
+/* Reads history and delivers the room's gap (or marks a repair in flight to
+ * read again). */
+void gw_router_start_repair(struct gw_router *r, struct room *room);
 
 #endif

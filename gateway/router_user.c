@@ -38,7 +38,10 @@ struct user *gw_router_user_new(struct gw_router *r, const char *channel,
         gw_router_user_free(u);
         return NULL;
     }
-    u->since_ms = gw_now_ms();
+    /* A message sent while this session was being set up (between its
+     * upgrade and the subscription) is replayed by the first repair; a little
+     * slack covers the setup's round trips. */
+    u->since_ms = gw_now_ms() - GW_USER_REPLAY_SLACK_MS;
     u->generation = ++r->next_generation;
     snprintf(u->channel, sizeof(u->channel), "%s", channel);
     return u;
@@ -225,7 +228,9 @@ void gw_router_user_message(struct gw_router *r, struct user *u, const char *pay
 
 void gw_router_user_subscribed(struct gw_router *r, struct user *u)
 {
-    if (u->subscribed_once)
-        start_user_repair(r, u);
+    /* The first confirmation repairs too: what was published to this user
+     * before the node listened (since since_ms) is replayed, so a private
+     * message sent as the recipient connects is not lost. */
+    start_user_repair(r, u);
     u->subscribed_once = true;
 }

@@ -52,6 +52,8 @@ struct gw_session {
     /* one request at a time, the rest wait here */
     bool busy;
     STAILQ_HEAD(, inbox_entry) inbox;
+    STAILQ_HEAD(, inbox_entry) prewelcome; /* user-channel traffic before `welcome` */
+    size_t prewelcome_bytes;
     size_t inbox_len;
     size_t inbox_bytes;
 };
@@ -227,12 +229,43 @@ void gw_append_raw(struct evbuffer *buf, const char *json, size_t len)
     evbuffer_add(buf, json, len);
 }
 
+/* Traffic on the user's channel can reach a session between its attach to
+ * the router and its `welcome` (another tab of the user keeps the channel
+ * subscribed, so no repair runs for this one): it waits here, bounded, and
+ * follows the welcome. */
+#define GW_PREWELCOME_MAX_BYTES (1024u * 1024)
+
 void gw_session_deliver(void *owner, const struct gw_frame *f)
 {
     struct gw_session *s = owner;
-    if (s->closed || !s->ws || !s->welcomed)
+    if (s->closed || !s->ws)
         return;
-    gw_ws_send_frame(s->ws, f);
+    if (s->welcomed) {
+        gw_ws_send_frame(s->ws, f);
+        return;
+    }
+    if (s->prewelcome_bytes + f->len > GW_PREWELCOME_MAX_BYTES) {
+        chat_log(CHAT_LOG_WARN, "prewelcome_overflow session=%llu", (unsigned long long)s->id);
+        return;
+    }
+    struct inbox_entry *e = malloc(sizeof(*e) + f->len);
+    if (!e)
+        return;
+    e->len = f->len;
+    memcpy(e->data, f->payload, f->len);
+    STAILQ_INSERT_TAIL(&s->prewelcome, e, link);
+    s->prewelcome_bytes += f->len;
+}
+
+static void flush_prewelcome(struct gw_session *s)
+{
+    while (!STAILQ_EMPTY(&s->prewelcome)) {
+        struct inbox_entry *e = STAILQ_FIRST(&s->prewelcome);
+        STAILQ_REMOVE_HEAD(&s->prewelcome, link);
+        gw_session_send_text(s, e->data, e->len);
+        free(e);
+    }
+    s->prewelcome_bytes = 0;
 }
 
 /* ---- welcome ---- */
@@ -261,6 +294,7 @@ static void on_welcome_marks(struct gw_bus *bus, struct redisReply *reply, void 
     json_object_set_new(w, "last_read", marks);
     gw_session_send_json(s, w);
     s->welcomed = true;
+    flush_prewelcome(s);
     s->busy = false;
     process_inbox(s);
     session_release(s);
@@ -518,6 +552,7 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
     s->id = gw_conn_id(c);
     s->refs = 1; /* the socket's */
     STAILQ_INIT(&s->inbox);
+    STAILQ_INIT(&s->prewelcome);
     gw_rate_init(&s->rate, ctx->cfg->burst, gw_mono_ms());
     struct gw_ws_options o = {
         .max_message = ctx->cfg->max_message,

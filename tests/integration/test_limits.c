@@ -25,7 +25,7 @@ static struct h_cluster cl;
 
 static void setup(void)
 {
-    h_watchdog(55);
+    h_watchdog(115);
     ck_assert_int_eq(h_cluster_init(&cl), 0);
 }
 
@@ -485,10 +485,60 @@ START_TEST(test_metrics_bind)
 }
 END_TEST
 
+/* A private message sent the moment its recipient connects (before its
+ * `welcome`, before its node listens on the user's channel) still reaches
+ * it: 1,000 times, the recipient connecting to one node and the sender on
+ * another. */
+START_TEST(test_private_sent_as_recipient_connects)
+{
+    const char *fast[] = {"--rate", "100000/100000", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, fast), 0);
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, fast), 1);
+    char *rtoken = NULL, *rid = NULL, url[9000];
+    ck_assert_int_eq(h_login(&cl, 0, "racer", &rtoken, &rid), 200);
+    struct tc *sender = connect_as(1, "sender", NULL);
+    snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[0], rtoken);
+    /* 1,000 rounds; 300 under the sanitizers, which make each round slower. */
+    int rounds = getenv("CHAT_IT_RACES")   ? atoi(getenv("CHAT_IT_RACES"))
+                 : getenv("ASAN_OPTIONS") ? 300
+                                          : 1000;
+    for (int i = 0; i < rounds; i++) {
+        struct tc *r = tc_new(cl.base, url, NULL, NULL);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(tc_sendf(sender,
+                                  "{\"type\":\"private\",\"to\":\"%s\",\"kind\":\"text\","
+                                  "\"body\":\"race %d\",\"id\":\"r%d\"}",
+                                  rid, i, i),
+                         0);
+        json_t *m = NULL;
+        for (;;) {
+            m = tc_wait_type(r, "private", 5000);
+            if (!m)
+                break;
+            const char *id = json_string_value(json_object_get(m, "id"));
+            char want[16];
+            snprintf(want, sizeof(want), "r%d", i);
+            if (id && strcmp(id, want) == 0)
+                break;
+            json_decref(m); /* an earlier round's, replayed: fine */
+        }
+        json_t *ack = tc_wait_type(sender, "ack", H_TIMEOUT_MS);
+        ck_assert_msg(ack != NULL, "round %d: the message was not acked", i);
+        json_decref(ack);
+        ck_assert_msg(m != NULL, "round %d: the private message never reached its recipient", i);
+        json_decref(m);
+        tc_free(r);
+    }
+    tc_free(sender);
+    free(rtoken);
+    free(rid);
+}
+END_TEST
+
 TCase *limits_tcase(void)
 {
     TCase *tc = tcase_create("limits");
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_invalid_id_refused_not_executed);
     tcase_add_test(tc, test_header_deadline_408);
@@ -501,5 +551,6 @@ TCase *limits_tcase(void)
     tcase_add_test(tc, test_delivery_probe_and_redis_timeout);
     tcase_add_test(tc, test_reaper_empties_a_dead_node);
     tcase_add_test(tc, test_metrics_bind);
+    tcase_add_test(tc, test_private_sent_as_recipient_connects);
     return tc;
 }

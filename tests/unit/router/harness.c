@@ -111,9 +111,15 @@ struct h_client *h_attach(struct harness *h, const char *uid)
     ck_assert_ptr_nonnull(c->c);
     h->nclients++;
     if (c->first) {
-        /* The user channel was subscribed; Redis confirms it. */
-        char ch[GW_KEY_MAX];
+        /* The user channel was subscribed; Redis confirms it.  The first
+         * confirmation repairs (what was sent while the session was set up):
+         * this user has no conversations yet, so its listing is empty. */
+        char ch[GW_KEY_MAX], dms[GW_KEY_MAX];
         fake_bus_confirm(h->bus, h_user_channel(h, uid, ch, sizeof(ch)));
+        ck_assert_ptr_nonnull(gw_key_user(dms, sizeof(dms), h->prefix, uid, "dms"));
+        struct fake_cmd *list = fake_bus_find(h->bus, "SMEMBERS", dms);
+        if (list)
+            fake_bus_answer(h->bus, list, fake_reply_array(0));
     }
     return c;
 }

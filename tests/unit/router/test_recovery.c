@@ -178,10 +178,47 @@ START_TEST(test_two_tabs_join_at_once_presence_once)
 }
 END_TEST
 
+/* A private message published while the recipient's session was being set
+ * up (before the node listened on its channel) is replayed by the first
+ * confirmation's repair; one from long before is not this node's to replay. */
+START_TEST(test_first_subscription_replays_setup_window)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a = &h.clients[h.nclients++];
+    a->h = &h;
+    snprintf(a->who.id, sizeof(a->who.id), "alice");
+    snprintf(a->who.name, sizeof(a->who.name), "alice-name");
+    snprintf(a->label, sizeof(a->label), "alice#0");
+    ck_assert(gw_router_attach(h.router, &a->who, a, &a->c, &a->first, NULL, NULL));
+    char uch[GW_KEY_MAX], dms[GW_KEY_MAX], seq_key[GW_KEY_MAX], msg[512];
+    h_user_channel(&h, "alice", uch, sizeof(uch));
+    ck_assert_ptr_nonnull(gw_key_user(dms, sizeof(dms), h.prefix, "alice", "dms"));
+    ck_assert_ptr_nonnull(gw_key_dm(seq_key, sizeof(seq_key), h.prefix, "alice", "bob", "seq"));
+    fake_bus_confirm(h.bus, uch);
+    struct fake_cmd *list = fake_bus_find(h.bus, "SMEMBERS", dms);
+    ck_assert_ptr_nonnull(list);
+    redisReply *peers = fake_reply_array(1);
+    peers->element[0] = fake_reply_str("bob");
+    fake_bus_answer(h.bus, list, peers);
+    struct fake_cmd *hist = fake_bus_find_eval(h.bus, seq_key);
+    ck_assert_ptr_nonnull(hist);
+    redisReply *r = fake_reply_array(3);
+    r->element[0] = fake_reply_int(2);
+    r->element[1] = fake_reply_str(h_private_msg(msg, sizeof(msg), "bob", "alice", 1, 1000));
+    r->element[2] = fake_reply_str(h_private_msg(msg, sizeof(msg), "bob", "alice", 2, TS_NEW));
+    fake_bus_answer(h.bus, hist, r);
+    h_assert_seqs(&h, a, "2");
+    ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_fini(&h);
+}
+END_TEST
+
 TCase *recovery_tcase(void)
 {
     TCase *tc = tcase_create("recovery");
     tcase_add_test(tc, test_two_tabs_join_at_once_presence_once);
+    tcase_add_test(tc, test_first_subscription_replays_setup_window);
     tcase_add_test(tc, test_seq_reset_replays_new_epoch);
     tcase_add_test(tc, test_resubscribe_during_repair_reads_again);
     tcase_add_test(tc, test_user_resubscribe_during_repair_reads_again);

@@ -1,0 +1,212 @@
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "config_internal.h"
+#include "protocol.h"
+
+/* The Redis URL of --redis: redis://[[user]:password@]host:port[/db]. */
+
+/* Percent-decodes s[0..len) into a new string; NULL on a bad escape, an
+ * embedded NUL or no memory. */
+static char *pct_decode(const char *s, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t o = 0;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < len ? chat_hexval(s[i + 1]) : -1;
+        int lo = hi >= 0 ? chat_hexval(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        out[o++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static bool is_host_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
+}
+
+static int parse_port_db(const char *s, size_t len, long long min, long long max, long long *out)
+{
+    char buf[16];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    long long v;
+    if (chat_config_parse_ll(buf, &v) < 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* One pass over redis://[[user]:password@]host:port[/db], left to right; long
+ * because each part has its own error message and splitting it would spread
+ * the cursor over several functions. */
+int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen)
+{
+    static const char scheme[] = "redis://";
+    struct chat_redis_url url = {0};
+    long long num;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!text || !out)
+        return chat_config_failf(err, errlen, "no URL given");
+    if (strncasecmp(text, "rediss://", 9) == 0)
+        return chat_config_failf(err, errlen, "TLS (rediss://) is not supported");
+    if (strncasecmp(text, scheme, sizeof(scheme) - 1) != 0)
+        return chat_config_failf(err, errlen,
+                                 "must start with redis://"); /* not echoed: may hold a password */
+    const char *auth = text + sizeof(scheme) - 1;
+    if (strpbrk(auth, "?#"))
+        return chat_config_failf(err, errlen, "query and fragment are not supported");
+    const char *slash = strchr(auth, '/');
+    size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
+
+    /* Credentials end at the last '@' of the authority: a password may hold '@'. */
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++) {
+        if (auth[i] == '@')
+            at = auth + i;
+    }
+    const char *host = auth;
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        if (!colon) {
+            chat_config_failf(err, errlen, "credentials must be [user]:password@");
+            goto fail;
+        }
+        if (colon + 1 == at) {
+            chat_config_failf(err, errlen, "empty password");
+            goto fail;
+        }
+        if (colon > auth) {
+            url.user = pct_decode(auth, (size_t)(colon - auth));
+            if (!url.user) {
+                chat_config_failf(err, errlen, "bad %%-escape in user");
+                goto fail;
+            }
+        }
+        url.password = pct_decode(colon + 1, (size_t)(at - colon - 1));
+        if (!url.password) {
+            chat_config_failf(err, errlen, "bad %%-escape in password");
+            goto fail;
+        }
+        host = at + 1;
+    }
+    size_t hlen = (size_t)(auth + alen - host);
+
+    const char *port = NULL;
+    size_t plen = 0;
+    const char *hstart = host;
+    size_t hnamelen;
+    if (hlen > 0 && host[0] == '[') {
+        const char *close = memchr(host, ']', hlen);
+        if (!close || close == host + 1) {
+            chat_config_failf(err, errlen, "bad IPv6 address");
+            goto fail;
+        }
+        for (const char *p = host + 1; p < close; p++) {
+            if (chat_hexval(*p) < 0 && *p != ':' && *p != '.') {
+                chat_config_failf(err, errlen, "bad IPv6 address");
+                goto fail;
+            }
+        }
+        hstart = host + 1;
+        hnamelen = (size_t)(close - host - 1);
+        const char *rest = close + 1;
+        size_t rlen = (size_t)(host + hlen - rest);
+        if (rlen > 0) {
+            if (rest[0] != ':') {
+                chat_config_failf(err, errlen, "bad host");
+                goto fail;
+            }
+            port = rest + 1;
+            plen = rlen - 1;
+        }
+    } else {
+        const char *colon = memchr(host, ':', hlen);
+        hnamelen = colon ? (size_t)(colon - host) : hlen;
+        if (colon) {
+            port = colon + 1;
+            plen = hlen - hnamelen - 1;
+            if (memchr(port, ':', plen)) {
+                chat_config_failf(err, errlen, "IPv6 addresses need [brackets]");
+                goto fail;
+            }
+        }
+        for (size_t i = 0; i < hnamelen; i++) {
+            if (!is_host_char(host[i])) {
+                chat_config_failf(err, errlen, "bad host");
+                goto fail;
+            }
+        }
+    }
+    if (hnamelen == 0) {
+        chat_config_failf(err, errlen, "missing host");
+        goto fail;
+    }
+    url.host = strndup(hstart, hnamelen);
+    if (!url.host) {
+        chat_config_failf(err, errlen, "out of memory");
+        goto fail;
+    }
+    url.port = 6379;
+    if (port) {
+        if (parse_port_db(port, plen, 1, 65535, &num) < 0) {
+            chat_config_failf(err, errlen, "port must be 1-65535");
+            goto fail;
+        }
+        url.port = (int)num;
+    }
+    url.db = 0;
+    if (slash && slash[1]) {
+        if (parse_port_db(slash + 1, strlen(slash + 1), 0, INT_MAX, &num) < 0) {
+            chat_config_failf(err, errlen, "db must be a number 0-%d", INT_MAX);
+            goto fail;
+        }
+        url.db = (int)num;
+    }
+    *out = url;
+    return 0;
+
+fail:
+    chat_redis_url_deinit(&url);
+    return -1;
+}
+
+void chat_redis_url_deinit(struct chat_redis_url *url)
+{
+    if (!url)
+        return;
+    free(url->host);
+    free(url->user);
+    if (url->password) {
+        /* Do not leave the password lying around in freed memory. */
+        volatile char *p = url->password;
+        while (*p)
+            *p++ = '\0';
+    }
+    free(url->password);
+    memset(url, 0, sizeof(*url));
+}

@@ -1,0 +1,72 @@
+#ifndef GW_CONN_INTERNAL_H
+#define GW_CONN_INTERNAL_H
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <http_parser.h>
+
+#include "conn.h"
+
+/*
+ * The connection's structs, shared by conn.c (lifetime, the set, limits,
+ * lingering close, the hand-over to an upgrade owner) and conn_http.c
+ * (HTTP/1.x request framing with http-parser, and responses).
+ */
+
+enum conn_state { CONN_HTTP, CONN_UPGRADED };
+
+struct gw_conn {
+    struct gw_conns *set;
+    uint64_t id;
+    struct bufferevent *bev;
+    enum conn_state state;
+    char peer[INET6_ADDRSTRLEN + 8];
+    char addr[INET6_ADDRSTRLEN]; /* the peer without its port: per-address limits */
+    int64_t header_deadline_ms;  /* 408 past it; 0 while no request has begun */
+
+    http_parser parser;
+    struct gw_http_request req;
+    size_t head_bytes;
+    bool last_was_value;
+    bool headers_done;
+    bool message_done;
+    int limit_status; /* 431 or 413 when a limit was crossed */
+
+    const struct gw_conn_upgrade_ops *ops;
+    void *owner;
+
+    int in_callback;
+    int holds;       /* async operations (Redis replies) that will come back to c */
+    bool awaiting;   /* a request is being answered asynchronously */
+    bool parsing;    /* parse_http is on the stack */
+    bool closing;    /* close once output drains */
+    bool lingering;  /* output flushed and half-closed: input discarded until EOF */
+    bool owner_told; /* the upgrade owner heard on_closed */
+    bool dead;       /* free when the callback unwinds */
+    LIST_ENTRY(gw_conn) link;
+};
+
+struct gw_conns {
+    struct gw_ctx *ctx;
+    gw_conn_request_cb on_request;
+    size_t count;
+    size_t max;               /* connections past which new ones get 503 */
+    struct gw_dict *per_addr; /* address -> open connections (as an intptr_t) */
+    LIST_HEAD(, gw_conn) conns;
+};
+
+/* ---- conn_http.c, for conn.c ---- */
+
+/* Frees a request's strings and zeroes it. */
+void gw_conn_request_reset(struct gw_http_request *req);
+/* Ready for the next request: an empty request and a fresh parser. */
+void gw_conn_reset_parser(struct gw_conn *c);
+/* Parses and dispatches the buffered requests, one at a time; after an
+ * upgrade, hands what is left over to the owner. */
+void gw_conn_parse_http(struct gw_conn *c);
+
+#endif
