@@ -25,6 +25,8 @@
 #define GW_HTTP_IDLE_SEC 30
 /* How long a closed connection waits for its peer's FIN (conn_linger). */
 #define GW_LINGER_SEC 2
+/* What a closing connection reads and drops before it is cut (RST). */
+#define GW_LINGER_DISCARD_MAX (1024u * 1024)
 /* Before the handshake we never buffer more than one maximal request. */
 #define GW_HTTP_READ_HIGH (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY + 4096)
 
@@ -115,7 +117,9 @@ static void conn_linger(struct gw_conn *c)
         conn_kill(c);
         return;
     }
-    struct timeval linger = {GW_LINGER_SEC, 0};
+    /* A connection refused at a limit lingers briefly: its descriptor is what
+     * the limit is short of. */
+    struct timeval linger = {c->refused ? 0 : GW_LINGER_SEC, c->refused ? 200000 : 0};
     bufferevent_set_timeouts(c->bev, &linger, NULL);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
@@ -209,9 +213,13 @@ static void on_read(struct bufferevent *bev, void *arg)
     c->in_callback++;
     if (c->closing) {
         /* Nothing more is answered: what arrives now is read to keep the
-         * kernel from resetting the connection, and dropped. */
+         * kernel from resetting the connection, and dropped; a peer that
+         * keeps flooding a closed connection is not worth the CPU. */
         struct evbuffer *in = bufferevent_get_input(c->bev);
+        c->discarded += evbuffer_get_length(in);
         evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->discarded > GW_LINGER_DISCARD_MAX)
+            conn_kill(c);
     } else if (c->state == CONN_HTTP) {
         gw_conn_parse_http(c);
     } else if (!c->dead) {
@@ -297,9 +305,11 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     int per_addr = ctx->cfg->max_conns_per_ip;
     if (set->max && set->count > set->max) {
         gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
+        c->refused = true;
         gw_conn_respond_error(c, NULL, 503, "unavailable", "too many connections");
     } else if (per_addr > 0 && from_addr > per_addr) {
         gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
+        c->refused = true;
         gw_conn_respond_error(c, NULL, 503, "unavailable",
                               "too many connections from this address");
     }

@@ -45,6 +45,8 @@ struct gw_conn {
     bool parsing;    /* parse_http is on the stack */
     bool closing;    /* close once output drains */
     bool lingering;  /* output flushed and half-closed: input discarded until EOF */
+    bool refused;    /* answered 503 at a connection limit: linger briefly */
+    size_t discarded; /* input dropped since closing began */
     bool owner_told; /* the upgrade owner heard on_closed */
     bool dead;       /* free when the callback unwinds */
     LIST_ENTRY(gw_conn) link;

@@ -42,6 +42,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     (void)evl;
     (void)socklen;
     struct gw_listener *l = arg;
+    l->backoff_ms = GW_ACCEPT_BACKOFF_MIN_MS; /* descriptors are there again */
     gw_conn_new(l->conns, fd, sa);
 }
 
