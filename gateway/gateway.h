@@ -50,6 +50,9 @@ struct gw_ctx {
 
 /* Wall clock in milliseconds since the epoch. */
 int64_t gw_now_ms(void);
+/* Tests only (CHAT_TEST_CLOCK_OFFSET_MS): shifts gw_now_ms, to play a node
+ * whose clock is off. */
+void gw_set_wall_offset(int64_t ms);
 /* Monotonic clock in milliseconds, for rate buckets and timeouts. */
 int64_t gw_mono_ms(void);
 

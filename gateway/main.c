@@ -227,6 +227,12 @@ int main(int argc, char **argv)
     }
     app.ctx.verifier = app.verifier;
     chat_log_set_level(app.cfg.log_level);
+    /* A test hook, not an option: a node whose clock is off by this much. */
+    const char *skew = getenv("CHAT_TEST_CLOCK_OFFSET_MS");
+    if (skew && *skew) {
+        gw_set_wall_offset(strtoll(skew, NULL, 10));
+        chat_log(CHAT_LOG_WARN, "test_clock_offset ms=%s", skew);
+    }
     if (app.cfg.jwt_secret_generated)
         chat_log(CHAT_LOG_WARN, "dev_mode note=\"random JWT secret for this process only; tokens "
                                 "will not work on other nodes or after a restart\"");

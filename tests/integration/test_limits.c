@@ -535,6 +535,42 @@ START_TEST(test_private_sent_as_recipient_connects)
 }
 END_TEST
 
+/* Two nodes whose clocks differ by a minute (one runs 60 s ahead): presence
+ * is scored on Redis' clock, so nobody flaps offline/online while both
+ * refresh, and a watcher sees no presence event at all in 8 s. */
+START_TEST(test_clock_skew_no_flapping)
+{
+    const char *args[] = {"--presence-ttl", "3", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
+    setenv("CHAT_TEST_CLOCK_OFFSET_MS", "60000", 1);
+    int skewed = h_cluster_add_gateway(&cl, args);
+    unsetenv("CHAT_TEST_CLOCK_OFFSET_MS");
+    ck_assert_int_eq(skewed, 1);
+    struct tc *a = connect_as(0, "onclock", NULL);
+    struct tc *b = connect_as(1, "offclock", NULL);
+    ck_assert_int_eq(tc_send(a, "{\"type\":\"join\",\"room\":\"general\",\"id\":\"j\"}"), 0);
+    ck_assert_int_eq(tc_send(b, "{\"type\":\"join\",\"room\":\"general\",\"id\":\"j\"}"), 0);
+    json_decref(tc_wait_type(a, "joined", H_TIMEOUT_MS));
+    json_decref(tc_wait_type(b, "joined", H_TIMEOUT_MS));
+    h_loop_for(cl.base, 1500);
+    struct tc *watcher = connect_as(0, "watcher", NULL);
+    h_loop_for(cl.base, 8000);
+    json_t *m;
+    while ((m = tc_next(watcher, 0))) {
+        const char *type = json_string_value(json_object_get(m, "type"));
+        const char *ev = json_string_value(json_object_get(m, "event"));
+        const char *who = json_string_value(json_object_get(json_object_get(m, "user"), "name"));
+        bool other = who && strcmp(who, "watcher") != 0;
+        ck_assert_msg(!(other && type && (!strcmp(type, "offline") || (ev && !strcmp(ev, "leave")))),
+                      "%s flapped: %s %s", who, type, ev ? ev : "");
+        json_decref(m);
+    }
+    tc_free(watcher);
+    tc_free(a);
+    tc_free(b);
+}
+END_TEST
+
 TCase *limits_tcase(void)
 {
     TCase *tc = tcase_create("limits");
@@ -552,5 +588,6 @@ TCase *limits_tcase(void)
     tcase_add_test(tc, test_reaper_empties_a_dead_node);
     tcase_add_test(tc, test_metrics_bind);
     tcase_add_test(tc, test_private_sent_as_recipient_connects);
+    tcase_add_test(tc, test_clock_skew_no_flapping);
     return tc;
 }
