@@ -571,6 +571,103 @@ START_TEST(test_clock_skew_no_flapping)
 }
 END_TEST
 
+/* Request ids of 64 four-byte code points that differ only at the end are
+ * three requests, not one: each is stored with its own seq (the
+ * idempotency key holds a digest of the id, never a truncated copy). */
+START_TEST(test_long_ids_are_distinct_idempotency_keys)
+{
+    const char *fast[] = {"--rate", "1000/1000", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, fast), 0);
+    char *bob_id = NULL;
+    struct tc *bob = connect_as(0, "idbob", &bob_id);
+    struct tc *t = connect_as(0, "idalice", NULL);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"ids\",\"id\":\"j\"}"), 0);
+    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    static const char *const last[] = {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x81",
+                                       "\xf0\x9f\x98\x82"};
+    for (int pass = 0; pass < 2; pass++) {
+        long long seqs[3];
+        for (int k = 0; k < 3; k++) {
+            char id[64 * 4 + 1] = "";
+            for (int c = 0; c < 63; c++)
+                strcat(id, "\xf0\x9f\x8c\x8d");
+            strcat(id, last[k]);
+            if (pass == 0)
+                ck_assert_int_eq(tc_sendf(t,
+                                          "{\"type\":\"message\",\"room\":\"ids\",\"kind\":"
+                                          "\"text\",\"body\":\"m%d\",\"id\":\"%s\"}",
+                                          k, id),
+                                 0);
+            else
+                ck_assert_int_eq(tc_sendf(t,
+                                          "{\"type\":\"private\",\"to\":\"%s\",\"kind\":"
+                                          "\"text\",\"body\":\"p%d\",\"id\":\"%s\"}",
+                                          bob_id, k, id),
+                                 0);
+            json_t *ack = tc_wait_type(t, "ack", H_TIMEOUT_MS);
+            ck_assert_ptr_nonnull(ack);
+            seqs[k] = json_integer_value(json_object_get(ack, "seq"));
+            json_decref(ack);
+        }
+        ck_assert_msg(seqs[0] == 1 && seqs[1] == 2 && seqs[2] == 3,
+                      "%s: acked seqs %lld %lld %lld, want 1 2 3", pass ? "private" : "room",
+                      seqs[0], seqs[1], seqs[2]);
+    }
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"history\",\"room\":\"ids\",\"id\":\"h\"}"), 0);
+    json_t *h = tc_wait_type(t, "history", H_TIMEOUT_MS);
+    ck_assert_uint_eq(json_array_size(json_object_get(h, "messages")), 3);
+    json_decref(h);
+    tc_free(t);
+    tc_free(bob);
+    free(bob_id);
+}
+END_TEST
+
+/* Two tabs of one user join one room at the same moment, on one node and
+ * on two nodes: a watcher in the room sees that user's presence join exactly
+ * once each time. */
+START_TEST(test_two_tabs_one_presence_join)
+{
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 1);
+    struct tc *watcher = connect_as(0, "pwatch", NULL);
+    ck_assert_int_eq(tc_send(watcher, "{\"type\":\"join\",\"room\":\"tabs\",\"id\":\"w\"}"), 0);
+    json_decref(tc_wait_type(watcher, "joined", H_TIMEOUT_MS));
+    for (int nodes = 1; nodes <= 2; nodes++) {
+        char nick[16], *token = NULL, *uid = NULL, url[9000];
+        snprintf(nick, sizeof(nick), "tabs%d", nodes);
+        ck_assert_int_eq(h_login(&cl, 0, nick, &token, &uid), 200);
+        struct tc *tabs[2];
+        for (int k = 0; k < 2; k++) {
+            snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[nodes == 1 ? 0 : k], token);
+            tabs[k] = tc_connect(cl.base, url, NULL, NULL, NULL);
+            json_decref(tc_wait_type(tabs[k], "welcome", H_TIMEOUT_MS));
+        }
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(tc_send(tabs[k], "{\"type\":\"join\",\"room\":\"tabs\",\"id\":\"t\"}"),
+                             0);
+        for (int k = 0; k < 2; k++)
+            json_decref(tc_wait_type(tabs[k], "joined", H_TIMEOUT_MS));
+        h_loop_for(cl.base, 1000);
+        int joins = 0;
+        json_t *m;
+        while ((m = tc_next(watcher, 0))) {
+            const char *ev = json_string_value(json_object_get(m, "event"));
+            const char *id = json_string_value(json_object_get(json_object_get(m, "user"), "id"));
+            if (ev && !strcmp(ev, "join") && id && !strcmp(id, uid))
+                joins++;
+            json_decref(m);
+        }
+        ck_assert_msg(joins == 1, "%d node(s): %d presence joins, want 1", nodes, joins);
+        tc_free(tabs[0]);
+        tc_free(tabs[1]);
+        free(token);
+        free(uid);
+    }
+    tc_free(watcher);
+}
+END_TEST
+
 TCase *limits_tcase(void)
 {
     TCase *tc = tcase_create("limits");
@@ -589,5 +686,7 @@ TCase *limits_tcase(void)
     tcase_add_test(tc, test_metrics_bind);
     tcase_add_test(tc, test_private_sent_as_recipient_connects);
     tcase_add_test(tc, test_clock_skew_no_flapping);
+    tcase_add_test(tc, test_long_ids_are_distinct_idempotency_keys);
+    tcase_add_test(tc, test_two_tabs_one_presence_join);
     return tc;
 }
