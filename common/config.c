@@ -75,6 +75,10 @@ static const struct opt opts[] = {
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
     {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,
      "on SIGTERM/SIGINT, seconds of /healthz 503 before sockets close (load balancer), 0-60"},
+    {"trusted-proxies", "CHAT_TRUSTED_PROXIES", "LIST", OPT_STRING, OFF(trusted_proxies), 0, 0,
+     NULL, "none",
+     "addresses or networks (a/bits) whose PROXY v2 header names the client; from others "
+     "such a header is refused"},
     {"max-rooms", "CHAT_MAX_ROOMS", "N", OPT_INT, OFF(max_rooms), 0, 100000000, "10000", NULL,
      "rooms there may be, cluster-wide (error limit past it), 0 for no cap"},
     {"room-create-rate", "CHAT_ROOM_CREATE_RATE", "N", OPT_INT, OFF(room_create_rate), 0, 1000000,

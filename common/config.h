@@ -65,6 +65,7 @@ struct chat_config {
     int drain_grace;               /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
                                       this long before sockets close, so the load balancer
                                       takes the node out of rotation first */
+    char *trusted_proxies;         /* --trusted-proxies, CHAT_TRUSTED_PROXIES, NULL: none */
     int max_rooms;                 /* --max-rooms, CHAT_MAX_ROOMS, 10000, 0: no cap */
     int room_create_rate;          /* --room-create-rate, CHAT_ROOM_CREATE_RATE, 10 per hour */
     int room_ttl;                  /* --room-ttl, CHAT_ROOM_TTL, 30 days, 0: forever */

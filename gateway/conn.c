@@ -204,6 +204,51 @@ void gw_conn_set_upgraded(struct gw_conn *c, const struct gw_conn_upgrade_ops *o
     bufferevent_set_timeouts(c->bev, NULL, NULL);
 }
 
+/* The connection's first bytes may be a PROXY v2 header: from a trusted
+ * proxy it names the client (and the per-address count moves to it), from
+ * anyone else it is refused.  False while more bytes are needed or when the
+ * connection was refused. */
+static bool conn_take_proxy(struct gw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return false;
+    size_t want = len < 16 + 512 ? len : 16 + 512;
+    const unsigned char *data = evbuffer_pullup(in, (ev_ssize_t)want);
+    char addr[INET6_ADDRSTRLEN];
+    size_t consumed = 0;
+    int r = gw_conn_proxy_parse(data, want, addr, sizeof(addr), &consumed);
+    if (r == GW_PROXY_MORE)
+        return false;
+    c->proxy_done = true;
+    if (r == GW_PROXY_NONE)
+        return true;
+    const char *trusted = c->set->ctx->cfg->trusted_proxies;
+    if (r == GW_PROXY_BAD || !trusted || !gw_conn_proxy_trusted(trusted, c->addr)) {
+        chat_log(CHAT_LOG_INFO, "proxy_refused conn=%llu peer=%s reason=%s",
+                 (unsigned long long)c->id, c->peer, r == GW_PROXY_BAD ? "malformed" : "untrusted");
+        evbuffer_drain(in, len);
+        gw_conn_respond_error(c, NULL, 400, "bad_request", "PROXY header not accepted");
+        return false;
+    }
+    evbuffer_drain(in, consumed);
+    if (r == GW_PROXY_ADDR) {
+        addr_count(c->set, c->addr, -1);
+        snprintf(c->addr, sizeof(c->addr), "%s", addr);
+        snprintf(c->peer, sizeof(c->peer), "%s", addr);
+        int per_addr = c->set->ctx->cfg->max_conns_per_ip;
+        if (addr_count(c->set, c->addr, 1) > per_addr && per_addr > 0) {
+            gw_metrics_add(c->set->ctx->metrics, GW_M_CONNS_REFUSED, 1);
+            c->refused = true;
+            gw_conn_respond_error(c, NULL, 503, "unavailable",
+                                  "too many connections from this address");
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- bufferevent callbacks ---- */
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -221,7 +266,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (c->discarded > GW_LINGER_DISCARD_MAX)
             conn_kill(c);
     } else if (c->state == CONN_HTTP) {
-        gw_conn_parse_http(c);
+        if (c->proxy_done || conn_take_proxy(c))
+            gw_conn_parse_http(c);
     } else if (!c->dead) {
         c->ops->on_read(c->owner);
     }
@@ -307,7 +353,11 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
         c->refused = true;
         gw_conn_respond_error(c, NULL, 503, "unavailable", "too many connections");
-    } else if (per_addr > 0 && from_addr > per_addr) {
+    } else if (per_addr > 0 && from_addr > per_addr &&
+               !(ctx->cfg->trusted_proxies &&
+                 gw_conn_proxy_trusted(ctx->cfg->trusted_proxies, c->addr))) {
+        /* A trusted proxy carries many clients: they are counted once its
+         * PROXY header names each (conn_take_proxy). */
         gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
         c->refused = true;
         gw_conn_respond_error(c, NULL, 503, "unavailable",

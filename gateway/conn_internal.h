@@ -46,6 +46,7 @@ struct gw_conn {
     bool closing;    /* close once output drains */
     bool lingering;  /* output flushed and half-closed: input discarded until EOF */
     bool refused;    /* answered 503 at a connection limit: linger briefly */
+    bool proxy_done; /* the start of the stream was checked for a PROXY header */
     size_t discarded; /* input dropped since closing began */
     bool owner_told; /* the upgrade owner heard on_closed */
     bool dead;       /* free when the callback unwinds */
@@ -70,5 +71,22 @@ void gw_conn_reset_parser(struct gw_conn *c);
 /* Parses and dispatches the buffered requests, one at a time; after an
  * upgrade, hands what is left over to the owner. */
 void gw_conn_parse_http(struct gw_conn *c);
+
+/* ---- conn_proxy.c: the PROXY protocol v2 ---- */
+
+enum gw_proxy_result {
+    GW_PROXY_NONE,  /* the bytes are not a PROXY header */
+    GW_PROXY_MORE,  /* they may be: wait for more */
+    GW_PROXY_BAD,   /* a malformed PROXY header */
+    GW_PROXY_LOCAL, /* a valid header naming no client (the proxy's own check) */
+    GW_PROXY_ADDR,  /* a valid header; addr holds the client's address */
+};
+
+/* True when addr is in the comma list of addresses and networks (a/bits). */
+bool gw_conn_proxy_trusted(const char *list, const char *addr);
+/* Looks for a PROXY v2 header at the start of data; on LOCAL/ADDR *consumed
+ * is its length. */
+int gw_conn_proxy_parse(const unsigned char *data, size_t len, char *addr, size_t addr_len,
+                        size_t *consumed);
 
 #endif

@@ -668,6 +668,64 @@ START_TEST(test_two_tabs_one_presence_join)
 }
 END_TEST
 
+/* A PROXY v2 header naming src (an IPv4 address, TCP), as HAProxy's
+ * send-proxy-v2 writes it; returns its length. */
+static size_t proxy_v2(unsigned char *out, const char *src)
+{
+    static const unsigned char sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                          0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+    memcpy(out, sig, 12);
+    out[12] = 0x21; /* v2, PROXY */
+    out[13] = 0x11; /* TCP over IPv4 */
+    out[14] = 0;
+    out[15] = 12;
+    inet_pton(AF_INET, src, out + 16);
+    inet_pton(AF_INET, "127.0.0.1", out + 20);
+    out[24] = 0x30;
+    out[25] = 0x39; /* source port 12345 */
+    out[26] = 0x1f;
+    out[27] = 0x90; /* destination port 8080 */
+    return 28;
+}
+
+/* One request after a PROXY header; the status line's code, or -1. */
+static int proxied_request(int fd, const char *src)
+{
+    unsigned char buf[256];
+    size_t n = proxy_v2(buf, src);
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    memcpy(buf + n, req, strlen(req));
+    n += strlen(req);
+    ck_assert_int_eq(send(fd, buf, n, MSG_NOSIGNAL), (ssize_t)n);
+    char resp[2048];
+    read_for(fd, 1500, resp, sizeof(resp));
+    return strncmp(resp, "HTTP/1.1 ", 9) == 0 ? atoi(resp + 9) : -1;
+}
+
+/* PROXY protocol v2: from a trusted proxy the header names the client, and
+ * the per-address limit counts that client, not the proxy; from anyone else
+ * a PROXY header is refused (400). */
+START_TEST(test_proxy_protocol)
+{
+    const char *trusted[] = {"--trusted-proxies", "127.0.0.0/8", "--max-conns-per-ip", "1", NULL};
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, trusted), 0);
+    int a = tcp_open(0), b = tcp_open(0), c = tcp_open(0);
+    ck_assert_int_eq(proxied_request(a, "192.0.2.7"), 200);
+    /* The same client through the same proxy: over its limit of 1. */
+    ck_assert_int_eq(proxied_request(b, "192.0.2.7"), 503);
+    /* Another client through the same proxy is served. */
+    ck_assert_int_eq(proxied_request(c, "192.0.2.8"), 200);
+    close(a);
+    close(b);
+    close(c);
+
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 1);
+    int d = tcp_open(1);
+    ck_assert_int_eq(proxied_request(d, "192.0.2.9"), 400);
+    close(d);
+}
+END_TEST
+
 TCase *limits_tcase(void)
 {
     TCase *tc = tcase_create("limits");
@@ -688,5 +746,6 @@ TCase *limits_tcase(void)
     tcase_add_test(tc, test_clock_skew_no_flapping);
     tcase_add_test(tc, test_long_ids_are_distinct_idempotency_keys);
     tcase_add_test(tc, test_two_tabs_one_presence_join);
+    tcase_add_test(tc, test_proxy_protocol);
     return tc;
 }
