@@ -61,7 +61,7 @@ enum chat_err {
     CHAT_ERR_RATE_LIMITED,
     CHAT_ERR_UNAVAILABLE,
     CHAT_ERR_INTERNAL,
-    CHAT_ERR_LIMIT, /* a cap is reached (reactions on one message) */
+    CHAT_ERR_LIMIT, /* a cap is reached (rooms, reactions on one message) */
 };
 
 /* "bad_request", "not_member" ... ; "internal" for anything unknown. */

@@ -161,9 +161,10 @@ static void on_edited(struct gw_bus *bus, struct redisReply *reply, void *arg)
     } else if (strcmp(st, "not_found") == 0) {
         gw_op_error(op, CHAT_ERR_NOT_FOUND, "no such message in history");
     } else if (strcmp(st, "forbidden") == 0) {
-        gw_op_error(op, CHAT_ERR_FORBIDDEN, op->req.type == CHAT_REQ_EDIT
-                                                ? "only the sender may edit a message"
-                                                : "only the sender or an admin may delete a message");
+        gw_op_error(op, CHAT_ERR_FORBIDDEN,
+                    op->req.type == CHAT_REQ_EDIT
+                        ? "only the sender may edit a message"
+                        : "only the sender or an admin may delete a message");
     } else if (strcmp(st, "deleted") == 0) {
         gw_op_error(op, CHAT_ERR_NOT_FOUND, "the message was deleted");
     } else if (strcmp(st, "image") == 0) {
@@ -201,8 +202,14 @@ void gw_handle_edit(struct gw_session *s, struct chat_request *req)
     char seq[24], cps[24], head[2][GW_KEY_MAX];
     snprintf(seq, sizeof(seq), "%lld", (long long)rq->seq);
     snprintf(cps, sizeof(cps), "%ld", edit ? chat_utf8_count(rq->body, rq->body_len) : 0L);
-    const char *argv[8 + 2 * 2] = {c.hist, c.reactions, edit ? "edit" : "delete", seq, who->id,
-                            who->admin ? "1" : "0", edit ? body : "", cps};
+    const char *argv[8 + 2 * 2] = {c.hist,
+                                   c.reactions,
+                                   edit ? "edit" : "delete",
+                                   seq,
+                                   who->id,
+                                   who->admin ? "1" : "0",
+                                   edit ? body : "",
+                                   cps};
     int argc = 8;
     for (int i = 0; i < c.nchannels; i++) {
         event_head(head[i], sizeof(head[i]), edit ? "edited" : "deleted", rq, c.peer[i],
@@ -267,8 +274,8 @@ void gw_handle_react(struct gw_session *s, struct chat_request *req)
     snprintf(seq, sizeof(seq), "%lld", (long long)rq->seq);
     snprintf(kinds, sizeof(kinds), "%d", GW_REACTION_KINDS_MAX);
     snprintf(total, sizeof(total), "%d", GW_REACTIONS_MAX);
-    const char *argv[8 + 2 * 2] = {c.hist, c.reactions, seq,   gw_session_who(s)->id,
-                            rq->emoji, emoji,    kinds, total};
+    const char *argv[8 + 2 * 2] = {c.hist,    c.reactions, seq,   gw_session_who(s)->id,
+                                   rq->emoji, emoji,       kinds, total};
     int argc = 8;
     for (int i = 0; i < c.nchannels; i++) {
         event_head(head[i], sizeof(head[i]), "reaction", rq, c.peer[i], (long long)rq->seq);
@@ -354,9 +361,8 @@ void gw_handlers_decorate(struct gw_ctx *ctx, json_t *obj, const struct redisRep
     d->arg = arg;
     d->budget = page_bytes < GW_REPLY_MESSAGES_MAX ? GW_REPLY_MESSAGES_MAX - page_bytes : 0;
     d->outstanding = 1; /* ours, dropped at the end: done runs once, after both */
-    size_t n = page && page->type == REDIS_REPLY_ARRAY && page->elements > 3
-                   ? page->elements - 3
-                   : 0;
+    size_t n =
+        page && page->type == REDIS_REPLY_ARRAY && page->elements > 3 ? page->elements - 3 : 0;
     const char **argv = n ? calloc(n + 2, sizeof(*argv)) : NULL;
     d->seqs = argv ? json_array() : NULL;
     if (d->seqs) {

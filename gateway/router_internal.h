@@ -9,7 +9,7 @@
 struct event;
 
 /* How far before its first session a user's first repair looks back. */
-#define GW_USER_REPLAY_SLACK_MS 2000
+#define GW_USER_REPLAY_SLACK_MS 1000
 
 #include "keys.h"
 #include "router.h"

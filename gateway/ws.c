@@ -207,14 +207,24 @@ static void proceed(struct gw_ws *ws)
             fail = true;
     }
     ws->proceeding = false;
-    if (!fail)
-        fail = !output_within_limit(ws);
+    if (!fail && !output_within_limit(ws)) {
+        close_conn(ws, true); /* a slow reader: cut off, nothing flushed */
+        return;
+    }
     if (!fail)
         apply_backpressure(ws);
     if (fail) {
         chat_log(CHAT_LOG_DEBUG, "ws_protocol_error conn=%llu",
                  (unsigned long long)gw_conn_id(ws->conn));
-        close_conn(ws, true);
+        /* wslay gave up on the stream (a control frame over 125 bytes or
+         * fragmented, a 2^63 length): it sends no close of its own then, so
+         * we write 1002 after what is already queued and close gracefully,
+         * and the peer reads the code instead of a reset. */
+        if (!wslay_event_get_close_sent(ws->wslay)) {
+            static const uint8_t close_1002[] = {0x88, 0x02, 0x03, 0xEA};
+            evbuffer_add(gw_conn_output(ws->conn), close_1002, sizeof(close_1002));
+        }
+        close_conn(ws, false);
         return;
     }
     if (wslay_event_get_close_sent(ws->wslay)) {

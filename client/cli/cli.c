@@ -315,6 +315,71 @@ static void cmd_history(struct cli *cli, char *args)
         NULL);
 }
 
+/* SEQ of the current room's message (as the "(N)" in front of each line). */
+static bool seq_arg(struct cli *cli, const char *w, const char *usage, long long *seq)
+{
+    char *end = NULL;
+
+    *seq = w ? strtoll(w, &end, 10) : 0;
+    if (!w || *end || *seq < 1 || *seq > CHAT_SEQ_MAX) {
+        notice(cli, "! usage: %s", usage);
+        return false;
+    }
+    if (!cli->room[0]) {
+        notice(cli, "! no current room: /join or /room first");
+        return false;
+    }
+    return true;
+}
+
+static void cmd_edit(struct cli *cli, char *args)
+{
+    char *w = next_word(&args);
+    char *text = rest(args);
+    long long seq;
+
+    if (!seq_arg(cli, w, "/edit SEQ TEXT", &seq))
+        return;
+    if (!text) {
+        notice(cli, "! usage: /edit SEQ TEXT");
+        return;
+    }
+    send_request(cli,
+                 json_pack("{s:s, s:s, s:I, s:s}", "type", "edit", "room", cli->room, "seq",
+                           (json_int_t)seq, "body", text),
+                 NULL);
+}
+
+static void cmd_delete(struct cli *cli, char *args)
+{
+    char *w = next_word(&args);
+    long long seq;
+
+    if (seq_arg(cli, w, "/delete SEQ", &seq))
+        send_request(cli,
+                     json_pack("{s:s, s:s, s:I}", "type", "delete", "room", cli->room, "seq",
+                               (json_int_t)seq),
+                     NULL);
+}
+
+static void cmd_react(struct cli *cli, char *args)
+{
+    char *w = next_word(&args);
+    char *emoji = next_word(&args);
+    long long seq;
+
+    if (!seq_arg(cli, w, "/react SEQ EMOJI", &seq))
+        return;
+    if (!emoji) {
+        notice(cli, "! usage: /react SEQ EMOJI");
+        return;
+    }
+    send_request(cli,
+                 json_pack("{s:s, s:s, s:I, s:s}", "type", "react", "room", cli->room, "seq",
+                           (json_int_t)seq, "emoji", emoji),
+                 NULL);
+}
+
 static void cmd_users(struct cli *cli, char *args)
 {
     (void)args;
@@ -379,6 +444,9 @@ static const struct cli_command commands[] = {
     {"rooms", "", "list rooms", cmd_rooms},
     {"create", "ROOM [TOPIC]", "create a room", cmd_create},
     {"search", "TEXT", "search stored messages", cmd_search},
+    {"edit", "SEQ TEXT", "replace the text of your message SEQ in the current room", cmd_edit},
+    {"delete", "SEQ", "delete your message SEQ in the current room", cmd_delete},
+    {"react", "SEQ EMOJI", "add or take back a reaction to message SEQ", cmd_react},
     {"quit", "", "leave chat-cli", cmd_quit},
     {"help", "", "this list", cmd_help},
 };

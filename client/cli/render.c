@@ -124,7 +124,9 @@ static void put_body(FILE *out, const json_t *msg)
     const char *kind = str_field(msg, "kind");
     const json_t *body = json_object_get(msg, "body");
 
-    if (!kind || strcmp(kind, "text") == 0) {
+    if (json_is_true(json_object_get(msg, "deleted"))) {
+        fputs("(message deleted)", out);
+    } else if (!kind || strcmp(kind, "text") == 0) {
         put_string_value(out, body, true);
     } else if (strcmp(kind, "code") == 0) {
         const char *lang = str_field(msg, "lang");
@@ -161,7 +163,12 @@ static void put_message(FILE *out, const json_t *msg, const char *self_id)
     const char *type = str_field(msg, "type");
     const json_t *from = json_object_get(msg, "from");
 
+    const json_t *seq = json_object_get(msg, "seq");
+
     put_time(out, msg);
+    /* the seq is what /edit, /delete and /react name */
+    if (json_is_integer(seq))
+        fprintf(out, "(%lld) ", (long long)json_integer_value(seq));
     if (type && strcmp(type, "private") == 0) {
         const json_t *to = json_object_get(msg, "to");
         const char *from_id = str_field(from, "id");
@@ -183,7 +190,51 @@ static void put_message(FILE *out, const json_t *msg, const char *self_id)
     put_user(out, from);
     fputs("> ", out);
     put_body(out, msg);
+    if (json_is_true(json_object_get(msg, "edited")))
+        fputs(" (edited)", out);
     fputc('\n', out);
+}
+
+/* "#room 3" or "private 3 with <id>": which message an event is about. */
+static void put_target(FILE *out, const json_t *f)
+{
+    const char *room = str_field(f, "room");
+    const json_t *seq = json_object_get(f, "seq");
+
+    if (room) {
+        fputc('#', out);
+        put_str(out, room);
+    } else {
+        fputs("private with ", out);
+        put_str(out, str_field(f, "with"));
+    }
+    fprintf(out, " (%lld)", json_is_integer(seq) ? (long long)json_integer_value(seq) : 0LL);
+}
+
+/* edited, deleted, reaction: what changed in a stored message. */
+static bool render_change(FILE *out, const json_t *f, const char *type)
+{
+    if (strcmp(type, "edited") == 0) {
+        fputs("* ", out);
+        put_target(out, f);
+        fputs(" edited: ", out);
+        put_string_value(out, json_object_get(f, "body"), true);
+    } else if (strcmp(type, "deleted") == 0) {
+        fputs("* ", out);
+        put_target(out, f);
+        fputs(" deleted", out);
+    } else if (strcmp(type, "reaction") == 0) {
+        fputs("* ", out);
+        put_str(out, str_field(f, "user"));
+        fputs(json_is_true(json_object_get(f, "on")) ? " reacted " : " took back ", out);
+        put_str(out, str_field(f, "emoji"));
+        fputs(" on ", out);
+        put_target(out, f);
+    } else {
+        return false;
+    }
+    fputc('\n', out);
+    return true;
 }
 
 static void put_messages(FILE *out, const json_t *list, const char *self_id)
@@ -356,7 +407,9 @@ void cli_render_frame(FILE *out, const json_t *frame, const char *self_id)
         fputs("? frame without a type\n", out);
     } else if (strcmp(type, "message") == 0 || strcmp(type, "private") == 0) {
         put_message(out, frame, self_id);
-    } else if (strcmp(type, "ack") == 0 || strcmp(type, "typing") == 0) {
+    } else if (strcmp(type, "ack") == 0 || strcmp(type, "typing") == 0 ||
+               strcmp(type, "read") == 0) {
+        /* read: another device of ours caught up; nothing to show in a log of lines */
         /* the echo of our message, or noise: nothing to show */
     } else if (strcmp(type, "error") == 0) {
         fputs("! ", out);
@@ -378,7 +431,7 @@ void cli_render_frame(FILE *out, const json_t *frame, const char *self_id)
         render_history(out, frame, type, self_id);
     } else if (strcmp(type, "pong") == 0) {
         fputs("* pong\n", out);
-    } else if (!render_notice(out, frame, type)) {
+    } else if (!render_notice(out, frame, type) && !render_change(out, frame, type)) {
         fputs("? unknown frame type ", out);
         put_str(out, type);
         fputc('\n', out);

@@ -103,7 +103,7 @@ START_TEST(render_room_message)
 {
     CHECK_RENDER("{\"type\":\"message\",\"room\":\"general\",\"seq\":1,\"ts\":0,"
                  "\"from\":{\"id\":\"u1\",\"name\":\"alice\"},\"kind\":\"text\",\"body\":\"hi\"}",
-                 NULL, "[00:00:00] #general <alice> hi\n");
+                 NULL, "[00:00:00] (1) #general <alice> hi\n");
     /* a name with an escape sequence, a multi-line body */
     CHECK_RENDER("{\"type\":\"message\",\"room\":\"general\",\"ts\":0,"
                  "\"from\":{\"id\":\"u1\",\"name\":\"\\u001b]0;x\"},\"kind\":\"text\","
@@ -115,6 +115,29 @@ START_TEST(render_room_message)
     CHECK_RENDER("{\"type\":\"message\",\"room\":\"tech\",\"ts\":0,\"from\":{\"name\":\"a\"},"
                  "\"kind\":\"image\",\"body\":\"data:image/png;base64,AAAA\"}",
                  NULL, "[00:00:00] #tech <a> [image image/png, 26 bytes]\n");
+}
+END_TEST
+
+/* Edited and deleted messages, and the events that change them. */
+START_TEST(render_changes)
+{
+    CHECK_RENDER("{\"type\":\"message\",\"room\":\"general\",\"seq\":4,\"ts\":0,"
+                 "\"from\":{\"id\":\"u1\",\"name\":\"alice\"},\"kind\":\"text\",\"body\":\"hi\","
+                 "\"edited\":true,\"edited_ts\":5}",
+                 NULL, "[00:00:00] (4) #general <alice> hi (edited)\n");
+    CHECK_RENDER("{\"type\":\"message\",\"room\":\"general\",\"seq\":5,\"ts\":0,"
+                 "\"from\":{\"id\":\"u1\",\"name\":\"alice\"},\"kind\":\"image\",\"body\":\"\","
+                 "\"deleted\":true,\"deleted_ts\":5}",
+                 NULL, "[00:00:00] (5) #general <alice> (message deleted)\n");
+    CHECK_RENDER("{\"type\":\"edited\",\"room\":\"general\",\"seq\":4,\"body\":\"a\\u001b\","
+                 "\"edited_ts\":5}",
+                 NULL, "* #general (4) edited: a\\x1b\n");
+    CHECK_RENDER("{\"type\":\"deleted\",\"with\":\"u2\",\"seq\":2,\"deleted_ts\":5}", NULL,
+                 "* private with u2 (2) deleted\n");
+    CHECK_RENDER("{\"type\":\"reaction\",\"room\":\"general\",\"seq\":4,\"emoji\":\"+1\","
+                 "\"user\":\"u2\",\"on\":false}",
+                 NULL, "* u2 took back +1 on #general (4)\n");
+    CHECK_RENDER("{\"type\":\"read\",\"room\":\"general\",\"seq\":4}", NULL, "");
 }
 END_TEST
 
@@ -193,6 +216,7 @@ TCase *cli_render_tcase(void)
     tcase_add_test(tc, escape_invalid_utf8);
     tcase_add_test(tc, render_room_message);
     tcase_add_test(tc, render_private);
+    tcase_add_test(tc, render_changes);
     tcase_add_test(tc, render_events);
     tcase_add_test(tc, render_notices);
     tcase_add_test(tc, raw_is_one_line);

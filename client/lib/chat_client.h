@@ -11,6 +11,12 @@
  * connection; many can share one event_base.  ws:// only (TLS ends at the
  * load balancer).
  *
+ * The library knows WebSocket, not the chat protocol: requests are JSON text
+ * frames built by the caller (chat-cli builds them with jansson), so a new
+ * request type (read, edit, delete, react: docs/protocol.md) needs nothing
+ * here, e.g. chat_client_send_text(c, "{\"type\":\"react\",\"room\":
+ * \"general\",\"seq\":3,\"emoji\":\"+1\"}", len).
+ *
  * Callbacks run on the event loop.  A callback may call chat_client_send_*
  * and chat_client_close, and may call chat_client_free on its own client (the
  * free is deferred until the callback returns).

@@ -98,11 +98,13 @@ class ChatApp {
                 this.conv('dm:' + d.id);
             }
         }
-        /* unread counts survive a reload, like the rest of the view */
-        const unread = store.json(this.ukey('unread'), {});
-        for (const [key, n] of Object.entries(unread && typeof unread === 'object' ? unread : {})) {
-            if (this.convs.has(key) && Number.isInteger(n) && n > 0) this.convs.get(key).unread = n;
+        /* Unread counts come from the read markers kept on the server (welcome.last_read); the
+         * copy from the last visit only bridges the moments before the welcome. */
+        const reads = store.json(this.ukey('reads'), {});
+        for (const [key, n] of Object.entries(reads && typeof reads === 'object' ? reads : {})) {
+            if (this.convs.has(key) && Number.isInteger(n) && n >= 0) this.convs.get(key).read = n;
         }
+        document.addEventListener('visibilitychange', () => this.mark_read(this.convs.get(this.active)));
         this.bind_ui();
         const saved_active = store.get(this.ukey('active'), 'room:general');
         this.switch_to(this.convs.has(saved_active) ? saved_active : 'room:general');
@@ -153,7 +155,9 @@ class ChatApp {
             msgs: new Map(),
             pending: new Map(),
             system: [],
-            unread: 0,
+            /* unknown (null) until the welcome's markers: no badge from a guess */
+            read: this.marks ? (Number.isInteger(this.marks[key]) ? this.marks[key] : 0) : null,
+            divider: 0,
             joined: false,
             has_more: true,
             loading: false,
@@ -223,8 +227,19 @@ class ChatApp {
             ta.value = this.drafts.get(key) || '';
             this.autosize();
         }
+        if (this.active !== key) {
+            /* the "new messages" line stays where the unread part began while the room is open */
+            c.divider = 0;
+            if (this.unread(c) > 0) {
+                for (const [seq, m] of [...c.msgs].sort((x, y) => x[0] - y[0])) {
+                    if (seq > c.read && this.counts_as_unread(m)) {
+                        c.divider = seq;
+                        break;
+                    }
+                }
+            }
+        }
         this.active = key;
-        c.unread = 0;
         store.set(this.ukey('active'), key);
         $('chat-title').textContent = this.title(c);
         $('chat-topic').textContent = c.kind === 'room' ? c.topic || (this.rooms.get(c.name) || {}).topic || '' : 'private conversation';
@@ -235,6 +250,7 @@ class ChatApp {
         this.render_typing();
         this.update_hint();
         this.close_drawers();
+        this.mark_read(c);
         if (c.kind === 'room' && !this.joined_rooms.has(c.name)) {
             this.joined_rooms.add(c.name);
             this.save_rooms();
@@ -248,7 +264,6 @@ class ChatApp {
         this.joined_rooms.delete(c.name);
         this.save_rooms();
         c.joined = false;
-        c.unread = 0;
         if (this.conn && this.conn.online) this.conn.request({ type: 'leave', room: c.name }).catch(() => {});
         this.switch_to('room:general');
     }
@@ -281,7 +296,21 @@ class ChatApp {
         }
         if (Number.isInteger(msg.history_max) && msg.history_max > 0) this.history_max = msg.history_max;
         this.set_rooms(msg.rooms);
-        for (const c of this.convs.values()) c.joined = false;
+        const marks = msg.last_read && typeof msg.last_read === 'object' ? msg.last_read : {};
+        this.marks = marks;
+        for (const [key, n] of Object.entries(marks)) {
+            if (key.startsWith('dm:') && Number.isInteger(n) && n > 0 && !this.convs.has(key)) {
+                /* a conversation this device has not seen yet, read elsewhere */
+                this.remember_user({ id: key.slice(3), name: key.slice(3) });
+                this.conv(key);
+                this.save_dms();
+            }
+        }
+        for (const c of this.convs.values()) {
+            c.joined = false;
+            c.read = Number.isInteger(marks[c.key]) ? marks[c.key] : 0;
+        }
+        this.save_reads();
         this.refresh_users();
         const joins = [...this.joined_rooms].map((r) => this.join(r));
         const dms = [...this.convs.values()].filter((c) => c.kind === 'dm').map((c) => this.fetch_latest(c));
@@ -346,6 +375,14 @@ class ChatApp {
                 c.has_more = true;
             }
             const added = this.merge(c, msgs, since > 0);
+            this.apply_reactions(c, msgs, r.reactions);
+            if (Number.isInteger(r.last_read) && r.last_read > 0) {
+                c.read = r.last_read;
+            } else if (Number.isInteger(r.last_read)) {
+                /* Never marked: what was there before the first visit is not news. */
+                this.send_read(c, this.last_seq(c));
+            }
+            this.save_reads();
             if (!since) c.has_more = msgs.length > 0 && Math.min(...msgs.map((m) => m.seq || 1)) > 1;
             if (since > 0 && r.recovered === false && added) {
                 this.add_system(c, { ts: Date.now(), text: 'Some messages from while you were away may be missing.' }, false);
@@ -353,6 +390,7 @@ class ChatApp {
             if (this.active === c.key) {
                 $('chat-topic').textContent = c.topic;
                 this.render_messages(added ? 'bottom' : 'keep');
+                this.mark_read(c);
             }
             this.render_sidebar();
         } catch (e) {
@@ -372,8 +410,12 @@ class ChatApp {
             const msgs = Array.isArray(r.messages) ? r.messages : [];
             const had = c.msgs.size > 0;
             const added = this.merge(c, msgs, had);
+            const changed = this.apply_reactions(c, msgs, r.reactions);
             if (!had) c.has_more = typeof r.more === 'boolean' ? r.more : msgs.length >= 50;
-            if (this.active === c.key) this.render_messages(added ? 'bottom' : 'keep');
+            if (this.active === c.key) {
+                this.render_messages(added || changed ? 'bottom' : 'keep');
+                this.mark_read(c);
+            }
             this.render_sidebar();
         } catch (e) {
             /* retried on the next welcome */
@@ -389,6 +431,7 @@ class ChatApp {
             const got = (Array.isArray(r.messages) ? r.messages : []).filter((x) => x && x.seq === m.seq);
             if (!got.length) return toast('That image is no longer on the server.');
             this.merge(c, got, false);
+            this.apply_reactions(c, got, r.reactions);
             if (this.active === c.key) this.render_messages('keep');
         } catch (e) {
             toast('Could not load the image: ' + e.message);
@@ -412,6 +455,7 @@ class ChatApp {
             const r = await this.conn.request(frame);
             const msgs = Array.isArray(r.messages) ? r.messages : [];
             this.merge(c, msgs, false);
+            this.apply_reactions(c, msgs, r.reactions);
             const more = typeof r.more === 'boolean' ? r.more : msgs.length >= 50;
             if (!more || !msgs.length || this.oldest_seq(c) <= 1) c.has_more = false;
         } catch (e) {
@@ -493,6 +537,21 @@ class ChatApp {
         case 'rooms':
             this.set_rooms(m.rooms);
             break;
+        case 'read': {
+            const c = this.event_conv(m);
+            if (this.marks) this.marks[m.room ? 'room:' + m.room : 'dm:' + m.with] = m.seq;
+            if (c && Number.isInteger(m.seq) && m.seq >= 0) {
+                c.read = m.seq;
+                this.save_reads();
+                this.render_sidebar();
+            }
+            break;
+        }
+        case 'edited':
+        case 'deleted':
+        case 'reaction':
+            this.on_change(m);
+            break;
         case 'error':
             if (m.code !== 'rate_limited') toast('Server: ' + (m.message || m.code));
             break;
@@ -505,8 +564,12 @@ class ChatApp {
         if (!Number.isInteger(m.seq) || m.seq < 1) return;
         const added = this.merge(c, [m], true);
         if (!added) return;
-        if (this.active === c.key) this.render_messages('bottom');
-        else this.render_sidebar();
+        if (this.active === c.key) {
+            this.render_messages('bottom');
+            this.mark_read(c);
+        } else {
+            this.render_sidebar();
+        }
         if (m.from && typeof m.from.id === 'string' && c.kind === 'room') this.clear_typing(c.name, m.from.id);
         if (m.from && m.from.id !== this.me.id) this.announce(c, m);
     }
@@ -515,7 +578,7 @@ class ChatApp {
      * Merge server messages into a conversation: dedupe by seq, and a message carrying the id of
      * one of ours still pending confirms it instead of appearing twice. Returns how many are new.
      */
-    merge(c, msgs, count_unread) {
+    merge(c, msgs) {
         let added = 0;
         for (const m of msgs) {
             if (!m || !Number.isInteger(m.seq) || m.seq < 1) continue;
@@ -526,8 +589,15 @@ class ChatApp {
                 continue;
             }
             const prev = c.msgs.get(m.seq);
-            /* Same seq and same time: a repeat. A different time means the server's copy wins. */
-            if (prev && !prev.imported && !prev.stub && (!Number.isFinite(Number(m.ts)) || prev.ts === Number(m.ts))) continue;
+            /* Same seq and same time: a repeat, unless it was edited or deleted meanwhile. A
+             * different time means the server's copy wins. */
+            if (prev && !prev.imported && !prev.stub && (!Number.isFinite(Number(m.ts)) || prev.ts === Number(m.ts))) {
+                const body = typeof m.body === 'string' ? m.body : '';
+                if (prev.body !== body || !!prev.edited !== (m.edited === true) || !!prev.deleted !== (m.deleted === true)) {
+                    this.set_content(c, prev, body, m.edited === true, m.deleted === true);
+                }
+                continue;
+            }
             const msg = {
                 seq: m.seq,
                 ts: Number(m.ts) || Date.now(),
@@ -537,11 +607,12 @@ class ChatApp {
             };
             if (typeof m.lang === 'string') msg.lang = m.lang;
             if (typeof m.id === 'string') msg.id = m.id;
+            if (m.edited === true) msg.edited = true;
+            if (m.deleted === true) msg.deleted = true;
+            if (prev && prev.reactions) msg.reactions = prev.reactions;
             if (prev) this.els.delete(prev);
             c.msgs.set(m.seq, msg);
             added++;
-            /* the server's copy of an imported or stubbed message is nothing new to read */
-            if (count_unread && !mine && !prev && this.active !== c.key) c.unread++;
         }
         if (added) this.schedule_save(c);
         return added;
@@ -557,10 +628,182 @@ class ChatApp {
         const dup = c.msgs.get(seq);
         if (dup && dup !== msg) this.els.delete(dup);
         c.msgs.set(seq, msg);
-        const row = this.els.get(msg);
-        if (row) update_message_el(row, msg);
+        /* stored now: drawn again with the tools (react, edit, delete) of a stored message */
+        this.els.delete(msg);
         this.schedule_save(c);
         if (this.active === c.key) this.render_messages('keep');
+    }
+
+    /* ---- read markers, edits, reactions (docs/protocol.md) */
+
+    counts_as_unread(m) {
+        return !!m && !m.imported && !m.deleted && !(m.from && m.from.id === this.me.id);
+    }
+
+    /* Messages here after the read marker, others' and not deleted: the same on every device
+     * that holds the same messages, whatever it cached. */
+    unread(c) {
+        if (!Number.isInteger(c.read)) return 0;
+        let n = 0;
+        for (const [seq, m] of c.msgs) if (seq > c.read && this.counts_as_unread(m)) n++;
+        return n;
+    }
+
+    save_reads() {
+        const reads = {};
+        for (const c of this.convs.values()) if (Number.isInteger(c.read) && c.read > 0) reads[c.key] = c.read;
+        store.set(this.ukey('reads'), JSON.stringify(reads));
+    }
+
+    send_read(c, seq) {
+        if (!(seq > 0)) return;
+        c.read = Math.max(c.read || 0, seq);
+        this.save_reads();
+        if (!this.conn || !this.conn.online) return;
+        const frame = c.kind === 'room' ? { type: 'read', room: c.name, seq } : { type: 'read', with: c.name, seq };
+        this.conn.request(frame).catch(() => {});
+    }
+
+    /* The open conversation is read as far as it goes, while the page is seen. */
+    mark_read(c) {
+        if (!c || this.active !== c.key || document.visibilityState === 'hidden') return;
+        const latest = this.last_seq(c);
+        if (latest > (c.read || 0)) this.send_read(c, latest);
+        this.render_sidebar();
+    }
+
+    event_conv(m) {
+        if (typeof m.room === 'string' && ROOM_RE.test(m.room)) return this.convs.get('room:' + m.room) || null;
+        if (typeof m.with === 'string') return this.convs.get('dm:' + m.with) || null;
+        return null;
+    }
+
+    set_content(c, msg, body, edited, deleted) {
+        msg.body = body;
+        msg.edited = edited && !deleted;
+        msg.deleted = deleted;
+        if (deleted) delete msg.reactions;
+        this.els.delete(msg);
+        this.schedule_save(c);
+    }
+
+    on_change(m) {
+        const c = this.event_conv(m);
+        const msg = c && Number.isInteger(m.seq) ? c.msgs.get(m.seq) : null;
+        if (!msg) return;
+        if (m.type === 'edited' && typeof m.body === 'string') {
+            this.set_content(c, msg, m.body, true, false);
+        } else if (m.type === 'deleted') {
+            this.set_content(c, msg, '', false, true);
+        } else if (m.type === 'reaction' && typeof m.emoji === 'string' && typeof m.user === 'string') {
+            const r = Object.assign({}, msg.reactions || {});
+            const users = (r[m.emoji] || []).filter((u) => u !== m.user);
+            if (m.on === true) users.push(m.user);
+            if (users.length) r[m.emoji] = users;
+            else delete r[m.emoji];
+            msg.reactions = r;
+            this.els.delete(msg);
+            this.schedule_save(c);
+        } else {
+            return;
+        }
+        if (this.active === c.key) this.render_messages('keep');
+        else this.render_sidebar();
+    }
+
+    /* The reactions of a joined/history page: {seq: {emoji: [ids]}}; messages of the page not
+     * named have none. Returns whether anything changed. */
+    apply_reactions(c, msgs, map) {
+        const all = map && typeof map === 'object' ? map : {};
+        let changed = false;
+        for (const m of msgs) {
+            const msg = m && Number.isInteger(m.seq) ? c.msgs.get(m.seq) : null;
+            if (!msg) continue;
+            const want = all[m.seq] && typeof all[m.seq] === 'object' ? all[m.seq] : {};
+            const clean = {};
+            for (const [e, users] of Object.entries(want)) {
+                if (Array.isArray(users) && users.length) clean[e] = users.filter((u) => typeof u === 'string');
+            }
+            if (JSON.stringify(clean) === JSON.stringify(msg.reactions || {})) continue;
+            msg.reactions = clean;
+            this.els.delete(msg);
+            changed = true;
+        }
+        if (changed) this.schedule_save(c);
+        return changed;
+    }
+
+    target(c) {
+        return c.kind === 'room' ? { room: c.name } : { with: c.name };
+    }
+
+    async react(c, msg, emoji) {
+        if (!c || !msg.seq) return;
+        try {
+            await this.conn.request(Object.assign({ type: 'react', seq: msg.seq, emoji }, this.target(c)));
+        } catch (e) {
+            toast('Could not react: ' + (e.message || e.code || 'not connected'));
+        }
+    }
+
+    async remove_message(c, msg) {
+        if (!c || !msg.seq) return;
+        try {
+            await this.conn.request(Object.assign({ type: 'delete', seq: msg.seq }, this.target(c)));
+            this.set_content(c, msg, '', false, true);
+            if (this.active === c.key) this.render_messages('keep');
+        } catch (e) {
+            toast('Could not delete: ' + (e.message || e.code || 'not connected'));
+        }
+    }
+
+    /* Edit in place: the body becomes a text box; Enter saves, Escape gives up. */
+    start_edit(c, msg) {
+        const row = this.els.get(msg);
+        if (!c || !row || !msg.seq) return;
+        const body = row.querySelector('.msg-body');
+        const box = el('div', 'msg-editing');
+        const ta = el('textarea', 'edit-input');
+        ta.dataset.testid = 'edit-input';
+        ta.value = msg.body;
+        ta.setAttribute('aria-label', 'Edit message');
+        const save = el('button', 'btn small primary', 'Save');
+        save.type = 'button';
+        save.dataset.testid = 'edit-save';
+        const cancel = el('button', 'btn small', 'Cancel');
+        cancel.type = 'button';
+        const done = () => {
+            this.els.delete(msg);
+            this.render_messages('keep');
+        };
+        const submit = async () => {
+            const text = ta.value;
+            const limit = LIMITS[msg.kind] || LIMITS.text;
+            if (!text.trim()) return toast('A message cannot be empty: delete it instead.');
+            if (cp_len(text) > limit) return toast('Too long: at most ' + limit + ' characters.');
+            if (text === msg.body) return done();
+            try {
+                await this.conn.request(Object.assign({ type: 'edit', seq: msg.seq, body: text }, this.target(c)));
+                this.set_content(c, msg, text, true, false);
+                done();
+            } catch (e) {
+                toast('Could not edit: ' + (e.message || e.code || 'not connected'));
+            }
+        };
+        ta.addEventListener('keydown', (ev) => {
+            if (ev.key === 'Enter' && !ev.shiftKey) {
+                ev.preventDefault();
+                submit();
+            } else if (ev.key === 'Escape') {
+                ev.preventDefault();
+                done();
+            }
+        });
+        save.addEventListener('click', submit);
+        cancel.addEventListener('click', done);
+        box.append(ta, save, cancel);
+        body.replaceWith(box);
+        ta.focus();
     }
 
     on_ack(m) {
@@ -873,6 +1116,10 @@ class ChatApp {
             row = message_el(item, this.me.id, {
                 open_image: (src) => this.open_lightbox(src),
                 load_stub: (m) => this.load_stub(this.convs.get(this.active), m),
+                react: (m, emoji) => this.react(this.convs.get(this.active), m, emoji),
+                edit: (m) => this.start_edit(this.convs.get(this.active), m),
+                remove: (m) => this.remove_message(this.convs.get(this.active), m),
+                names: (ids) => ids.map((id) => (this.known.get(id) || { name: id }).name).join(', '),
             });
             const state = row.querySelector('.msg-state');
             if (state) state.addEventListener('click', () => this.retry_failed(item));
@@ -911,6 +1158,12 @@ class ChatApp {
                 day = d;
                 nodes.push(el('div', 'day-sep', fmt_day(it.ts)));
                 prev = null;
+            }
+            if (!it.system && c.divider && it.seq === c.divider) {
+                const line = el('div', 'new-divider', 'New messages');
+                line.dataset.testid = 'new-messages';
+                line.setAttribute('role', 'separator');
+                nodes.push(line);
             }
             const row = this.row_for(it);
             if (!it.system) {
@@ -966,7 +1219,8 @@ class ChatApp {
                 b.classList.add('active');
                 b.setAttribute('aria-current', 'page');
             }
-            if (c && c.unread > 0 && this.active !== key) b.appendChild(this.badge(c.unread));
+            const n = c ? this.unread(c) : 0;
+            if (n > 0 && this.active !== key) b.appendChild(this.badge(n));
             b.addEventListener('click', () => this.switch_to(key));
             li.appendChild(b);
             return li;
@@ -988,20 +1242,17 @@ class ChatApp {
                 b.classList.add('active');
                 b.setAttribute('aria-current', 'page');
             }
-            if (c.unread > 0 && this.active !== c.key) b.appendChild(this.badge(c.unread));
+            const n = this.unread(c);
+            if (n > 0 && this.active !== c.key) b.appendChild(this.badge(n));
             b.addEventListener('click', () => this.switch_to(c.key));
             li.appendChild(b);
             return li;
         })));
         $('dm-empty').hidden = dms.length > 0;
         let total = 0;
-        const unread = {};
         for (const c of this.convs.values()) {
-            if (this.active === c.key || !c.unread) continue;
-            total += c.unread;
-            unread[c.key] = c.unread;
+            if (this.active !== c.key) total += this.unread(c);
         }
-        store.set(this.ukey('unread'), JSON.stringify(unread));
         document.title = (total ? '(' + total + ') ' : '') + 'chatgw';
         $('toggle-sidebar').classList.toggle('has-unread', total > 0);
     }
@@ -1076,6 +1327,9 @@ class ChatApp {
                 if (m.lang) o.lang = m.lang;
                 if (m.id) o.id = m.id;
                 if (m.imported) o.imported = true;
+                if (m.edited) o.edited = true;
+                if (m.deleted) o.deleted = true;
+                if (m.reactions && Object.keys(m.reactions).length) o.reactions = m.reactions;
                 return o;
             }).reverse();
         this.cache.put(c.key, { msgs, system: c.system.slice(-this.keep) });
@@ -1182,7 +1436,6 @@ class ChatApp {
             }
             c.msgs.clear();
             c.system = [];
-            c.unread = 0;
             c.has_more = true;
         }
         this.keep = 200;

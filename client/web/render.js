@@ -149,7 +149,11 @@ const EMOJI_ONLY_RE = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u200d|
 export function render_body(msg, acts) {
     const body = el('div', 'msg-body');
     const text = typeof msg.body === 'string' ? msg.body : '';
-    if (msg.kind === 'image' && msg.preparing) {
+    if (msg.deleted) {
+        const gone = el('span', 'msg-deleted', 'message deleted');
+        gone.dataset.testid = 'deleted-mark';
+        body.appendChild(gone);
+    } else if (msg.kind === 'image' && msg.preparing) {
         /* our own image while the browser shrinks it: a placeholder, replaced when it is ready */
         const box = el('div', 'image-preparing');
         box.appendChild(el('span', 'spinner'));
@@ -197,9 +201,99 @@ export function render_body(msg, acts) {
     return body;
 }
 
+/* The quick choices of the react button; any other emoji can be sent with chat-cli's /react. */
+export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+
+/* Reaction chips under a message: one per emoji, with its count; ours is pressed. */
+function reactions_el(msg, me_id, acts) {
+    const bar = el('div', 'msg-reactions');
+    for (const [emoji, users] of Object.entries(msg.reactions || {})) {
+        if (!Array.isArray(users) || !users.length) continue;
+        const mine = users.includes(me_id);
+        const b = el('button', 'reaction' + (mine ? ' mine' : ''), emoji + ' ' + users.length);
+        b.type = 'button';
+        b.dataset.testid = 'reaction';
+        b.dataset.emoji = emoji;
+        b.setAttribute('aria-pressed', mine ? 'true' : 'false');
+        b.title = (acts.names ? acts.names(users) : users.join(', ')) + ' reacted with ' + emoji;
+        b.addEventListener('click', () => acts.react(msg, emoji));
+        bar.appendChild(b);
+    }
+    return bar;
+}
+
+/* Hover/focus tools of a stored message: react to anything, edit and delete one's own. */
+function tools_el(msg, me_id, acts) {
+    const tools = el('div', 'msg-tools');
+    const mine = msg.from && msg.from.id === me_id;
+    /* The picker is built when opened: its emoji are not part of the row's text until then. */
+    let picker = null;
+    const react = el('button', 'msg-tool', '☺+');
+    react.type = 'button';
+    react.dataset.testid = 'msg-react';
+    react.setAttribute('aria-label', 'Add a reaction');
+    react.setAttribute('aria-expanded', 'false');
+    react.addEventListener('click', () => {
+        if (picker) {
+            picker.remove();
+            picker = null;
+            react.setAttribute('aria-expanded', 'false');
+            return;
+        }
+        picker = el('div', 'react-picker');
+        for (const e of QUICK_REACTIONS) {
+            const o = el('button', 'react-option', e);
+            o.type = 'button';
+            o.dataset.testid = 'react-option';
+            o.setAttribute('aria-label', 'React with ' + e);
+            o.addEventListener('click', () => {
+                picker.remove();
+                picker = null;
+                acts.react(msg, e);
+            });
+            picker.appendChild(o);
+        }
+        tools.appendChild(picker);
+        react.setAttribute('aria-expanded', 'true');
+    });
+    tools.appendChild(react);
+    if (mine && msg.kind !== 'image') {
+        const edit = el('button', 'msg-tool', 'Edit');
+        edit.type = 'button';
+        edit.dataset.testid = 'msg-edit';
+        edit.addEventListener('click', () => acts.edit(msg));
+        tools.appendChild(edit);
+    }
+    if (mine) {
+        /* a second click within 3 s confirms: no modal dialog for a one-line decision */
+        const del = el('button', 'msg-tool', 'Delete');
+        del.type = 'button';
+        del.dataset.testid = 'msg-delete';
+        let armed = null;
+        del.addEventListener('click', () => {
+            if (armed) {
+                clearTimeout(armed);
+                armed = null;
+                acts.remove(msg);
+                return;
+            }
+            del.textContent = 'Delete?';
+            del.classList.add('armed');
+            armed = setTimeout(() => {
+                armed = null;
+                del.textContent = 'Delete';
+                del.classList.remove('armed');
+            }, 3000);
+        });
+        tools.appendChild(del);
+    }
+    return tools;
+}
+
 /*
  * One message row. `msg`: {seq?, ts, from:{id,name,avatar}, kind, body, lang?, pending?, failed?,
- * stub?}; `acts` as for render_body.
+ * stub?, edited?, deleted?, reactions?: {emoji: [user ids]}}; `acts` as for render_body, plus
+ * react(msg, emoji), edit(msg), remove(msg) and names(ids) for stored messages.
  */
 export function message_el(msg, me_id, acts) {
     const row = el('div', 'msg');
@@ -216,10 +310,19 @@ export function message_el(msg, me_id, acts) {
     t.dateTime = new Date(msg.ts || Date.now()).toISOString();
     t.title = fmt_stamp(msg.ts || Date.now());
     head.appendChild(t);
+    if (msg.edited && !msg.deleted) {
+        const ed = el('span', 'msg-edited', '(edited)');
+        ed.dataset.testid = 'edited-mark';
+        head.appendChild(ed);
+    }
     const state = el('span', 'msg-state');
     head.appendChild(state);
     main.appendChild(head);
     main.appendChild(render_body(msg, acts));
+    if (msg.seq && !msg.pending && !msg.imported && !msg.deleted && acts.react) {
+        main.appendChild(reactions_el(msg, me_id, acts));
+        main.appendChild(tools_el(msg, me_id, acts));
+    }
     row.appendChild(main);
     update_message_el(row, msg);
     return row;

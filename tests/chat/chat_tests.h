@@ -22,6 +22,7 @@ TCase *failure_tcase(void);
 TCase *load_tcase(void);
 TCase *errors_tcase(void);
 TCase *layout_tcase(void);
+TCase *marks_tcase(void);
 
 /* Generous: the sanitizer build of the gateway is several times slower. */
 #define CT_WAIT_MS 8000

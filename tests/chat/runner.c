@@ -1,5 +1,5 @@
 /* Runs the chat-over-Redis suites; CK_RUN_CASE=delivery (private, failure,
- * load, errors, layout) runs one of them, CT_KEEP=1 keeps the logs. */
+ * load, errors, layout, marks) runs one of them, CT_KEEP=1 keeps the logs. */
 #include "chat_tests.h"
 
 #include <stdlib.h>
@@ -16,6 +16,7 @@ int main(void)
     suite_add_tcase(s, load_tcase());
     suite_add_tcase(s, errors_tcase());
     suite_add_tcase(s, layout_tcase());
+    suite_add_tcase(s, marks_tcase());
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

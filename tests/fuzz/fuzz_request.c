@@ -158,6 +158,19 @@ static void check_request(const struct chat_request *r)
     case CHAT_REQ_PING:
         check_unused(r, 0);
         break;
+    case CHAT_REQ_READ:
+    case CHAT_REQ_EDIT:
+    case CHAT_REQ_DELETE:
+    case CHAT_REQ_REACT:
+        /* one conversation: a room or a peer, never both */
+        FUZZ_CHECK((r->room == NULL) != (r->with == NULL));
+        FUZZ_CHECK(!r->room || chat_valid_room_name(r->room));
+        FUZZ_CHECK(!r->with || chat_valid_user_id(r->with));
+        FUZZ_CHECK(r->seq >= (r->type == CHAT_REQ_READ ? 0 : 1));
+        FUZZ_CHECK(r->type == CHAT_REQ_REACT ? r->emoji && cps(r->emoji) >= 1 : !r->emoji);
+        FUZZ_CHECK(r->type == CHAT_REQ_EDIT ? r->body != NULL : r->body == NULL);
+        check_unused(r, F_ROOM | F_WITH | (r->type == CHAT_REQ_EDIT ? F_CONTENT : 0));
+        break;
     default:
         FUZZ_CHECK(!"unknown request type");
     }

@@ -79,5 +79,6 @@ TCase *embed_tcase(void);
 TCase *post_tcase(void);
 TCase *presence_tcase(void);
 TCase *catalog_tcase(void);
+TCase *marks_tcase(void);
 
 #endif /* LUA_TEST_H */

@@ -34,6 +34,7 @@ int main(int argc, char **argv)
     suite_add_tcase(s, post_tcase());
     suite_add_tcase(s, presence_tcase());
     suite_add_tcase(s, catalog_tcase());
+    suite_add_tcase(s, marks_tcase());
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

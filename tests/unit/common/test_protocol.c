@@ -734,6 +734,53 @@ START_TEST(test_broadcast_and_bare)
 }
 END_TEST
 
+
+/* read, edit, delete, react: one conversation, a seq, and their own field. */
+START_TEST(test_marks)
+{
+    struct chat_request r;
+
+    parse_ok("{\"type\":\"read\",\"room\":\"general\",\"seq\":0}", &r);
+    ck_assert_int_eq(r.type, CHAT_REQ_READ);
+    ck_assert_int_eq(r.seq, 0);
+    chat_request_deinit(&r);
+    parse_ok("{\"type\":\"edit\",\"with\":\"u-1\",\"seq\":999999999999999,\"body\":\"x\"}", &r);
+    ck_assert_int_eq(r.type, CHAT_REQ_EDIT);
+    ck_assert_str_eq(r.with, "u-1");
+    ck_assert_str_eq(r.body, "x");
+    chat_request_deinit(&r);
+    parse_ok("{\"type\":\"delete\",\"room\":\"tech\",\"seq\":3}", &r);
+    ck_assert_int_eq(r.type, CHAT_REQ_DELETE);
+    chat_request_deinit(&r);
+    parse_ok("{\"type\":\"react\",\"room\":\"tech\",\"seq\":3,"
+             "\"emoji\":\"\\ud83d\\udc4d\"}", &r);
+    ck_assert_int_eq(r.type, CHAT_REQ_REACT);
+    ck_assert_str_eq(r.emoji, "\xf0\x9f\x91\x8d");
+    chat_request_deinit(&r);
+
+    parse_bad("{\"type\":\"read\",\"seq\":1}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"read\",\"room\":\"a\",\"with\":\"b\",\"seq\":1}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"read\",\"room\":\"a\",\"seq\":-1}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"read\",\"room\":\"a\"}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"delete\",\"room\":\"a\",\"seq\":0}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"delete\",\"room\":\"a\",\"seq\":1000000000000000}",
+              CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"delete\",\"room\":\"a\",\"seq\":\"1\"}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"edit\",\"room\":\"a\",\"seq\":1}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"edit\",\"room\":\"a\",\"seq\":1,\"body\":\"\"}", CHAT_ERR_BAD_REQUEST);
+    char *big = repeat_json("\"type\":\"edit\",\"room\":\"a\",\"seq\":1,\"body\":", "x", 20001, "");
+    parse_bad(big, CHAT_ERR_TOO_LARGE);
+    free(big);
+    parse_bad("{\"type\":\"react\",\"room\":\"a\",\"seq\":1,\"emoji\":\"\"}", CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"react\",\"room\":\"a\",\"seq\":1,\"emoji\":\"a\\tb\"}",
+              CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"react\",\"room\":\"a\",\"seq\":1,\"emoji\":\"12345678901234567\"}",
+              CHAT_ERR_BAD_REQUEST);
+    parse_bad("{\"type\":\"react\",\"room\":\"a\",\"seq\":1,\"emoji\":7}", CHAT_ERR_BAD_REQUEST);
+    ck_assert_str_eq(chat_err_code(CHAT_ERR_LIMIT), "limit");
+}
+END_TEST
+
 TCase *protocol_tcase(void)
 {
     TCase *tc = tcase_create("protocol");
@@ -755,5 +802,6 @@ TCase *protocol_tcase(void)
     tcase_add_test(tc, test_search);
     tcase_add_test(tc, test_create_room);
     tcase_add_test(tc, test_broadcast_and_bare);
+    tcase_add_test(tc, test_marks);
     return tc;
 }
