@@ -66,14 +66,17 @@ void gw_router_free(struct gw_router *r)
     free(r);
 }
 
-/* The ts of a stored message, which follows its seq in the head; -1 if none. */
-static int64_t message_ts(const char *json, size_t len)
+/* The integer after `key` ("\"seq\":") within the first `scan` bytes of a
+ * stored message's head, which post.lua writes in a fixed order; -1 if none. */
+static int64_t head_int(const char *json, size_t len, const char *key, size_t scan)
 {
-    size_t scan = len < 128 ? len : 128;
-    for (size_t i = 0; i + 5 < scan; i++) {
-        if (memcmp(json + i, "\"ts\":", 5) == 0) {
+    size_t klen = strlen(key);
+    if (scan > len)
+        scan = len;
+    for (size_t i = 0; i + klen < scan; i++) {
+        if (memcmp(json + i, key, klen) == 0) {
             int64_t v = 0;
-            size_t k = i + 5;
+            size_t k = i + klen;
             if (k >= len || json[k] < '0' || json[k] > '9')
                 return -1;
             while (k < len && json[k] >= '0' && json[k] <= '9' && v < INT64_MAX / 10)
@@ -84,23 +87,17 @@ static int64_t message_ts(const char *json, size_t len)
     return -1;
 }
 
+/* The ts of a stored message, which follows its seq in the head. */
+static int64_t message_ts(const char *json, size_t len)
+{
+    return head_int(json, len, "\"ts\":", 128);
+}
+
 int64_t gw_router_message_seq(const char *json, size_t len)
 {
     /* Stored messages start {"type":"message","room":"<name>","seq": or
      * {"type":"private","seq": (post.lua heads); room names are short. */
-    size_t scan = len < 96 ? len : 96;
-    for (size_t i = 0; i + 6 < scan; i++) {
-        if (memcmp(json + i, "\"seq\":", 6) == 0) {
-            int64_t v = 0;
-            size_t k = i + 6;
-            if (k >= len || json[k] < '0' || json[k] > '9')
-                return -1;
-            while (k < len && json[k] >= '0' && json[k] <= '9' && v < INT64_MAX / 10)
-                v = v * 10 + (json[k++] - '0');
-            return v;
-        }
-    }
-    return -1;
+    return head_int(json, len, "\"seq\":", 96);
 }
 
 /* ---- sending ---- */
