@@ -134,6 +134,8 @@ bool chat_valid_nickname(const char *s);   /* 1-32 code points, no control chara
 bool chat_valid_avatar(const char *s);     /* valid UTF-8, at most 2048 code points, no C0 */
 bool chat_valid_room_name(const char *s);  /* 1-32 of a-z 0-9 _ -, first a letter or digit */
 bool chat_valid_request_id(const char *s); /* 1-64 code points, valid UTF-8, no control chars */
+/* A reaction: 1-16 code points of valid UTF-8 without control characters. */
+bool chat_valid_emoji(const char *s);
 bool chat_valid_image_url(const char *s, size_t len); /* data:image/(png|jpeg|gif|webp);base64,
                                                          non-empty base64 */
 
