@@ -44,6 +44,7 @@ struct cli {
     json_t *users;       /* object: online user id -> name, for /msg */
     char *self_id;
     char room[CHAT_ROOM_MAX + 1]; /* current room, "" for none */
+    int64_t room_seq;             /* the highest seq seen in it: what a resync resumes from */
     unsigned long next_id;
     char join_id[CLI_ID_LEN];    /* initial join in flight */
     char resolve_id[CLI_ID_LEN]; /* users request of a /msg in flight */
@@ -682,10 +683,35 @@ static bool track_frame(struct cli *cli, const json_t *frame, const char *type)
     } else if (strcmp(type, "joined") == 0) {
         const char *room = json_string_value(json_object_get(frame, "room"));
 
-        if (room && chat_valid_room_name(room))
+        if (room && chat_valid_room_name(room)) {
+            if (strcmp(room, cli->room) != 0)
+                cli->room_seq = 0;
             snprintf(cli->room, sizeof(cli->room), "%s", room);
+        }
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(frame, "messages"), i, m)
+        {
+            int64_t seq = json_integer_value(json_object_get(m, "seq"));
+            if (seq > cli->room_seq)
+                cli->room_seq = seq;
+        }
         if (id_is(frame, cli->join_id))
             cli->join_id[0] = '\0';
+    } else if (strcmp(type, "message") == 0) {
+        const char *room = json_string_value(json_object_get(frame, "room"));
+        int64_t seq = json_integer_value(json_object_get(frame, "seq"));
+        if (room && strcmp(room, cli->room) == 0 && seq > cli->room_seq)
+            cli->room_seq = seq;
+    } else if (strcmp(type, "resync") == 0) {
+        /* The gateway could not fill a gap from history: join again from the
+         * last seq seen, which returns what was missed (or says it cannot). */
+        const char *room = json_string_value(json_object_get(frame, "room"));
+        if (room && strcmp(room, cli->room) == 0)
+            send_request(cli,
+                         json_pack("{s:s, s:s, s:I}", "type", "join", "room", cli->room, "since",
+                                   (json_int_t)cli->room_seq),
+                         NULL);
     } else if (strcmp(type, "left") == 0) {
         const char *room = json_string_value(json_object_get(frame, "room"));
 
