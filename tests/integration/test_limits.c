@@ -498,9 +498,9 @@ START_TEST(test_private_sent_as_recipient_connects)
     ck_assert_int_eq(h_login(&cl, 0, "racer", &rtoken, &rid), 200);
     struct tc *sender = connect_as(1, "sender", NULL);
     snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[0], rtoken);
-    /* 1,000 rounds; 300 under the sanitizers, which make each round slower. */
+    /* 1,000 rounds; 100 under the sanitizers, which make each round slower. */
     int rounds = getenv("CHAT_IT_RACES")   ? atoi(getenv("CHAT_IT_RACES"))
-                 : getenv("ASAN_OPTIONS") ? 300
+                 : getenv("ASAN_OPTIONS") ? 100
                                           : 1000;
     for (int i = 0; i < rounds; i++) {
         struct tc *r = tc_new(cl.base, url, NULL, NULL);
