@@ -76,6 +76,12 @@ static void session_release(struct gw_session *s)
         STAILQ_REMOVE_HEAD(&s->inbox, link);
         free(e);
     }
+    /* Held for a welcome that never came (closed during setup). */
+    while (!STAILQ_EMPTY(&s->prewelcome)) {
+        struct inbox_entry *e = STAILQ_FIRST(&s->prewelcome);
+        STAILQ_REMOVE_HEAD(&s->prewelcome, link);
+        free(e);
+    }
     json_decref(s->welcome);
     chat_identity_deinit(&s->who);
     free(s);
