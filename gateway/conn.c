@@ -119,7 +119,10 @@ static void conn_linger(struct gw_conn *c)
     }
     /* A connection refused at a limit lingers briefly: its descriptor is what
      * the limit is short of. */
-    struct timeval linger = {c->refused ? 0 : GW_LINGER_SEC, c->refused ? 200000 : 0};
+    /* Shutting down, the peers were told to go (1001) and the process must
+     * exit within the drain timeout: a short linger is enough. */
+    int ms = c->refused ? 200 : c->set->ctx->draining ? 300 : GW_LINGER_SEC * 1000;
+    struct timeval linger = {ms / 1000, (ms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, &linger, NULL);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
