@@ -16,7 +16,6 @@
 #include "log.h"
 #include "metrics.h"
 
-#define BUS_BACKOFF_MIN_MS 100
 #define BUS_BACKOFF_MAX_MS 2000
 /* How often the watchdog looks, and how often the delivery probe goes out. */
 #define BUS_WATCH_MS 250
@@ -49,7 +48,9 @@ static void notify_state(struct gw_bus *bus)
         return;
     bus->reported_up = up;
     if (up) {
-        bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+        /* The backoff is reset only once a probe came back (bus_sub.c): a
+         * server that accepts and drops connections at once (maxclients)
+         * would otherwise be retried ten times a second, forever. */
         chat_log(CHAT_LOG_INFO, "redis_up");
     } else {
         chat_log(CHAT_LOG_WARN, "redis_down");

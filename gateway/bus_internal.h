@@ -17,6 +17,9 @@
  * resubscription, incoming messages).
  */
 
+/* Reconnect backoff, doubled from the first to the last. */
+#define BUS_BACKOFF_MIN_MS 100
+
 struct event;
 struct gw_dict;
 

@@ -61,6 +61,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         redisReply *payload = reply->element[2];
         if (strcmp(name->str, bus->probe_channel) == 0) {
             bus->probe_seen_ms = gw_mono_ms();
+            bus->backoff_ms = BUS_BACKOFF_MIN_MS; /* delivering again: reconnects may be quick */
             return;
         }
         if (payload->type == REDIS_REPLY_STRING && bus->on_message) {
