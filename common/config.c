@@ -63,6 +63,8 @@ static const struct opt opts[] = {
      "prefix of every Redis key and channel, 0-64 printable characters without spaces"},
     {"log-level", "CHAT_LOG_LEVEL", "LEVEL", OPT_LEVEL, OFF(log_level), 0, 0, "info", NULL,
      "error, warn, info or debug"},
+    {"log-format", "CHAT_LOG_FORMAT", "FORMAT", OPT_LOG_FORMAT, OFF(log_format), 0, 0, "text", NULL,
+     "text (key=value) or json (one object per line)"},
     {"echo", "CHAT_ECHO", NULL, OPT_BOOL, OFF(echo), 0, 0, "0", "off",
      "enable the unauthenticated /echo WebSocket endpoint"},
     {"ping-interval", "CHAT_PING_INTERVAL", "SEC", OPT_INT, OFF(ping_interval), 1, 3600, "25", NULL,

@@ -56,6 +56,7 @@ struct chat_config {
     int burst;                     /*   ... burst, 20; R > 0, B >= 1 */
     char *prefix;                  /* --prefix, CHAT_PREFIX, "chat:"; 0-64 printable, no spaces */
     enum chat_log_level log_level; /* --log-level, CHAT_LOG_LEVEL, info */
+    enum chat_log_format log_format; /* --log-format, CHAT_LOG_FORMAT, text */
     bool echo;                     /* --echo, CHAT_ECHO, off: enables /echo (no auth) */
     int ping_interval;             /* --ping-interval, CHAT_PING_INTERVAL, 25 s, 1..3600 */
     int idle_timeout;              /* --idle-timeout, CHAT_IDLE_TIMEOUT, 60 s, 1..86400 */

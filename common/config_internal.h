@@ -22,6 +22,7 @@ enum opt_kind {
     OPT_BOOL,   /* flag without value; env 1/0, true/false, yes/no, on/off */
     OPT_RATE,   /* "R/B" into rate and burst */
     OPT_LEVEL,  /* log level name */
+    OPT_LOG_FORMAT, /* text or json */
     OPT_REDIS,  /* redis URL into redis_url_text and redis */
     OPT_NODE,   /* node id */
     OPT_SECRET, /* JWT secret, at least CHAT_JWT_SECRET_MIN bytes */

@@ -182,6 +182,10 @@ int chat_config_set_option(struct chat_config *cfg, const struct opt *o, const c
             return chat_config_failf(err, errlen, "%s: '%s' is not error, warn, info or debug", src,
                                      v);
         return 0;
+    case OPT_LOG_FORMAT:
+        if (chat_log_format_parse(v, (enum chat_log_format *)slot) < 0)
+            return chat_config_failf(err, errlen, "%s: '%s' is not text or json", src, v);
+        return 0;
     case OPT_REDIS: {
         struct chat_redis_url url;
         char why[160];

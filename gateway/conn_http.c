@@ -95,6 +95,24 @@ static const char *status_text(int status)
     }
 }
 
+/* One line per answered request.  The path only: the query of an upgrade
+ * carries the token.  Load balancer health checks and scrapes are debug, or
+ * they would be most of the log; so are answers without a request (connection
+ * limits, framing errors), which a flood makes by the thousand and the
+ * metrics count. */
+static void log_access(const struct gw_conn *c, const struct gw_http_request *req, int status,
+                       size_t body_bytes)
+{
+    const char *path = req && req->path ? req->path : "-";
+    bool polled = strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0;
+    enum chat_log_level level = !req || polled ? CHAT_LOG_DEBUG : CHAT_LOG_INFO;
+    if (!chat_log_enabled(level))
+        return;
+    chat_log(level, "http_access conn=%llu peer=%s method=%s path=\"%.256s\" status=%d bytes=%zu",
+             (unsigned long long)c->id, c->peer,
+             req ? http_method_str((enum http_method)req->method) : "-", path, status, body_bytes);
+}
+
 void gw_conn_respond(struct gw_conn *c, const struct gw_http_request *req, int status,
                      const char *content_type, const char *extra_headers, const void *body,
                      size_t len)
@@ -122,6 +140,7 @@ void gw_conn_respond(struct gw_conn *c, const struct gw_http_request *req, int s
     if (body && len && !head_only && status != 304)
         evbuffer_add(out, body, len);
     gw_metrics_add(c->set->ctx->metrics, GW_M_HTTP_REQUESTS, 1);
+    log_access(c, req, status, head_only || status == 304 ? 0 : len);
     if (!keep) {
         gw_conn_close(c, false);
         return;

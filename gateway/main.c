@@ -227,6 +227,7 @@ int main(int argc, char **argv)
     }
     app.ctx.verifier = app.verifier;
     chat_log_set_level(app.cfg.log_level);
+    chat_log_set_format(app.cfg.log_format);
     /* A test hook, not an option: a node whose clock is off by this much. */
     const char *skew = getenv("CHAT_TEST_CLOCK_OFFSET_MS");
     if (skew && *skew) {

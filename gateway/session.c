@@ -429,7 +429,7 @@ static void on_control(void *arg)
     }
 }
 
-static void on_closed(void *arg)
+static void on_closed(void *arg, const struct gw_ws_stats *stats)
 {
     struct gw_session *s = arg;
     struct gw_ctx *ctx = s->ctx;
@@ -448,8 +448,9 @@ static void on_closed(void *arg)
             gw_presence_offline(ctx->presence, &s->who);
         s->client = NULL;
     }
-    chat_log(CHAT_LOG_INFO, "session_closed session=%llu user=%s", (unsigned long long)s->id,
-             s->who.id);
+    chat_log(CHAT_LOG_INFO, "session_closed session=%llu conn=%llu user=%s" GW_WS_STATS_FMT,
+             (unsigned long long)s->id, (unsigned long long)stats->conn_id, s->who.id,
+             GW_WS_STATS_ARGS(stats));
     session_release(s);
 }
 

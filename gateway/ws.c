@@ -32,6 +32,8 @@ struct gw_ws {
     bool proceeding;
     int sending;      /* a gw_ws_send_* call is on the stack */
     bool read_paused; /* output over GW_WS_READ_PAUSE: input waits */
+    int64_t opened_ms;
+    struct gw_ws_stats stats;
 };
 
 static int send_frame(struct gw_ws *ws, const struct gw_frame *f);
@@ -41,8 +43,11 @@ static void notify_closed(struct gw_ws *ws)
     if (ws->closed_notified)
         return;
     ws->closed_notified = true;
+    ws->stats.duration_ms = gw_mono_ms() - ws->opened_ms;
+    ws->stats.close_sent = wslay_event_get_status_code_sent(ws->wslay);
+    ws->stats.close_received = wslay_event_get_status_code_received(ws->wslay);
     if (ws->h->on_closed)
-        ws->h->on_closed(ws->arg);
+        ws->h->on_closed(ws->arg, &ws->stats);
 }
 
 /*
@@ -102,6 +107,8 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
 {
     struct gw_ws *ws = user_data;
     ws->last_rx_ms = gw_mono_ms();
+    ws->stats.frames_in++;
+    ws->stats.bytes_in += m->msg_length;
     if (ws->close_wanted || wslay_event_get_close_sent(ctx))
         return;
     switch (m->opcode) {
@@ -323,7 +330,8 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     ws->h = h;
     ws->arg = arg;
     ws->opts = *opts;
-    ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();
+    ws->stats.conn_id = gw_conn_id(c);
+    ws->opened_ms = ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();
     wslay_event_config_set_max_recv_msg_length(ws->wslay, opts->max_message);
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, 1);
     gw_metrics_add(ws->ctx->metrics, GW_M_CONNECTIONS_TOTAL, 1);
@@ -398,6 +406,8 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
         return GW_ERR_NOMEM;
     gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_OUT, 1);
     gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, f->len);
+    ws->stats.frames_out++;
+    ws->stats.bytes_out += f->len;
     return GW_OK;
 }
 
@@ -441,8 +451,10 @@ static void echo_text(void *arg, const char *data, size_t len)
         gw_ws_send_text(e->ws, data, len);
 }
 
-static void echo_closed(void *arg)
+static void echo_closed(void *arg, const struct gw_ws_stats *stats)
 {
+    chat_log(CHAT_LOG_INFO, "echo_closed conn=%llu" GW_WS_STATS_FMT,
+             (unsigned long long)stats->conn_id, GW_WS_STATS_ARGS(stats));
     free(arg);
 }
 

@@ -33,11 +33,33 @@ struct gw_ctx;
 struct gw_frame;
 struct gw_ws;
 
+/* What one WebSocket carried, for the access log at its end.  Frames in are
+ * complete messages of any opcode (pings and closes included); frames out are
+ * the messages the gateway queued (wslay's own pongs and close not counted).
+ * A close code is 1006 when no close frame went that way. */
+struct gw_ws_stats {
+    uint64_t conn_id;
+    int64_t duration_ms;
+    uint64_t frames_in, bytes_in;
+    uint64_t frames_out, bytes_out;
+    uint16_t close_sent, close_received;
+};
+
+/* The stats as " duration_ms=... close_received=..." for a log line. */
+#define GW_WS_STATS_FMT                                                                      \
+    " duration_ms=%lld frames_in=%llu bytes_in=%llu frames_out=%llu bytes_out=%llu"         \
+    " close_sent=%u close_received=%u"
+#define GW_WS_STATS_ARGS(st)                                                                 \
+    (long long)(st)->duration_ms, (unsigned long long)(st)->frames_in,                     \
+        (unsigned long long)(st)->bytes_in, (unsigned long long)(st)->frames_out,          \
+        (unsigned long long)(st)->bytes_out, (unsigned)(st)->close_sent,                   \
+        (unsigned)(st)->close_received
+
 struct gw_ws_handler {
     /* A complete, valid UTF-8 text message; data is borrowed. */
     void (*on_text)(void *arg, const char *data, size_t len);
     /* The connection is gone (any reason); last call for this gw_ws. */
-    void (*on_closed)(void *arg);
+    void (*on_closed)(void *arg, const struct gw_ws_stats *stats);
     /* Once a second (token expiry and the like); may be NULL. */
     void (*on_tick)(void *arg, int64_t now_ms);
     /* A control frame (ping, pong, close) arrived; may be NULL.  Every

@@ -552,6 +552,81 @@ START_TEST(test_tokens_not_logged)
 }
 END_TEST
 
+/* The first line of the log at path whose "msg" is msg and whose "path" (when
+ * given) is path; every line must be a JSON object.  New reference or NULL. */
+static json_t *json_log_find(const char *path_name, const char *msg, const char *path)
+{
+    FILE *f = fopen(path_name, "r");
+    char line[8192];
+    json_t *found = NULL;
+
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        ck_assert_msg(json_is_object(o), "log line is not a JSON object: %s", line);
+        const char *m = json_string_value(json_object_get(o, "msg"));
+        const char *p = json_string_value(json_object_get(o, "path"));
+        if (!found && m && strcmp(m, msg) == 0 && (!path || (p && strcmp(p, path) == 0)))
+            found = json_incref(o);
+        json_decref(o);
+    }
+    fclose(f);
+    return found;
+}
+
+START_TEST(test_access_log_json)
+{
+    static const char *const args[] = {"--log-format=json", NULL};
+    char *token = NULL, url[9000];
+    json_t *line, *j;
+    struct tc *t;
+    int gw = h_cluster_add_gateway(&cl, args);
+
+    ck_assert_int_eq(gw, 1);
+    ck_assert_int_eq(h_login(&cl, gw, "logged", &token, NULL), 200);
+    snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[gw], token);
+    t = tc_connect(cl.base, url, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"ping\",\"id\":\"p1\"}"), 0);
+    json_decref(tc_wait_type(t, "pong", H_TIMEOUT_MS));
+    ck_assert_int_eq(chat_client_close(t->c, 1000, "bye"), 0);
+    ck_assert_int_eq(tc_wait_closed(t, H_TIMEOUT_MS), 1000);
+    tc_free(t);
+    h_loop_for(cl.base, 300);
+
+    line = json_log_find(cl.gw[gw].log_path, "http_access", "/api/login");
+    ck_assert_msg(line != NULL, "no http_access line for /api/login");
+    ck_assert_str_eq(json_string_value(json_object_get(line, "method")), "POST");
+    ck_assert_int_eq(json_integer_value(json_object_get(line, "status")), 200);
+    ck_assert_int_gt(json_integer_value(json_object_get(line, "bytes")), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(line, "level")), "info");
+    json_decref(line);
+
+    line = json_log_find(cl.gw[gw].log_path, "session_closed", NULL);
+    ck_assert_msg(line != NULL, "no session_closed line");
+    ck_assert(json_is_integer(json_object_get(line, "duration_ms")));
+    ck_assert_int_ge(json_integer_value(json_object_get(line, "duration_ms")), 0);
+    /* the ping request and the close */
+    ck_assert_int_ge(json_integer_value(json_object_get(line, "frames_in")), 2);
+    ck_assert_int_ge(json_integer_value(json_object_get(line, "bytes_in")),
+                     (json_int_t)strlen("{\"type\":\"ping\",\"id\":\"p1\"}"));
+    /* welcome and pong at least */
+    ck_assert_int_ge(json_integer_value(json_object_get(line, "frames_out")), 2);
+    ck_assert_int_gt(json_integer_value(json_object_get(line, "bytes_out")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(line, "close_received")), 1000);
+    ck_assert_int_eq(json_integer_value(json_object_get(line, "close_sent")), 1000);
+    ck_assert(json_is_string(json_object_get(line, "user")));
+    json_decref(line);
+
+    /* the upgrade is not an http_access line; nothing logged has the token */
+    j = json_log_find(cl.gw[gw].log_path, "http_access", "/ws");
+    ck_assert_ptr_null(j);
+    ck_assert(!file_contains(cl.gw[gw].log_path, strrchr(token, '.') + 1));
+    free(token);
+}
+END_TEST
+
 TCase *http_tcase(void)
 {
     TCase *tc = tcase_create("http");
@@ -574,5 +649,6 @@ TCase *http_tcase(void)
     tcase_add_test(tc, test_http10);
     tcase_add_test(tc, test_static_files);
     tcase_add_test(tc, test_tokens_not_logged);
+    tcase_add_test(tc, test_access_log_json);
     return tc;
 }

@@ -26,7 +26,7 @@ static const char *const env_names[] = {
     "CHAT_JWT_ISSUER",   "CHAT_JWT_AUDIENCE",  "CHAT_JWT_CLAIM_ID",  "CHAT_JWT_CLAIM_NAME",
     "CHAT_HEADER_TIMEOUT", "CHAT_MAX_CONNECTIONS", "CHAT_MAX_CONNS_PER_IP", "CHAT_LOGIN_RATE",
     "CHAT_REDIS_TIMEOUT", "CHAT_METRICS_BIND", "CHAT_MAX_ROOMS", "CHAT_ROOM_CREATE_RATE",
-    "CHAT_ROOM_TTL",
+    "CHAT_ROOM_TTL",     "CHAT_LOG_FORMAT",
 };
 
 static void clear_env(void)
@@ -95,6 +95,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg.burst, 20);
     ck_assert_str_eq(cfg.prefix, "chat:");
     ck_assert_int_eq(cfg.log_level, CHAT_LOG_INFO);
+    ck_assert_int_eq(cfg.log_format, CHAT_LOG_FORMAT_TEXT);
     ck_assert_int_eq(cfg.ping_interval, 25);
     ck_assert_int_eq(cfg.idle_timeout, 60);
     ck_assert_int_eq(cfg.presence_ttl, 30);
@@ -131,6 +132,7 @@ START_TEST(test_env)
     setenv("CHAT_RATE", "2.5/7", 1);
     setenv("CHAT_PREFIX", "t1:", 1);
     setenv("CHAT_LOG_LEVEL", "debug", 1);
+    setenv("CHAT_LOG_FORMAT", "json", 1);
     setenv("CHAT_ECHO", "true", 1);
     setenv("CHAT_PING_INTERVAL", "5", 1);
     setenv("CHAT_IDLE_TIMEOUT", "15", 1);
@@ -155,6 +157,7 @@ START_TEST(test_env)
     ck_assert_int_eq(cfg.burst, 7);
     ck_assert_str_eq(cfg.prefix, "t1:");
     ck_assert_int_eq(cfg.log_level, CHAT_LOG_DEBUG);
+    ck_assert_int_eq(cfg.log_format, CHAT_LOG_FORMAT_JSON);
     ck_assert(cfg.echo);
     ck_assert_int_eq(cfg.ping_interval, 5);
     ck_assert_int_eq(cfg.idle_timeout, 15);
@@ -241,6 +244,8 @@ START_TEST(test_other_ranges)
     ck_assert_ptr_nonnull(strstr(load_err("--jwt-secret=" SECRET, "--rate=nan/3", NULL), "--rate"));
     ck_assert_ptr_nonnull(
         strstr(load_err("--jwt-secret=" SECRET, "--log-level=loud", NULL), "--log-level"));
+    ck_assert_ptr_nonnull(
+        strstr(load_err("--jwt-secret=" SECRET, "--log-format=xml", NULL), "not text or json"));
     ck_assert_ptr_nonnull(
         strstr(load_err("--jwt-secret=" SECRET, "--prefix=a b", NULL), "--prefix"));
     ck_assert_ptr_nonnull(
@@ -430,6 +435,8 @@ START_TEST(test_help)
         "chat:",
         "--log-level",
         "CHAT_LOG_LEVEL",
+        "--log-format",
+        "CHAT_LOG_FORMAT",
         "--echo",
         "CHAT_ECHO",
         "--ping-interval",

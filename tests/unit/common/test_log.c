@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,92 @@ START_TEST(test_long_line_truncated)
 }
 END_TEST
 
+START_TEST(test_format_parse)
+{
+    enum chat_log_format f;
+    ck_assert_int_eq(chat_log_format_parse("json", &f), 0);
+    ck_assert_int_eq(f, CHAT_LOG_FORMAT_JSON);
+    ck_assert_int_eq(chat_log_format_parse("TEXT", &f), 0);
+    ck_assert_int_eq(f, CHAT_LOG_FORMAT_TEXT);
+    ck_assert_int_eq(chat_log_format_parse("xml", &f), -1);
+    ck_assert_int_eq(chat_log_format_parse("", &f), -1);
+    ck_assert_int_eq(chat_log_format_parse(NULL, &f), -1);
+}
+END_TEST
+
+/* One JSON line: exactly one newline, at the end, and an object. */
+static json_t *capture_json(enum chat_log_level level, const char *what)
+{
+    const char *line = capture(level, what);
+    ck_assert_ptr_eq(strchr(line, '\n'), line + strlen(line) - 1);
+    json_error_t jerr;
+    json_t *obj = json_loads(line, 0, &jerr);
+    ck_assert_msg(obj && json_is_object(obj), "not a JSON object: %s (%s)", line, jerr.text);
+    return obj;
+}
+
+START_TEST(test_json_fields)
+{
+    chat_log_set_level(CHAT_LOG_INFO);
+    chat_log_set_format(CHAT_LOG_FORMAT_JSON);
+    json_t *o = capture_json(CHAT_LOG_WARN, "redis_connect_failed conn=command count=12 "
+                                            "error=\"Connection refused\" zero=007");
+    regex_t re;
+    ck_assert_int_eq(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
+                             REG_EXTENDED),
+                     0);
+    ck_assert_int_eq(regexec(&re, json_string_value(json_object_get(o, "ts")), 0, NULL, 0), 0);
+    regfree(&re);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "warn");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "msg")), "redis_connect_failed");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "conn")), "command");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "count")), 12);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "error")), "Connection refused");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "zero")), "007"); /* not a number */
+    ck_assert_uint_eq(json_object_size(o), 7);
+    json_decref(o);
+    chat_log_set_format(CHAT_LOG_FORMAT_TEXT);
+}
+END_TEST
+
+START_TEST(test_json_hostile_values)
+{
+    chat_log_set_level(CHAT_LOG_INFO);
+    chat_log_set_format(CHAT_LOG_FORMAT_JSON);
+    /* A peer's value that forges ts, level and msg, with a newline: the event's
+     * own fields win, and the line stays one line. */
+    json_t *o = capture_json(CHAT_LOG_INFO, "ws_refused reason=\"a\" level=error msg=x\nlevel=y\" "
+                                            "conn=3 msg=forged loose words");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "info");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "msg")), "ws_refused");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "reason")), "a");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "conn")), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "text")), "loose words");
+    json_decref(o);
+
+    /* bytes that are not UTF-8, and a quote inside a quoted value */
+    o = capture_json(CHAT_LOG_INFO, "login user=\"\xff\xfeok\" name=\"say \"hi\" there\"");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "user")), "??ok");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "name")), "say \"hi\" there");
+    json_decref(o);
+
+    o = capture_json(CHAT_LOG_INFO, "cut reason=\"never closed");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "reason")), "never closed");
+    json_decref(o);
+
+    char *big = malloc(20000);
+    ck_assert_ptr_nonnull(big);
+    memcpy(big, "huge value=\"", 12);
+    memset(big + 12, 'x', 19987);
+    big[19999] = '\0';
+    o = capture_json(CHAT_LOG_INFO, big);
+    free(big);
+    ck_assert_uint_lt(strlen(json_string_value(json_object_get(o, "value"))), 4100);
+    json_decref(o);
+    chat_log_set_format(CHAT_LOG_FORMAT_TEXT);
+}
+END_TEST
+
 TCase *log_tcase(void)
 {
     TCase *tc = tcase_create("log");
@@ -114,5 +201,8 @@ TCase *log_tcase(void)
     tcase_add_test(tc, test_level_filter);
     tcase_add_test(tc, test_no_line_injection);
     tcase_add_test(tc, test_long_line_truncated);
+    tcase_add_test(tc, test_format_parse);
+    tcase_add_test(tc, test_json_fields);
+    tcase_add_test(tc, test_json_hostile_values);
     return tc;
 }
