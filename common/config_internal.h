@@ -16,19 +16,19 @@
 
 /* How a value is parsed and where it goes. */
 enum opt_kind {
-    OPT_INT,    /* int in min..max */
-    OPT_SIZE,   /* size_t in min..max */
-    OPT_STRING, /* non-empty string */
-    OPT_BOOL,   /* flag without value; env 1/0, true/false, yes/no, on/off */
-    OPT_RATE,   /* "R/B" into rate and burst */
-    OPT_LEVEL,  /* log level name */
+    OPT_INT,        /* int in min..max */
+    OPT_SIZE,       /* size_t in min..max */
+    OPT_STRING,     /* non-empty string */
+    OPT_BOOL,       /* flag without value; env 1/0, true/false, yes/no, on/off */
+    OPT_RATE,       /* "R/B" into rate and burst */
+    OPT_LEVEL,      /* log level name */
     OPT_LOG_FORMAT, /* text or json */
-    OPT_REDIS,  /* redis URL into redis_url_text and redis */
-    OPT_NODE,   /* node id */
-    OPT_SECRET, /* JWT secret, at least CHAT_JWT_SECRET_MIN bytes */
-    OPT_PREFIX, /* Redis key prefix */
-    OPT_KEY,    /* PEM public key file: path into the slot, contents into jwt_public_key_pem */
-    OPT_CLAIM,  /* JWT claim name */
+    OPT_REDIS,      /* redis URL into redis_url_text and redis */
+    OPT_NODE,       /* node id */
+    OPT_SECRET,     /* JWT secret, at least CHAT_JWT_SECRET_MIN bytes */
+    OPT_PREFIX,     /* Redis key prefix */
+    OPT_KEY,        /* PEM public key file: path into the slot, contents into jwt_public_key_pem */
+    OPT_CLAIM,      /* JWT claim name */
     OPT_HELP,
     OPT_VERSION,
 };

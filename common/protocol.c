@@ -207,8 +207,8 @@ static int parse_history(json_t *root, struct chat_request *r, struct chat_parse
         return fail(err, CHAT_ERR_BAD_REQUEST, "history needs exactly one of room or with");
     if (get_int(root, "before", 1, "before must be an integer >= 1", &r->has_before, &r->before,
                 err) < 0 ||
-        get_int(root, "after", 0, "after must be an integer >= 0", &r->has_after, &r->after,
-                err) < 0)
+        get_int(root, "after", 0, "after must be an integer >= 0", &r->has_after, &r->after, err) <
+            0)
         return -1;
     if (r->has_before && r->has_after)
         return fail(err, CHAT_ERR_BAD_REQUEST, "history takes before or after, not both");
@@ -261,8 +261,7 @@ static int parse_mark(json_t *root, struct chat_request *r, struct chat_parse_er
     if ((r->room == NULL) == (r->with == NULL))
         return fail(err, CHAT_ERR_BAD_REQUEST, "needs exactly one of room or with");
     int64_t min = r->type == CHAT_REQ_READ ? 0 : 1;
-    const char *bad_seq =
-        min ? "seq must be an integer >= 1" : "seq must be an integer >= 0";
+    const char *bad_seq = min ? "seq must be an integer >= 1" : "seq must be an integer >= 0";
     if (get_int(root, "seq", min, bad_seq, &has_seq, &r->seq, err) < 0)
         return -1;
     if (!has_seq)
@@ -429,7 +428,6 @@ void chat_request_deinit(struct chat_request *req)
     json_decref(req->root);
     memset(req, 0, sizeof(*req));
 }
-
 
 const char *chat_request_type_name(enum chat_req_type type)
 {

@@ -74,26 +74,26 @@ const char *chat_err_code(enum chat_err err);
  */
 struct chat_request {
     enum chat_req_type type;
-    const char *id;        /* valid request id, or NULL (an invalid id refuses the request) */
-    const char *room;      /* join, leave, message, history, search (filter), create_room, typing */
+    const char *id;   /* valid request id, or NULL (an invalid id refuses the request) */
+    const char *room; /* join, leave, message, history, search (filter), create_room, typing */
     const char *after_room; /* rooms: list the names after this one */
-    const char *to;        /* private: recipient user id */
-    const char *with;      /* history: the other user id of a private conversation */
-    enum chat_kind kind;   /* message, private */
-    const char *kind_name; /* "text" / "code" / "image" */
-    const char *body;      /* message, private, broadcast */
-    size_t body_len;       /* bytes */
-    const char *lang;      /* message, private with kind code (ignored otherwise) */
-    const char *topic;     /* create_room */
-    const char *q;         /* search; rooms: name prefix (NULL: all) */
-    const char *user;      /* search: sender id filter */
-    bool has_since;        /* join */
-    int64_t since;         /*   >= 0 */
-    bool has_before;       /* history: seq >= 1; search: ms >= 0 */
+    const char *to;         /* private: recipient user id */
+    const char *with;       /* history: the other user id of a private conversation */
+    enum chat_kind kind;    /* message, private */
+    const char *kind_name;  /* "text" / "code" / "image" */
+    const char *body;       /* message, private, broadcast */
+    size_t body_len;        /* bytes */
+    const char *lang;       /* message, private with kind code (ignored otherwise) */
+    const char *topic;      /* create_room */
+    const char *q;          /* search; rooms: name prefix (NULL: all) */
+    const char *user;       /* search: sender id filter */
+    bool has_since;         /* join */
+    int64_t since;          /*   >= 0 */
+    bool has_before;        /* history: seq >= 1; search: ms >= 0 */
     int64_t before;
     bool has_after; /* search: ms >= 0; history: seq >= 0 */
     int64_t after;
-    int limit; /* history: 1..200, default 50; rooms: 1..200, default 200 */
+    int limit;         /* history: 1..200, default 50; rooms: 1..200, default 200 */
     int64_t seq;       /* read: >= 0; edit, delete, react: >= 1 (room or with names the
                           conversation, exactly one; edit's new text is body) */
     const char *emoji; /* react: 1-16 code points without control characters */

@@ -164,11 +164,11 @@ static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
     struct gw_ctx *ctx = gw_session_ctx(op->s);
     const char *prefix = ctx->cfg->prefix;
     char reactions[GW_KEY_MAX];
-    bool ok = op->req.room ? gw_key_room(reactions, sizeof(reactions), prefix, op->req.room,
-                                         "reactions") != NULL
-                           : gw_key_dm(reactions, sizeof(reactions), prefix,
-                                       gw_session_who(op->s)->id, op->req.with,
-                                       "reactions") != NULL;
+    bool ok =
+        op->req.room
+            ? gw_key_room(reactions, sizeof(reactions), prefix, op->req.room, "reactions") != NULL
+            : gw_key_dm(reactions, sizeof(reactions), prefix, gw_session_who(op->s)->id,
+                        op->req.with, "reactions") != NULL;
     if (!ok) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
         return;
@@ -231,8 +231,10 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
     gw_bus_command(ctx->bus, on_history_exists, h, nexists, exists, NULL);
     const struct chat_request *rq = &op->req;
     gw_store_history_range(ctx->store, seq, hist, rq->has_after ? "after" : "before",
-                           rq->has_after ? rq->after : rq->has_before ? rq->before : 0, rq->limit,
-                           GW_REPLY_MESSAGES_MAX, on_history, h);
+                           rq->has_after    ? rq->after
+                           : rq->has_before ? rq->before
+                                            : 0,
+                           rq->limit, GW_REPLY_MESSAGES_MAX, on_history, h);
 }
 
 /* ---- typing, broadcast ---- */

@@ -43,8 +43,7 @@ static const char *prefix_of(const struct gw_op *op)
 
 /* ---- room creation (join creates a missing room, create_room says so) ---- */
 
-static char *room_created_event(const struct chat_identity *by, const char *room,
-                                const char *topic)
+static char *room_created_event(const struct chat_identity *by, const char *room, const char *topic)
 {
     json_t *ev = json_pack("{s:s, s:s, s:s, s:o}", "type", "room_created", "room", room, "topic",
                            topic ? topic : "", "by", gw_user_json(by));
@@ -57,8 +56,8 @@ static void room_create(struct gw_op *op, const char *topic, gw_bus_reply_cb cb)
 {
     struct gw_ctx *ctx = gw_session_ctx(op->s);
     const struct chat_identity *who = gw_session_who(op->s);
-    json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", topic ? topic : "", "created_by",
-                             who->id, "created_at", (json_int_t)gw_now_ms());
+    json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", topic ? topic : "", "created_by", who->id,
+                             "created_at", (json_int_t)gw_now_ms());
     char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     char *event = room_created_event(who, op->req.room, topic);
     json_decref(meta);
@@ -239,8 +238,8 @@ static void on_join_room_ready(struct gw_bus *bus, struct redisReply *reply, voi
         join_snapshot(j);
         return;
     }
-    if (!gw_router_join(gw_session_ctx(s)->router, gw_session_client(s), j->op.req.room,
-                        &j->member, on_join_subscribed, j))
+    if (!gw_router_join(gw_session_ctx(s)->router, gw_session_client(s), j->op.req.room, &j->member,
+                        on_join_subscribed, j))
         gw_op_error(&j->op, CHAT_ERR_INTERNAL, "out of memory");
 }
 

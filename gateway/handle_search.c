@@ -25,7 +25,7 @@ struct match {
 
 struct search_op {
     struct gw_op op;
-    bool literal; /* the query can be looked for in the raw JSON */
+    bool literal;    /* the query can be looked for in the raw JSON */
     int outstanding; /* replies still to come */
     bool failed;
     struct match *matches;
@@ -91,8 +91,7 @@ static void search_consider(struct search_op *op, const char *json, size_t len)
     const struct chat_request *req = &op->op.req;
     /* Cheap refusals first: most messages do not contain the query at all,
      * and only those that do are parsed. */
-    if (is_image(json, len) ||
-        (op->literal && !contains_folded(json, len, req->q, strlen(req->q))))
+    if (is_image(json, len) || (op->literal && !contains_folded(json, len, req->q, strlen(req->q))))
         return;
     json_t *msg = json_loadb(json, len, 0, NULL);
     if (!msg)
@@ -220,8 +219,7 @@ void gw_handle_search(struct gw_session *s, struct chat_request *req)
         return;
     }
     /* The rooms this connection has joined, then the private conversations. */
-    for (struct gw_member *m = gw_router_any_member(gw_session_client(s)); m;
-         m = gw_member_next(m))
+    for (struct gw_member *m = gw_router_any_member(gw_session_client(s)); m; m = gw_member_next(m))
         if (gw_key_room(key, sizeof(key), prefix, gw_member_room(m), "history"))
             search_lrange(op, key);
     if (!gw_key_user(key, sizeof(key), prefix, gw_session_who(s)->id, "dms")) {

@@ -119,10 +119,10 @@ static void route_healthz(struct gw_ctx *ctx, struct gw_conn *c, const struct gw
     bool up = redis_up(ctx);
     bool delivering = gw_bus_delivery_ok(ctx->bus);
     const char *status = ctx->draining ? "draining" : up && delivering ? "ok" : "degraded";
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:I}", "status", status, "node",
-                             ctx->cfg->node_id, "redis", up ? "up" : "down", "delivery",
-                             delivering ? "ok" : "stalled", "connections",
-                             (json_int_t)gw_metrics_gauge(ctx->metrics, GW_G_CONNECTIONS));
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:s, s:I}", "status", status, "node", ctx->cfg->node_id, "redis",
+                  up ? "up" : "down", "delivery", delivering ? "ok" : "stalled", "connections",
+                  (json_int_t)gw_metrics_gauge(ctx->metrics, GW_G_CONNECTIONS));
     respond_json(c, req, (!ctx->draining && up && delivering) ? 200 : 503, body);
 }
 

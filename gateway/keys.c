@@ -8,9 +8,8 @@
 #include "protocol.h"
 #include "token.h"
 
-__attribute__((format(printf, 4, 5))) static const char *build(char *buf, size_t len,
-                                                               const char *prefix,
-                                                               const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static const char *
+build(char *buf, size_t len, const char *prefix, const char *fmt, ...)
 {
     int n = snprintf(buf, len, "%s", prefix);
     if (n < 0 || (size_t)n >= len)
@@ -139,8 +138,7 @@ const char *gw_key_rooms_active(char *buf, size_t len, const char *prefix)
     return build(buf, len, prefix, "rooms:active");
 }
 
-const char *gw_key_room_quota(char *buf, size_t len, const char *prefix, const char *uid,
-                              long hour)
+const char *gw_key_room_quota(char *buf, size_t len, const char *prefix, const char *uid, long hour)
 {
     return build(buf, len, prefix, "user:{%s}:created:%ld", uid, hour);
 }

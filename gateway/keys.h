@@ -19,9 +19,12 @@
 /* The global keys: "<prefix>rooms" (hash of rooms), "<prefix>online"
  * (sorted set of online users), and the channel "<prefix>all" (broadcasts,
  * room creation, online/offline). */
-__attribute__((warn_unused_result)) const char *gw_key_rooms(char *buf, size_t len, const char *prefix);
-__attribute__((warn_unused_result)) const char *gw_key_online(char *buf, size_t len, const char *prefix);
-__attribute__((warn_unused_result)) const char *gw_key_all(char *buf, size_t len, const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_rooms(char *buf, size_t len,
+                                                             const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_online(char *buf, size_t len,
+                                                              const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_all(char *buf, size_t len,
+                                                           const char *prefix);
 /* "<prefix>rooms:names" (every room name, score 0, to page by name) and
  * "<prefix>rooms:popular" (room -> users present, for the welcome list). */
 __attribute__((warn_unused_result)) const char *gw_key_room_names(char *buf, size_t len,
@@ -30,51 +33,54 @@ __attribute__((warn_unused_result)) const char *gw_key_rooms_popular(char *buf, 
                                                                      const char *prefix);
 /* "<prefix>user:{" and "<prefix>room:{": the heads scripts glue an id or a
  * room name to (followed by "}" or "}:members"). */
-__attribute__((warn_unused_result)) const char *gw_key_user_head(char *buf, size_t len, const char *prefix);
-__attribute__((warn_unused_result)) const char *gw_key_room_head(char *buf, size_t len, const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_user_head(char *buf, size_t len,
+                                                                 const char *prefix);
+__attribute__((warn_unused_result)) const char *gw_key_room_head(char *buf, size_t len,
+                                                                 const char *prefix);
 
 /* "<prefix>room:{ROOM}" (the room's channel) when what is NULL, else
  * "<prefix>room:{ROOM}:<what>" (seq, history, members ...). */
-__attribute__((warn_unused_result)) const char *gw_key_room(char *buf, size_t len, const char *prefix, const char *room,
-                        const char *what);
+__attribute__((warn_unused_result)) const char *
+gw_key_room(char *buf, size_t len, const char *prefix, const char *room, const char *what);
 
 /* "<prefix>room:{ROOM}:holders:<UID>": the nodes keeping uid in the room. */
-__attribute__((warn_unused_result)) const char *gw_key_room_holders(char *buf, size_t len, const char *prefix, const char *room,
-                                const char *uid);
+__attribute__((warn_unused_result)) const char *
+gw_key_room_holders(char *buf, size_t len, const char *prefix, const char *room, const char *uid);
 
 /* "<prefix>user:{UID}" (the user's hash, and the name of its channel) when
  * what is NULL, else "<prefix>user:{UID}:<what>" (dms, nodes). */
-__attribute__((warn_unused_result)) const char *gw_key_user(char *buf, size_t len, const char *prefix, const char *uid,
-                        const char *what);
+__attribute__((warn_unused_result)) const char *
+gw_key_user(char *buf, size_t len, const char *prefix, const char *uid, const char *what);
 
 /* "<prefix>dm:{A:B}:<what>" for the conversation of users a and b, in either
  * order (A < B, comparing bytes). */
-__attribute__((warn_unused_result)) const char *gw_key_dm(char *buf, size_t len, const char *prefix, const char *a, const char *b,
-                      const char *what);
+__attribute__((warn_unused_result)) const char *gw_key_dm(char *buf, size_t len, const char *prefix,
+                                                          const char *a, const char *b,
+                                                          const char *what);
 
 /* The idempotency key of request id `id` by uid in a room (room != NULL) or
  * in the conversation with `peer`.  The id appears as a SHA-1 digest, so
  * every valid id (64 code points, up to 256 bytes) gives a key of one size
  * and no two ids share one. */
-__attribute__((warn_unused_result)) const char *gw_key_idempotency(char *buf, size_t len, const char *prefix, const char *room,
-                               const char *uid, const char *peer, const char *id);
+__attribute__((warn_unused_result)) const char *
+gw_key_idempotency(char *buf, size_t len, const char *prefix, const char *room, const char *uid,
+                   const char *peer, const char *id);
 
 /* "<prefix>nick:{folded}" of a nickname; NULL also when it cannot be folded. */
-__attribute__((warn_unused_result)) const char *gw_key_nick(char *buf, size_t len, const char *prefix, const char *nick);
+__attribute__((warn_unused_result)) const char *gw_key_nick(char *buf, size_t len,
+                                                            const char *prefix, const char *nick);
 
 /* "<prefix>login:{ADDR}:<minute>": logins from one client address in one
  * minute (a counter with a TTL), for --login-rate across every node. */
-__attribute__((warn_unused_result)) const char *gw_key_login_rate(char *buf, size_t len,
-                                                                  const char *prefix,
-                                                                  const char *addr, long minute);
+__attribute__((warn_unused_result)) const char *
+gw_key_login_rate(char *buf, size_t len, const char *prefix, const char *addr, long minute);
 
 /* "<prefix>rooms:active": room -> last use (ms), what the room sweeper walks. */
 __attribute__((warn_unused_result)) const char *gw_key_rooms_active(char *buf, size_t len,
                                                                     const char *prefix);
 /* "<prefix>user:{UID}:created:<hour>": rooms uid created in that hour. */
-__attribute__((warn_unused_result)) const char *gw_key_room_quota(char *buf, size_t len,
-                                                                  const char *prefix,
-                                                                  const char *uid, long hour);
+__attribute__((warn_unused_result)) const char *
+gw_key_room_quota(char *buf, size_t len, const char *prefix, const char *uid, long hour);
 
 /* "<prefix>probe:{NODE}": the channel a node publishes its delivery probe on
  * (and alone subscribes). */
@@ -82,6 +88,7 @@ __attribute__((warn_unused_result)) const char *gw_key_probe(char *buf, size_t l
                                                              const char *prefix, const char *node);
 
 /* "<prefix>node:{NODE}": a node's heartbeat. */
-__attribute__((warn_unused_result)) const char *gw_key_node(char *buf, size_t len, const char *prefix, const char *node);
+__attribute__((warn_unused_result)) const char *gw_key_node(char *buf, size_t len,
+                                                            const char *prefix, const char *node);
 
 #endif

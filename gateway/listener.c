@@ -29,10 +29,10 @@ struct gw_listener {
     struct evconnlistener *evl;
     struct gw_conns *conns;
     int port;
-    int reserve_fd;            /* given up to accept-and-close when descriptors run out */
-    struct event *resume;      /* re-enables accepting after a pause */
+    int reserve_fd;       /* given up to accept-and-close when descriptors run out */
+    struct event *resume; /* re-enables accepting after a pause */
     int backoff_ms;
-    int64_t log_window_ms;     /* accept failures are logged once per second ... */
+    int64_t log_window_ms;      /* accept failures are logged once per second ... */
     unsigned failures_unlogged; /* ... with the count since the last line */
 };
 
@@ -163,8 +163,7 @@ struct gw_listener *gw_listener_new_at(struct gw_ctx *ctx, const char *bind, int
         s6->sin6_port = htons((uint16_t)port);
         sslen = sizeof(*s6);
     } else {
-        chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s error=\"not an IP address\"",
-                 bind);
+        chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s error=\"not an IP address\"", bind);
         gw_listener_free(l);
         return NULL;
     }
@@ -172,8 +171,8 @@ struct gw_listener *gw_listener_new_at(struct gw_ctx *ctx, const char *bind, int
         evconnlistener_new_bind(ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
                                 1024, (struct sockaddr *)&ss, (int)sslen);
     if (!l->evl) {
-        chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s port=%d error=\"%s\"", bind,
-                 port, strerror(errno));
+        chat_log(CHAT_LOG_ERROR, "listen_failed bind=%s port=%d error=\"%s\"", bind, port,
+                 strerror(errno));
         gw_listener_free(l);
         return NULL;
     }

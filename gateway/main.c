@@ -255,8 +255,8 @@ int main(int argc, char **argv)
         return 1;
     }
     chat_log(CHAT_LOG_INFO, "listening node=%s bind=%s port=%d redis=%s:%d static=%s",
-             app.cfg.node_id, app.cfg.bind, gw_listener_port(app.ctx.listener),
-             app.cfg.redis.host, app.cfg.redis.port, app.cfg.static_dir);
+             app.cfg.node_id, app.cfg.bind, gw_listener_port(app.ctx.listener), app.cfg.redis.host,
+             app.cfg.redis.port, app.cfg.static_dir);
     event_base_dispatch(app.ctx.base);
     chat_log(CHAT_LOG_INFO, "exit");
     teardown(&app);

@@ -1,5 +1,5 @@
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -28,7 +28,8 @@ static const struct {
     [GW_M_PROBE_FAILURES] = {"chat_probe_failures_total",
                              "times this node's pub/sub probe stopped coming back"},
     [GW_M_RESYNCS] = {"chat_resyncs_total", "resync events sent (gaps history could not fill)"},
-    [GW_M_REPAIR_RETRIES] = {"chat_repair_retries_total", "gap repairs retried after a failed read"},
+    [GW_M_REPAIR_RETRIES] = {"chat_repair_retries_total",
+                             "gap repairs retried after a failed read"},
 };
 
 static const struct {

@@ -34,8 +34,8 @@ enum gw_gauge {
     GW_G_CONNECTIONS,      /* open WebSocket sessions */
     GW_G_HTTP_CONNECTIONS, /* open TCP connections of any kind */
     GW_G_SUBSCRIPTIONS,
-    GW_G_UNSENT_BYTES,     /* output queued to clients and not yet written (each second) */
-    GW_G_BACKLOG,          /* live messages held by rooms waiting for a join or a repair */
+    GW_G_UNSENT_BYTES, /* output queued to clients and not yet written (each second) */
+    GW_G_BACKLOG,      /* live messages held by rooms waiting for a join or a repair */
     GW_G_COUNT
 };
 

@@ -59,8 +59,7 @@ static bool online_keys(struct gw_presence *p, const char *uid, char *set, char 
                         char *channel, size_t len)
 {
     const char *prefix = p->ctx->cfg->prefix;
-    return gw_key_online(set, len, prefix) &&
-           gw_key_user(holder, len, prefix, uid, "nodes") &&
+    return gw_key_online(set, len, prefix) && gw_key_user(holder, len, prefix, uid, "nodes") &&
            gw_key_all(channel, len, prefix);
 }
 
@@ -90,8 +89,8 @@ static void add(struct gw_presence *p, const char *room, const char *set, const 
         return;
     snprintf(exp, sizeof(exp), "%lld", (long long)lifetime_ms(p));
     const char *now = ""; /* Redis' TIME, and exp is a lifetime */
-    const char *argv[] = {set, holder, uid,   p->ctx->cfg->node_id, exp, now, channel,
-                          event, pop, room ? room : ""};
+    const char *argv[] = {set,     holder, uid, p->ctx->cfg->node_id, exp, now,
+                          channel, event,  pop, room ? room : ""};
     p->in_flight++;
     gw_store_eval(p->ctx->store, "presence_add", 2, 10, argv, NULL, on_done, p);
 }
@@ -104,8 +103,8 @@ static void del(struct gw_presence *p, const char *room, const char *set, const 
     if (!pop)
         return;
     const char *now = ""; /* Redis' TIME */
-    const char *argv[] = {set, holder, uid, p->ctx->cfg->node_id, now, channel, event,
-                          pop, room ? room : ""};
+    const char *argv[] = {set,     holder, uid, p->ctx->cfg->node_id, now,
+                          channel, event,  pop, room ? room : ""};
     p->in_flight++;
     gw_store_eval(p->ctx->store, "presence_remove", 2, 9, argv, NULL, on_done, p);
 }
@@ -243,8 +242,8 @@ static void reap(struct gw_presence *p, const char *room, const char *set,
     const char *now = ""; /* Redis' TIME */
     if (!pop || !gw_key_user_head(user_prefix, sizeof(user_prefix), p->ctx->cfg->prefix))
         return;
-    const char *argv[] = {set,  now,  holder_prefix, holder_suffix, channel, head,
-                          tail, user_prefix, user_suffix, pop, room ? room : ""};
+    const char *argv[] = {set,  now,         holder_prefix, holder_suffix, channel,         head,
+                          tail, user_prefix, user_suffix,   pop,           room ? room : ""};
     p->in_flight++;
     gw_store_eval(p->ctx->store, "presence_reap", 1, 11, argv, NULL, on_reaped, p);
 }
@@ -297,8 +296,7 @@ static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
     gw_store_sweep_rooms(p->ctx->store, on_swept, p);
     const char *prefix = p->ctx->cfg->prefix;
     char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], popular[GW_KEY_MAX];
-    if (!gw_key_online(set, sizeof(set), prefix) ||
-        !gw_key_user_head(hp, sizeof(hp), prefix) ||
+    if (!gw_key_online(set, sizeof(set), prefix) || !gw_key_user_head(hp, sizeof(hp), prefix) ||
         !gw_key_all(channel, sizeof(channel), prefix) ||
         !gw_key_rooms_popular(popular, sizeof(popular), prefix))
         return;

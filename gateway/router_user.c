@@ -165,8 +165,7 @@ static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply,
         for (size_t i = 1; i < reply->elements; i++) {
             struct user *u = repair_user(ur);
             if (u && reply->element[i]->type == REDIS_REPLY_STRING)
-                user_deliver(ur->r, u, reply->element[i]->str, reply->element[i]->len,
-                             u->since_ms);
+                user_deliver(ur->r, u, reply->element[i]->str, reply->element[i]->len, u->since_ms);
         }
     }
     user_repair_step(ur);

@@ -42,12 +42,12 @@ struct gw_session {
     gw_session_dispatch_cb dispatch;
     uint64_t id;
     int refs;
-    bool closed;   /* the socket is gone or going: send nothing, answer nothing */
-    bool welcomed; /* live traffic flows only after `welcome` */
-    bool first_of_user; /* the user's first session on this node */
+    bool closed;              /* the socket is gone or going: send nothing, answer nothing */
+    bool welcomed;            /* live traffic flows only after `welcome` */
+    bool first_of_user;       /* the user's first session on this node */
     int64_t request_start_us; /* when the request being dispatched arrived */
     bool request_measured;    /* its latency was recorded (by gw_op_done) */
-    json_t *welcome;    /* built, waiting for the read markers */
+    json_t *welcome;          /* built, waiting for the read markers */
     struct gw_rate rate;
     /* one request at a time, the rest wait here */
     bool busy;
@@ -397,7 +397,7 @@ static void on_text(void *arg, const char *data, size_t len)
         return;
     }
     size_t max_bytes = GW_INBOX_MAX_BYTES > s->ctx->cfg->max_message ? GW_INBOX_MAX_BYTES
-                                                                       : s->ctx->cfg->max_message;
+                                                                     : s->ctx->cfg->max_message;
     if (verdict == GW_RATE_DROP || s->inbox_len >= GW_INBOX_MAX ||
         (s->inbox_len > 0 && s->inbox_bytes + len > max_bytes)) {
         refuse_rate_limited(s, data, len);

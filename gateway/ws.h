@@ -46,13 +46,13 @@ struct gw_ws_stats {
 };
 
 /* The stats as " duration_ms=... close_received=..." for a log line. */
-#define GW_WS_STATS_FMT                                                                      \
-    " duration_ms=%lld frames_in=%llu bytes_in=%llu frames_out=%llu bytes_out=%llu"         \
+#define GW_WS_STATS_FMT                                                                            \
+    " duration_ms=%lld frames_in=%llu bytes_in=%llu frames_out=%llu bytes_out=%llu"                \
     " close_sent=%u close_received=%u"
-#define GW_WS_STATS_ARGS(st)                                                                 \
-    (long long)(st)->duration_ms, (unsigned long long)(st)->frames_in,                     \
-        (unsigned long long)(st)->bytes_in, (unsigned long long)(st)->frames_out,          \
-        (unsigned long long)(st)->bytes_out, (unsigned)(st)->close_sent,                   \
+#define GW_WS_STATS_ARGS(st)                                                                       \
+    (long long)(st)->duration_ms, (unsigned long long)(st)->frames_in,                             \
+        (unsigned long long)(st)->bytes_in, (unsigned long long)(st)->frames_out,                  \
+        (unsigned long long)(st)->bytes_out, (unsigned)(st)->close_sent,                           \
         (unsigned)(st)->close_received
 
 struct gw_ws_handler {

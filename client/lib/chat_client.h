@@ -26,13 +26,13 @@ struct event_base;
 struct chat_client;
 
 enum chat_client_event {
-    CHAT_CLIENT_OPEN,   /* handshake done: 101 received and Sec-WebSocket-Accept checked */
-    CHAT_CLIENT_CLOSED, /* connection gone; code = close code received (1000, 1001, 1008 ...),
-                           or 1006 when the TCP connection dropped without a close frame */
-    CHAT_CLIENT_REFUSED,/* handshake refused; code = HTTP status (401, 403, 503 ...), or 0 when
-                           the TCP connect failed, the connection dropped or timed out (10 s)
-                           before a response head, or the head was not HTTP; a 101 whose
-                           Upgrade, Connection or Sec-WebSocket-Accept is wrong gives 101 */
+    CHAT_CLIENT_OPEN,    /* handshake done: 101 received and Sec-WebSocket-Accept checked */
+    CHAT_CLIENT_CLOSED,  /* connection gone; code = close code received (1000, 1001, 1008 ...),
+                            or 1006 when the TCP connection dropped without a close frame */
+    CHAT_CLIENT_REFUSED, /* handshake refused; code = HTTP status (401, 403, 503 ...), or 0 when
+                            the TCP connect failed, the connection dropped or timed out (10 s)
+                            before a response head, or the head was not HTTP; a 101 whose
+                            Upgrade, Connection or Sec-WebSocket-Accept is wrong gives 101 */
 };
 
 /* data is borrowed for the call and not NUL-terminated.  Writes go through
@@ -54,7 +54,8 @@ struct chat_client_options {
 
 /* Starts connecting (non-blocking); all strings in opts are copied.  NULL on
  * a bad URL or no memory. */
-struct chat_client *chat_client_new(struct event_base *base, const struct chat_client_options *opts);
+struct chat_client *chat_client_new(struct event_base *base,
+                                    const struct chat_client_options *opts);
 
 /* Queues a text message.  0, or -1 when not open. */
 int chat_client_send_text(struct chat_client *c, const char *data, size_t len);

@@ -178,7 +178,8 @@ static void say(const char *fmt, ...)
 
 static void client_connect(struct ch_client *c);
 
-static int send_json(struct ch_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int send_json(struct ch_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int send_json(struct ch_client *c, const char *fmt, ...)
 {
     char buf[512];
@@ -336,7 +337,8 @@ static void client_down(struct ch_client *c, const char *why, double now)
     c->conn = 0;
     clog_(c, "down gw%d: %s; reconnect in %.0f ms", c->gw + 1, why, c->backoff_ms);
     {
-        double ms = c->backoff_ms * (0.75 + 0.5 * (double)(splitmix(&c->run->rng_client) % 1000) / 1000.0);
+        double ms =
+            c->backoff_ms * (0.75 + 0.5 * (double)(splitmix(&c->run->rng_client) % 1000) / 1000.0);
         struct timeval tv = {(long)(ms / 1000), (long)fmod(ms, 1000.0) * 1000};
         evtimer_add(c->reconnect_ev, &tv);
     }
@@ -369,11 +371,12 @@ static void on_joined(struct ch_client *c, json_t *j, double now)
         r->iv = iv;
         r->ivcap = cap;
     }
-    r->iv[r->niv++] = (struct ch_interval){.a = now, .b = -1, .since = since, .recovered = recovered};
+    r->iv[r->niv++] =
+        (struct ch_interval){.a = now, .b = -1, .since = since, .recovered = recovered};
     r->joined = true;
     msgs = json_object_get(j, "messages");
-    clog_(c, "joined room=%s since=%lld recovered=%d more=%d messages=%zu", c->run->room_names[room],
-          since, recovered, more, json_array_size(msgs));
+    clog_(c, "joined room=%s since=%lld recovered=%d more=%d messages=%zu",
+          c->run->room_names[room], since, recovered, more, json_array_size(msgs));
     if (!recovered) {
         r->not_recovered++;
         c->run->n.not_recovered++;
@@ -420,7 +423,8 @@ static void on_text(struct chat_client *cc, bool binary, const char *data, size_
                 json_array_append(r->buffered, j);
             else {
                 if (!r->joined)
-                    clog_(c, "live message room=%s before/without joined", c->run->room_names[room]);
+                    clog_(c, "live message room=%s before/without joined",
+                          c->run->room_names[room]);
                 record_delivery(c, room, j, 'L', now);
             }
         }
@@ -631,8 +635,11 @@ static void client_tick(struct ch_client *c, double now)
                 c->m = nm;
                 c->mcap = cap;
             }
-            c->m[c->nm] = (struct ch_msg){.room = c->rooms[c->next_room], .state = M_QUEUED,
-                                          .t_create = now, .retry_at = now, .ack_seq = -1};
+            c->m[c->nm] = (struct ch_msg){.room = c->rooms[c->next_room],
+                                          .state = M_QUEUED,
+                                          .t_create = now,
+                                          .retry_at = now,
+                                          .ack_seq = -1};
             c->next_room = (c->next_room + 1) % c->n_rooms;
             c->nm++;
         }
@@ -739,10 +746,18 @@ static void print_faults(void)
 
         printf("%s %.1fs ", i ? "," : "", f->at / 1000.0);
         switch (f->kind) {
-        case F_GW_KILL: printf("kill gw%d %dms", f->gw + 1, f->ms); break;
-        case F_PUBSUB_KILL: printf("pubsub-kill"); break;
-        case F_REDIS_STOP: printf("redis-stop %dms", f->ms); break;
-        case F_REDIS_RESTART: printf("redis-restart +%dms", f->ms); break;
+        case F_GW_KILL:
+            printf("kill gw%d %dms", f->gw + 1, f->ms);
+            break;
+        case F_PUBSUB_KILL:
+            printf("pubsub-kill");
+            break;
+        case F_REDIS_STOP:
+            printf("redis-stop %dms", f->ms);
+            break;
+        case F_REDIS_RESTART:
+            printf("redis-restart +%dms", f->ms);
+            break;
         }
     }
     printf("\n");
@@ -835,7 +850,8 @@ static void fault_progress(double now)
                 p->redis.expect_exit = false;
                 G.redis_restart_waiting = false;
                 G.busy_until = now + f->ms;
-                say("redis exited (%s)", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "exit 0" : "abnormally");
+                say("redis exited (%s)",
+                    WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "exit 0" : "abnormally");
             } else if (p->redis.pid <= 0) {
                 G.redis_restart_waiting = false;
                 G.busy_until = now + f->ms;
@@ -984,7 +1000,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (now >= G.t_load_end) {
             G.run.phase = 2;
             G.t_settle_end = now + G.o.settle_s * 1000.0;
-            say("load stopped: sent %ld acked %ld; %d of %d faults injected; settling (at most %d s)",
+            say("load stopped: sent %ld acked %ld; %d of %d faults injected; settling (at most %d "
+                "s)",
                 G.run.n.sent, G.run.n.acked, G.next_fault, G.n_faults, G.o.settle_s);
         }
         break;
@@ -1013,12 +1030,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: chat-chaos --gateway-bin PATH [--seed N] [--duration S] [--short]\n"
-            "                  [--clients N] [--gateways N] [--rooms N] [--settle S]\n"
-            "                  [--redis-server PATH] [--dir DIR] [--keep] [--verbose]\n"
-            "                  [--schedule] (print the fault schedule and exit)\n"
-            "                  [--sabotage drop|dup|reorder|lose] (checker self-test: must fail)\n");
+    fprintf(
+        f, "usage: chat-chaos --gateway-bin PATH [--seed N] [--duration S] [--short]\n"
+           "                  [--clients N] [--gateways N] [--rooms N] [--settle S]\n"
+           "                  [--redis-server PATH] [--dir DIR] [--keep] [--verbose]\n"
+           "                  [--schedule] (print the fault schedule and exit)\n"
+           "                  [--sabotage drop|dup|reorder|lose] (checker self-test: must fail)\n");
 }
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1034,8 +1051,8 @@ int main(int argc, char **argv)
     struct opts *o = &G.o;
     struct ch_run *run = &G.run;
     struct ch_procs *p = &run->procs;
-    static const char *const names[] = {"general", "random", "tech", "chaos4", "chaos5",
-                                        "chaos6", "chaos7", "chaos8"};
+    static const char *const names[] = {"general", "random", "tech",   "chaos4",
+                                        "chaos5",  "chaos6", "chaos7", "chaos8"};
     char tmpl[] = "/tmp/chatgw-chaos-XXXXXX";
     int rc;
 
@@ -1245,7 +1262,8 @@ int main(int argc, char **argv)
 
     if (o->sabotage && strcmp(o->sabotage, "lose") == 0) {
         /* checker self-test: an acked write vanishes from history */
-        redisReply *r = ch_redis_cmd(p, 2000, "LINDEX chat:room:{%s}:history 10", run->room_names[0]);
+        redisReply *r =
+            ch_redis_cmd(p, 2000, "LINDEX chat:room:{%s}:history 10", run->room_names[0]);
         if (r && r->type == REDIS_REPLY_STRING) {
             redisReply *r2 = ch_redis_cmd(p, 2000, "LREM chat:room:{%s}:history 1 %b",
                                           run->room_names[0], r->str, r->len);
@@ -1264,10 +1282,11 @@ int main(int argc, char **argv)
                          p->gw[i].last_status, p->gw[i].log_path);
     }
 
-    printf("chaos: faults injected: %ld (kill -9 gateway %ld, CLIENT KILL pubsub %ld, SIGSTOP redis "
-           "%ld, redis restart %ld)\n",
-           run->n.faults, run->n.f_gw_kill, run->n.f_pubsub_kill, run->n.f_redis_stop,
-           run->n.f_redis_restart);
+    printf(
+        "chaos: faults injected: %ld (kill -9 gateway %ld, CLIENT KILL pubsub %ld, SIGSTOP redis "
+        "%ld, redis restart %ld)\n",
+        run->n.faults, run->n.f_gw_kill, run->n.f_pubsub_kill, run->n.f_redis_stop,
+        run->n.f_redis_restart);
     printf("chaos: client side: %ld closes, %ld refused connects, %ld resends, %ld unavailable, "
            "%ld rate_limited, %ld other errors, %ld joins not recovered, %ld resyncs, %ld "
            "messages skipped (20 outstanding)\n",

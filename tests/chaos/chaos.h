@@ -30,8 +30,8 @@ struct ch_proc {
     pid_t pid;        /* 0 when not running */
     int port;
     char log_path[512];
-    bool expect_exit;    /* we killed or stopped it */
-    bool stopped;        /* SIGSTOP sent, no SIGCONT yet */
+    bool expect_exit;     /* we killed or stopped it */
+    bool stopped;         /* SIGSTOP sent, no SIGCONT yet */
     int unexpected_exits; /* exits we did not cause */
     char last_status[64];
 };
@@ -110,8 +110,8 @@ struct ch_client {
     char *token, *uid;
     struct chat_client *cc;
     struct ch_run *run;
-    int gw;        /* gateway of the current / next attempt */
-    int conn;      /* 0 down, 1 connecting, 2 open */
+    int gw;   /* gateway of the current / next attempt */
+    int conn; /* 0 down, 1 connecting, 2 open */
     double backoff_ms;
     struct event *reconnect_ev;
     struct ch_croom r[CH_MAX_ROOMS];
@@ -149,8 +149,21 @@ struct ch_run {
 };
 
 enum {
-    V_LOST, V_DUP_STORED, V_SEQ_MISMATCH, V_ACK_CONFLICT, V_HIST_GAP, V_UNDELIVERED, V_GAP,
-    V_DUP_DELIVERY, V_OUT_OF_ORDER, V_CONTENT, V_UNANSWERED, V_CRASH, V_SETTLE, V_OTHER, V_NKINDS
+    V_LOST,
+    V_DUP_STORED,
+    V_SEQ_MISMATCH,
+    V_ACK_CONFLICT,
+    V_HIST_GAP,
+    V_UNDELIVERED,
+    V_GAP,
+    V_DUP_DELIVERY,
+    V_OUT_OF_ORDER,
+    V_CONTENT,
+    V_UNANSWERED,
+    V_CRASH,
+    V_SETTLE,
+    V_OTHER,
+    V_NKINDS
 };
 extern const char *const ch_viol_names[V_NKINDS];
 

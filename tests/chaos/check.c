@@ -59,7 +59,8 @@ long ch_check(struct ch_run *run)
     for (int room = 0; room < run->n_rooms; room++) {
         const char *name = run->room_names[room];
         redisReply *sr = ch_redis_cmd(&run->procs, 5000, "GET chat:room:{%s}:seq", name);
-        redisReply *r = ch_redis_cmd(&run->procs, 20000, "LRANGE chat:room:{%s}:history 0 -1", name);
+        redisReply *r =
+            ch_redis_cmd(&run->procs, 20000, "LRANGE chat:room:{%s}:history 0 -1", name);
 
         room_seq[room] = sr && sr->type == REDIS_REPLY_STRING ? atoll(sr->str) : 0;
         if (sr)
@@ -86,8 +87,9 @@ long ch_check(struct ch_run *run)
             int cl, no;
 
             if (seq != expect)
-                ch_violation(run, V_HIST_GAP, "room %s: history entry %zu has seq %lld, expected %lld",
-                             name, i, seq, expect);
+                ch_violation(run, V_HIST_GAP,
+                             "room %s: history entry %zu has seq %lld, expected %lld", name, i, seq,
+                             expect);
             expect = seq + 1;
             if (seq >= 1 && seq <= room_seq[room]) {
                 hist[room][seq] = (struct hentry){-1, -1};
@@ -133,8 +135,8 @@ long ch_check(struct ch_run *run)
                              "c%d-m%zu acked seq %lld in %s at %s (first sent %s, %d sends) is not "
                              "in history",
                              i, no, m->ack_seq, run->room_names[m->room],
-                             fmt_ms(t1, sizeof(t1), m->t_ack), fmt_ms(t2, sizeof(t2), m->t_first_send),
-                             m->sends);
+                             fmt_ms(t1, sizeof(t1), m->t_ack),
+                             fmt_ms(t2, sizeof(t2), m->t_first_send), m->sends);
             } else if (seq_of[i][no] != m->ack_seq) {
                 ch_violation(run, V_SEQ_MISMATCH, "c%d-m%zu acked seq %lld, history has it at %lld",
                              i, no, m->ack_seq, seq_of[i][no]);
@@ -159,15 +161,18 @@ long ch_check(struct ch_run *run)
 
                 deliveries++;
                 if (d->seq < 1 || d->seq > hist_n[room]) {
-                    ch_violation(run, V_CONTENT, "client %d got seq %lld of %s (%c at %s): history "
-                                 "ends at %lld", i, d->seq, run->room_names[room], d->via,
+                    ch_violation(run, V_CONTENT,
+                                 "client %d got seq %lld of %s (%c at %s): history "
+                                 "ends at %lld",
+                                 i, d->seq, run->room_names[room], d->via,
                                  fmt_ms(t1, sizeof(t1), d->t), hist_n[room]);
                     continue;
                 }
                 if (have[room][i][d->seq]) {
                     dup_deliv++;
-                    ch_violation(run, V_DUP_DELIVERY, "client %d got seq %lld of %s again (%c at %s)",
-                                 i, d->seq, run->room_names[room], d->via, fmt_ms(t1, sizeof(t1), d->t));
+                    ch_violation(run, V_DUP_DELIVERY,
+                                 "client %d got seq %lld of %s again (%c at %s)", i, d->seq,
+                                 run->room_names[room], d->via, fmt_ms(t1, sizeof(t1), d->t));
                 } else if (d->seq < max) {
                     ooo++;
                     ch_violation(run, V_OUT_OF_ORDER,
@@ -179,9 +184,10 @@ long ch_check(struct ch_run *run)
                     max = d->seq;
                 struct hentry *h = &hist[room][d->seq];
                 if (h->client == -2)
-                    ch_violation(run, V_CONTENT, "client %d got seq %lld of %s as c%d-m%d, history "
-                                 "has no entry at that seq", i, d->seq, run->room_names[room],
-                                 d->from_client, d->msg_no);
+                    ch_violation(run, V_CONTENT,
+                                 "client %d got seq %lld of %s as c%d-m%d, history "
+                                 "has no entry at that seq",
+                                 i, d->seq, run->room_names[room], d->from_client, d->msg_no);
                 else if (h->client != d->from_client || h->no != d->msg_no)
                     ch_violation(run, V_CONTENT,
                                  "client %d got seq %lld of %s as c%d-m%d, history holds c%d-m%d",
@@ -219,8 +225,8 @@ long ch_check(struct ch_run *run)
                                          s, no, m->ack_seq, run->room_names[room],
                                          fmt_ms(t1, sizeof(t1), m->t_first_send),
                                          fmt_ms(t2, sizeof(t2), m->t_ack), i,
-                                         fmt_ms(t3, sizeof(t3), iv->a), fmt_ms(t4, sizeof(t4), iv->b),
-                                         iv->since, iv->recovered);
+                                         fmt_ms(t3, sizeof(t3), iv->a),
+                                         fmt_ms(t4, sizeof(t4), iv->b), iv->since, iv->recovered);
                         }
                         break;
                     }
@@ -256,14 +262,16 @@ long ch_check(struct ch_run *run)
         }
     }
 
-    printf("chaos: messages: sent %ld, acked %ld, unacked at the end %ld (%ld of them stored), lost "
-           "%ld, duplicated %ld (stored twice) + %ld (delivered twice), out of order %ld\n",
-           sent, acked, unacked, unacked_stored, lost, dup_stored, dup_deliv, ooo);
+    printf(
+        "chaos: messages: sent %ld, acked %ld, unacked at the end %ld (%ld of them stored), lost "
+        "%ld, duplicated %ld (stored twice) + %ld (delivered twice), out of order %ld\n",
+        sent, acked, unacked, unacked_stored, lost, dup_stored, dup_deliv, ooo);
     printf("chaos: deliveries: %ld received, %ld (message, member) pairs owed by the promise, %ld "
            "missing; %ld seqs missing after recovered joins",
            deliveries, expected_deliveries, undelivered, gaps);
     if (skipped_gap_checks)
-        printf(" (%ld client-rooms with a join not recovered, gap check skipped)", skipped_gap_checks);
+        printf(" (%ld client-rooms with a join not recovered, gap check skipped)",
+               skipped_gap_checks);
     printf("\nchaos: rooms:");
     for (int room = 0; room < run->n_rooms; room++)
         printf(" %s seq %lld", run->room_names[room], room_seq[room]);

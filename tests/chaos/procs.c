@@ -84,9 +84,10 @@ int ch_redis_start(struct ch_procs *p)
     p->redis.name = "redis";
     snprintf(port, sizeof(port), "%d", p->redis.port);
     snprintf(p->redis.log_path, sizeof(p->redis.log_path), "%s/redis.log", p->dir);
-    const char *argv[] = {p->redis_bin, "--port", port, "--bind", "127.0.0.1", "--dir",
-                          p->redis_dir, "--save", "", "--appendonly", "yes", "--appendfsync",
-                          "always", "--daemonize", "no", "--protected-mode", "no", NULL};
+    const char *argv[] = {
+        p->redis_bin, "--port",      port, "--bind",           "127.0.0.1", "--dir",
+        p->redis_dir, "--save",      "",   "--appendonly",     "yes",       "--appendfsync",
+        "always",     "--daemonize", "no", "--protected-mode", "no",        NULL};
     p->redis.expect_exit = false;
     p->redis.stopped = false;
     p->redis.pid = spawn(argv, p->redis.log_path, p->redis_dir);
@@ -114,11 +115,32 @@ int ch_gw_start(struct ch_procs *p, int i)
     }
     /* --history far above what a run stores, so the checker can read every
      * message back; per-address limits off (every client is 127.0.0.1). */
-    const char *argv[] = {p->gateway_bin, "--port", port, "--bind", "127.0.0.1", "--redis", redis,
-                          "--jwt-secret", CH_JWT_SECRET, "--node-id", g->name, "--history",
-                          "100000", "--login-rate", "0", "--max-conns-per-ip", "0",
-                          "--room-create-rate", "0", "--drain-grace", "0", "--drain-timeout", "2",
-                          "--log-level", "info", NULL};
+    const char *argv[] = {p->gateway_bin,
+                          "--port",
+                          port,
+                          "--bind",
+                          "127.0.0.1",
+                          "--redis",
+                          redis,
+                          "--jwt-secret",
+                          CH_JWT_SECRET,
+                          "--node-id",
+                          g->name,
+                          "--history",
+                          "100000",
+                          "--login-rate",
+                          "0",
+                          "--max-conns-per-ip",
+                          "0",
+                          "--room-create-rate",
+                          "0",
+                          "--drain-grace",
+                          "0",
+                          "--drain-timeout",
+                          "2",
+                          "--log-level",
+                          "info",
+                          NULL};
     g->expect_exit = false;
     g->pid = spawn(argv, g->log_path, NULL);
     return g->pid > 0 ? 0 : -1;

@@ -239,9 +239,9 @@ static const char *seqs(json_t *reply, char *buf, size_t size)
     size_t n = 0, i;
     json_t *m;
     buf[0] = '\0';
-    json_array_foreach(json_object_get(reply, "messages"), i, m)
-        n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? "," : "",
-                              (long long)json_integer_value(json_object_get(m, "seq")));
+    json_array_foreach(json_object_get(reply, "messages"), i, m) n +=
+        (size_t)snprintf(buf + n, size - n, "%s%lld", i ? "," : "",
+                         (long long)json_integer_value(json_object_get(m, "seq")));
     return buf;
 }
 
@@ -284,15 +284,15 @@ START_TEST(test_history_pages_and_rooms_paging)
     json_t *r = tc_wait_type(t, "rooms", H_TIMEOUT_MS);
     ck_assert_uint_eq(json_array_size(json_object_get(r, "rooms")), 2);
     ck_assert(json_is_true(json_object_get(r, "more")));
-    const char *second = json_string_value(
-        json_object_get(json_array_get(json_object_get(r, "rooms"), 1), "name"));
+    const char *second =
+        json_string_value(json_object_get(json_array_get(json_object_get(r, "rooms"), 1), "name"));
     ck_assert_str_eq(second, "pages");
     json_decref(r);
     ck_assert_int_eq(tc_send(t, "{\"type\":\"rooms\",\"after\":\"pages\",\"limit\":200}"), 0);
     r = tc_wait_type(t, "rooms", H_TIMEOUT_MS);
-    ck_assert_str_eq(json_string_value(json_object_get(
-                         json_array_get(json_object_get(r, "rooms"), 0), "name")),
-                     "random");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(json_object_get(r, "rooms"), 0), "name")),
+        "random");
     ck_assert(json_is_false(json_object_get(r, "more")));
     json_decref(r);
     ck_assert_int_eq(tc_send(t, "{\"type\":\"rooms\",\"q\":\"pa\"}"), 0);
@@ -359,8 +359,7 @@ static int healthz_becomes(int i, int want, const char *want_delivery, int ms)
 {
     char delivery[32];
     for (int waited = 0; waited <= ms; waited += 100) {
-        if (healthz(i, delivery, sizeof(delivery)) == want &&
-            strcmp(delivery, want_delivery) == 0)
+        if (healthz(i, delivery, sizeof(delivery)) == want && strcmp(delivery, want_delivery) == 0)
             return waited;
         usleep(100 * 1000);
     }
@@ -514,7 +513,7 @@ START_TEST(test_private_sent_as_recipient_connects)
     struct tc *sender = connect_as(1, "sender", NULL);
     snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[0], rtoken);
     /* 1,000 rounds; 100 under the sanitizers, which make each round slower. */
-    int rounds = getenv("CHAT_IT_RACES")   ? atoi(getenv("CHAT_IT_RACES"))
+    int rounds = getenv("CHAT_IT_RACES")  ? atoi(getenv("CHAT_IT_RACES"))
                  : getenv("ASAN_OPTIONS") ? 100
                                           : 1000;
     for (int i = 0; i < rounds; i++) {
@@ -576,8 +575,9 @@ START_TEST(test_clock_skew_no_flapping)
         const char *ev = json_string_value(json_object_get(m, "event"));
         const char *who = json_string_value(json_object_get(json_object_get(m, "user"), "name"));
         bool other = who && strcmp(who, "watcher") != 0;
-        ck_assert_msg(!(other && type && (!strcmp(type, "offline") || (ev && !strcmp(ev, "leave")))),
-                      "%s flapped: %s %s", who, type, ev ? ev : "");
+        ck_assert_msg(
+            !(other && type && (!strcmp(type, "offline") || (ev && !strcmp(ev, "leave")))),
+            "%s flapped: %s %s", who, type, ev ? ev : "");
         json_decref(m);
     }
     tc_free(watcher);
@@ -598,8 +598,7 @@ START_TEST(test_long_ids_are_distinct_idempotency_keys)
     struct tc *t = connect_as(0, "idalice", NULL);
     ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"ids\",\"id\":\"j\"}"), 0);
     json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
-    static const char *const last[] = {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x81",
-                                       "\xf0\x9f\x98\x82"};
+    static const char *const last[] = {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x81", "\xf0\x9f\x98\x82"};
     for (int pass = 0; pass < 2; pass++) {
         long long seqs[3];
         for (int k = 0; k < 3; k++) {

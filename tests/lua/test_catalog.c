@@ -79,10 +79,12 @@ START_TEST(room_is_created_once)
     const char *event = "{\"type\":\"room_created\",\"room\":\"rust\",\"topic\":\"Rust\"}";
 
     lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", meta, ALL, event, "0", "0"), 1);
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", meta, ALL, event, "0", "0"),
+        1);
     lua_test_expect_message(sub, ALL, event);
     lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", "{}", ALL, event, "0", "0"), 0);
+        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", "{}", ALL, event, "0", "0"),
+        0);
     lua_test_expect_str(CMD(c, "HGET", ROOMS, "rust"), meta);
     lua_test_expect_str(CMD(c, "ZSCORE", NAMES, "rust"), "0");
     lua_test_expect_quiet(c, sub, ALL);
@@ -164,8 +166,8 @@ START_TEST(rooms_pages_by_name_with_counts)
     expect_rooms(ROOMS_EVAL(c, n, "page", "10", "a", "a1"), 0, "a_b", NULL);
     expect_rooms(ROOMS_EVAL(c, n, "page", "10", "ge", ""), 0, "general", NULL);
     expect_rooms(ROOMS_EVAL(c, n, "page", "10", "zz", ""), 0, "", NULL);
-    lua_test_expect_error(EVAL(c, "rooms", 3, ROOMS, NAMES, POPULAR, "1e3", "t:room:{",
-                               "}:members", "page", "10", "", ""));
+    lua_test_expect_error(EVAL(c, "rooms", 3, ROOMS, NAMES, POPULAR, "1e3", "t:room:{", "}:members",
+                               "page", "10", "", ""));
     lua_test_expect_error(ROOMS_EVAL(c, n, "page", "0", "", ""));
     lua_test_expect_error(ROOMS_EVAL(c, n, "sideways", "10", "", ""));
     redisFree(c);
@@ -202,24 +204,19 @@ START_TEST(presence_keeps_the_popularity_index)
     lua_test_itoa(n, now);
     lua_test_itoa(exp, now + 10000);
     const char *set = "t:room:{big}:members";
-    lua_test_expect_int(EVAL(c, "presence_add", 2, set, "t:h1", "u1", "n1", exp, n, "", "", POPULAR,
-                             "big"),
-                        1);
-    lua_test_expect_int(EVAL(c, "presence_add", 2, set, "t:h2", "u2", "n1", exp, n, "", "", POPULAR,
-                             "big"),
-                        1);
+    lua_test_expect_int(
+        EVAL(c, "presence_add", 2, set, "t:h1", "u1", "n1", exp, n, "", "", POPULAR, "big"), 1);
+    lua_test_expect_int(
+        EVAL(c, "presence_add", 2, set, "t:h2", "u2", "n1", exp, n, "", "", POPULAR, "big"), 1);
     /* a refresh does not count twice */
-    lua_test_expect_int(EVAL(c, "presence_add", 2, set, "t:h1", "u1", "n1", exp, n, "", "", POPULAR,
-                             "big"),
-                        0);
+    lua_test_expect_int(
+        EVAL(c, "presence_add", 2, set, "t:h1", "u1", "n1", exp, n, "", "", POPULAR, "big"), 0);
     lua_test_expect_str(CMD(c, "ZSCORE", POPULAR, "big"), "2");
-    lua_test_expect_int(EVAL(c, "presence_remove", 2, set, "t:h1", "u1", "n1", n, "", "", POPULAR,
-                             "big"),
-                        1);
+    lua_test_expect_int(
+        EVAL(c, "presence_remove", 2, set, "t:h1", "u1", "n1", n, "", "", POPULAR, "big"), 1);
     lua_test_expect_str(CMD(c, "ZSCORE", POPULAR, "big"), "1");
-    lua_test_expect_int(EVAL(c, "presence_remove", 2, set, "t:h2", "u2", "n1", n, "", "", POPULAR,
-                             "big"),
-                        1);
+    lua_test_expect_int(
+        EVAL(c, "presence_remove", 2, set, "t:h2", "u2", "n1", n, "", "", POPULAR, "big"), 1);
     lua_test_expect_nil(CMD(c, "ZSCORE", POPULAR, "big"));
     redisFree(c);
 }
@@ -261,12 +258,10 @@ START_TEST(room_sweep_deletes_idle_rooms)
     char old[24], recent[24];
     lua_test_itoa(old, now - 100000);
     lua_test_itoa(recent, now - 1000);
-    lua_test_expect_int(CMD(c, "HSET", ROOMS, "idle", "{}", "busy", "{}", "chatty", "{}", "general",
-                            "{}"),
-                        4);
-    lua_test_expect_int(CMD(c, "ZADD", ACTIVE, old, "idle", old, "busy", old, "chatty", old,
-                            "general"),
-                        4);
+    lua_test_expect_int(
+        CMD(c, "HSET", ROOMS, "idle", "{}", "busy", "{}", "chatty", "{}", "general", "{}"), 4);
+    lua_test_expect_int(
+        CMD(c, "ZADD", ACTIVE, old, "idle", old, "busy", old, "chatty", old, "general"), 4);
     lua_test_expect_int(CMD(c, "ZADD", NAMES, "0", "idle", "0", "busy"), 2);
     lua_test_expect_int(CMD(c, "RPUSH", "t:room:{idle}:history", "{\"seq\":1,\"ts\":1}"), 1);
     lua_test_zadd(c, "t:room:{busy}:members", now + 60000, "u1");

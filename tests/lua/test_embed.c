@@ -35,15 +35,34 @@ out:
 
 START_TEST(table_lists_every_script)
 {
-    static const char *const names[] = {
-        "history_range",   "history_since",   "message_edit", "nick_claim", "post",
-        "presence_add",    "presence_reap",   "presence_remove", "reaction_toggle", "read_mark",
-        "room_create",     "room_sweep",      "rooms",           "users"};
-    const char *const named[] = {
-        gw_lua_history_range, gw_lua_history_since,   gw_lua_message_edit, gw_lua_nick_claim,
-        gw_lua_post,          gw_lua_presence_add,    gw_lua_presence_reap, gw_lua_presence_remove,
-        gw_lua_reaction_toggle, gw_lua_read_mark,     gw_lua_room_create,  gw_lua_room_sweep, gw_lua_rooms,
-        gw_lua_users};
+    static const char *const names[] = {"history_range",
+                                        "history_since",
+                                        "message_edit",
+                                        "nick_claim",
+                                        "post",
+                                        "presence_add",
+                                        "presence_reap",
+                                        "presence_remove",
+                                        "reaction_toggle",
+                                        "read_mark",
+                                        "room_create",
+                                        "room_sweep",
+                                        "rooms",
+                                        "users"};
+    const char *const named[] = {gw_lua_history_range,
+                                 gw_lua_history_since,
+                                 gw_lua_message_edit,
+                                 gw_lua_nick_claim,
+                                 gw_lua_post,
+                                 gw_lua_presence_add,
+                                 gw_lua_presence_reap,
+                                 gw_lua_presence_remove,
+                                 gw_lua_reaction_toggle,
+                                 gw_lua_read_mark,
+                                 gw_lua_room_create,
+                                 gw_lua_room_sweep,
+                                 gw_lua_rooms,
+                                 gw_lua_users};
 
     ck_assert_uint_eq(gw_lua_script_count, sizeof(names) / sizeof(names[0]));
     for (size_t i = 0; i < gw_lua_script_count; i++) {

@@ -276,8 +276,7 @@ static void expect_range(redisReply *r, long long seq, long long more, long long
     for (size_t i = 3; i < r->elements; i++) {
         const char *p = strstr(r->element[i]->str, "\"seq\":");
         ck_assert_ptr_nonnull(p);
-        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%lld", i > 3 ? "," : "",
-                              atoll(p + 6));
+        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%lld", i > 3 ? "," : "", atoll(p + 6));
     }
     ck_assert_str_eq(got, want);
     freeReplyObject(r);

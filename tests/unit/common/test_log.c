@@ -138,7 +138,8 @@ START_TEST(test_json_fields)
     json_t *o = capture_json(CHAT_LOG_WARN, "redis_connect_failed conn=command count=12 "
                                             "error=\"Connection refused\" zero=007");
     regex_t re;
-    ck_assert_int_eq(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
+    ck_assert_int_eq(regcomp(&re,
+                             "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
                              REG_EXTENDED),
                      0);
     ck_assert_int_eq(regexec(&re, json_string_value(json_object_get(o, "ts")), 0, NULL, 0), 0);

@@ -734,7 +734,6 @@ START_TEST(test_broadcast_and_bare)
 }
 END_TEST
 
-
 /* read, edit, delete, react: one conversation, a seq, and their own field. */
 START_TEST(test_marks)
 {
@@ -753,7 +752,8 @@ START_TEST(test_marks)
     ck_assert_int_eq(r.type, CHAT_REQ_DELETE);
     chat_request_deinit(&r);
     parse_ok("{\"type\":\"react\",\"room\":\"tech\",\"seq\":3,"
-             "\"emoji\":\"\\ud83d\\udc4d\"}", &r);
+             "\"emoji\":\"\\ud83d\\udc4d\"}",
+             &r);
     ck_assert_int_eq(r.type, CHAT_REQ_REACT);
     ck_assert_str_eq(r.emoji, "\xf0\x9f\x91\x8d");
     chat_request_deinit(&r);

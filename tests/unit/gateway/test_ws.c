@@ -1,7 +1,7 @@
 #include <string.h>
 
-#include "tests.h"
 #include "frame.h"
+#include "tests.h"
 
 /* Builds the header for len and compares it byte for byte with want. */
 static void expect_header(size_t len, const uint8_t *want, size_t want_len)
