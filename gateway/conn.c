@@ -197,6 +197,16 @@ void gw_conn_resume_reading(struct gw_conn *c)
     bufferevent_enable(c->bev, EV_READ);
 }
 
+void gw_conn_hold_input(struct gw_conn *c, bool hold)
+{
+    if (c->dead || c->closing)
+        return;
+    if (hold)
+        bufferevent_disable(c->bev, EV_READ);
+    else
+        bufferevent_enable(c->bev, EV_READ);
+}
+
 void gw_conn_set_upgraded(struct gw_conn *c, const struct gw_conn_upgrade_ops *ops, void *owner)
 {
     c->state = CONN_UPGRADED;

@@ -83,6 +83,9 @@ struct evbuffer *gw_conn_input(struct gw_conn *c);
 struct evbuffer *gw_conn_output(struct gw_conn *c);
 /* Caps how much input is buffered before reading pauses. */
 void gw_conn_set_read_limit(struct gw_conn *c, size_t bytes);
+/* Stops (or restarts) reading for a reason of the owner's other than
+ * output: what is buffered stays for the owner to take. */
+void gw_conn_hold_input(struct gw_conn *c, bool hold);
 /* Stops reading until resumed; the upgrade owner's on_drained runs once the
  * unsent output is down to resume_below bytes. */
 void gw_conn_pause_reading(struct gw_conn *c, size_t resume_below);

@@ -20,6 +20,7 @@ struct gw_store;
 struct gw_router;
 struct gw_presence;
 struct gw_listener;
+struct gw_admit;
 struct chat_identity;
 typedef struct json_t json_t;
 
@@ -44,6 +45,7 @@ struct gw_ctx {
     struct gw_router *router;
     struct gw_presence *presence;
     struct gw_listener *listener;
+    struct gw_admit *admit; /* large incoming messages, node-wide (admit.h) */
     bool draining;
     uint64_t next_conn_id;
 };

@@ -7,9 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__ /* defined by the headers above */
+#include <malloc.h>
+#endif
 
 #include <event2/event.h>
 
+#include "admit.h"
 #include "bus.h"
 #include "config.h"
 #include "http.h"
@@ -22,6 +26,7 @@
 #include "session.h"
 #include "store.h"
 #include "token.h"
+#include "ws.h"
 
 struct app {
     struct gw_ctx ctx;
@@ -141,6 +146,7 @@ static void teardown(struct app *app)
     gw_bus_free(app->ctx.bus);
     gw_store_free(app->ctx.store);
     gw_metrics_free(app->ctx.metrics);
+    gw_admit_free(app->ctx.admit);
     if (app->tick)
         event_free(app->tick);
     if (app->drain_check)
@@ -166,6 +172,9 @@ static int wire(struct app *app)
     ctx->base = event_base_new();
     ctx->metrics = gw_metrics_new();
     if (!ctx->base || !ctx->metrics)
+        return 1;
+    ctx->admit = gw_ws_admit_new(ctx);
+    if (!ctx->admit)
         return 1;
     ctx->store = gw_store_new(ctx);
     ctx->router = gw_router_new(ctx, &router_ops);
@@ -206,9 +215,26 @@ static int wire(struct app *app)
     return 0;
 }
 
+/*
+ * wslay allocates a frame's whole payload when its header arrives, and a
+ * frame waiting for admission (admit.h) must not cost resident memory until
+ * its bytes come.  glibc serves such sizes with mmap at first, but raises
+ * its threshold after the first large free, and from then on recycled heap
+ * pages (already resident) back every waiting frame.  A fixed threshold
+ * keeps large buffers mmapped: untouched pages cost nothing and freed ones
+ * go back to the kernel.
+ */
+static void keep_large_buffers_mapped(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
+
 int main(int argc, char **argv)
 {
     static struct app app;
+    keep_large_buffers_mapped();
     char err[512];
     int rc = chat_config_load(&app.cfg, argc, argv, stdout, err, sizeof(err));
     if (rc == CHAT_CONFIG_HELP) {

@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include <event2/event.h>
 #include <wslay/wslay.h>
 
+#include "admit.h"
 #include "config.h"
 #include "conn.h"
 #include "frame.h"
@@ -30,13 +32,17 @@ struct gw_ws {
     char close_reason[64];
     bool closed_notified;
     bool proceeding;
-    int sending;      /* a gw_ws_send_* call is on the stack */
-    bool read_paused; /* output over GW_WS_READ_PAUSE: input waits */
+    int sending;        /* a gw_ws_send_* call is on the stack */
+    bool read_paused;   /* output over GW_WS_READ_PAUSE: input waits */
+    bool admit_waiting; /* a large message waits for admission: input waits */
+    size_t msg_bytes;   /* of the data message being received */
+    struct gw_admit_waiter admit;
     int64_t opened_ms;
     struct gw_ws_stats stats;
 };
 
 static int send_frame(struct gw_ws *ws, const struct gw_frame *f);
+static void proceed(struct gw_ws *ws);
 
 static void notify_closed(struct gw_ws *ws)
 {
@@ -60,6 +66,10 @@ static void request_close(struct gw_ws *ws, uint16_t code, const char *reason)
     if (ws->close_wanted || wslay_event_get_close_sent(ws->wslay))
         return;
     ws->close_wanted = true;
+    /* Input is ignored from now on: a slot or a place in the queue would
+     * only keep others waiting. */
+    gw_admit_release(ws->ctx->admit, &ws->admit);
+    ws->admit_waiting = false;
     ws->close_code = code;
     snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
 }
@@ -78,6 +88,10 @@ static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
 {
     (void)flags;
     struct gw_ws *ws = user_data;
+    if (ws->admit_waiting) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
     struct evbuffer *in = gw_conn_input(ws->conn);
     int n = evbuffer_remove(in, buf, len);
     if (n <= 0) {
@@ -102,6 +116,40 @@ static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, s
     return (ssize_t)len;
 }
 
+/*
+ * A data message may grow to GW_WS_SMALL_MESSAGE on the connection's own
+ * account; the bytes past it need admission (admit.h).  wslay has read the
+ * frame header and allocated (not touched) the payload: waiting here stops
+ * the reading, so an unadmitted frame costs a few KiB, not --max-message.
+ */
+static void on_wslay_frame_start(wslay_event_context_ptr ctx,
+                                 const struct wslay_event_on_frame_recv_start_arg *f,
+                                 void *user_data)
+{
+    (void)ctx;
+    struct gw_ws *ws = user_data;
+    if (f->opcode >= 0x8 || f->payload_length == 0)
+        return;
+    size_t before = ws->msg_bytes;
+    ws->msg_bytes += (size_t)f->payload_length;
+    if (ws->msg_bytes <= GW_WS_SMALL_MESSAGE)
+        return;
+    size_t charge = ws->msg_bytes - (before > GW_WS_SMALL_MESSAGE ? before : GW_WS_SMALL_MESSAGE);
+    if (!gw_admit_acquire(ws->ctx->admit, &ws->admit, charge)) {
+        ws->admit_waiting = true;
+        gw_conn_hold_input(ws->conn, true);
+    }
+}
+
+static void on_admitted(struct gw_admit_waiter *w)
+{
+    struct gw_ws *ws = (struct gw_ws *)((char *)w - offsetof(struct gw_ws, admit));
+    ws->admit_waiting = false;
+    if (!ws->read_paused)
+        gw_conn_hold_input(ws->conn, false);
+    proceed(ws); /* wslay resumes the frame it stopped in */
+}
+
 static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
                          void *user_data)
 {
@@ -109,6 +157,10 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
     ws->last_rx_ms = gw_mono_ms();
     ws->stats.frames_in++;
     ws->stats.bytes_in += m->msg_length;
+    if (m->opcode < 0x8) {
+        ws->msg_bytes = 0;
+        gw_admit_release(ws->ctx->admit, &ws->admit);
+    }
     if (ws->close_wanted || wslay_event_get_close_sent(ctx))
         return;
     switch (m->opcode) {
@@ -256,6 +308,8 @@ static void op_drained(void *owner)
     if (ws->read_paused) {
         ws->read_paused = false;
         gw_conn_resume_reading(ws->conn);
+        if (ws->admit_waiting)
+            gw_conn_hold_input(ws->conn, true);
         proceed(ws); /* input may have waited in the buffer */
     }
 }
@@ -269,6 +323,7 @@ static void op_closed(void *owner, bool eof)
 static void op_free(void *owner)
 {
     struct gw_ws *ws = owner;
+    gw_admit_release(ws->ctx->admit, &ws->admit);
     notify_closed(ws);
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, -1);
     wslay_event_context_free(ws->wslay);
@@ -281,6 +336,15 @@ static void op_tick(void *owner, int64_t now)
     if (ws->close_started_ms) {
         if (now - ws->close_started_ms > GW_WS_CLOSE_GRACE_MS)
             gw_conn_close(ws->conn, true);
+        return;
+    }
+    /* A slot held by a message that does not come, while others wait: the
+     * slowloris of large messages. */
+    if (gw_admit_holding(&ws->admit) && now - ws->admit.held_since > GW_WS_ADMIT_HOLD_MS &&
+        gw_admit_waiting(ws->ctx->admit) > 0) {
+        chat_log(CHAT_LOG_INFO, "slow_message_closed conn=%llu bytes=%zu",
+                 (unsigned long long)gw_conn_id(ws->conn), ws->msg_bytes);
+        gw_ws_close(ws, WSLAY_CODE_POLICY_VIOLATION, "message too slow");
         return;
     }
     if (now - ws->last_rx_ms > ws->opts.idle_timeout_ms) {
@@ -317,6 +381,7 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     static const struct wslay_event_callbacks callbacks = {
         .recv_callback = on_wslay_recv,
         .send_callback = on_wslay_send,
+        .on_frame_recv_start_callback = on_wslay_frame_start,
         .on_msg_recv_callback = on_wslay_msg,
     };
     struct gw_ws *ws = calloc(1, sizeof(*ws));
@@ -330,6 +395,7 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     ws->h = h;
     ws->arg = arg;
     ws->opts = *opts;
+    ws->admit.granted = on_admitted;
     ws->stats.conn_id = gw_conn_id(c);
     ws->opened_ms = ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();
     wslay_event_config_set_max_recv_msg_length(ws->wslay, opts->max_message);
@@ -436,6 +502,17 @@ bool gw_ws_is_open(const struct gw_ws *ws)
 uint64_t gw_ws_conn_id(const struct gw_ws *ws)
 {
     return gw_conn_id(ws->conn);
+}
+
+struct gw_admit *gw_ws_admit_new(struct gw_ctx *ctx)
+{
+    size_t max = ctx->cfg->max_message ? ctx->cfg->max_message : 1;
+    size_t slots = GW_WS_ADMIT_BUDGET / max;
+    if (slots < 2)
+        slots = 2;
+    if (slots > 1024)
+        slots = 1024;
+    return gw_admit_new(ctx->base, (unsigned)slots, GW_WS_ADMIT_RATE, max);
 }
 
 /* ---- echo (RFC 6455 conformance endpoint) ---- */

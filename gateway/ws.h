@@ -23,8 +23,19 @@
 /* Unsent output above which the connection stops being read until it
  * drains below the low mark: a client that sends (pings, requests) but does
  * not read makes the server queue replies it never takes. */
-#define GW_WS_READ_PAUSE (1024u * 1024)
-#define GW_WS_READ_RESUME (256u * 1024)
+#define GW_WS_READ_PAUSE (64u * 1024)
+#define GW_WS_READ_RESUME (16u * 1024)
+/* A data message up to this size is read on the connection's own account;
+ * the rest of a larger one needs admission (admit.h), which bounds what all
+ * connections together hold in partial messages and spend parsing them. */
+#define GW_WS_SMALL_MESSAGE (64u * 1024)
+/* Admission, node-wide: partial large messages held at once, as many
+ * --max-message as fit the budget (at least 2), and their bytes per second,
+ * burst one --max-message. */
+#define GW_WS_ADMIT_BUDGET (16u * 1024 * 1024)
+#define GW_WS_ADMIT_RATE (4u * 1024 * 1024)
+/* How long a large message may hold its slot while others wait. */
+#define GW_WS_ADMIT_HOLD_MS 15000
 /* How long a close handshake may take before the socket is dropped. */
 #define GW_WS_CLOSE_GRACE_MS 3000
 
@@ -91,6 +102,10 @@ int gw_ws_send_frame(struct gw_ws *ws, const struct gw_frame *f);
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 
 bool gw_ws_is_open(const struct gw_ws *ws);
+
+/* The node's admission of large messages (admit.h), sized for
+ * --max-message; freed with gw_admit_free. */
+struct gw_admit *gw_ws_admit_new(struct gw_ctx *ctx);
 
 /* After a 101 on /echo: every text message comes back unchanged. */
 void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c);

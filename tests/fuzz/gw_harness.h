@@ -35,6 +35,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "admit.h"
 #include "bus.h"
 #include "config.h"
 #include "conn.h"
@@ -284,6 +285,8 @@ static inline void gwh_start(struct gwh_run *r, gw_conn_request_cb on_request, b
     ctx->base = event_base_new();
     ctx->metrics = gw_metrics_new();
     FUZZ_CHECK(ctx->base && ctx->metrics);
+    ctx->admit = gw_ws_admit_new(ctx);
+    FUZZ_CHECK(ctx->admit);
     ctx->store = gw_store_new(ctx);
     ctx->router = gw_router_new(ctx, &gwh_router_ops);
     ctx->presence = gw_presence_new(ctx);
@@ -441,6 +444,7 @@ static inline void gwh_stop(struct gwh_run *r)
     gw_bus_free(ctx->bus);
     gw_store_free(ctx->store);
     gw_metrics_free(ctx->metrics);
+    gw_admit_free(ctx->admit);
     event_base_free(ctx->base);
 }
 

@@ -7,6 +7,7 @@ int main(void)
     Suite *s = suite_create("gateway");
     suite_add_tcase(s, static_tcase());
     suite_add_tcase(s, http_tcase());
+    suite_add_tcase(s, admit_tcase());
     suite_add_tcase(s, ratelimit_tcase());
     suite_add_tcase(s, dict_tcase());
     suite_add_tcase(s, router_tcase());

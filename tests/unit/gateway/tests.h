@@ -5,6 +5,7 @@
 
 TCase *static_tcase(void);
 TCase *http_tcase(void);
+TCase *admit_tcase(void);
 TCase *ratelimit_tcase(void);
 TCase *dict_tcase(void);
 TCase *router_tcase(void);
