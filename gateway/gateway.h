@@ -21,6 +21,7 @@ struct gw_router;
 struct gw_presence;
 struct gw_listener;
 struct gw_admit;
+struct gw_offload;
 struct chat_identity;
 typedef struct json_t json_t;
 
@@ -45,7 +46,8 @@ struct gw_ctx {
     struct gw_router *router;
     struct gw_presence *presence;
     struct gw_listener *listener;
-    struct gw_admit *admit; /* large incoming messages, node-wide (admit.h) */
+    struct gw_admit *admit;     /* large incoming messages, node-wide (admit.h) */
+    struct gw_offload *offload; /* their parsing, off the loop (offload.h); may be NULL */
     bool draining;
     uint64_t next_conn_id;
 };

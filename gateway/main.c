@@ -12,6 +12,7 @@
 #endif
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "admit.h"
 #include "bus.h"
@@ -21,6 +22,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
 #include "presence.h"
 #include "router.h"
 #include "session.h"
@@ -141,6 +143,8 @@ static void teardown(struct app *app)
     gw_bus_close(app->ctx.bus);
     gw_listener_free(app->metrics_listener);
     gw_listener_free(app->ctx.listener);
+    /* Jobs of closed sessions report now; they only release them. */
+    gw_offload_free(app->ctx.offload);
     gw_presence_free(app->ctx.presence);
     gw_router_free(app->ctx.router);
     gw_bus_free(app->ctx.bus);
@@ -174,7 +178,10 @@ static int wire(struct app *app)
     if (!ctx->base || !ctx->metrics)
         return 1;
     ctx->admit = gw_ws_admit_new(ctx);
-    if (!ctx->admit)
+    /* jansson seeds its hash function on first use; the worker parses too. */
+    json_object_seed(0);
+    ctx->offload = gw_offload_new(ctx->base);
+    if (!ctx->admit || !ctx->offload)
         return 1;
     ctx->store = gw_store_new(ctx);
     ctx->router = gw_router_new(ctx, &router_ops);

@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
 #include "presence.h"
 #include "protocol.h"
 #include "ratelimit.h"
@@ -27,6 +28,10 @@
  * In bytes, at most this much (or one --max-message frame, if larger). */
 #define GW_INBOX_MAX 256
 #define GW_INBOX_MAX_BYTES (4u * 1024 * 1024)
+
+/* Past this a request is parsed on the worker thread: jansson takes ~20 ms
+ * per MiB, and the whole node would wait. */
+#define GW_PARSE_OFFLOAD_MIN (64 * 1024)
 
 struct inbox_entry {
     STAILQ_ENTRY(inbox_entry) link;
@@ -334,23 +339,84 @@ static void on_welcome_rooms(struct gw_bus *bus, struct redisReply *reply, void 
 
 /* ---- requests ---- */
 
-static void handle_request(struct gw_session *s, const char *data, size_t len)
+static void dispatch_parsed(struct gw_session *s, int parse_rc, struct chat_request *req,
+                            const struct chat_parse_error *perr)
 {
-    struct chat_request req;
-    struct chat_parse_error perr;
-    if (chat_request_parse(data, len, &req, &perr) != 0) {
-        gw_session_send_error(s, perr.id[0] ? perr.id : NULL, perr.code, perr.message);
+    if (parse_rc != 0) {
+        gw_session_send_error(s, perr->id[0] ? perr->id : NULL, perr->code, perr->message);
         return;
     }
-    s->request_start_us = mono_us();
     s->request_measured = false;
-    enum chat_req_type type = req.type;
-    s->dispatch(s, &req);
+    enum chat_req_type type = req->type;
+    s->dispatch(s, req);
     /* Answered at once (no operation, or one that ended already): measured
      * here unless its end was. */
     if (!s->busy && !s->request_measured)
         gw_metrics_request(s->ctx->metrics, chat_request_type_name(type),
                            mono_us() - s->request_start_us);
+}
+
+static void handle_request(struct gw_session *s, const char *data, size_t len)
+{
+    struct chat_request req;
+    struct chat_parse_error perr;
+    s->request_start_us = mono_us();
+    int rc = chat_request_parse(data, len, &req, &perr);
+    dispatch_parsed(s, rc, &req, &perr);
+}
+
+/* A large request is parsed on the worker (offload.h) while the session
+ * waits, busy, so its requests stay in order. */
+struct parse_job {
+    struct gw_offload_job job;
+    struct gw_session *s;
+    struct inbox_entry *e;
+    struct chat_request req;
+    struct chat_parse_error perr;
+    int rc;
+    bool parsed;
+};
+
+static void parse_work(struct gw_offload_job *job)
+{
+    struct parse_job *p = (struct parse_job *)job;
+    p->rc = chat_request_parse(p->e->data, p->e->len, &p->req, &p->perr);
+    p->parsed = true;
+}
+
+static void parse_done(struct gw_offload_job *job, bool cancelled)
+{
+    (void)cancelled; /* then parsed is false */
+    struct parse_job *p = (struct parse_job *)job;
+    struct gw_session *s = p->s;
+    free(p->e);
+    s->busy = false;
+    if (p->parsed && !s->closed)
+        dispatch_parsed(s, p->rc, &p->req, &p->perr);
+    else if (p->parsed && p->rc == 0)
+        chat_request_deinit(&p->req);
+    free(p);
+    if (!s->closed)
+        process_inbox(s);
+    session_release(s);
+}
+
+static bool parse_elsewhere(struct gw_session *s, struct inbox_entry *e)
+{
+    if (!s->ctx->offload || e->len < GW_PARSE_OFFLOAD_MIN)
+        return false;
+    struct parse_job *p = calloc(1, sizeof(*p));
+    if (!p)
+        return false;
+    p->job.work = parse_work;
+    p->job.done = parse_done;
+    p->s = s;
+    p->e = e;
+    session_hold(s);
+    s->busy = true;
+    s->request_start_us = mono_us();
+    gw_offload_submit(s->ctx->offload, &p->job);
+    return true;
 }
 
 static void process_inbox(struct gw_session *s)
@@ -360,6 +426,8 @@ static void process_inbox(struct gw_session *s)
         STAILQ_REMOVE_HEAD(&s->inbox, link);
         s->inbox_len--;
         s->inbox_bytes -= e->len;
+        if (parse_elsewhere(s, e))
+            return;
         session_hold(s);
         handle_request(s, e->data, e->len);
         free(e);

@@ -165,10 +165,7 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
         return;
     switch (m->opcode) {
     case WSLAY_TEXT_FRAME:
-        if (chat_utf8_count((const char *)m->msg, m->msg_length) < 0) {
-            request_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8");
-            return;
-        }
+        /* Valid UTF-8: wslay checks text frames as they arrive (1007). */
         gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_IN, 1);
         if (ws->h->on_text)
             ws->h->on_text(ws->arg, (const char *)m->msg, m->msg_length);

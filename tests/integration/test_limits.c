@@ -46,6 +46,14 @@ static struct tc *connect_as(int i, const char *nick, char **id_out)
     return t;
 }
 
+static struct tc *connect_and_join(int i, const char *nick, const char *room)
+{
+    struct tc *t = connect_as(i, nick, NULL);
+    ck_assert_int_eq(tc_sendf(t, "{\"type\":\"join\",\"room\":\"%s\",\"id\":\"j\"}", room), 0);
+    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    return t;
+}
+
 /* A plain TCP connection to gateway i. */
 static int tcp_open(int i)
 {
@@ -57,8 +65,9 @@ static int tcp_open(int i)
     return fd;
 }
 
-/* Reads what fd sends within ms (until EOF or the time is up). */
-static void read_for(int fd, int ms, char *buf, size_t size)
+/* Reads what fd sends within ms (until EOF or the time is up); returns the
+ * byte count (buf is NUL-terminated too). */
+static size_t read_for(int fd, int ms, char *buf, size_t size)
 {
     size_t got = 0;
     struct timespec t0;
@@ -79,14 +88,13 @@ static void read_for(int fd, int ms, char *buf, size_t size)
         if (got + 1 >= size)
             break;
     }
+    return got;
 }
 
 START_TEST(test_invalid_id_refused_not_executed)
 {
     ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
-    struct tc *t = connect_as(0, "idcheck", NULL);
-    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"idroom\",\"id\":\"j\"}"), 0);
-    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    struct tc *t = connect_and_join(0, "idcheck", "idroom");
     /* 65 characters: refused without an id, and nothing is stored. */
     ck_assert_int_eq(tc_sendf(t,
                               "{\"type\":\"message\",\"room\":\"idroom\",\"kind\":\"text\","
@@ -117,6 +125,204 @@ START_TEST(test_invalid_id_refused_not_executed)
     ck_assert_str_eq(json_string_value(json_object_get(j, "id")), "nul");
     ck_assert_str_eq(json_string_value(json_object_get(j, "code")), "bad_request");
     json_decref(j);
+    tc_free(t);
+}
+END_TEST
+
+/* A data URL of about n bytes: a valid image message body. */
+static char *image_request(const char *id, const char *room, size_t n)
+{
+    const char *head = "data:image/png;base64,";
+    char *body = malloc(n + 1);
+    ck_assert_ptr_nonnull(body);
+    size_t h = strlen(head);
+    memcpy(body, head, h);
+    memset(body + h, 'A', n - h);
+    body[n] = '\0';
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "message", "room", room, "kind",
+                            "image", "body", body, "id", id);
+    char *text = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    free(body);
+    ck_assert_ptr_nonnull(text);
+    return text;
+}
+
+/* The next reply that carries an id (acks, errors, pongs), skipping events
+ * (a `message` event carries its sender's request id too). */
+static json_t *next_reply(struct tc *t)
+{
+    for (int k = 0; k < 100; k++) {
+        json_t *j = tc_next(t, H_TIMEOUT_MS);
+        ck_assert_msg(j != NULL, "no reply within %d ms", H_TIMEOUT_MS);
+        const char *type = json_string_value(json_object_get(j, "type"));
+        if (json_object_get(j, "id") && type && strcmp(type, "message") != 0)
+            return j;
+        json_decref(j);
+    }
+    ck_abort_msg("100 frames without a reply");
+    return NULL;
+}
+
+START_TEST(test_large_requests_answered_in_order)
+{
+    /* Large requests are parsed off the event loop and admitted a few at a
+     * time: each still gets its reply, in the order sent, among small ones. */
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    struct tc *t = connect_and_join(0, "bigsender", "bigroom");
+    char *big1 = image_request("big1", "bigroom", 300 * 1024);
+    char *too_long = malloc(200 * 1024);
+    ck_assert_ptr_nonnull(too_long);
+    memset(too_long, 'x', 200 * 1024 - 1);
+    too_long[200 * 1024 - 1] = '\0';
+    ck_assert_int_eq(tc_send(t, big1), 0);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"message\",\"room\":\"bigroom\",\"kind\":\"text\","
+                                "\"body\":\"small\",\"id\":\"s1\"}"),
+                     0);
+    json_t *big2 = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "message", "room", "bigroom",
+                             "kind", "text", "body", too_long, "id", "big2");
+    char *big2_text = json_dumps(big2, JSON_COMPACT);
+    json_decref(big2);
+    ck_assert_int_eq(tc_send(t, big2_text), 0);
+    free(big2_text);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"ping\",\"id\":\"p\"}"), 0);
+    const char *want_id[] = {"big1", "s1", "big2", "p"};
+    const char *want_type[] = {"ack", "ack", "error", "pong"};
+    int64_t seq[2] = {0, 0};
+    for (int k = 0; k < 4; k++) {
+        json_t *j = next_reply(t);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "id")), want_id[k]);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "type")), want_type[k]);
+        if (k < 2)
+            seq[k] = json_integer_value(json_object_get(j, "seq"));
+        if (k == 2)
+            ck_assert_str_eq(json_string_value(json_object_get(j, "code")), "too_large");
+        json_decref(j);
+    }
+    ck_assert_int_eq(seq[1], seq[0] + 1);
+    free(big1);
+    free(too_long);
+    tc_free(t);
+}
+END_TEST
+
+/* Whether the server's bytes hold a close frame with this code. */
+static bool has_close_frame(const char *buf, size_t n, unsigned code)
+{
+    const uint8_t *u = (const uint8_t *)buf;
+    for (size_t k = 0; k + 4 <= n; k++)
+        if (u[k] == 0x88 && u[k + 1] >= 2 && u[k + 1] <= 125 && k + 2 + u[k + 1] <= n &&
+            ((unsigned)u[k + 2] << 8 | u[k + 3]) == code)
+            return true;
+    return false;
+}
+
+/* VmRSS of pid in KiB, or -1. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+START_TEST(test_partial_large_frames_cost_no_memory)
+{
+    /* 40 connections (more than the 16 admission slots) each announce a
+     * 1 MB frame, send 600 KiB of it and stall.  The gateway must not hold
+     * their megabytes, must keep serving others, and must close a stalled
+     * slot holder (1008) while others wait for a slot. */
+    ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
+    struct tc *t = connect_and_join(0, "honest", "calm");
+    char *token = NULL;
+    ck_assert_int_eq(h_login(&cl, 0, "staller", &token, NULL), 200);
+    char req[9000];
+    snprintf(req, sizeof(req),
+             "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\n\r\n",
+             token);
+    free(token);
+    long before = rss_kib(cl.gw[0].pid);
+    ck_assert_int_gt(before, 0);
+    enum { STALLERS = 40, SENT = 600 * 1024 };
+    int fds[STALLERS];
+    static uint8_t frame[14 + SENT];
+    frame[0] = 0x81;
+    frame[1] = 0x80 | 127;
+    uint64_t len = 1000 * 1000;
+    for (int b = 0; b < 8; b++)
+        frame[2 + b] = (uint8_t)(len >> (56 - 8 * b));
+    memset(frame + 10, 0, 4); /* mask 0: the payload goes as written */
+    memset(frame + 14, 'x', SENT);
+    for (int k = 0; k < STALLERS; k++) {
+        int status = 0;
+        fds[k] = h_raw_open(&cl, 0, req, &status);
+        ck_assert_int_ge(fds[k], 0);
+        ck_assert_int_eq(status, 101);
+        /* What the kernel takes: a waiting connection's stays unread. */
+        size_t off = 0;
+        while (off < sizeof(frame)) {
+            ssize_t n = send(fds[k], frame + off, sizeof(frame) - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        ck_assert_uint_gt(off, 14 + 8192);
+    }
+    h_loop_for(cl.base, 500);
+    long during = rss_kib(cl.gw[0].pid);
+    /* Read in full, 40 x 600 KiB would be 24 MB; the 16 slot holders'
+     * share is 9.6 MB. */
+    ck_assert_msg(during - before < 16 * 1024,
+                  "40 stalled 1 MB frames grew the gateway from %ld to %ld KiB", before, during);
+    ck_assert_int_eq(tc_send(t, "{\"type\":\"message\",\"room\":\"calm\",\"kind\":\"text\","
+                                "\"body\":\"still here\",\"id\":\"m\"}"),
+                     0);
+    json_t *ack = tc_wait_type(t, "ack", H_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(ack);
+    json_decref(ack);
+    /* The slot holders stalled past GW_WS_ADMIT_HOLD_MS (15 s) with others
+     * waiting: closed with 1008. */
+    static char bufs[STALLERS][16384];
+    size_t lens[STALLERS] = {0};
+    bool counted[STALLERS] = {false};
+    int closed_1008 = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (closed_1008 >= 16 || now.tv_sec - t0.tv_sec > 30)
+            break;
+        struct pollfd p[STALLERS];
+        for (int k = 0; k < STALLERS; k++)
+            p[k] = (struct pollfd){counted[k] ? -1 : fds[k], POLLIN, 0};
+        if (poll(p, STALLERS, 500) <= 0)
+            continue;
+        for (int k = 0; k < STALLERS; k++) {
+            if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = recv(fds[k], bufs[k] + lens[k], sizeof(bufs[k]) - lens[k], MSG_DONTWAIT);
+            if (n > 0)
+                lens[k] += (size_t)n;
+            if (has_close_frame(bufs[k], lens[k], 1008)) {
+                counted[k] = true;
+                closed_1008++;
+            } else if (n <= 0 || lens[k] == sizeof(bufs[k])) {
+                counted[k] = true; /* gone (or flooding us) without 1008 */
+            }
+        }
+    }
+    for (int k = 0; k < STALLERS; k++)
+        close(fds[k]);
+    ck_assert_msg(closed_1008 >= 16, "only %d stalled slot holders got 1008", closed_1008);
     tc_free(t);
 }
 END_TEST
@@ -249,9 +455,7 @@ START_TEST(test_history_pages_and_rooms_paging)
 {
     const char *args[] = {"--rate", "1000/1000", NULL};
     ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
-    struct tc *t = connect_as(0, "pager", NULL);
-    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"pages\",\"id\":\"j\"}"), 0);
-    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    struct tc *t = connect_and_join(0, "pager", "pages");
     for (int k = 1; k <= 7; k++) {
         ck_assert_int_eq(tc_sendf(t,
                                   "{\"type\":\"message\",\"room\":\"pages\",\"kind\":\"text\","
@@ -373,9 +577,7 @@ START_TEST(test_delivery_probe_and_redis_timeout)
 {
     ck_assert_int_eq(h_cluster_add_gateway(&cl, NULL), 0);
     ck_assert_int_ge(healthz_becomes(0, 200, "ok", 3000), 0);
-    struct tc *t = connect_as(0, "prober", NULL);
-    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"general\",\"id\":\"j\"}"), 0);
-    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    struct tc *t = connect_and_join(0, "prober", "general");
 
     kill(cl.redis.pid, SIGSTOP);
     int took = healthz_becomes(0, 503, "stalled", 4000);
@@ -595,9 +797,7 @@ START_TEST(test_long_ids_are_distinct_idempotency_keys)
     ck_assert_int_eq(h_cluster_add_gateway(&cl, fast), 0);
     char *bob_id = NULL;
     struct tc *bob = connect_as(0, "idbob", &bob_id);
-    struct tc *t = connect_as(0, "idalice", NULL);
-    ck_assert_int_eq(tc_send(t, "{\"type\":\"join\",\"room\":\"ids\",\"id\":\"j\"}"), 0);
-    json_decref(tc_wait_type(t, "joined", H_TIMEOUT_MS));
+    struct tc *t = connect_and_join(0, "idalice", "ids");
     static const char *const last[] = {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x81", "\xf0\x9f\x98\x82"};
     for (int pass = 0; pass < 2; pass++) {
         long long seqs[3];
@@ -746,6 +946,8 @@ TCase *limits_tcase(void)
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_invalid_id_refused_not_executed);
+    tcase_add_test(tc, test_large_requests_answered_in_order);
+    tcase_add_test(tc, test_partial_large_frames_cost_no_memory);
     tcase_add_test(tc, test_header_deadline_408);
     tcase_add_test(tc, test_connection_limits_503);
     tcase_add_test(tc, test_login_rate_429);
