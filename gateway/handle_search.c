@@ -9,6 +9,7 @@
 #include "config.h"
 #include "handlers.h"
 #include "keys.h"
+#include "offload.h"
 #include "protocol.h"
 #include "router.h"
 #include "session.h"
@@ -86,12 +87,27 @@ static bool is_image(const char *json, size_t len)
     return false;
 }
 
-static void search_consider(struct search_op *op, const char *json, size_t len)
+static bool push_match(struct match **matches, size_t *n, size_t *cap, struct match m)
 {
-    const struct chat_request *req = &op->op.req;
+    if (*n == *cap) {
+        size_t grown = *cap ? *cap * 2 : 64;
+        struct match *more = realloc(*matches, grown * sizeof(*more));
+        if (!more)
+            return false;
+        *matches = more;
+        *cap = grown;
+    }
+    (*matches)[(*n)++] = m;
+    return true;
+}
+
+/* Runs on the worker thread: reads the request, writes only into matches. */
+static void search_consider(const struct chat_request *req, bool literal, struct match **matches,
+                            size_t *nmatches, size_t *cap, const char *json, size_t len)
+{
     /* Cheap refusals first: most messages do not contain the query at all,
      * and only those that do are parsed. */
-    if (is_image(json, len) || (op->literal && !contains_folded(json, len, req->q, strlen(req->q))))
+    if (literal && !contains_folded(json, len, req->q, strlen(req->q)))
         return;
     json_t *msg = json_loadb(json, len, 0, NULL);
     if (!msg)
@@ -108,19 +124,91 @@ static void search_consider(struct search_op *op, const char *json, size_t len)
     json_decref(msg);
     if (!ok)
         return;
-    if (op->nmatches == op->cap) {
-        size_t cap = op->cap ? op->cap * 2 : 64;
-        struct match *m = realloc(op->matches, cap * sizeof(*m));
-        if (!m)
-            return;
-        op->matches = m;
-        op->cap = cap;
-    }
     char *copy = malloc(len);
     if (!copy)
         return;
     memcpy(copy, json, len);
-    op->matches[op->nmatches++] = (struct match){ts, copy, len};
+    if (!push_match(matches, nmatches, cap, (struct match){ts, copy, len}))
+        free(copy);
+}
+
+/*
+ * One history list, scanned on the worker (offload.h): a search reads up to
+ * 200 messages per room and conversation, and parsing the candidates on the
+ * event loop would hold up every delivery of the node.  The loop only copies
+ * the non-image messages out of the reply.
+ */
+struct scan_job {
+    struct gw_offload_job job;
+    struct search_op *op;
+    struct match *input; /* ts unused */
+    size_t ninput;
+    struct match *found;
+    size_t nfound, cap;
+};
+
+static void scan_work(struct gw_offload_job *job)
+{
+    struct scan_job *sj = (struct scan_job *)job;
+    for (size_t i = 0; i < sj->ninput; i++)
+        search_consider(&sj->op->op.req, sj->op->literal, &sj->found, &sj->nfound, &sj->cap,
+                        sj->input[i].json, sj->input[i].len);
+}
+
+static void search_step(struct search_op *op);
+
+static void scan_done(struct gw_offload_job *job, bool cancelled)
+{
+    (void)cancelled; /* nothing found then: the search answers with what it has */
+    struct scan_job *sj = (struct scan_job *)job;
+    struct search_op *op = sj->op;
+    for (size_t i = 0; i < sj->ninput; i++)
+        free(sj->input[i].json);
+    free(sj->input);
+    for (size_t i = 0; i < sj->nfound; i++)
+        if (!push_match(&op->matches, &op->nmatches, &op->cap, sj->found[i]))
+            free(sj->found[i].json);
+    free(sj->found);
+    free(sj);
+    search_step(op);
+}
+
+/* Copies the candidates out of a reply and scans them, on the worker when
+ * there is one.  False when the scan is not pending (nothing to do, or no
+ * memory: then those messages are skipped). */
+static bool search_scan(struct search_op *op, const redisReply *reply)
+{
+    struct scan_job *sj = calloc(1, sizeof(*sj));
+    if (!sj)
+        return false;
+    sj->op = op;
+    sj->input = calloc(reply->elements ? reply->elements : 1, sizeof(*sj->input));
+    for (size_t i = 0; sj->input && i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING || is_image(e->str, e->len))
+            continue;
+        char *copy = malloc(e->len);
+        if (!copy)
+            continue;
+        memcpy(copy, e->str, e->len);
+        sj->input[sj->ninput++] = (struct match){0, copy, e->len};
+    }
+    if (!sj->input || sj->ninput == 0) {
+        free(sj->input);
+        free(sj);
+        return false;
+    }
+    sj->job.work = scan_work;
+    sj->job.done = scan_done;
+    op->outstanding++;
+    struct gw_offload *offload = gw_session_ctx(op->op.s)->offload;
+    if (offload) {
+        gw_offload_submit(offload, &sj->job);
+    } else {
+        scan_work(&sj->job);
+        scan_done(&sj->job, false);
+    }
+    return true;
 }
 
 static int match_cmp(const void *a, const void *b)
@@ -143,7 +231,7 @@ static void search_finish(struct search_op *op)
     gw_op_done(&op->op);
 }
 
-/* One reply came back: the last one answers the request. */
+/* One reply or scan is done: the last one answers the request. */
 static void search_step(struct search_op *op)
 {
     if (--op->outstanding > 0)
@@ -163,9 +251,7 @@ static void on_search_list(struct gw_bus *bus, struct redisReply *reply, void *a
     if (!reply || reply->type == REDIS_REPLY_ERROR)
         op->failed = true;
     else if (reply->type == REDIS_REPLY_ARRAY && !gw_session_closed(op->op.s))
-        for (size_t i = 0; i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_STRING)
-                search_consider(op, reply->element[i]->str, reply->element[i]->len);
+        search_scan(op, reply);
     search_step(op);
 }
 
