@@ -139,6 +139,17 @@ bool chat_valid_emoji(const char *s);
 bool chat_valid_image_url(const char *s, size_t len); /* data:image/(png|jpeg|gif|webp);base64,
                                                          non-empty base64 */
 
+/* The rooms that exist from the start (PROTOCOL.md: general, random, tech), with
+ * their topics: the gateway creates them, they never expire, and chat-admin
+ * refuses to delete them. */
+struct chat_default_room {
+    const char *name;
+    const char *topic;
+};
+#define CHAT_DEFAULT_ROOMS 3
+extern const struct chat_default_room chat_default_rooms[CHAT_DEFAULT_ROOMS];
+bool chat_is_default_room(const char *room);
+
 /* Lowercases a nickname for the chat:nick: key: simple case folding of ASCII,
  * Latin-1, Latin Extended-A, Greek (final sigma folds to sigma) and Cyrillic,
  * done by hand so that it is the same on every node whatever the locale; other

@@ -149,6 +149,20 @@ bool chat_valid_room_name(const char *s)
     return n >= 1;
 }
 
+const struct chat_default_room chat_default_rooms[CHAT_DEFAULT_ROOMS] = {
+    {"general", "Anything goes"},
+    {"random", "Off-topic and fun"},
+    {"tech", "Code, tools and questions"},
+};
+
+bool chat_is_default_room(const char *room)
+{
+    for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
+        if (strcmp(chat_default_rooms[i].name, room) == 0)
+            return true;
+    return false;
+}
+
 bool chat_valid_nickname(const char *s)
 {
     if (!text_ok(s, 1, 32, false))

@@ -21,7 +21,6 @@
 
 struct join_op {
     struct gw_op op;
-    struct gw_member *member;
     bool rejoin;
     int64_t snapshot_seq;
     json_t *reply;             /* the joined reply being assembled */
@@ -34,6 +33,14 @@ static void join_cleanup(struct gw_op *op)
     json_decref(j->reply);
     if (j->messages)
         evbuffer_free(j->messages);
+}
+
+/* The member this join made or found: looked up, never kept, because an
+ * operator's delete-room may drop it while the join waits on Redis
+ * (router_control.c).  The session is open. */
+static struct gw_member *join_member(const struct join_op *j)
+{
+    return gw_router_find_member(gw_session_client(j->op.s), j->op.req.room);
 }
 
 static const char *prefix_of(const struct gw_op *op)
@@ -79,17 +86,22 @@ static void join_finish(struct join_op *j, const redisReply *members)
     struct gw_session *s = j->op.s;
     struct gw_ctx *ctx = gw_session_ctx(s);
     const struct chat_identity *who = gw_session_who(s);
+    struct gw_member *m = join_member(j);
+    if (!m) {
+        gw_op_error(&j->op, CHAT_ERR_NOT_FOUND, "the room was deleted");
+        return;
+    }
     json_object_set_new(j->reply, "members", gw_handlers_users_json(members, who));
     json_t *reply = j->reply;
     j->reply = NULL;
     gw_session_send_with_messages(s, reply, j->messages);
     if (j->rejoin) {
-        gw_router_rejoin_done(j->member, j->snapshot_seq);
+        gw_router_rejoin_done(m, j->snapshot_seq);
     } else {
         /* Same tick as the reply: the backlog after the snapshot follows it
          * at once, so there is no gap and no repeat. */
-        gw_router_join_done(ctx->router, j->member, j->snapshot_seq);
-        if (!gw_router_user_in_room(ctx->router, who->id, j->op.req.room, j->member))
+        gw_router_join_done(ctx->router, m, j->snapshot_seq);
+        if (!gw_router_user_in_room(ctx->router, who->id, j->op.req.room, m))
             gw_presence_join(ctx->presence, j->op.req.room, who);
     }
     gw_op_done(&j->op);
@@ -205,8 +217,9 @@ static void on_join_subscribed(bool ok, void *arg)
         return;
     }
     if (!ok) {
-        gw_router_leave(gw_session_ctx(j->op.s)->router, j->member);
-        j->member = NULL;
+        struct gw_member *m = join_member(j);
+        if (m)
+            gw_router_leave(gw_session_ctx(j->op.s)->router, m);
         gw_op_error(&j->op, CHAT_ERR_UNAVAILABLE, "redis unavailable");
         return;
     }
@@ -231,14 +244,13 @@ static void on_join_room_ready(struct gw_bus *bus, struct redisReply *reply, voi
     if (gw_op_finished(&j->op, reply) || room_limit_reached(&j->op, reply))
         return;
     struct gw_session *s = j->op.s;
-    struct gw_member *m = gw_router_find_member(gw_session_client(s), j->op.req.room);
-    if (m) {
-        j->member = m;
+    if (join_member(j)) {
         j->rejoin = true;
         join_snapshot(j);
         return;
     }
-    if (!gw_router_join(gw_session_ctx(s)->router, gw_session_client(s), j->op.req.room, &j->member,
+    struct gw_member *slot;
+    if (!gw_router_join(gw_session_ctx(s)->router, gw_session_client(s), j->op.req.room, &slot,
                         on_join_subscribed, j))
         gw_op_error(&j->op, CHAT_ERR_INTERNAL, "out of memory");
 }

@@ -48,6 +48,11 @@ const char *gw_key_all(char *buf, size_t len, const char *prefix)
     return build(buf, len, prefix, "all");
 }
 
+const char *gw_key_control(char *buf, size_t len, const char *prefix)
+{
+    return build(buf, len, prefix, "control");
+}
+
 const char *gw_key_user_head(char *buf, size_t len, const char *prefix)
 {
     return build(buf, len, prefix, "user:{");

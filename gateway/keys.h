@@ -25,6 +25,10 @@ __attribute__((warn_unused_result)) const char *gw_key_online(char *buf, size_t 
                                                               const char *prefix);
 __attribute__((warn_unused_result)) const char *gw_key_all(char *buf, size_t len,
                                                            const char *prefix);
+/* "<prefix>control": the channel every node listens on for operator commands
+ * (chat-admin kick, delete-room, purge; docs/protocol.md). */
+__attribute__((warn_unused_result)) const char *gw_key_control(char *buf, size_t len,
+                                                               const char *prefix);
 /* "<prefix>rooms:names" (every room name, score 0, to page by name) and
  * "<prefix>rooms:popular" (room -> users present, for the welcome list). */
 __attribute__((warn_unused_result)) const char *gw_key_room_names(char *buf, size_t len,

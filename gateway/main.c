@@ -132,6 +132,7 @@ static void on_drain_start(evutil_socket_t fd, short what, void *arg)
 
 static const struct gw_router_ops router_ops = {
     .deliver = gw_session_deliver,
+    .close = gw_session_close,
 };
 
 /* The bus closes first: the replies it still owes run now, while everything
@@ -191,11 +192,14 @@ static int wire(struct app *app)
     ctx->bus = gw_bus_new(ctx, on_bus_message, on_bus_state, on_bus_subscribed, app);
     if (!ctx->bus)
         return 1;
-    /* chat:all carries broadcasts, room creation and online/offline: always on. */
-    char all[GW_KEY_MAX];
-    if (!gw_key_all(all, sizeof(all), app->cfg.prefix))
+    /* chat:all carries broadcasts, room creation and online/offline, and
+     * chat:control the operator's commands (chat-admin): always on. */
+    char all[GW_KEY_MAX], control[GW_KEY_MAX];
+    if (!gw_key_all(all, sizeof(all), app->cfg.prefix) ||
+        !gw_key_control(control, sizeof(control), app->cfg.prefix))
         return 1;
     gw_bus_subscribe(ctx->bus, all, NULL, NULL);
+    gw_bus_subscribe(ctx->bus, control, NULL, NULL);
     ctx->listener = gw_listener_new(ctx, gw_http_dispatch);
     if (!ctx->listener)
         return 2;

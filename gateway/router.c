@@ -29,7 +29,8 @@ struct gw_router *gw_router_new(struct gw_ctx *ctx, const struct gw_router_ops *
     r->users = gw_dict_new();
     LIST_INIT(&r->clients);
     if (!r->rooms || !r->users ||
-        !gw_key_all(r->all_channel, sizeof(r->all_channel), ctx->cfg->prefix)) {
+        !gw_key_all(r->all_channel, sizeof(r->all_channel), ctx->cfg->prefix) ||
+        !gw_key_control(r->control_channel, sizeof(r->control_channel), ctx->cfg->prefix)) {
         gw_router_free(r);
         return NULL;
     }
@@ -213,7 +214,7 @@ static void room_destroy(struct room *room)
 
 void gw_router_room_maybe_free(struct gw_router *r, struct room *room)
 {
-    if (room->nmembers > 0 || room->repairing || room->pending_joins > 0)
+    if (room->nmembers > 0 || room->repairing || room->pending_joins > 0 || room->dropping)
         return;
     gw_dict_del(r->rooms, room->channel);
     room_destroy(room);
@@ -241,6 +242,11 @@ static struct room *room_get(struct gw_router *r, const char *name, bool create)
         return NULL;
     }
     return room;
+}
+
+struct room *gw_router_room_find(struct gw_router *r, const char *name)
+{
+    return room_get(r, name, false);
 }
 
 struct gw_member *gw_router_find_member(const struct gw_client *c, const char *room)
@@ -418,7 +424,7 @@ void gw_router_room_event(struct room *room, const char *payload, size_t len, co
     }
 }
 
-static void node_broadcast(struct gw_router *r, const char *payload, size_t len)
+void gw_router_node_event(struct gw_router *r, const char *payload, size_t len)
 {
     struct gw_frame f;
     gw_frame_text(&f, payload, len);
@@ -454,7 +460,11 @@ void gw_router_on_message(struct gw_router *r, const char *channel, size_t chann
 {
     (void)channel_len;
     if (strcmp(channel, r->all_channel) == 0) {
-        node_broadcast(r, payload, len);
+        gw_router_node_event(r, payload, len);
+        return;
+    }
+    if (strcmp(channel, r->control_channel) == 0) {
+        gw_router_control(r, payload, len);
         return;
     }
     struct room *room = gw_dict_get(r->rooms, channel);

@@ -34,6 +34,10 @@ struct gw_router_ops {
      * owner decides whether it can take it (closed, not welcomed yet).  It
      * must not detach the client or make it leave a room from inside. */
     void (*deliver)(void *owner, const struct gw_frame *f);
+    /* Closes the session owning a client with a WebSocket close code (an
+     * operator's kick).  The owner may detach its client from inside, but no
+     * other client. */
+    void (*close)(void *owner, uint16_t code, const char *reason);
 };
 
 struct gw_router *gw_router_new(struct gw_ctx *ctx, const struct gw_router_ops *ops);
@@ -84,6 +88,10 @@ bool gw_router_user_in_room(struct gw_router *r, const char *user_id, const char
 /* Pub/sub entry point (bus on_message). */
 void gw_router_on_message(struct gw_router *r, const char *channel, size_t channel_len,
                           const char *payload, size_t len);
+/* Traffic on the control channel (router_control.c): operator commands from
+ * chat-admin, checked like any peer input; what does not parse is logged and
+ * ignored. */
+void gw_router_control(struct gw_router *r, const char *payload, size_t len);
 /* A channel was (re)subscribed: a room that already saw live traffic may
  * have missed messages while unsubscribed, so it is repaired from history. */
 void gw_router_on_subscribed(struct gw_router *r, const char *channel);

@@ -17,8 +17,9 @@ struct event;
 
 /*
  * The router's structs, shared by router.c (clients, rooms, room ordering),
- * router_repair.c (repair of a room's gaps) and router_user.c (private
- * traffic: per-conversation order and repair).
+ * router_repair.c (repair of a room's gaps), router_user.c (private
+ * traffic: per-conversation order and repair) and router_control.c (operator
+ * commands).
  */
 
 /* A join or repair never takes long; a backlog this deep means something is
@@ -58,6 +59,7 @@ struct room {
     int retry_ms;
     int64_t live_seq; /* highest seq seen on the live stream, repaired, or snapshotted */
     bool synced;      /* live_seq is a real baseline (a join snapshot or live traffic) */
+    bool dropping;    /* deleted by an operator: kept while its members are removed */
     struct backlog backlog;
     size_t backlog_len;
     char channel[GW_KEY_MAX];
@@ -99,12 +101,15 @@ struct gw_router {
     LIST_HEAD(, gw_client) clients;
     size_t nclients;
     char all_channel[GW_KEY_MAX];
+    char control_channel[GW_KEY_MAX];
     uint64_t next_generation;
 };
 
 /* ---- shared by router.c, router_repair.c and router_user.c ---- */
 
 void gw_router_send_frame(struct gw_router *r, struct gw_client *c, const struct gw_frame *f);
+/* Sends an unsequenced frame to every client on this node. */
+void gw_router_node_event(struct gw_router *r, const char *payload, size_t len);
 struct backlog_entry *gw_router_backlog_entry(int64_t seq, const char *data, size_t len);
 void gw_router_backlog_free(struct backlog *b);
 
@@ -127,6 +132,9 @@ void gw_router_deliver_seq(struct room *room, int64_t seq, const struct gw_frame
 /* Sends an unsequenced frame to each joined member, but those of skip_uid. */
 void gw_router_room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
                           size_t skip_len);
+
+/* The local room of that name, or NULL. */
+struct room *gw_router_room_find(struct gw_router *r, const char *name);
 
 /* ---- gap repair: router_repair.c, for router.c ---- */
 

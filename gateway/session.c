@@ -268,6 +268,13 @@ void gw_session_deliver(void *owner, const struct gw_frame *f)
     s->prewelcome_bytes += f->len;
 }
 
+void gw_session_close(void *owner, uint16_t code, const char *reason)
+{
+    struct gw_session *s = owner;
+    if (!s->closed && s->ws)
+        gw_ws_close(s->ws, code, reason);
+}
+
 static void flush_prewelcome(struct gw_session *s)
 {
     while (!STAILQ_EMPTY(&s->prewelcome)) {

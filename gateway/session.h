@@ -44,6 +44,9 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
 
 /* The router's deliver callback (struct gw_router_ops): owner is a session. */
 void gw_session_deliver(void *owner, const struct gw_frame *f);
+/* The router's close callback: starts the closing handshake with code and
+ * reason (an operator's kick); nothing on a closed session. */
+void gw_session_close(void *owner, uint16_t code, const char *reason);
 
 struct gw_ctx *gw_session_ctx(const struct gw_session *s);
 const struct chat_identity *gw_session_who(const struct gw_session *s);

@@ -41,14 +41,6 @@ struct eval_call {
     size_t *argvlen;
 };
 
-/* The rooms that exist from the start, with their topics (PROTOCOL.md). */
-static const char *const default_rooms[][2] = {
-    {"general", "Anything goes"},
-    {"random", "Off-topic and fun"},
-    {"tech", "Code, tools and questions"},
-};
-#define N_DEFAULT_ROOMS (sizeof(default_rooms) / sizeof(default_rooms[0]))
-
 struct gw_store *gw_store_new(struct gw_ctx *ctx)
 {
     struct gw_store *st = calloc(1, sizeof(*st));
@@ -266,24 +258,26 @@ void gw_store_sweep_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
         return;
     }
     snprintf(idle, sizeof(idle), "%lld", (long long)cfg->room_ttl * 1000);
-    const char *argv[8 + N_DEFAULT_ROOMS] = {rooms, names, popular, active, idle, "50", head, "}:"};
-    for (size_t i = 0; i < N_DEFAULT_ROOMS; i++)
-        argv[8 + i] = default_rooms[i][0];
-    gw_store_eval(st, "room_sweep", 4, (int)(8 + N_DEFAULT_ROOMS), argv, NULL, cb, arg);
+    const char *argv[8 + CHAT_DEFAULT_ROOMS] = {rooms, names, popular, active,
+                                                idle,  "50",  head,    "}:"};
+    for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
+        argv[8 + i] = chat_default_rooms[i].name;
+    gw_store_eval(st, "room_sweep", 4, (int)(8 + CHAT_DEFAULT_ROOMS), argv, NULL, cb, arg);
 }
 
 void gw_store_ensure_default_rooms(struct gw_store *st)
 {
-    for (size_t i = 0; i < N_DEFAULT_ROOMS; i++) {
-        json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", default_rooms[i][1], "created_by",
-                                 "system", "created_at", (json_int_t)0);
-        json_t *event = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:n}}", "type", "room_created",
-                                  "room", default_rooms[i][0], "topic", default_rooms[i][1], "by",
-                                  "id", "system", "name", "system", "avatar");
+    for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++) {
+        json_t *meta = json_pack("{s:s, s:s, s:I}", "topic", chat_default_rooms[i].topic,
+                                 "created_by", "system", "created_at", (json_int_t)0);
+        json_t *event =
+            json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:n}}", "type", "room_created", "room",
+                      chat_default_rooms[i].name, "topic", chat_default_rooms[i].topic, "by", "id",
+                      "system", "name", "system", "avatar");
         char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
         char *event_s = event ? json_dumps(event, JSON_COMPACT) : NULL;
         if (meta_s && event_s)
-            gw_store_create_room(st, default_rooms[i][0], meta_s, event_s, NULL, NULL, NULL);
+            gw_store_create_room(st, chat_default_rooms[i].name, meta_s, event_s, NULL, NULL, NULL);
         free(meta_s);
         free(event_s);
         json_decref(meta);
@@ -334,7 +328,7 @@ void gw_store_list_rooms(struct gw_store *st, const char *q, const char *after, 
 void gw_store_welcome_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
 {
     char keys[3][GW_KEY_MAX], now[32], head[GW_KEY_MAX], lim[16];
-    const char *argv[8 + N_DEFAULT_ROOMS];
+    const char *argv[8 + CHAT_DEFAULT_ROOMS];
     if (!rooms_head(st, keys, now, sizeof(now), head, argv)) {
         cb(st->ctx->bus, NULL, arg);
         return;
@@ -342,9 +336,9 @@ void gw_store_welcome_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
     snprintf(lim, sizeof(lim), "%d", GW_WELCOME_ROOMS);
     argv[6] = "welcome";
     argv[7] = lim;
-    for (size_t i = 0; i < N_DEFAULT_ROOMS; i++)
-        argv[8 + i] = default_rooms[i][0];
-    gw_store_eval(st, "rooms", 3, (int)(8 + N_DEFAULT_ROOMS), argv, NULL, cb, arg);
+    for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
+        argv[8 + i] = chat_default_rooms[i].name;
+    gw_store_eval(st, "rooms", 3, (int)(8 + CHAT_DEFAULT_ROOMS), argv, NULL, cb, arg);
 }
 
 json_t *gw_store_rooms_json(const struct redisReply *reply, bool *more)

@@ -5,11 +5,15 @@
 #include <stdint.h>
 
 struct json_t;
+struct redisContext;
+struct redisReply;
 
 /*
  * chat-admin: operator commands.  token and broadcast speak for an identity
  * made from the shared JWT secret; online, nodes and rooms only read the
- * Redis keys the gateways write (PROTOCOL.md section 5).
+ * Redis keys the gateways write (PROTOCOL.md section 5); kick, delete-room
+ * and purge change Redis and tell every gateway on the control channel
+ * (docs/protocol.md).
  */
 
 #define ADMIN_EXIT_OK 0
@@ -25,7 +29,7 @@ struct json_t;
 
 /* Everything borrowed from argv or the environment. */
 struct admin_options {
-    const char *text;      /* broadcast */
+    const char *text;      /* broadcast: the text; kick: the user; delete-room, purge: the room */
     const char *url;       /* gateway WebSocket URL */
     const char *redis_url; /* redis://... */
     const char *prefix;    /* Redis key prefix */
@@ -46,6 +50,24 @@ int admin_cmd_broadcast(const struct admin_options *o);
 int admin_cmd_online(const struct admin_options *o);
 int admin_cmd_nodes(const struct admin_options *o);
 int admin_cmd_rooms(const struct admin_options *o);
+int admin_cmd_kick(const struct admin_options *o);
+int admin_cmd_delete_room(const struct admin_options *o);
+int admin_cmd_purge(const struct admin_options *o);
+
+/* ---- Redis, shared by the commands that use it (cmd_redis.c) ---- */
+
+#define ADMIN_KEY_MAX 512
+
+/* Connects, authenticates and selects the db of --redis; NULL after printing
+ * why. */
+struct redisContext *admin_redis_connect(const struct admin_options *o);
+/* r if it is a reply of the expected type, else NULL after printing why
+ * (what names the command) and freeing r. */
+struct redisReply *admin_redis_check(struct redisContext *rc, struct redisReply *r, int type,
+                                     const char *what);
+/* prefix + head + name + tail into buf (ADMIN_KEY_MAX bytes), as
+ * gateway/keys.c builds its keys. */
+void admin_key(char *buf, const char *prefix, const char *head, const char *name, const char *tail);
 
 /* "chat-admin: " + the message + newline on stderr; returns ADMIN_EXIT_FAIL. */
 int admin_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -2,7 +2,8 @@
  * chat-admin online, nodes, rooms: read-only views of the keys the gateways
  * keep in Redis (PROTOCOL.md section 5), with the same expiry rules the
  * gateways apply: a presence entry counts while its score (expiry, ms) is
- * in the future.  Synchronous hiredis; per-key lookups are pipelined.
+ * in the future.  Synchronous hiredis; per-key lookups are pipelined.  The
+ * connection and key helpers are shared with cmd_control.c (admin.h).
  */
 #include "admin.h"
 #include "config.h"
@@ -15,13 +16,11 @@
 #include <strings.h>
 
 #define ADMIN_ONLINE_MAX 10000 /* as the gateway's users list */
-#define ADMIN_KEY_MAX 512
 #define ADMIN_SCAN_COUNT "1000"
 
 /* ---- connection ---- */
 
-/* Connects, authenticates and selects the db; NULL after printing why. */
-static redisContext *admin_redis_connect(const struct admin_options *o)
+redisContext *admin_redis_connect(const struct admin_options *o)
 {
     struct chat_redis_url url;
     char why[160];
@@ -73,8 +72,7 @@ fail:
     return NULL;
 }
 
-/* A reply of the expected type, or NULL after printing why (and freeing). */
-static redisReply *admin_redis_check(redisContext *rc, redisReply *r, int type, const char *what)
+redisReply *admin_redis_check(redisContext *rc, redisReply *r, int type, const char *what)
 {
     if (!r) {
         admin_fail("Redis %s: %s", what, rc->errstr[0] ? rc->errstr : "no reply");
@@ -100,9 +98,7 @@ static redisReply *admin_redis_next(redisContext *rc)
     return r;
 }
 
-/* prefix + head + name + tail, as gateway/store.c builds its keys. */
-static void admin_key(char *buf, const char *prefix, const char *head, const char *name,
-                      const char *tail)
+void admin_key(char *buf, const char *prefix, const char *head, const char *name, const char *tail)
 {
     snprintf(buf, ADMIN_KEY_MAX, "%s%s%s%s", prefix, head, name, tail);
 }

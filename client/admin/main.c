@@ -26,7 +26,11 @@ enum {
     CMD_ONLINE = 1 << 2,
     CMD_NODES = 1 << 3,
     CMD_ROOMS = 1 << 4,
-    CMD_REDIS = CMD_ONLINE | CMD_NODES | CMD_ROOMS,
+    CMD_KICK = 1 << 5,
+    CMD_DELETE_ROOM = 1 << 6,
+    CMD_PURGE = 1 << 7,
+    CMD_ROOM = CMD_DELETE_ROOM | CMD_PURGE, /* ROOM is the argument */
+    CMD_REDIS = CMD_ONLINE | CMD_NODES | CMD_ROOMS | CMD_KICK | CMD_ROOM,
     CMD_ALL = CMD_TOKEN | CMD_BROADCAST | CMD_REDIS,
 };
 
@@ -43,6 +47,9 @@ static const struct admin_command commands[] = {
     {"online", CMD_ONLINE, admin_cmd_online, 0},
     {"nodes", CMD_NODES, admin_cmd_nodes, 0},
     {"rooms", CMD_ROOMS, admin_cmd_rooms, 0},
+    {"kick", CMD_KICK, admin_cmd_kick, 1},
+    {"delete-room", CMD_DELETE_ROOM, admin_cmd_delete_room, 1},
+    {"purge", CMD_PURGE, admin_cmd_purge, 1},
 };
 
 static const struct option longopts[] = {
@@ -89,6 +96,16 @@ static void usage(FILE *out)
             "  online         users online cluster-wide, with the nodes they are on (Redis)\n"
             "  nodes          live gateway nodes and their connection counts (Redis)\n"
             "  rooms          rooms with topic and member count (Redis)\n"
+            "  kick USER      close every connection of user id USER on every node (close\n"
+            "                 code 4003); not a ban: the user may connect again\n"
+            "  delete-room ROOM\n"
+            "                 delete ROOM with its history, seq, members and reactions; its\n"
+            "                 members are dropped from it and every client gets room_deleted;\n"
+            "                 the default rooms (general, random, tech) are refused\n"
+            "  purge ROOM     delete ROOM's history (and reactions), keeping its seq so no\n"
+            "                 seq is ever reused; its members get room_purged\n"
+            "                 kick, delete-room and purge go through the control channel\n"
+            "                 (<prefix>control): \"nodes\" is how many gateways heard it\n"
             "\n"
             "Options:\n"
             "  --jwt-secret KEY   HS256 secret of the gateways (env CHAT_JWT_SECRET)\n"
@@ -313,5 +330,11 @@ int main(int argc, char **argv)
     }
     if (cmd->bit == CMD_BROADCAST && !o.text[0])
         return usage_error("broadcast TEXT must not be empty");
+    if (cmd->bit == CMD_KICK && !chat_valid_user_id(o.text))
+        return usage_error("kick USER: a user id is 1-%d of A-Z a-z 0-9 _ -", CHAT_USER_ID_MAX);
+    if ((cmd->bit & CMD_ROOM) && !chat_valid_room_name(o.text))
+        return usage_error("%s ROOM: a room name is 1-%d of a-z 0-9 _ -, starting with a letter "
+                           "or digit",
+                           cmd->name, CHAT_ROOM_MAX);
     return cmd->run(&o);
 }

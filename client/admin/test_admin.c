@@ -9,6 +9,7 @@
 #include "harness.h"
 
 #include <check.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,24 +41,25 @@ static const char *gateway_bin(void)
 }
 
 /*
- * Starts gateway 0 like h_cluster_add_gateway, but from gateway_bin() and
- * with --prefix; it is registered in cl so h_cluster_stop stops it by PID
- * and checks its exit status.
+ * Starts gateway i (node id gw<i+1>) like h_cluster_add_gateway, but from
+ * gateway_bin() and with --prefix; it is registered in cl so h_cluster_stop
+ * stops it by PID and checks its exit status.
  */
-static int start_gateway(void)
+static int start_gateway(int i)
 {
-    struct h_proc *g = &cl.gw[0];
-    char port[16];
+    struct h_proc *g = &cl.gw[i];
+    char port[16], node[16];
 
     g->port = h_free_port();
     ck_assert_int_gt(g->port, 0);
     snprintf(port, sizeof(port), "%d", g->port);
-    snprintf(g->log_path, sizeof(g->log_path), "%s/gw1.log", cl.dir);
-    snprintf(cl.http_url[0], sizeof(cl.http_url[0]), "http://127.0.0.1:%d", g->port);
-    snprintf(cl.ws_url[0], sizeof(cl.ws_url[0]), "ws://127.0.0.1:%d/ws", g->port);
+    snprintf(node, sizeof(node), "gw%d", i + 1);
+    snprintf(g->log_path, sizeof(g->log_path), "%s/%s.log", cl.dir, node);
+    snprintf(cl.http_url[i], sizeof(cl.http_url[i]), "http://127.0.0.1:%d", g->port);
+    snprintf(cl.ws_url[i], sizeof(cl.ws_url[i]), "ws://127.0.0.1:%d/ws", g->port);
     const char *argv[] = {
         gateway_bin(), "--port",         port,         "--bind",        "127.0.0.1", "--redis",
-        redis_url,     "--jwt-secret",   H_JWT_SECRET, "--node-id",     "gw1",       "--prefix",
+        redis_url,     "--jwt-secret",   H_JWT_SECRET, "--node-id",     node,        "--prefix",
         PREFIX,        "--presence-ttl", "3",          "--drain-grace", "0",         NULL};
     pid_t parent = getpid();
     g->pid = fork();
@@ -72,11 +74,11 @@ static int start_gateway(void)
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
-    cl.n_gw = 1;
-    for (int i = 0; i < 500; i++) { /* 10 s */
+    cl.n_gw = i + 1;
+    for (int k = 0; k < 500; k++) { /* 10 s */
         char *body = NULL;
         int status =
-            chat_http_request(cl.http_url[0], "GET", "/healthz", NULL, NULL, 0, &body, 500);
+            chat_http_request(cl.http_url[i], "GET", "/healthz", NULL, NULL, 0, &body, 500);
         free(body);
         if (status == 200)
             return 0;
@@ -93,7 +95,7 @@ static void setup(void)
     h_watchdog(150);
     ck_assert_int_eq(h_cluster_init(&cl), 0);
     snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", cl.redis.port);
-    ck_assert_msg(start_gateway() == 0, "gateway %s did not start", gateway_bin());
+    ck_assert_msg(start_gateway(0) == 0, "gateway %s did not start", gateway_bin());
 }
 
 static void teardown(void)
@@ -398,7 +400,15 @@ START_TEST(test_errors)
         const char *args[8];
     } cases[] = {
         {2, "no command", {NULL}},
-        {2, "unknown command", {"kick", "bob", NULL}},
+        {2, "unknown command", {"ban", "bob", NULL}},
+        {2, "takes one argument", {"kick", NULL}},
+        {2, "a user id is", {"kick", "bad id", NULL}},
+        {2, "a room name is", {"purge", "Ops", NULL}},
+        {2, "a room name is", {"delete-room", "_x", NULL}},
+        {2, "does not apply", {"kick", "u1", "--admin", NULL}},
+        {1, "default room", {"delete-room", "general", NULL}},
+        {1, "cannot connect to Redis", {"kick", "u1", "--redis", "redis://127.0.0.1:1", NULL}},
+        {1, "cannot connect to Redis", {"purge", "ops", "--redis", "redis://127.0.0.1:1", NULL}},
         {2, "--user-id and --name", {"token", "--jwt-secret", H_JWT_SECRET, NULL}},
         {2, "CHAT_JWT_SECRET", {"token", "--user-id", "a", "--name", "A", NULL}},
         {2,
@@ -433,6 +443,9 @@ START_TEST(test_errors)
     }
     ck_assert_int_eq(admin(&out, &err, "--help", (char *)NULL), 0);
     ck_assert_ptr_nonnull(strstr(out, "broadcast TEXT"));
+    ck_assert_ptr_nonnull(strstr(out, "kick USER"));
+    ck_assert_ptr_nonnull(strstr(out, "delete-room ROOM"));
+    ck_assert_ptr_nonnull(strstr(out, "purge ROOM"));
     free(out);
     free(err);
     ck_assert_int_eq(admin(&out, &err, "--version", (char *)NULL), 0);
@@ -440,6 +453,244 @@ START_TEST(test_errors)
     ck_assert_ptr_nonnull(strstr(out, "(commit "));
     free(out);
     free(err);
+}
+END_TEST
+
+/* ---- kick, delete-room, purge ---- */
+
+/* Whether gateway i's log has a line containing needle, waiting up to 5 s
+ * (the line is written as the gateway handles the control message). */
+static bool log_has(int i, const char *needle)
+{
+    for (int k = 0; k < 50; k++) {
+        FILE *f = fopen(cl.gw[i].log_path, "r");
+        char line[1024];
+        bool found = false;
+        while (f && !found && fgets(line, sizeof(line), f))
+            found = strstr(line, needle) != NULL;
+        if (f)
+            fclose(f);
+        if (found)
+            return true;
+        h_loop_for(cl.base, 100);
+    }
+    return false;
+}
+
+static redisContext *redis_open(void)
+{
+    redisContext *rc = redisConnect("127.0.0.1", cl.redis.port);
+    ck_assert_msg(rc && !rc->err, "cannot connect to the test redis");
+    return rc;
+}
+
+static long long redis_int(redisContext *rc, const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(rc, fmt, arg);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A user's connection to gateway i with a token made elsewhere. */
+static struct tc *connect_token(int i, const char *token)
+{
+    struct tc *t = tc_connect(cl.base, cl.ws_url[i], token, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_decref(reply_to(t, "welcome"));
+    return t;
+}
+
+static json_int_t send_message(struct tc *t, const char *room, const char *body)
+{
+    tc_sendf(
+        t, "{\"type\":\"message\",\"room\":\"%s\",\"kind\":\"text\",\"body\":\"%s\",\"id\":\"%s\"}",
+        room, body, body);
+    json_t *ack = reply_to(t, "ack");
+    json_int_t seq = json_integer_value(json_object_get(ack, "seq"));
+    json_decref(ack);
+    ck_assert_int_gt(seq, 0);
+    return seq;
+}
+
+static json_t *control_json(const char *cmd, const char *arg)
+{
+    return admin_json(cmd, arg, "--redis", redis_url, "--prefix=" PREFIX);
+}
+
+/* Runs chat-admin CMD ARG (human form) against the test Redis: asserts the
+ * exit code and that stdout (exit 0) or stderr (else) says needle. */
+static void control_expect(const char *cmd, const char *arg, int code, const char *needle)
+{
+    char *out = NULL, *err = NULL;
+    int rc = admin(&out, &err, cmd, arg, "--redis", redis_url, "--prefix", PREFIX, (char *)NULL);
+    const char *said = code == 0 ? out : err;
+    ck_assert_msg(rc == code, "chat-admin %s %s: exit %d, stderr: %s", cmd, arg, rc, err);
+    ck_assert_msg(said && strstr(said, needle), "chat-admin %s %s said '%s', not '%s'", cmd, arg,
+                  said ? said : "", needle);
+    if (code != 0)
+        ck_assert_str_eq(out, "");
+    free(out);
+    free(err);
+}
+
+/* One user with a tab on each of two gateways: both tabs close with 4003 and
+ * each gateway logs its part; another user stays connected. */
+START_TEST(test_kick)
+{
+    ck_assert_msg(start_gateway(1) == 0, "second gateway did not start");
+    char *token = NULL, *ada_id = NULL, line[160];
+    ck_assert_int_eq(h_login(&cl, 0, "ada", &token, &ada_id), 200);
+    struct tc *tab1 = connect_token(0, token);
+    struct tc *tab2 = connect_token(1, token);
+    struct tc *bob = connect_user("bob", NULL);
+
+    json_t *j = control_json("kick", ada_id);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "kicked")), ada_id);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "nodes")), 2);
+    json_decref(j);
+    ck_assert_int_eq(tc_wait_closed(tab1, H_TIMEOUT_MS), 4003);
+    ck_assert_int_eq(tc_wait_closed(tab2, H_TIMEOUT_MS), 4003);
+    snprintf(line, sizeof(line), "admin_kick user=%s sessions=1", ada_id);
+    ck_assert_msg(log_has(0, line) && log_has(1, line), "no '%s' in both logs", line);
+    tc_send(bob, "{\"type\":\"ping\",\"id\":\"p1\"}");
+    json_decref(reply_to(bob, "pong"));
+
+    /* nobody of that id: done, nothing closed; the human form */
+    control_expect("kick", "nobody-here", 0, "kicked nobody-here: 2 gateways");
+    ck_assert(log_has(0, "admin_kick user=nobody-here sessions=0"));
+    ck_assert(log_has(1, "admin_kick user=nobody-here sessions=0"));
+    tc_send(bob, "{\"type\":\"ping\",\"id\":\"p2\"}");
+    json_decref(reply_to(bob, "pong"));
+
+    /* hostile control messages: logged and ignored, nobody disconnected */
+    redisContext *rc = redis_open();
+    redisReply *r = redisCommand(rc, "PUBLISH " PREFIX "control %s", "{\"type\":\"kick\"");
+    freeReplyObject(r);
+    r = redisCommand(rc, "PUBLISH " PREFIX "control %s", "{\"type\":\"shutdown\"}");
+    freeReplyObject(r);
+    redisFree(rc);
+    ck_assert(log_has(0, "admin_control_invalid"));
+    tc_send(bob, "{\"type\":\"ping\",\"id\":\"p3\"}");
+    json_decref(reply_to(bob, "pong"));
+    tc_free(tab1);
+    tc_free(tab2);
+    tc_free(bob);
+    free(token);
+    free(ada_id);
+}
+END_TEST
+
+/* The room's keys go as an expired room's do, its member is dropped from it
+ * (room_deleted, then not_member), everyone hears room_deleted, and the
+ * default rooms and unknown rooms are refused. */
+START_TEST(test_delete_room)
+{
+    char *ada_id = NULL;
+    struct tc *ada = connect_user("ada", &ada_id);
+    struct tc *bob = connect_user("bob", NULL);
+    tc_send(ada, "{\"type\":\"join\",\"room\":\"ops\",\"id\":\"j1\"}");
+    json_decref(reply_to(ada, "joined"));
+    send_message(ada, "ops", "m1");
+    tc_sendf(ada, "{\"type\":\"react\",\"room\":\"ops\",\"seq\":1,\"emoji\":\"+1\",\"id\":\"r1\"}");
+    json_decref(tc_wait_type(ada, "ack", H_TIMEOUT_MS));
+
+    json_t *j = control_json("delete-room", "ops");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "deleted")), "ops");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "nodes")), 1);
+    json_decref(j);
+    struct tc *both[] = {ada, bob};
+    for (int i = 0; i < 2; i++) {
+        json_t *ev = reply_to(both[i], "room_deleted");
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "room")), "ops");
+        json_decref(ev);
+    }
+    ck_assert(log_has(0, "admin_delete_room room=ops sessions=1"));
+    tc_send(ada, "{\"type\":\"message\",\"room\":\"ops\",\"kind\":\"text\",\"body\":\"x\","
+                 "\"id\":\"m2\"}");
+    json_t *e = reply_to(ada, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "not_member");
+    json_decref(e);
+
+    redisContext *rc = redis_open();
+    static const char *const gone[] = {"history", "seq", "members", "reactions"};
+    for (size_t i = 0; i < 4; i++) {
+        char key[128];
+        snprintf(key, sizeof(key), PREFIX "room:{ops}:%s", gone[i]);
+        ck_assert_msg(redis_int(rc, "EXISTS %s", key) == 0, "%s is still there", key);
+    }
+    char holders[160];
+    snprintf(holders, sizeof(holders), PREFIX "room:{ops}:holders:%s", ada_id);
+    ck_assert_int_eq(redis_int(rc, "EXISTS %s", holders), 0);
+    ck_assert_int_eq(redis_int(rc, "HEXISTS " PREFIX "rooms %s", "ops"), 0);
+    redisReply *r = redisCommand(rc, "ZSCORE " PREFIX "rooms:names %s", "ops");
+    ck_assert(r && r->type == REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    redisFree(rc);
+    j = redis_json("rooms");
+    ck_assert_ptr_null(find_by(json_object_get(j, "rooms"), "name", "ops"));
+    ck_assert_ptr_nonnull(find_by(json_object_get(j, "rooms"), "name", "general"));
+    json_decref(j);
+
+    control_expect("delete-room", "ops", 1, "no room named ops");
+    control_expect("delete-room", "general", 1, "default room");
+    /* the name is free again, as a new room; the human form */
+    tc_send(ada, "{\"type\":\"join\",\"room\":\"ops\",\"id\":\"j2\"}");
+    j = reply_to(ada, "joined");
+    ck_assert_int_eq(json_array_size(json_object_get(j, "messages")), 0);
+    json_decref(j);
+    ck_assert_int_eq(send_message(ada, "ops", "again"), 1);
+    control_expect("delete-room", "ops", 0, "deleted room ops: 1 gateway");
+    tc_free(ada);
+    tc_free(bob);
+    free(ada_id);
+}
+END_TEST
+
+/* History goes, seq stays: the next message continues the numbering, and the
+ * member hears which seqs were purged. */
+START_TEST(test_purge)
+{
+    struct tc *ada = connect_user("ada", NULL);
+    tc_send(ada, "{\"type\":\"join\",\"room\":\"ops\",\"id\":\"j1\"}");
+    json_decref(reply_to(ada, "joined"));
+    for (int i = 0; i < 3; i++) {
+        char body[8];
+        snprintf(body, sizeof(body), "m%d", i);
+        send_message(ada, "ops", body);
+    }
+    json_t *j = control_json("purge", "ops");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "purged")), "ops");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "seq")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "messages")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "nodes")), 1);
+    json_decref(j);
+    json_t *ev = reply_to(ada, "room_purged");
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "room")), "ops");
+    ck_assert_int_eq(json_integer_value(json_object_get(ev, "seq")), 3);
+    json_decref(ev);
+    ck_assert(log_has(0, "admin_purge room=ops seq=3 sessions=1"));
+
+    tc_send(ada, "{\"type\":\"history\",\"room\":\"ops\",\"id\":\"h1\"}");
+    j = reply_to(ada, "history");
+    ck_assert_int_eq(json_array_size(json_object_get(j, "messages")), 0);
+    json_decref(j);
+    ck_assert_int_eq(send_message(ada, "ops", "after"), 4);
+    /* a second client joining sees only what came after */
+    struct tc *bob = connect_user("bob", NULL);
+    tc_send(bob, "{\"type\":\"join\",\"room\":\"ops\",\"since\":0,\"id\":\"j2\"}");
+    j = reply_to(bob, "joined");
+    json_t *msgs = json_object_get(j, "messages");
+    ck_assert_int_eq(json_array_size(msgs), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(msgs, 0), "seq")), 4);
+    json_decref(j);
+
+    control_expect("purge", "ops", 0, "purged room ops: 1 message up to seq 4");
+    control_expect("purge", "nowhere", 1, "no room named nowhere");
+    tc_free(ada);
+    tc_free(bob);
 }
 END_TEST
 
@@ -456,6 +707,9 @@ int main(void)
     tcase_add_test(tc, test_broadcast);
     tcase_add_test(tc, test_token);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_kick);
+    tcase_add_test(tc, test_delete_room);
+    tcase_add_test(tc, test_purge);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

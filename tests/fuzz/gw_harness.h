@@ -272,6 +272,7 @@ static inline void gwh_on_bus_subscribed(const char *channel, void *arg)
 
 static const struct gw_router_ops gwh_router_ops = {
     .deliver = gw_session_deliver,
+    .close = gw_session_close,
 };
 
 /* Wires the modules as main.c's wire() does (no listener: the connection is

@@ -283,6 +283,44 @@ START_TEST(room_sweep_deletes_idle_rooms)
 }
 END_TEST
 
+/* delete ROOM: that room goes now with everyone in it, holder sets included;
+ * a default room or an unknown one is left alone. */
+START_TEST(room_sweep_deletes_one_room)
+{
+    redisContext *c = lua_test_connect();
+    long long now = lua_test_now_ms();
+    lua_test_expect_int(CMD(c, "HSET", ROOMS, "busy", "{}", "general", "{}", "other", "{}"), 3);
+    lua_test_expect_int(CMD(c, "ZADD", NAMES, "0", "busy", "0", "general", "0", "other"), 3);
+    lua_test_expect_int(CMD(c, "ZADD", POPULAR, "1", "busy"), 1);
+    lua_test_expect_int(CMD(c, "ZADD", ACTIVE, "1", "busy"), 1);
+    lua_test_zadd(c, "t:room:{busy}:members", now + 60000, "u1");
+    lua_test_zadd(c, "t:room:{busy}:holders:u1", now + 60000, "node1");
+    lua_test_expect_int(CMD(c, "RPUSH", "t:room:{busy}:history", "{\"seq\":1,\"ts\":1}"), 1);
+    lua_test_expect_int(CMD(c, "INCR", "t:room:{busy}:seq"), 1);
+    lua_test_expect_int(CMD(c, "HSET", "t:room:{busy}:reactions", "1", "{}"), 1);
+    static const char *const gone[] = {"busy"};
+    lua_test_expect_strings(EVAL(c, "room_sweep", 4, ROOMS, NAMES, POPULAR, ACTIVE, "delete",
+                                 "busy", "t:room:{", "}:", "general"),
+                            1, gone);
+    lua_test_expect_int(CMD(c, "EXISTS", "t:room:{busy}:history", "t:room:{busy}:seq",
+                            "t:room:{busy}:members", "t:room:{busy}:holders:u1",
+                            "t:room:{busy}:reactions"),
+                        0);
+    lua_test_expect_nil(CMD(c, "HGET", ROOMS, "busy"));
+    lua_test_expect_nil(CMD(c, "ZSCORE", NAMES, "busy"));
+    lua_test_expect_nil(CMD(c, "ZSCORE", POPULAR, "busy"));
+    lua_test_expect_nil(CMD(c, "ZSCORE", ACTIVE, "busy"));
+    lua_test_expect_strings(EVAL(c, "room_sweep", 4, ROOMS, NAMES, POPULAR, ACTIVE, "delete",
+                                 "general", "t:room:{", "}:", "general"),
+                            0, NULL);
+    lua_test_expect_strings(EVAL(c, "room_sweep", 4, ROOMS, NAMES, POPULAR, ACTIVE, "delete",
+                                 "nowhere", "t:room:{", "}:", "general"),
+                            0, NULL);
+    lua_test_expect_int(CMD(c, "HLEN", ROOMS), 2);
+    redisFree(c);
+}
+END_TEST
+
 TCase *catalog_tcase(void)
 {
     TCase *tc = tcase_create("catalog");
@@ -299,5 +337,6 @@ TCase *catalog_tcase(void)
     tcase_add_test(tc, presence_keeps_the_popularity_index);
     tcase_add_test(tc, room_create_cap_and_quota);
     tcase_add_test(tc, room_sweep_deletes_idle_rooms);
+    tcase_add_test(tc, room_sweep_deletes_one_room);
     return tc;
 }

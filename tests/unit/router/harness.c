@@ -34,6 +34,17 @@ static void on_deliver(void *owner, const struct gw_frame *f)
     d->payload[f->len] = '\0';
 }
 
+/* As a session does when its socket goes: the client detaches at once, from
+ * inside the router's walk. */
+static void on_close(void *owner, uint16_t code, const char *reason)
+{
+    (void)reason;
+    struct h_client *c = owner;
+    ck_assert_int_eq(c->close_code, 0);
+    c->close_code = code;
+    h_detach(c->h, c);
+}
+
 void h_init(struct harness *h)
 {
     memset(h, 0, sizeof(*h));
@@ -54,6 +65,7 @@ void h_init(struct harness *h)
     h->ctx.store = gw_store_new(&h->ctx);
     ck_assert_ptr_nonnull(h->ctx.store);
     h->ops.deliver = on_deliver;
+    h->ops.close = on_close;
     h->router = gw_router_new(&h->ctx, &h->ops);
     ck_assert_ptr_nonnull(h->router);
     h->ctx.router = h->router;
@@ -107,6 +119,7 @@ struct h_client *h_attach(struct harness *h, const char *uid)
     snprintf(c->who.name, sizeof(c->who.name), "%s-name", uid);
     snprintf(c->label, sizeof(c->label), "%s#%zu", uid, h->nclients);
     c->c = NULL;
+    c->close_code = 0;
     ck_assert(gw_router_attach(h->router, &c->who, c, &c->c, &c->first, NULL, NULL));
     ck_assert_ptr_nonnull(c->c);
     h->nclients++;

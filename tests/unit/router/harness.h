@@ -27,7 +27,8 @@ struct h_client {
     struct harness *h;
     struct chat_identity who;
     struct gw_client *c;
-    bool first; /* gw_router_attach's report */
+    bool first;     /* gw_router_attach's report */
+    int close_code; /* the router's close callback: the code, 0 while open */
     char label[16];
 };
 

@@ -9,6 +9,8 @@ TCase *room_tcase(void);
 TCase *user_tcase(void);
 /* Attach/detach, leave, subscriptions released, iteration (test_lifecycle.c). */
 TCase *lifecycle_tcase(void);
+/* Operator commands on the control channel (test_control.c). */
+TCase *control_tcase(void);
 /* Tests that fail on today's router: each names a behaviour the lead should
  * decide on.  Not part of the default run (see main.c). */
 TCase *recovery_tcase(void);
