@@ -54,7 +54,9 @@ static int start_gateway(int i)
     ck_assert_int_gt(g->port, 0);
     snprintf(port, sizeof(port), "%d", g->port);
     snprintf(node, sizeof(node), "gw%d", i + 1);
-    snprintf(g->log_path, sizeof(g->log_path), "%s/%s.log", cl.dir, node);
+    char dir[sizeof(cl.dir)]; /* a copy: source and destination both live in cl */
+    memcpy(dir, cl.dir, sizeof(dir));
+    snprintf(g->log_path, sizeof(g->log_path), "%s/%s.log", dir, node);
     snprintf(cl.http_url[i], sizeof(cl.http_url[i]), "http://127.0.0.1:%d", g->port);
     snprintf(cl.ws_url[i], sizeof(cl.ws_url[i]), "ws://127.0.0.1:%d/ws", g->port);
     const char *argv[] = {
