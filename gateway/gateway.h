@@ -22,6 +22,7 @@ struct gw_presence;
 struct gw_listener;
 struct gw_admit;
 struct gw_offload;
+struct gw_penalty;
 struct chat_identity;
 typedef struct json_t json_t;
 
@@ -48,6 +49,7 @@ struct gw_ctx {
     struct gw_listener *listener;
     struct gw_admit *admit;     /* large incoming messages, node-wide (admit.h) */
     struct gw_offload *offload; /* their parsing, off the loop (offload.h); may be NULL */
+    struct gw_penalty *penalty; /* users cut off for flooding (penalty.h) */
     bool draining;
     uint64_t next_conn_id;
 };

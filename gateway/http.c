@@ -16,6 +16,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "penalty.h"
 #include "protocol.h"
 #include "session.h"
 #include "static.h"
@@ -221,6 +222,18 @@ static void login_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
 
 /* --login-rate: logins per client address per minute, counted in Redis so
  * that every node shares the count. */
+/* 429 rate_limited with Retry-After; message is a static string without
+ * characters JSON would escape. */
+static void respond_429(struct gw_conn *c, const struct gw_http_request *req, long long seconds,
+                        const char *message)
+{
+    char retry[64], body[256];
+    snprintf(retry, sizeof(retry), "Retry-After: %lld\r\n", seconds);
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"code\":\"rate_limited\",\"message\":\"%s\"}}", message);
+    gw_conn_respond(c, req, 429, "application/json", retry, body, (size_t)n);
+}
+
 struct login_gate {
     struct gw_ctx *ctx;
     struct gw_conn *conn;
@@ -236,13 +249,8 @@ static void on_login_counted(struct gw_bus *bus, struct redisReply *reply, void 
         if (!reply || reply->type != REDIS_REPLY_INTEGER) {
             gw_conn_respond_error(g->conn, g->req, 503, "unavailable", "redis unavailable");
         } else if (reply->integer > g->ctx->cfg->login_rate) {
-            char retry[64];
-            snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", g->retry_after);
-            static const char body[] =
-                "{\"error\":{\"code\":\"rate_limited\",\"message\":\"too many logins from "
-                "this address, retry later\"}}";
-            gw_conn_respond(g->conn, g->req, 429, "application/json", retry, body,
-                            sizeof(body) - 1);
+            respond_429(g->conn, g->req, g->retry_after,
+                        "too many logins from this address, retry later");
         } else {
             login_start(g->ctx, g->conn, g->req);
         }
@@ -452,6 +460,14 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         chat_log(CHAT_LOG_INFO, "ws_refused conn=%llu status=401 reason=\"%s\"",
                  (unsigned long long)gw_conn_id(c), chat_token_strerror(rc));
         gw_conn_respond_error(c, req, 401, "unauthorized", chat_token_strerror(rc));
+        return;
+    }
+    int64_t penalty_ms = gw_penalty_left(ctx->penalty, who.id, gw_mono_ms());
+    if (penalty_ms > 0) {
+        chat_log(CHAT_LOG_DEBUG, "ws_refused conn=%llu status=429 user=%s",
+                 (unsigned long long)gw_conn_id(c), who.id);
+        chat_identity_deinit(&who);
+        respond_429(c, req, (penalty_ms + 999) / 1000, "cut off for flooding, retry later");
         return;
     }
     if (!redis_up(ctx)) {

@@ -23,12 +23,16 @@
 #include "log.h"
 #include "metrics.h"
 #include "offload.h"
+#include "penalty.h"
 #include "presence.h"
 #include "router.h"
 #include "session.h"
 #include "store.h"
 #include "token.h"
 #include "ws.h"
+
+/* Users remembered as cut off for flooding; a few MB at most. */
+#define GW_PENALTY_MAX 65536
 
 struct app {
     struct gw_ctx ctx;
@@ -152,6 +156,7 @@ static void teardown(struct app *app)
     gw_store_free(app->ctx.store);
     gw_metrics_free(app->ctx.metrics);
     gw_admit_free(app->ctx.admit);
+    gw_penalty_free(app->ctx.penalty);
     if (app->tick)
         event_free(app->tick);
     if (app->drain_check)
@@ -182,7 +187,8 @@ static int wire(struct app *app)
     /* jansson seeds its hash function on first use; the worker parses too. */
     json_object_seed(0);
     ctx->offload = gw_offload_new(ctx->base);
-    if (!ctx->admit || !ctx->offload)
+    ctx->penalty = gw_penalty_new(GW_PENALTY_MAX);
+    if (!ctx->admit || !ctx->offload || !ctx->penalty)
         return 1;
     ctx->store = gw_store_new(ctx);
     ctx->router = gw_router_new(ctx, &router_ops);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "offload.h"
+#include "penalty.h"
 #include "presence.h"
 #include "protocol.h"
 #include "ratelimit.h"
@@ -459,6 +460,16 @@ static void refuse_rate_limited(struct gw_session *s, const char *data, size_t l
     json_decref(frame);
 }
 
+/* A flood cut off: the user's next connections to this node are refused for
+ * a while (http.c), or the guest would reconnect and flood again at once. */
+static void close_for_flooding(struct gw_session *s, const char *frames)
+{
+    chat_log(CHAT_LOG_INFO, "rate_limit_close conn=%llu user=%s frames=%s penalty_ms=%d",
+             (unsigned long long)gw_ws_conn_id(s->ws), s->who.id, frames, GW_FLOOD_PENALTY_MS);
+    gw_penalty_add(s->ctx->penalty, s->who.id, gw_mono_ms() + GW_FLOOD_PENALTY_MS);
+    gw_ws_close(s->ws, 1008, "rate limit exceeded");
+}
+
 static void on_text(void *arg, const char *data, size_t len)
 {
     struct gw_session *s = arg;
@@ -466,9 +477,7 @@ static void on_text(void *arg, const char *data, size_t len)
         return;
     int verdict = gw_rate_take(&s->rate, s->ctx->cfg->rate, s->ctx->cfg->burst, gw_mono_ms());
     if (verdict == GW_RATE_CLOSE) {
-        chat_log(CHAT_LOG_INFO, "rate_limit_close conn=%llu user=%s",
-                 (unsigned long long)gw_ws_conn_id(s->ws), s->who.id);
-        gw_ws_close(s->ws, 1008, "rate limit exceeded");
+        close_for_flooding(s, "text");
         return;
     }
     size_t max_bytes = GW_INBOX_MAX_BYTES > s->ctx->cfg->max_message ? GW_INBOX_MAX_BYTES
@@ -496,9 +505,7 @@ static void on_control(void *arg)
         return;
     int verdict = gw_rate_take(&s->rate, s->ctx->cfg->rate, s->ctx->cfg->burst, gw_mono_ms());
     if (verdict == GW_RATE_CLOSE) {
-        chat_log(CHAT_LOG_INFO, "rate_limit_close conn=%llu user=%s frames=control",
-                 (unsigned long long)gw_ws_conn_id(s->ws), s->who.id);
-        gw_ws_close(s->ws, 1008, "rate limit exceeded");
+        close_for_flooding(s, "control");
     } else if (verdict == GW_RATE_DROP) {
         gw_metrics_add(s->ctx->metrics, GW_M_RATE_LIMITED, 1);
     }

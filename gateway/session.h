@@ -94,4 +94,8 @@ void gw_op_error(struct gw_op *op, enum chat_err code, const char *message);
  * meanwhile, or when reply is NULL (unavailable) or an error (internal). */
 bool gw_op_finished(struct gw_op *op, const struct redisReply *reply);
 
+/* How long a user cut off for flooding (1008) may not open a new WebSocket
+ * on this node. */
+#define GW_FLOOD_PENALTY_MS 10000
+
 #endif

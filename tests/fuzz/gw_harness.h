@@ -43,6 +43,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "penalty.h"
 #include "presence.h"
 #include "protocol.h"
 #include "router.h"
@@ -287,7 +288,8 @@ static inline void gwh_start(struct gwh_run *r, gw_conn_request_cb on_request, b
     ctx->metrics = gw_metrics_new();
     FUZZ_CHECK(ctx->base && ctx->metrics);
     ctx->admit = gw_ws_admit_new(ctx);
-    FUZZ_CHECK(ctx->admit);
+    ctx->penalty = gw_penalty_new(1024);
+    FUZZ_CHECK(ctx->admit && ctx->penalty);
     ctx->store = gw_store_new(ctx);
     ctx->router = gw_router_new(ctx, &gwh_router_ops);
     ctx->presence = gw_presence_new(ctx);
@@ -446,6 +448,7 @@ static inline void gwh_stop(struct gwh_run *r)
     gw_store_free(ctx->store);
     gw_metrics_free(ctx->metrics);
     gw_admit_free(ctx->admit);
+    gw_penalty_free(ctx->penalty);
     event_base_free(ctx->base);
 }
 

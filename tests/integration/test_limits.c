@@ -406,15 +406,28 @@ START_TEST(test_login_rate_429)
 }
 END_TEST
 
+/* Also: a user cut off for flooding is refused (429) when it reconnects. */
 START_TEST(test_control_frames_cost_tokens)
 {
     const char *args[] = {"--rate", "2/4", NULL};
     ck_assert_int_eq(h_cluster_add_gateway(&cl, args), 0);
-    struct tc *t = connect_as(0, "pingflood", NULL);
+    char *token = NULL, url[9000];
+    ck_assert_int_eq(h_login(&cl, 0, "pingflood", &token, NULL), 200);
+    snprintf(url, sizeof(url), "%s?token=%s", cl.ws_url[0], token);
+    free(token);
+    struct tc *t = tc_connect(cl.base, url, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(t);
+    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
     /* WebSocket pings, not requests: more than 10 x burst dropped -> 1008. */
     for (int k = 0; k < 80; k++)
         ck_assert_int_eq(chat_client_send_frame(t->c, 9, "p", 1), 0);
     ck_assert_int_eq(tc_wait_closed(t, 10000), 1008);
+    tc_free(t);
+    /* The flooder cannot come straight back (429 for a while); others can. */
+    int status = 0;
+    ck_assert_ptr_null(tc_connect(cl.base, url, NULL, NULL, &status));
+    ck_assert_int_eq(status, 429);
+    t = connect_as(0, "bystander", NULL);
     tc_free(t);
 }
 END_TEST
