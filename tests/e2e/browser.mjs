@@ -72,6 +72,14 @@ export async function open_room(page, room) {
     await page.locator(tid('room-item') + '[data-room="' + room + '"].active').waitFor();
 }
 
+/* Create `room` from the sidebar's "new room" form; the page ends up in it. */
+export async function create_room(page, room) {
+    await page.click(tid('new-room'));
+    await page.fill('#new-room-name', room);
+    await page.press('#new-room-name', 'Enter');
+    await page.locator(tid('room-item') + '[data-room="' + room + '"].active').waitFor();
+}
+
 /* Back to a known state after a test that may have stopped half-way: no open dialog, #room active. */
 export async function reset(page, room = 'general') {
     await page.evaluate(() => {
