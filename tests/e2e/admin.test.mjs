@@ -3,42 +3,29 @@
 // Redis' control channel, so the page and the other user sit on different nodes.
 // Run: cd tests/e2e && npm test   (CHAT_GATEWAY_BIN, CHAT_ADMIN_BIN select the binaries)
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster } from './cluster.mjs';
-import { launch, login, send, tid, messages_with, expect_once, open_room, create_room, export_file } from './browser.mjs';
+import { watchdog, run, nick } from './cluster.mjs';
+import { with_cluster, login, send, tid, messages_with, expect_once, open_room, create_room, export_file } from './browser.mjs';
 import fs from 'node:fs';
 
 const FILE_TIMEOUT_MS = 180000;
-const watchdog = setTimeout(() => {
-    console.error('e2e watchdog: file timeout after ' + FILE_TIMEOUT_MS + ' ms');
-    process.exit(1);
-}, FILE_TIMEOUT_MS);
-watchdog.unref();
+watchdog(FILE_TIMEOUT_MS);
 
 const T = { timeout: 60000 };
-const run = Date.now().toString(36).slice(-4);
-const nick = (n) => n + '-' + run;
 const room_item = (room) => tid('room-item') + '[data-room="' + room + '"]';
 
 describe('chatgw web client: operator commands', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
+    const env = with_cluster(2);
     let cluster;
     let browser;
     let alice;
     let bob;
 
     before(async () => {
-        cluster = new Cluster(2); /* stopped in after() */
-        await cluster.start();
-        browser = await launch();
+        ({ cluster, browser } = env);
         alice = await login(browser, cluster.gws[0].url, nick('alice'));
         bob = await login(browser, cluster.gws[1].url, nick('bob'));
-    });
-
-    after(async () => {
-        if (browser) await browser.close().catch(() => {});
-        const problems = cluster ? await cluster.stop() : [];
-        assert.deepEqual(problems, [], 'gateway logs after shutdown');
     });
 
     test('kick: the login form says why, and the page does not reconnect', T, async () => {

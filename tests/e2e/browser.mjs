@@ -2,7 +2,10 @@
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { Cluster } from './cluster.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
@@ -12,6 +15,26 @@ export function launch() {
         args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
             '--disable-component-update'],
     });
+}
+
+/*
+ * Inside a describe(): a cluster of `n` gateways and a browser for its tests, started before
+ * them and stopped after them, where gateway logs with a problem (a sanitizer report, a crash)
+ * fail the file. Returns {cluster, browser}, filled in once the before() hook has run.
+ */
+export function with_cluster(n, opts = {}) {
+    const env = { cluster: null, browser: null };
+    before(async () => {
+        env.cluster = new Cluster(n, opts);
+        await env.cluster.start();
+        env.browser = await launch();
+    });
+    after(async () => {
+        if (env.browser) await env.browser.close().catch(() => {});
+        const problems = env.cluster ? await env.cluster.stop() : [];
+        assert.deepEqual(problems, [], 'gateway logs after shutdown');
+    });
+    return env;
 }
 
 export const tid = (id) => '[data-testid="' + id + '"]';

@@ -21,6 +21,21 @@ export const STATIC_DIR = process.env.CHAT_E2E_STATIC_DIR || path.join(REPO, 'cl
 
 const live = new Set();
 
+/* node --test gives each file its own process: a tag per file keeps nicknames and rooms apart
+ * from those of an earlier run against the same Redis. */
+export const run = Date.now().toString(36).slice(-4);
+export const nick = (n) => n + '-' + run;
+
+/* Ends this file's process after `ms` whatever is stuck (a browser, a gateway, a wait):
+ * the 'exit' handler below still kills what was started. */
+export function watchdog(ms) {
+    const t = setTimeout(() => {
+        console.error('e2e watchdog: file timeout after ' + ms + ' ms');
+        process.exit(1);
+    }, ms);
+    t.unref();
+}
+
 /* Last resort: anything still running when node exits gets SIGKILL, by PID. */
 process.on('exit', () => {
     for (const p of live) {
