@@ -31,6 +31,7 @@
 #define CLI_CLOSE_WAIT_S 8                    /* for the close handshake (the lib gives up at 5) */
 #define CLI_THROTTLE_POLL_MS 20
 #define CLI_WELCOME_WAIT_S 10
+#define CLI_CLOSE_KICKED 4003 /* chat-admin kick (docs/protocol.md, close codes) */
 
 struct cli {
     const struct cli_options *opts;
@@ -789,6 +790,10 @@ static const char *close_reason(int code)
         return "server error";
     case 4001:
         return "token expired";
+    case CLI_CLOSE_KICKED:
+        return "kicked by an operator";
+    case 4009:
+        return "nickname taken";
     default:
         return "closed";
     }
@@ -843,7 +848,8 @@ static void on_event(struct chat_client *c, enum chat_client_event ev, int code,
         fflush(stdout);
         fprintf(stderr, "chat-cli: connection closed by the server: %d %s\n", code,
                 close_reason(code));
-        stop(cli, CLI_EXIT_FAIL);
+        /* A script that restarts chat-cli on failure must not undo an operator's kick. */
+        stop(cli, code == CLI_CLOSE_KICKED ? CLI_EXIT_KICKED : CLI_EXIT_FAIL);
         break;
     }
 }

@@ -20,6 +20,7 @@ typedef struct json_t json_t; /* jansson */
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1 /* connection or login failure, or the server closed on us */
 #define CLI_EXIT_USAGE 2
+#define CLI_EXIT_KICKED 3 /* an operator kicked us (close 4003): not a failure to retry */
 
 struct cli_options {
     const char *url;   /* ws://host:port/path */

@@ -31,7 +31,8 @@ static void usage(FILE *out)
             "Interactive commands: /join ROOM, /leave [ROOM], /room ROOM, /msg USER TEXT,\n"
             "/history [N], /users, /rooms, /create ROOM [TOPIC], /search TEXT, /quit, /help.\n"
             "A plain line goes to the current room.  Exit status: 0 ok, 1 connection or\n"
-            "login failure, 2 usage error.\n");
+            "login failure, 2 usage error, 3 kicked by an operator (close 4003: connecting\n"
+            "again is allowed, but is the operator's call, not a script's).\n");
 }
 
 static int usage_error(const char *msg)

@@ -357,8 +357,8 @@ static void render_history(FILE *out, const json_t *f, const char *type, const c
     put_messages(out, msgs, self_id);
 }
 
-/* Presence, online/offline, room creation and broadcasts: timestamped
- * one-liners. */
+/* Presence, online/offline, room creation and deletion, purges and
+ * broadcasts: timestamped one-liners. */
 static bool render_notice(FILE *out, const json_t *f, const char *type)
 {
     if (strcmp(type, "presence") == 0) {
@@ -386,6 +386,20 @@ static bool render_notice(FILE *out, const json_t *f, const char *type)
             fputs(": ", out);
             put_str(out, topic);
         }
+    } else if (strcmp(type, "room_deleted") == 0) {
+        put_time(out, f);
+        fputs("* #", out);
+        put_str(out, str_field(f, "room"));
+        fputs(" was deleted by an operator", out);
+    } else if (strcmp(type, "room_purged") == 0) {
+        const json_t *seq = json_object_get(f, "seq");
+
+        put_time(out, f);
+        fputs("* an operator purged the history of #", out);
+        put_str(out, str_field(f, "room"));
+        /* the room's seq goes on from there: say where, for anyone comparing seqs */
+        if (json_is_integer(seq))
+            fprintf(out, " up to seq %lld", (long long)json_integer_value(seq));
     } else if (strcmp(type, "broadcast") == 0) {
         put_time(out, f);
         fputs("[broadcast] <", out);

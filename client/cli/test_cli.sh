@@ -2,13 +2,15 @@
 # End-to-end test of chat-cli: a real redis-server and two real chat-gateway
 # processes on free loopback ports, two chat-cli processes (alice in --json
 # mode on gw1, bob interactive on gw2), both fed through FIFOs.  Every process
-# is stopped by PID; the whole run is bounded by a watchdog.
+# is stopped by PID; the whole run is bounded by a watchdog.  With CHAT_ADMIN,
+# also what a chat-cli session shows of the operator commands.
 #
-# usage: test_cli.sh CHAT_CLI CHAT_GATEWAY
+# usage: test_cli.sh CHAT_CLI CHAT_GATEWAY [CHAT_ADMIN]
 set -u
 
 CLI=$1
 GATEWAY=$2
+ADMIN=${3:-}
 SECRET=chat-cli-test-secret-0123456789abcdefghij # 40 bytes
 DIR=$(mktemp -d /tmp/chat-cli-test.XXXXXX)
 PIDS=()
@@ -148,9 +150,10 @@ URL2=ws://127.0.0.1:$P2/ws
 
 # ---- options and failures ----
 
-STEP="--help exits 0"
+STEP="--help exits 0 and documents the exit statuses"
 run_bounded 5 "$CLI" --help >"$DIR/help.out" 2>&1
-[ $RC = 0 ] && grep -q -- --nick "$DIR/help.out" && ok || fail "rc=$RC"
+[ $RC = 0 ] && grep -q -- --nick "$DIR/help.out" &&
+    grep -q '3 kicked by an operator' "$DIR/help.out" && ok || fail "rc=$RC"
 
 STEP="usage errors exit 2"
 run_bounded 5 "$CLI" --bogus >/dev/null 2>&1
@@ -286,6 +289,39 @@ if wait_for f.out '* now in #general' && kill -INT $F_PID && wait_exit $F_PID 10
     dump f.out f.err
 fi
 exec 9>&-
+
+if [ -n "$ADMIN" ]; then
+    admin() { run_bounded 15 "$ADMIN" "$@" --redis "redis://127.0.0.1:$RPORT/0" >>"$DIR/admin.out" 2>&1; }
+
+    STEP="gina in #ops sees an operator's purge as a line"
+    mkfifo "$DIR/g.in"
+    "$CLI" --url "$URL1" --nick gina --room ops <"$DIR/g.in" >"$DIR/g.out" 2>"$DIR/g.err" &
+    G_PID=$!
+    PIDS+=($G_PID)
+    exec 9>"$DIR/g.in"
+    wait_for g.out '* now in #ops'
+    echo "soon gone" >&9
+    wait_for g.out '#ops <gina> soon gone'
+    admin purge ops
+    [ $RC = 0 ] && wait_for g.out '* an operator purged the history of #ops up to seq 1' && ok ||
+        { fail "rc=$RC"; dump g.out admin.out; }
+
+    STEP="delete-room: a line for gina, the frame for alice (--json)"
+    admin delete-room ops
+    [ $RC = 0 ] && wait_for g.out '* #ops was deleted by an operator' &&
+        wait_for a.out '{"type":"room_deleted","room":"ops"}' && ok ||
+        { fail "rc=$RC"; dump g.out a.out admin.out; }
+
+    STEP="kick: exit 3 with the reason, no retry"
+    gina_id=$(sed -n 's/^\* connected to .* as gina (id \([A-Za-z0-9_-]*\))$/\1/p' "$DIR/g.out")
+    admin kick "$gina_id"
+    if [ $RC = 0 ] && [ -n "$gina_id" ] && wait_exit $G_PID 100 && [ $RC = 3 ] &&
+        grep -q 'closed by the server: 4003 kicked by an operator' "$DIR/g.err"; then ok; else
+        fail "rc=$RC id=$gina_id"
+        dump g.out g.err admin.out
+    fi
+    exec 9>&-
+fi
 
 STEP="server going away: exit 1 with a message"
 mkfifo "$DIR/e.in"

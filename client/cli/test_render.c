@@ -192,6 +192,12 @@ START_TEST(render_notices)
     CHECK_RENDER("{\"type\":\"room_created\",\"room\":\"x\",\"topic\":\"t\",\"ts\":0,"
                  "\"by\":{\"id\":\"u1\",\"name\":\"a\"}}",
                  NULL, "[00:00:00] * a created #x: t\n");
+    got = rendered("{\"type\":\"room_deleted\",\"room\":\"ops\"}", NULL);
+    ck_assert_str_eq(got + 11, "* #ops was deleted by an operator\n");
+    free(got);
+    got = rendered("{\"type\":\"room_purged\",\"room\":\"ops\",\"seq\":41}", NULL);
+    ck_assert_str_eq(got + 11, "* an operator purged the history of #ops up to seq 41\n");
+    free(got);
 }
 END_TEST
 

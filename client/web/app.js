@@ -19,6 +19,11 @@ const REJOIN_MS = 60000;
 const CACHED_IMAGES = 30;
 const DEFAULT_ROOMS = ['general', 'random', 'tech'];
 const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/* What the login form says after a close that ends the session (net.js SIGNED_OUT). */
+const SIGNED_OUT_NOTICE = {
+    'nickname taken': 'Nickname taken: someone online is using it now. Please pick another one.',
+    kicked: 'You were disconnected by an operator. You can log in again.',
+};
 
 /* ---------------------------------------------------------------- boot */
 
@@ -137,6 +142,7 @@ class ChatApp {
                 c.msgs.set(m.seq, m);
             }
             if (Array.isArray(r.system)) c.system = r.system.filter((l) => l && typeof l.text === 'string');
+            if (Number.isInteger(r.purged) && r.purged > c.purged) c.purged = r.purged;
         }
         this.render_sidebar();
         this.render_messages('bottom');
@@ -158,6 +164,8 @@ class ChatApp {
             /* unknown (null) until the welcome's markers: no badge from a guess */
             read: this.marks ? (Number.isInteger(this.marks[key]) ? this.marks[key] : 0) : null,
             divider: 0,
+            /* the seq up to which an operator purged the room: resume goes on from there */
+            purged: 0,
             joined: false,
             has_more: true,
             loading: false,
@@ -175,7 +183,7 @@ class ChatApp {
     }
 
     last_seq(c) {
-        let max = 0;
+        let max = c.purged;
         for (const [seq, m] of c.msgs) if (!m.imported && seq > max) max = seq;
         return max;
     }
@@ -270,6 +278,57 @@ class ChatApp {
 
     save_rooms() {
         store.set(this.ukey('rooms'), JSON.stringify([...this.joined_rooms]));
+    }
+
+    /*
+     * An operator deleted the room with its history (room_deleted). Nothing of it is kept here
+     * either: a room created later under the same name counts seqs from 1 again, and cached
+     * messages would pass for its own.
+     */
+    on_room_deleted(room) {
+        const key = 'room:' + room;
+        this.rooms.delete(room);
+        this.joined_rooms.delete(room);
+        this.save_rooms();
+        this.typing.delete(room);
+        this.drafts.delete(key);
+        if (this.marks) delete this.marks[key];
+        if (this.convs.has(key)) {
+            clearTimeout(this.save_timers.get(key));
+            this.save_timers.delete(key);
+            this.convs.delete(key);
+            this.cache.remove(key);
+            this.save_reads();
+        }
+        this.drop_results(key, Infinity);
+        if (this.active !== key) return this.render_sidebar();
+        const text = '#' + room + ' was deleted by an operator.';
+        this.active = null;
+        this.switch_to('room:general');
+        this.add_system(this.convs.get('room:general'), { ts: Date.now(), text }, true);
+        toast(text);
+    }
+
+    /*
+     * An operator deleted the room's history up to `seq` (room_purged): drop it from the view,
+     * the cache (and so the export) and the search results. The room's seq goes on, so `purged`
+     * stands in for the newest seq we no longer hold when resuming with `since`.
+     */
+    on_room_purged(room, seq) {
+        const c = this.convs.get('room:' + room);
+        if (!c) return;
+        c.purged = Math.max(c.purged, seq);
+        for (const [s, m] of c.msgs) {
+            if (s > seq) continue;
+            this.els.delete(m);
+            c.msgs.delete(s);
+        }
+        if (c.divider <= seq) c.divider = 0;
+        c.has_more = false;
+        this.drop_results(c.key, seq);
+        this.add_system(c, { ts: Date.now(), text: 'An operator cleared the history of #' + room + '.' }, false);
+        if (this.active === c.key) this.render_messages('keep');
+        else this.render_sidebar();
     }
 
     /* ---- connection events */
@@ -372,6 +431,7 @@ class ChatApp {
             if (since > 0 && r.recovered === false && !msgs.some((m) => m && m.seq >= since)) {
                 for (const m of c.msgs.values()) this.els.delete(m);
                 c.msgs.clear();
+                c.purged = 0;
                 c.has_more = true;
             }
             const added = this.merge(c, msgs, since > 0);
@@ -522,6 +582,12 @@ class ChatApp {
                 this.rooms.set(m.room, { name: m.room, topic: typeof m.topic === 'string' ? m.topic : '', members: prev ? prev.members : 0 });
                 this.render_sidebar();
             }
+            break;
+        case 'room_deleted':
+            if (typeof m.room === 'string' && ROOM_RE.test(m.room)) this.on_room_deleted(m.room);
+            break;
+        case 'room_purged':
+            if (typeof m.room === 'string' && Number.isInteger(m.seq) && m.seq >= 0) this.on_room_purged(m.room, m.seq);
             break;
         case 'typing':
             this.on_typing(m);
@@ -905,9 +971,7 @@ class ChatApp {
         this.conn.stop();
         this.flush_saves();
         store.del(KEY.token);
-        store.set('chatgw.notice', why === 'nickname taken'
-            ? 'Nickname taken: someone online is using it now. Please pick another one.'
-            : 'Your session has expired. Please log in again.');
+        store.set('chatgw.notice', SIGNED_OUT_NOTICE[why] || 'Your session has expired. Please log in again.');
         location.reload();
     }
 
@@ -1147,6 +1211,7 @@ class ChatApp {
         const oldest = this.oldest_seq(c);
         if (c.loading) head.textContent = 'Loading older messages…';
         else if (c.msgs.size && oldest <= 1) head.textContent = c.kind === 'room' ? 'This is the beginning of #' + c.name + '.' : 'This is the beginning of your conversation with ' + this.title(c) + '.';
+        else if (!c.has_more && c.msgs.size && c.purged) head.textContent = 'Earlier messages were cleared by an operator.';
         /* nothing older on the server, yet seq 1 is not here: trimmed away, not the beginning */
         else if (!c.has_more && c.msgs.size) head.textContent = 'Older messages are no longer kept: the server keeps the last ' + this.history_max + ' messages of each conversation.';
         nodes.push(head);
@@ -1332,7 +1397,7 @@ class ChatApp {
                 if (m.reactions && Object.keys(m.reactions).length) o.reactions = m.reactions;
                 return o;
             }).reverse();
-        this.cache.put(c.key, { msgs, system: c.system.slice(-this.keep) });
+        this.cache.put(c.key, { msgs, system: c.system.slice(-this.keep), purged: c.purged });
     }
 
     flush_saves() {
@@ -1544,6 +1609,15 @@ class ChatApp {
         });
         if (!nodes.length) nodes.push(el('li', 'search-empty', searching ? 'Searching…' : 'No messages found.'));
         list.replaceChildren(...nodes);
+    }
+
+    /* Results that point at messages gone from the server would jump to nothing. */
+    drop_results(key, upto) {
+        const list = $('search-list');
+        for (const b of list.querySelectorAll('[data-testid="search-result"]')) {
+            if (b.dataset.conv === key && Number(b.dataset.seq) <= upto) b.parentElement.remove();
+        }
+        if (!list.children.length) list.replaceChildren(el('li', 'search-empty', 'No messages found.'));
     }
 
     async jump_to(key, m) {

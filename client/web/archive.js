@@ -155,6 +155,16 @@ export class LocalCache {
         });
     }
 
+    async remove(conv_key) {
+        const db = await this.db;
+        if (!db) return;
+        await new Promise((resolve) => {
+            const tx = db.transaction(STORE, 'readwrite');
+            tx.objectStore(STORE).delete(this.prefix + conv_key);
+            tx.oncomplete = tx.onerror = tx.onabort = () => resolve();
+        });
+    }
+
     async clear_all() {
         const db = await this.db;
         if (!db) return;

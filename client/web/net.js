@@ -49,6 +49,13 @@ export function ws_urls() {
     return all.filter((u, i) => all.indexOf(u) === i);
 }
 
+/*
+ * Closes after which reconnecting is wrong: the user logs in again, told why. 4009: the nickname
+ * went to someone else while this user was away. 4003: an operator's kick is not a ban, so the
+ * gateway would let a reconnect straight back in and the kick would do nothing.
+ */
+const SIGNED_OUT = new Map([[4001, 'token expired'], [4003, 'kicked'], [4009, 'nickname taken']]);
+
 function rand_id(prefix) {
     const a = new Uint8Array(9);
     crypto.getRandomValues(a);
@@ -62,7 +69,8 @@ export { rand_id };
  *   welcome(msg, isReconnect)
  *   message(msg)          every server frame without a pending request id
  *   auth_failed(why)      token rejected (close 4001, or /api/me says 401 after a failed attempt),
- *                         or its nickname is now someone else's (close 4009, why 'nickname taken')
+ *                         or its nickname is now someone else's (close 4009, why 'nickname taken'),
+ *                         or an operator kicked this user (close 4003, why 'kicked')
  */
 export class Connection {
     constructor(token, h) {
@@ -191,13 +199,8 @@ export class Connection {
         this.queue = [];
         this.fail_pending('disconnected');
         if (this.stopped) return;
-        if (code === 4001) {
-            this.h.auth_failed();
-            return;
-        }
-        /* The nickname went to someone else while this user was away: log in again. */
-        if (code === 4009) {
-            this.h.auth_failed('nickname taken');
+        if (SIGNED_OUT.has(code)) {
+            this.h.auth_failed(SIGNED_OUT.get(code));
             return;
         }
         /* Move on to the next node when this one failed us or announced it is going away. */

@@ -2,7 +2,10 @@
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { Cluster } from './cluster.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
@@ -12,6 +15,26 @@ export function launch() {
         args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
             '--disable-component-update'],
     });
+}
+
+/*
+ * Inside a describe(): a cluster of `n` gateways and a browser for its tests, started before
+ * them and stopped after them, where gateway logs with a problem (a sanitizer report, a crash)
+ * fail the file. Returns {cluster, browser}, filled in once the before() hook has run.
+ */
+export function with_cluster(n, opts = {}) {
+    const env = { cluster: null, browser: null };
+    before(async () => {
+        env.cluster = new Cluster(n, opts);
+        await env.cluster.start();
+        env.browser = await launch();
+    });
+    after(async () => {
+        if (env.browser) await env.browser.close().catch(() => {});
+        const problems = env.cluster ? await env.cluster.stop() : [];
+        assert.deepEqual(problems, [], 'gateway logs after shutdown');
+    });
+    return env;
 }
 
 export const tid = (id) => '[data-testid="' + id + '"]';
@@ -69,6 +92,14 @@ export async function expect_once(page, text, timeout = 10000) {
 
 export async function open_room(page, room) {
     await page.click(tid('room-item') + '[data-room="' + room + '"]');
+    await page.locator(tid('room-item') + '[data-room="' + room + '"].active').waitFor();
+}
+
+/* Create `room` from the sidebar's "new room" form; the page ends up in it. */
+export async function create_room(page, room) {
+    await page.click(tid('new-room'));
+    await page.fill('#new-room-name', room);
+    await page.press('#new-room-name', 'Enter');
     await page.locator(tid('room-item') + '[data-room="' + room + '"].active').waitFor();
 }
 

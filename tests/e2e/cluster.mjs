@@ -2,7 +2,7 @@
 // Every process is started here, tracked by PID and stopped by PID (also when the test run fails
 // or is interrupted).
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..');
 export const GATEWAY_BIN = process.env.CHAT_GATEWAY_BIN || path.join(REPO, 'build', 'gateway', 'chat-gateway');
+export const ADMIN_BIN = process.env.CHAT_ADMIN_BIN || path.join(REPO, 'build', 'client', 'admin', 'chat-admin');
 export const REDIS_BIN = process.env.REDIS_SERVER_BIN || 'redis-server';
 export const JWT_SECRET = 'e2e-secret-0123456789-abcdefghij-KLMNOPQR'; // 40 characters
 // Lets a test prove it fails against another client tree (an older checkout, say) without
@@ -19,6 +20,21 @@ export const JWT_SECRET = 'e2e-secret-0123456789-abcdefghij-KLMNOPQR'; // 40 cha
 export const STATIC_DIR = process.env.CHAT_E2E_STATIC_DIR || path.join(REPO, 'client', 'web');
 
 const live = new Set();
+
+/* node --test gives each file its own process: a tag per file keeps nicknames and rooms apart
+ * from those of an earlier run against the same Redis. */
+export const run = Date.now().toString(36).slice(-4);
+export const nick = (n) => n + '-' + run;
+
+/* Ends this file's process after `ms` whatever is stuck (a browser, a gateway, a wait):
+ * the 'exit' handler below still kills what was started. */
+export function watchdog(ms) {
+    const t = setTimeout(() => {
+        console.error('e2e watchdog: file timeout after ' + ms + ' ms');
+        process.exit(1);
+    }, ms);
+    t.unref();
+}
 
 /* Last resort: anything still running when node exits gets SIGKILL, by PID. */
 process.on('exit', () => {
@@ -172,6 +188,19 @@ export class Cluster {
             if (m) out.push(g.node + ': ' + m[0]);
         }
         return out;
+    }
+
+    /* `chat-admin ARGS --json` against this cluster's Redis: its parsed output, or a throw
+     * carrying its stderr when it exits non-zero. */
+    admin(...args) {
+        if (!fs.existsSync(ADMIN_BIN)) throw new Error('chat-admin not found: ' + ADMIN_BIN + ' (set CHAT_ADMIN_BIN)');
+        const redis = 'redis://127.0.0.1:' + this.redis.port + '/0';
+        return new Promise((resolve, reject) => {
+            execFile(ADMIN_BIN, [...args, '--redis', redis, '--json'], { timeout: 15000 }, (err, out, errout) => {
+                if (err) reject(new Error('chat-admin ' + args.join(' ') + ': ' + (errout || err.message)));
+                else resolve(JSON.parse(out));
+            });
+        });
     }
 
     ws_url(i) {
