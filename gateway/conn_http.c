@@ -108,9 +108,24 @@ static void log_access(const struct gw_conn *c, const struct gw_http_request *re
     enum chat_log_level level = !req || polled ? CHAT_LOG_DEBUG : CHAT_LOG_INFO;
     if (!chat_log_enabled(level))
         return;
-    chat_log(level, "http_access conn=%llu peer=%s method=%s path=\"%.256s\" status=%d bytes=%zu",
+    /* Refusals come in floods (a client looping on 429, a full node): one
+     * line a second, with how many were not logged. */
+    unsigned suppressed = 0;
+    if (status == 429 || status == 503) {
+        int64_t now = gw_mono_ms();
+        if (now - c->set->refusals_logged_ms < 1000) {
+            c->set->refusals_unlogged++;
+            return;
+        }
+        suppressed = c->set->refusals_unlogged;
+        c->set->refusals_unlogged = 0;
+        c->set->refusals_logged_ms = now;
+    }
+    chat_log(level,
+             "http_access conn=%llu peer=%s method=%s path=\"%.256s\" status=%d bytes=%zu%s%.0u",
              (unsigned long long)c->id, c->peer,
-             req ? http_method_str((enum http_method)req->method) : "-", path, status, body_bytes);
+             req ? http_method_str((enum http_method)req->method) : "-", path, status, body_bytes,
+             suppressed ? " refusals_not_logged=" : "", suppressed);
 }
 
 void gw_conn_respond(struct gw_conn *c, const struct gw_http_request *req, int status,

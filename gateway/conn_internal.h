@@ -57,8 +57,10 @@ struct gw_conns {
     struct gw_ctx *ctx;
     gw_conn_request_cb on_request;
     size_t count;
-    size_t max;               /* connections past which new ones get 503 */
-    struct gw_dict *per_addr; /* address -> open connections (as an intptr_t) */
+    size_t max;                 /* connections past which new ones get 503 */
+    struct gw_dict *per_addr;   /* address -> open connections (as an intptr_t) */
+    unsigned refusals_unlogged; /* 429/503 answers since the last one logged */
+    int64_t refusals_logged_ms;
     LIST_HEAD(, gw_conn) conns;
 };
 

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <http_parser.h>
 #include <jansson.h>
@@ -222,6 +223,9 @@ static void login_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
 
 /* --login-rate: logins per client address per minute, counted in Redis so
  * that every node shares the count. */
+/* How long a refused flooder waits for its 429 at most. */
+#define GW_TARPIT_MAX_MS 2000
+
 /* 429 rate_limited with Retry-After; message is a static string without
  * characters JSON would escape. */
 static void respond_429(struct gw_conn *c, const struct gw_http_request *req, long long seconds,
@@ -433,6 +437,45 @@ static bool check_handshake(struct gw_conn *c, const struct gw_http_request *req
     return false;
 }
 
+/*
+ * The 429 to a user still cut off for flooding comes after a pause (a
+ * tarpit): answered at once, a client that reconnects in a loop made the
+ * node accept, parse and refuse thousands of connections a second.
+ */
+struct tarpit {
+    struct gw_conn *conn;
+    const struct gw_http_request *req;
+    long long retry_after_s;
+};
+
+static void on_tarpit_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct tarpit *t = arg;
+    if (gw_conn_release(t->conn))
+        respond_429(t->conn, t->req, t->retry_after_s, "cut off for flooding, retry later");
+    free(t);
+}
+
+static void refuse_later(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req,
+                         int64_t penalty_ms)
+{
+    long long retry_s = (penalty_ms + 999) / 1000;
+    struct tarpit *t = calloc(1, sizeof(*t));
+    int64_t pause = penalty_ms < GW_TARPIT_MAX_MS ? penalty_ms : GW_TARPIT_MAX_MS;
+    struct timeval tv = {pause / 1000, (pause % 1000) * 1000};
+    if (t) {
+        *t = (struct tarpit){c, req, retry_s};
+        gw_conn_hold(c);
+        if (event_base_once(ctx->base, -1, EV_TIMEOUT, on_tarpit_done, t, &tv) == 0)
+            return;
+        gw_conn_release(c);
+        free(t);
+    }
+    respond_429(c, req, retry_s, "cut off for flooding, retry later");
+}
+
 static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req,
                      bool echo)
 {
@@ -467,7 +510,7 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         chat_log(CHAT_LOG_DEBUG, "ws_refused conn=%llu status=429 user=%s",
                  (unsigned long long)gw_conn_id(c), who.id);
         chat_identity_deinit(&who);
-        respond_429(c, req, (penalty_ms + 999) / 1000, "cut off for flooding, retry later");
+        refuse_later(ctx, c, req, penalty_ms);
         return;
     }
     if (!redis_up(ctx)) {

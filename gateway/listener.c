@@ -23,6 +23,8 @@
 #define GW_FD_RESERVE 32
 #define GW_ACCEPT_BACKOFF_MIN_MS 50
 #define GW_ACCEPT_BACKOFF_MAX_MS 1000
+/* Kernel socket buffer per direction of an accepted connection. */
+#define GW_SOCKET_BUFFER (256 * 1024)
 
 struct gw_listener {
     struct gw_ctx *ctx;
@@ -133,6 +135,22 @@ bool gw_listener_parse_addr(const char *text, char *addr, size_t addr_len, int *
     return true;
 }
 
+/*
+ * Accepted sockets inherit the listener's buffer sizes.  Left to autotuning,
+ * the kernel takes up to several MB per connection from a client that sends
+ * without the gateway reading (a flood, or a large message waiting for
+ * admission) and holds as much unsent output for one that does not read:
+ * kernel memory, and kernel time on the node's cores, spent on an attacker.
+ * 256 KiB each way (the kernel doubles the value set) still fills a
+ * 20 Mbit/s link at 100 ms round trip, far beyond what chat needs.
+ */
+static void cap_socket_buffers(evutil_socket_t fd)
+{
+    int size = GW_SOCKET_BUFFER / 2;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 struct gw_listener *gw_listener_new_at(struct gw_ctx *ctx, const char *bind, int port,
                                        gw_conn_request_cb on_request)
 {
@@ -177,6 +195,7 @@ struct gw_listener *gw_listener_new_at(struct gw_ctx *ctx, const char *bind, int
         return NULL;
     }
     evconnlistener_set_error_cb(l->evl, on_accept_error);
+    cap_socket_buffers(evconnlistener_get_fd(l->evl));
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&bound, &blen);

@@ -37,8 +37,40 @@
 struct inbox_entry {
     STAILQ_ENTRY(inbox_entry) link;
     size_t len;
-    char data[];
+    char *data; /* inline_data, or a buffer taken over from the WebSocket */
+    char inline_data[];
 };
+
+static struct inbox_entry *entry_copy(const char *data, size_t len)
+{
+    struct inbox_entry *e = malloc(sizeof(*e) + len);
+    if (!e)
+        return NULL;
+    e->len = len;
+    e->data = e->inline_data;
+    memcpy(e->data, data, len);
+    return e;
+}
+
+/* Takes data (malloc'd): a large request is not copied again. */
+static struct inbox_entry *entry_take(char *data, size_t len)
+{
+    struct inbox_entry *e = malloc(sizeof(*e));
+    if (!e) {
+        free(data);
+        return NULL;
+    }
+    e->len = len;
+    e->data = data;
+    return e;
+}
+
+static void entry_free(struct inbox_entry *e)
+{
+    if (e->data != e->inline_data)
+        free(e->data);
+    free(e);
+}
 
 struct gw_session {
     struct gw_ctx *ctx;
@@ -80,13 +112,13 @@ static void session_release(struct gw_session *s)
     while (!STAILQ_EMPTY(&s->inbox)) {
         struct inbox_entry *e = STAILQ_FIRST(&s->inbox);
         STAILQ_REMOVE_HEAD(&s->inbox, link);
-        free(e);
+        entry_free(e);
     }
     /* Held for a welcome that never came (closed during setup). */
     while (!STAILQ_EMPTY(&s->prewelcome)) {
         struct inbox_entry *e = STAILQ_FIRST(&s->prewelcome);
         STAILQ_REMOVE_HEAD(&s->prewelcome, link);
-        free(e);
+        entry_free(e);
     }
     json_decref(s->welcome);
     chat_identity_deinit(&s->who);
@@ -260,11 +292,9 @@ void gw_session_deliver(void *owner, const struct gw_frame *f)
         chat_log(CHAT_LOG_WARN, "prewelcome_overflow session=%llu", (unsigned long long)s->id);
         return;
     }
-    struct inbox_entry *e = malloc(sizeof(*e) + f->len);
+    struct inbox_entry *e = entry_copy(f->payload, f->len);
     if (!e)
         return;
-    e->len = f->len;
-    memcpy(e->data, f->payload, f->len);
     STAILQ_INSERT_TAIL(&s->prewelcome, e, link);
     s->prewelcome_bytes += f->len;
 }
@@ -282,7 +312,7 @@ static void flush_prewelcome(struct gw_session *s)
         struct inbox_entry *e = STAILQ_FIRST(&s->prewelcome);
         STAILQ_REMOVE_HEAD(&s->prewelcome, link);
         gw_session_send_text(s, e->data, e->len);
-        free(e);
+        entry_free(e);
     }
     s->prewelcome_bytes = 0;
 }
@@ -397,7 +427,7 @@ static void parse_done(struct gw_offload_job *job, bool cancelled)
     (void)cancelled; /* then parsed is false */
     struct parse_job *p = (struct parse_job *)job;
     struct gw_session *s = p->s;
-    free(p->e);
+    entry_free(p->e);
     s->busy = false;
     if (p->parsed && !s->closed)
         dispatch_parsed(s, p->rc, &p->req, &p->perr);
@@ -438,7 +468,7 @@ static void process_inbox(struct gw_session *s)
             return;
         session_hold(s);
         handle_request(s, e->data, e->len);
-        free(e);
+        entry_free(e);
         bool gone = s->refs == 1 && s->closed;
         session_release(s);
         if (gone)
@@ -470,13 +500,17 @@ static void close_for_flooding(struct gw_session *s, const char *frames)
     gw_ws_close(s->ws, 1008, "rate limit exceeded");
 }
 
-static void on_text(void *arg, const char *data, size_t len)
+/* The text is ours (ws.h): queued as it is, or freed. */
+static void on_text(void *arg, char *data, size_t len)
 {
     struct gw_session *s = arg;
-    if (s->closed)
+    if (s->closed) {
+        free(data);
         return;
+    }
     int verdict = gw_rate_take(&s->rate, s->ctx->cfg->rate, s->ctx->cfg->burst, gw_mono_ms());
     if (verdict == GW_RATE_CLOSE) {
+        free(data);
         close_for_flooding(s, "text");
         return;
     }
@@ -485,13 +519,12 @@ static void on_text(void *arg, const char *data, size_t len)
     if (verdict == GW_RATE_DROP || s->inbox_len >= GW_INBOX_MAX ||
         (s->inbox_len > 0 && s->inbox_bytes + len > max_bytes)) {
         refuse_rate_limited(s, data, len);
+        free(data);
         return;
     }
-    struct inbox_entry *e = malloc(sizeof(*e) + len);
+    struct inbox_entry *e = entry_take(data, len);
     if (!e)
         return;
-    e->len = len;
-    memcpy(e->data, data, len);
     STAILQ_INSERT_TAIL(&s->inbox, e, link);
     s->inbox_len++;
     s->inbox_bytes += len;

@@ -35,7 +35,14 @@ struct gw_ws {
     int sending;        /* a gw_ws_send_* call is on the stack */
     bool read_paused;   /* output over GW_WS_READ_PAUSE: input waits */
     bool admit_waiting; /* a large message waits for admission: input waits */
-    size_t msg_bytes;   /* of the data message being received */
+    /* The data message being received, assembled here rather than by wslay
+     * (no buffering): its pages are touched as its bytes come, and the
+     * handler takes the buffer without a copy. */
+    char *msg;
+    size_t msg_bytes; /* announced by its frame headers so far */
+    size_t msg_len;   /* received */
+    size_t msg_cap;
+    bool in_data_frame; /* the frame being read is part of it (not a control frame) */
     struct gw_admit_waiter admit;
     int64_t opened_ms;
     struct gw_ws_stats stats;
@@ -88,7 +95,7 @@ static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
 {
     (void)flags;
     struct gw_ws *ws = user_data;
-    if (ws->admit_waiting) {
+    if (ws->admit_waiting || ws->close_wanted) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -128,10 +135,31 @@ static void on_wslay_frame_start(wslay_event_context_ptr ctx,
 {
     (void)ctx;
     struct gw_ws *ws = user_data;
-    if (f->opcode >= 0x8 || f->payload_length == 0)
+    ws->in_data_frame = f->opcode < 0x8;
+    if (!ws->in_data_frame || f->payload_length == 0)
         return;
     size_t before = ws->msg_bytes;
+    /* wslay checks each frame against the limit; without buffering, the sum
+     * of a fragmented message is ours to check. */
+    if (f->payload_length > ws->opts.max_message - before) {
+        ws->in_data_frame = false;
+        request_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "");
+        return;
+    }
     ws->msg_bytes += (size_t)f->payload_length;
+    if (ws->msg_bytes > ws->msg_cap) {
+        size_t cap = ws->msg_cap * 2 > ws->msg_bytes ? ws->msg_cap * 2 : ws->msg_bytes;
+        if (cap > ws->opts.max_message)
+            cap = ws->opts.max_message;
+        char *grown = realloc(ws->msg, cap);
+        if (!grown) {
+            ws->in_data_frame = false;
+            request_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+            return;
+        }
+        ws->msg = grown;
+        ws->msg_cap = cap;
+    }
     if (ws->msg_bytes <= GW_WS_SMALL_MESSAGE)
         return;
     size_t charge = ws->msg_bytes - (before > GW_WS_SMALL_MESSAGE ? before : GW_WS_SMALL_MESSAGE);
@@ -139,6 +167,29 @@ static void on_wslay_frame_start(wslay_event_context_ptr ctx,
         ws->admit_waiting = true;
         gw_conn_hold_input(ws->conn, true);
     }
+}
+
+static void on_wslay_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *chunk, void *user_data)
+{
+    (void)ctx;
+    struct gw_ws *ws = user_data;
+    if (!ws->in_data_frame || chunk->data_length > ws->msg_cap - ws->msg_len)
+        return;
+    memcpy(ws->msg + ws->msg_len, chunk->data, chunk->data_length);
+    ws->msg_len += chunk->data_length;
+}
+
+/* Hands over the assembled message (malloc'd, possibly NULL when empty) and
+ * starts the next. */
+static char *take_message(struct gw_ws *ws, size_t *len)
+{
+    char *msg = ws->msg;
+    *len = ws->msg_len;
+    ws->msg = NULL;
+    ws->msg_bytes = ws->msg_len = ws->msg_cap = 0;
+    gw_admit_release(ws->ctx->admit, &ws->admit);
+    return msg;
 }
 
 static void on_admitted(struct gw_admit_waiter *w)
@@ -156,29 +207,37 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
     struct gw_ws *ws = user_data;
     ws->last_rx_ms = gw_mono_ms();
     ws->stats.frames_in++;
-    ws->stats.bytes_in += m->msg_length;
-    if (m->opcode < 0x8) {
-        ws->msg_bytes = 0;
-        gw_admit_release(ws->ctx->admit, &ws->admit);
-    }
-    if (ws->close_wanted || wslay_event_get_close_sent(ctx))
+    size_t len = m->msg_length;
+    char *data = m->opcode < 0x8 ? take_message(ws, &len) : NULL;
+    ws->stats.bytes_in += len;
+    if (ws->close_wanted || wslay_event_get_close_sent(ctx)) {
+        free(data);
         return;
+    }
+    if (m->opcode < 0x8 && !data && !(data = malloc(1))) {
+        request_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
     switch (m->opcode) {
     case WSLAY_TEXT_FRAME:
         /* Valid UTF-8: wslay checks text frames as they arrive (1007). */
         gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_IN, 1);
         if (ws->h->on_text)
-            ws->h->on_text(ws->arg, (const char *)m->msg, m->msg_length);
+            ws->h->on_text(ws->arg, data, len);
+        else
+            free(data);
         break;
     case WSLAY_BINARY_FRAME:
         if (ws->opts.echo_binary) {
-            struct gw_frame f = {.payload = (const char *)m->msg, .len = m->msg_length};
-            f.header_len = gw_frame_header_op(f.header, WSLAY_BINARY_FRAME, m->msg_length);
+            struct gw_frame f = {.payload = data, .len = len};
+            f.header_len = gw_frame_header_op(f.header, WSLAY_BINARY_FRAME, len);
             ws->sending++;
             send_frame(ws, &f);
             ws->sending--;
+            free(data);
             break;
         }
+        free(data);
         request_close(ws, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
         break;
     default:
@@ -324,6 +383,7 @@ static void op_free(void *owner)
     notify_closed(ws);
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, -1);
     wslay_event_context_free(ws->wslay);
+    free(ws->msg);
     free(ws);
 }
 
@@ -379,6 +439,7 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
         .recv_callback = on_wslay_recv,
         .send_callback = on_wslay_send,
         .on_frame_recv_start_callback = on_wslay_frame_start,
+        .on_frame_recv_chunk_callback = on_wslay_chunk,
         .on_msg_recv_callback = on_wslay_msg,
     };
     struct gw_ws *ws = calloc(1, sizeof(*ws));
@@ -396,6 +457,7 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     ws->stats.conn_id = gw_conn_id(c);
     ws->opened_ms = ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();
     wslay_event_config_set_max_recv_msg_length(ws->wslay, opts->max_message);
+    wslay_event_config_set_no_buffering(ws->wslay, 1);
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, 1);
     gw_metrics_add(ws->ctx->metrics, GW_M_CONNECTIONS_TOTAL, 1);
     /* wslay pulls from the input buffer as it parses, so a modest watermark
@@ -518,11 +580,12 @@ struct echo {
     struct gw_ws *ws;
 };
 
-static void echo_text(void *arg, const char *data, size_t len)
+static void echo_text(void *arg, char *data, size_t len)
 {
     struct echo *e = arg;
     if (e->ws)
         gw_ws_send_text(e->ws, data, len);
+    free(data);
 }
 
 static void echo_closed(void *arg, const struct gw_ws_stats *stats)

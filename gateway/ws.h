@@ -33,7 +33,7 @@
  * --max-message as fit the budget (at least 2), and their bytes per second,
  * burst one --max-message. */
 #define GW_WS_ADMIT_BUDGET (16u * 1024 * 1024)
-#define GW_WS_ADMIT_RATE (4u * 1024 * 1024)
+#define GW_WS_ADMIT_RATE (2u * 1024 * 1024)
 /* How long a large message may hold its slot while others wait. */
 #define GW_WS_ADMIT_HOLD_MS 15000
 /* How long a close handshake may take before the socket is dropped. */
@@ -67,8 +67,10 @@ struct gw_ws_stats {
         (unsigned)(st)->close_received
 
 struct gw_ws_handler {
-    /* A complete, valid UTF-8 text message; data is borrowed. */
-    void (*on_text)(void *arg, const char *data, size_t len);
+    /* A complete, valid UTF-8 text message.  data is malloc'd and now the
+     * handler's (to keep or free): a message of a megabyte is not copied
+     * again on its way to the request queue. */
+    void (*on_text)(void *arg, char *data, size_t len);
     /* The connection is gone (any reason); last call for this gw_ws. */
     void (*on_closed)(void *arg, const struct gw_ws_stats *stats);
     /* Once a second (token expiry and the like); may be NULL. */
