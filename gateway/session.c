@@ -578,12 +578,13 @@ static void on_user_subscribed(bool ok, void *arg)
 
 static void session_attach(struct gw_session *s)
 {
-    /* The mode is set before anything can be delivered: the attach may call
-     * on_user_subscribed at once, but online/offline only come from the bus. */
+    /* The attach may call on_user_subscribed (and fail the start) before it
+     * returns; online/offline only come from the bus, in a later callback,
+     * so setting the mode afterwards misses none. */
     if (!gw_router_attach(s->ctx->router, &s->who, s, &s->client, &s->first_of_user,
                           on_user_subscribed, s))
         start_failed(s, 1011, "out of memory");
-    else if (s->presence_batch)
+    else if (s->presence_batch && s->client)
         gw_router_set_presence_batch(s->ctx->router, s->client);
 }
 
