@@ -73,6 +73,10 @@ static const struct opt opts[] = {
      "close a connection silent for this many seconds, 1-86400"},
     {"presence-ttl", "CHAT_PRESENCE_TTL", "SEC", OPT_INT, OFF(presence_ttl), 3, 3600, "30", NULL,
      "seconds a member/online entry lives unless refreshed, 3-3600"},
+    {"presence-batch", "CHAT_PRESENCE_BATCH", "MS", OPT_INT, OFF(presence_batch), 50, 10000, "500",
+     NULL,
+     "milliseconds over which online/offline changes are coalesced into one presence_batch "
+     "frame per connection (clients that ask for it: /ws?presence=batch), 50-10000"},
     {"drain-timeout", "CHAT_DRAIN_TIMEOUT", "SEC", OPT_INT, OFF(drain_timeout), 1, 600, "10", NULL,
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
     {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,

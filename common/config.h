@@ -62,6 +62,9 @@ struct chat_config {
     int idle_timeout;                /* --idle-timeout, CHAT_IDLE_TIMEOUT, 60 s, 1..86400 */
     int presence_ttl;                /* --presence-ttl, CHAT_PRESENCE_TTL, 30 s, 3..3600: how long a
                                         member/online entry lives unless refreshed */
+    int presence_batch;              /* --presence-batch, CHAT_PRESENCE_BATCH, 500 ms, 50..10000:
+                                        online/offline coalescing interval for clients that
+                                        opted in to presence_batch */
     int drain_timeout;               /* --drain-timeout, CHAT_DRAIN_TIMEOUT, 10 s, 1..600 */
     int drain_grace;       /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
                               this long before sockets close, so the load balancer

@@ -109,6 +109,20 @@ bool gw_http_find_token(const struct gw_http_request *req, char *out, size_t out
     return false;
 }
 
+bool gw_http_query_is(const struct gw_http_request *req, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), vlen = strlen(value);
+    for (const char *q = req->query; q && *q;) {
+        const char *amp = strchr(q, '&');
+        size_t plen = amp ? (size_t)(amp - q) : strlen(q);
+        if (plen == nlen + 1 + vlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=' &&
+            strncmp(q + nlen + 1, value, vlen) == 0)
+            return true;
+        q = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
 /* ---- /healthz and /metrics ---- */
 
 static bool redis_up(const struct gw_ctx *ctx)
@@ -518,8 +532,9 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         gw_conn_respond_error(c, req, 503, "unavailable", "redis unavailable");
         return;
     }
+    unsigned flags = gw_http_query_is(req, "presence", "batch") ? GW_SESSION_PRESENCE_BATCH : 0;
     write_101(c, accept);
-    gw_session_start(ctx, c, &who, gw_handlers_dispatch); /* takes who */
+    gw_session_start(ctx, c, &who, flags, gw_handlers_dispatch); /* takes who */
 }
 
 void gw_http_dispatch(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_request *req)

@@ -26,5 +26,7 @@ bool gw_http_origin_allowed(const char *origins, const char *origin, const char 
  * Bearer".  Writes at most outlen-1 bytes; returns false when absent or too
  * long. */
 bool gw_http_find_token(const struct gw_http_request *req, char *out, size_t outlen);
+/* True when the query string holds name=value exactly (no decoding). */
+bool gw_http_query_is(const struct gw_http_request *req, const char *name, const char *value);
 
 #endif

@@ -28,7 +28,10 @@ struct gw_router *gw_router_new(struct gw_ctx *ctx, const struct gw_router_ops *
     r->rooms = gw_dict_new();
     r->users = gw_dict_new();
     LIST_INIT(&r->clients);
-    if (!r->rooms || !r->users ||
+    LIST_INIT(&r->legacy_clients);
+    LIST_INIT(&r->batch_clients);
+    r->presence_batch = gw_presence_batch_new(r);
+    if (!r->rooms || !r->users || !r->presence_batch ||
         !gw_key_all(r->all_channel, sizeof(r->all_channel), ctx->cfg->prefix) ||
         !gw_key_control(r->control_channel, sizeof(r->control_channel), ctx->cfg->prefix)) {
         gw_router_free(r);
@@ -64,6 +67,7 @@ void gw_router_free(struct gw_router *r)
     gw_dict_each(r->users, free_user_entry, NULL);
     gw_dict_free(r->rooms);
     gw_dict_free(r->users);
+    gw_presence_batch_free(r->presence_batch);
     free(r);
 }
 
@@ -157,6 +161,7 @@ bool gw_router_attach(struct gw_router *r, const struct chat_identity *who, void
     LIST_INSERT_HEAD(&u->clients, c, in_user);
     u->nclients++;
     LIST_INSERT_HEAD(&r->clients, c, in_node);
+    LIST_INSERT_HEAD(&r->legacy_clients, c, in_mode);
     r->nclients++;
     *slot = c;
     /* Each client holds the user's channel, so each can wait for it. */
@@ -164,11 +169,21 @@ bool gw_router_attach(struct gw_router *r, const struct chat_identity *who, void
     return true;
 }
 
+void gw_router_set_presence_batch(struct gw_router *r, struct gw_client *c)
+{
+    if (c->presence_batch)
+        return;
+    c->presence_batch = true;
+    LIST_REMOVE(c, in_mode);
+    LIST_INSERT_HEAD(&r->batch_clients, c, in_mode);
+}
+
 bool gw_router_detach(struct gw_router *r, struct gw_client *c)
 {
     while (!LIST_EMPTY(&c->rooms))
         gw_router_leave(r, LIST_FIRST(&c->rooms));
     LIST_REMOVE(c, in_node);
+    LIST_REMOVE(c, in_mode);
     r->nclients--;
     struct user *u = c->user;
     LIST_REMOVE(c, in_user);
@@ -436,6 +451,21 @@ void gw_router_node_event(struct gw_router *r, const char *payload, size_t len)
     }
 }
 
+/* online/offline, one frame each, to the clients that did not ask for
+ * presence_batch. */
+static void send_each(struct gw_router *r, struct client_list *list, const char *payload,
+                      size_t len)
+{
+    struct gw_frame f;
+    gw_frame_text(&f, payload, len);
+    struct gw_client *c = LIST_FIRST(list);
+    while (c) {
+        struct gw_client *next = LIST_NEXT(c, in_mode);
+        gw_router_send_frame(r, c, &f);
+        c = next;
+    }
+}
+
 static void room_traffic(struct gw_router *r, struct room *room, const char *payload, size_t len)
 {
     if (len > 0 && payload[0] == '{') {
@@ -460,7 +490,10 @@ void gw_router_on_message(struct gw_router *r, const char *channel, size_t chann
 {
     (void)channel_len;
     if (strcmp(channel, r->all_channel) == 0) {
-        gw_router_node_event(r, payload, len);
+        if (gw_presence_batch_event(r, payload, len))
+            send_each(r, &r->legacy_clients, payload, len);
+        else
+            gw_router_node_event(r, payload, len);
         return;
     }
     if (strcmp(channel, r->control_channel) == 0) {

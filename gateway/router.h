@@ -52,6 +52,9 @@ void gw_router_free(struct gw_router *r);
 bool gw_router_attach(struct gw_router *r, const struct chat_identity *who, void *owner,
                       struct gw_client **slot, bool *first, void (*ready)(bool ok, void *arg),
                       void *arg);
+/* The client asked for presence_batch (docs/protocol.md): from now on it gets
+ * online/offline coalesced, one frame per --presence-batch interval. */
+void gw_router_set_presence_batch(struct gw_router *r, struct gw_client *c);
 /* Unregisters a client after it left every room; true when it was the
  * user's last client on this node. */
 bool gw_router_detach(struct gw_router *r, struct gw_client *c);

@@ -91,7 +91,11 @@ struct gw_client {
     struct member_list rooms;
     LIST_ENTRY(gw_client) in_user;
     LIST_ENTRY(gw_client) in_node;
+    LIST_ENTRY(gw_client) in_mode; /* legacy_clients or batch_clients */
+    bool presence_batch;           /* gets presence_batch instead of online/offline */
 };
+
+LIST_HEAD(client_list, gw_client);
 
 struct gw_router {
     struct gw_ctx *ctx;
@@ -100,6 +104,11 @@ struct gw_router {
     struct gw_dict *users; /* channel -> user */
     LIST_HEAD(, gw_client) clients;
     size_t nclients;
+    /* The same clients split by how they hear online/offline: one frame per
+     * event, or one presence_batch per interval (router_presence.c). */
+    struct client_list legacy_clients;
+    struct client_list batch_clients;
+    struct gw_presence_batch *presence_batch;
     char all_channel[GW_KEY_MAX];
     char control_channel[GW_KEY_MAX];
     uint64_t next_generation;
@@ -135,6 +144,15 @@ void gw_router_room_event(struct room *room, const char *payload, size_t len, co
 
 /* The local room of that name, or NULL. */
 struct room *gw_router_room_find(struct gw_router *r, const char *name);
+
+/* ---- presence batches: router_presence.c, for router.c ---- */
+
+struct gw_presence_batch *gw_presence_batch_new(struct gw_router *r);
+void gw_presence_batch_free(struct gw_presence_batch *b);
+/* An event of the all channel: true when it is an online or offline (then
+ * recorded for the next presence_batch, if any client here wants one), false
+ * for any other event. */
+bool gw_presence_batch_event(struct gw_router *r, const char *payload, size_t len);
 
 /* ---- gap repair: router_repair.c, for router.c ---- */
 

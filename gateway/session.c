@@ -83,6 +83,7 @@ struct gw_session {
     bool closed;              /* the socket is gone or going: send nothing, answer nothing */
     bool welcomed;            /* live traffic flows only after `welcome` */
     bool first_of_user;       /* the user's first session on this node */
+    bool presence_batch;      /* asked for presence_batch (/ws?presence=batch) */
     int64_t request_start_us; /* when the request being dispatched arrived */
     bool request_measured;    /* its latency was recorded (by gw_op_done) */
     json_t *welcome;          /* built, waiting for the read markers */
@@ -617,9 +618,14 @@ static void on_user_subscribed(bool ok, void *arg)
 
 static void session_attach(struct gw_session *s)
 {
+    /* The attach may call on_user_subscribed (and fail the start) before it
+     * returns; online/offline only come from the bus, in a later callback,
+     * so setting the mode afterwards misses none. */
     if (!gw_router_attach(s->ctx->router, &s->who, s, &s->client, &s->first_of_user,
                           on_user_subscribed, s))
         start_failed(s, 1011, "out of memory");
+    else if (s->presence_batch && s->client)
+        gw_router_set_presence_batch(s->ctx->router, s->client);
 }
 
 static void on_nick_claimed(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -659,7 +665,7 @@ static void session_claim_identity(struct gw_session *s)
 }
 
 void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identity *who,
-                      gw_session_dispatch_cb dispatch)
+                      unsigned flags, gw_session_dispatch_cb dispatch)
 {
     struct gw_session *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -671,6 +677,7 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
     s->who = *who;
     memset(who, 0, sizeof(*who));
     s->dispatch = dispatch;
+    s->presence_batch = (flags & GW_SESSION_PRESENCE_BATCH) != 0;
     s->id = gw_conn_id(c);
     s->refs = 1; /* the socket's */
     STAILQ_INIT(&s->inbox);

@@ -38,9 +38,15 @@ typedef struct json_t json_t;
  * moving it into a gw_op). */
 typedef void (*gw_session_dispatch_cb)(struct gw_session *s, struct chat_request *req);
 
-/* After a 101: takes over c and *who (moved; *who is left empty). */
+/* What the client asked for in its upgrade request (/ws?presence=batch). */
+enum gw_session_flags {
+    GW_SESSION_PRESENCE_BATCH = 1, /* presence_batch instead of online/offline */
+};
+
+/* After a 101: takes over c and *who (moved; *who is left empty); flags are
+ * enum gw_session_flags. */
 void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identity *who,
-                      gw_session_dispatch_cb dispatch);
+                      unsigned flags, gw_session_dispatch_cb dispatch);
 
 /* The router's deliver callback (struct gw_router_ops): owner is a session. */
 void gw_session_deliver(void *owner, const struct gw_frame *f);

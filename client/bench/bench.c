@@ -428,6 +428,7 @@ static void connect_ws(struct bclient *c)
     struct chat_client_options co = {
         .url = c->b->o.urls[c->url],
         .token = c->token,
+        .presence_batch = c->b->o.presence_batch,
         .on_message = on_message,
         .on_event = on_event,
         .arg = c,

@@ -59,6 +59,7 @@ struct bench_opts {
     pid_t *pids;
     size_t n_pids;
     bool json;
+    bool presence_batch; /* --presence-batch */
     const char *nick_prefix;
 };
 

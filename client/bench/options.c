@@ -33,6 +33,8 @@ void bench_options_usage(FILE *out)
             "(default 5)\n"
             "  --pids LIST        comma list of gateway (or redis) PIDs: RSS and CPU from /proc\n"
             "  --nick-prefix P    nicknames are P<i> (default bench-<random>-)\n"
+            "  --presence-batch   ask for presence_batch (/ws?presence=batch) instead of\n"
+            "                     one online/offline frame per user arriving\n"
             "  --json             print the results as JSON on stdout\n"
             "  --help             this text\n"
             "\n"
@@ -90,14 +92,23 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
 int bench_options_parse(int argc, char **argv, struct bench_opts *o)
 {
     static const struct option longs[] = {
-        {"url", required_argument, NULL, 'u'},    {"clients", required_argument, NULL, 'c'},
-        {"rooms", required_argument, NULL, 'r'},  {"rate", required_argument, NULL, 'R'},
-        {"max", no_argument, NULL, 'M'},          {"window", required_argument, NULL, 'w'},
-        {"size", required_argument, NULL, 's'},   {"duration", required_argument, NULL, 'd'},
-        {"warmup", required_argument, NULL, 'W'}, {"ramp", required_argument, NULL, 'p'},
-        {"drain", required_argument, NULL, 'D'},  {"pids", required_argument, NULL, 'P'},
-        {"json", no_argument, NULL, 'j'},         {"nick-prefix", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, 'u'},
+        {"clients", required_argument, NULL, 'c'},
+        {"rooms", required_argument, NULL, 'r'},
+        {"rate", required_argument, NULL, 'R'},
+        {"max", no_argument, NULL, 'M'},
+        {"window", required_argument, NULL, 'w'},
+        {"size", required_argument, NULL, 's'},
+        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'W'},
+        {"ramp", required_argument, NULL, 'p'},
+        {"drain", required_argument, NULL, 'D'},
+        {"pids", required_argument, NULL, 'P'},
+        {"json", no_argument, NULL, 'j'},
+        {"nick-prefix", required_argument, NULL, 'n'},
+        {"presence-batch", no_argument, NULL, 'B'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     char **pid_strs = NULL;
     size_t n_pid_strs = 0;
@@ -146,6 +157,9 @@ int bench_options_parse(int argc, char **argv, struct bench_opts *o)
             break;
         case 'j':
             o->json = true;
+            break;
+        case 'B':
+            o->presence_batch = true;
             break;
         case 'n':
             o->nick_prefix = optarg;

@@ -131,9 +131,10 @@ static void users_set(struct cli *cli, const json_t *list)
     }
 }
 
-static void users_update(struct cli *cli, const json_t *frame, bool online)
+/* One user of an online, offline or presence_batch (chat_presence_each). */
+static void users_update(const json_t *user, bool online, void *arg)
 {
-    const json_t *user = json_object_get(frame, "user");
+    struct cli *cli = arg;
     const char *id = json_string_value(json_object_get(user, "id"));
     const json_t *name = json_object_get(user, "name");
 
@@ -724,8 +725,8 @@ static bool track_frame(struct cli *cli, const json_t *frame, const char *type)
             resolve_finish(cli);
             show = false;
         }
-    } else if (strcmp(type, "online") == 0 || strcmp(type, "offline") == 0) {
-        users_update(cli, frame, type[1] == 'n');
+    } else if (chat_presence_each(frame, users_update, cli) >= 0) {
+        /* the list of online users, for /msg NAME */
     } else if (strcmp(type, "pong") == 0 && id_is(frame, cli->barrier_id)) {
         do_close(cli);
         show = false;
@@ -875,6 +876,7 @@ int cli_run(const struct cli_options *opts)
     struct chat_client_options copts = {
         .url = opts->url,
         .token = opts->token,
+        .presence_batch = !opts->presence_events,
         .on_message = on_message,
         .on_event = on_event,
         .arg = &cli,

@@ -23,10 +23,11 @@ typedef struct json_t json_t; /* jansson */
 #define CLI_EXIT_KICKED 3 /* an operator kicked us (close 4003): not a failure to retry */
 
 struct cli_options {
-    const char *url;   /* ws://host:port/path */
-    const char *token; /* JWT sent as Authorization: Bearer */
-    const char *room;  /* joined at start, a valid room name */
-    bool json;         /* raw frames in and out */
+    const char *url;      /* ws://host:port/path */
+    const char *token;    /* JWT sent as Authorization: Bearer */
+    const char *room;     /* joined at start, a valid room name */
+    bool json;            /* raw frames in and out */
+    bool presence_events; /* PROTOCOL.md's online/offline frames, not presence_batch */
 };
 
 /* Connects, joins opts->room and runs until /quit, EOF on stdin, a signal

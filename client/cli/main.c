@@ -16,7 +16,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: chat-cli [--url URL] (--nick NAME [--avatar A] | --token JWT) [--room ROOM]\n"
-            "                [--json]\n"
+            "                [--json] [--presence-events]\n"
             "\n"
             "  --url URL      gateway WebSocket URL (default " CLI_DEFAULT_URL ")\n"
             "  --nick NAME    log in as a guest with this nickname (POST /api/login)\n"
@@ -26,6 +26,8 @@ static void usage(FILE *out)
             ")\n"
             "  --json         print every frame received as one JSON line, and send each\n"
             "                 stdin line as a raw JSON frame\n"
+            "  --presence-events  get online/offline as one frame per event (PROTOCOL.md)\n"
+            "                 instead of presence_batch, one frame per interval\n"
             "  --help         this text\n"
             "\n"
             "Interactive commands: /join ROOM, /leave [ROOM], /room ROOM, /msg USER TEXT,\n"
@@ -60,10 +62,15 @@ static const char *login_reason(int status)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"url", required_argument, NULL, 'u'},    {"nick", required_argument, NULL, 'n'},
-        {"avatar", required_argument, NULL, 'a'}, {"token", required_argument, NULL, 't'},
-        {"room", required_argument, NULL, 'r'},   {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, 'u'},
+        {"nick", required_argument, NULL, 'n'},
+        {"avatar", required_argument, NULL, 'a'},
+        {"token", required_argument, NULL, 't'},
+        {"room", required_argument, NULL, 'r'},
+        {"json", no_argument, NULL, 'j'},
+        {"presence-events", no_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct cli_options opts = {.url = CLI_DEFAULT_URL, .room = CLI_DEFAULT_ROOM};
     const char *nick = NULL, *avatar = NULL;
@@ -89,6 +96,9 @@ int main(int argc, char **argv)
             break;
         case 'j':
             opts.json = true;
+            break;
+        case 'p':
+            opts.presence_events = true;
             break;
         case 'h':
             usage(stdout);

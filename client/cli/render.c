@@ -357,6 +357,24 @@ static void render_history(FILE *out, const json_t *f, const char *type, const c
     put_messages(out, msgs, self_id);
 }
 
+/* A presence_batch as the online/offline lines it stands for: the online
+ * users, then the offline ones (a user is in one list at most). */
+static void render_presence_batch(FILE *out, const json_t *f)
+{
+    static const char *const kinds[] = {"online", "offline"};
+    size_t i;
+    const json_t *user;
+
+    for (size_t k = 0; k < 2; k++)
+        json_array_foreach(json_object_get(f, kinds[k]), i, user)
+        {
+            put_time(out, f);
+            fputs("* ", out);
+            put_user(out, user);
+            fprintf(out, " is %s\n", kinds[k]);
+        }
+}
+
 /* Presence, online/offline, room creation and deletion, purges and
  * broadcasts: timestamped one-liners. */
 static bool render_notice(FILE *out, const json_t *f, const char *type)
@@ -445,6 +463,8 @@ void cli_render_frame(FILE *out, const json_t *frame, const char *self_id)
         render_history(out, frame, type, self_id);
     } else if (strcmp(type, "pong") == 0) {
         fputs("* pong\n", out);
+    } else if (strcmp(type, "presence_batch") == 0) {
+        render_presence_batch(out, frame);
     } else if (!render_notice(out, frame, type) && !render_change(out, frame, type)) {
         fputs("? unknown frame type ", out);
         put_str(out, type);

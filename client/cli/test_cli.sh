@@ -203,6 +203,10 @@ PIDS+=($B_PID)
 exec 8>"$DIR/b.in"
 wait_for b.out '* now in #general' && ok || { fail "no joined"; dump b.out b.err; }
 
+STEP="bob hears his own online from a presence_batch, alice (--json) gets the batch"
+wait_for b.out '* bob is online' && wait_for a.out '"type":"presence_batch","online":[{"id":"' &&
+    ! grep -qF '"type":"online"' "$DIR/a.out" && ok || { fail "missing"; dump a.out b.out; }
+
 STEP="a taken nickname exits 1"
 run_bounded 15 "$CLI" --url "$URL1" --nick ALICE </dev/null >/dev/null 2>"$DIR/dup.err"
 [ $RC = 1 ] && grep -q 409 "$DIR/dup.err" && ok || { fail "rc=$RC"; dump dup.err; }
@@ -261,7 +265,8 @@ wait_for b.out '* history of #general: 3 message(s)' && wait_for b.out '    #tec
 STEP="/quit exits 0 after the close handshake; alice sees bob go"
 echo "/quit" >&8
 if wait_exit $B_PID 100 && [ $RC = 0 ]; then
-    wait_for a.out '"type":"offline"' && ok || { fail "no offline at alice"; dump a.out; }
+    wait_for a.out "\"offline\":[{\"id\":\"$bob_id\"" && ok ||
+        { fail "no offline of bob in alice's presence_batch"; dump a.out; }
 else
     fail "rc=$RC"
     dump b.out b.err

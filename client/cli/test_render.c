@@ -189,6 +189,15 @@ START_TEST(render_notices)
     got = rendered("{\"type\":\"offline\",\"user\":{\"id\":\"u2\",\"name\":\"bob\"}}", NULL);
     ck_assert_str_eq(got + 11, "* bob is offline\n");
     free(got);
+    got = rendered("{\"type\":\"presence_batch\",\"online\":[{\"id\":\"u1\",\"name\":\"al\"}],"
+                   "\"offline\":[{\"id\":\"u2\",\"name\":\"bob\"}]}",
+                   NULL);
+    ck_assert_uint_eq(strlen(got),
+                      11 + strlen("* al is online\n") + 11 + strlen("* bob is offline\n"));
+    ck_assert_str_eq(got + 11 + strlen("* al is online\n") + 11, "* bob is offline\n");
+    ck_assert(strncmp(got + 11, "* al is online\n", 15) == 0);
+    free(got);
+    CHECK_RENDER("{\"type\":\"presence_batch\",\"online\":[],\"offline\":[]}", NULL, "");
     CHECK_RENDER("{\"type\":\"room_created\",\"room\":\"x\",\"topic\":\"t\",\"ts\":0,"
                  "\"by\":{\"id\":\"u1\",\"name\":\"a\"}}",
                  NULL, "[00:00:00] * a created #x: t\n");

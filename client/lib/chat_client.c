@@ -50,6 +50,7 @@ struct chat_client {
     struct chat_url url;
     char *token;
     char *origin;
+    bool presence_batch;
     size_t max_message;
     chat_client_message_cb on_message;
     chat_client_event_cb on_event;
@@ -269,11 +270,15 @@ static bool write_request(struct chat_client *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int rv;
 
+    const char *query = !c->presence_batch         ? ""
+                        : strchr(c->url.path, '?') ? "&presence=batch"
+                                                   : "?presence=batch";
+
     rv = evbuffer_add_printf(out,
-                             "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                             "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                              "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                              "Sec-WebSocket-Version: 13\r\n",
-                             c->url.path, c->url.host_header, c->key);
+                             c->url.path, query, c->url.host_header, c->key);
     if (rv >= 0 && c->token)
         rv = evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", c->token);
     if (rv >= 0 && c->origin)
@@ -519,6 +524,7 @@ struct chat_client *chat_client_new(struct event_base *base, const struct chat_c
     c->arg = opts->arg;
     c->token = dup_opt(opts->token, &ok);
     c->origin = dup_opt(opts->origin, &ok);
+    c->presence_batch = opts->presence_batch;
     c->kick = event_new(base, -1, 0, on_kick, c);
     c->timer = evtimer_new(base, on_timer, c);
     if (!ok || !c->kick || !c->timer || chat_url_parse(opts->url, &c->url) != 0 ||

@@ -47,6 +47,9 @@ struct chat_client_options {
     const char *token;  /* sent as Authorization: Bearer, NULL for none */
     const char *origin; /* Origin header, NULL for none */
     size_t max_message; /* largest incoming message, 0 = 64 MiB */
+    /* Asks for presence_batch instead of online/offline (adds presence=batch
+     * to the query; docs/protocol.md); chat_presence_each reads both. */
+    bool presence_batch;
     chat_client_message_cb on_message;
     chat_client_event_cb on_event;
     void *arg;
@@ -82,6 +85,18 @@ size_t chat_client_pending(const struct chat_client *c);
 
 /* Frees; no callback fires afterwards.  NULL is a no-op. */
 void chat_client_free(struct chat_client *c);
+
+/*
+ * The one piece of the chat protocol here: online/offline, one user per
+ * frame, and presence_batch, many (docs/protocol.md), read the same way.
+ */
+typedef struct json_t json_t;
+/* Called per user, in the order the client should apply them: online true
+ * means add or update, false remove.  user is borrowed for the call. */
+typedef void (*chat_presence_cb)(const json_t *user, bool online, void *arg);
+/* For an online, offline or presence_batch frame (parsed), calls fn for each
+ * user it names and returns how many; -1 (no call) for any other frame. */
+int chat_presence_each(const json_t *frame, chat_presence_cb fn, void *arg);
 
 /*
  * Blocking helpers for setup code (tests, cli, bench), not for the event loop.

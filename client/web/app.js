@@ -565,6 +565,18 @@ class ChatApp {
                 this.render_sidebar();
             }
             break;
+        case 'presence_batch': {
+            /* online/offline of one interval, a user in one list at most (net.js asks for it) */
+            const ok = (u) => u && typeof u.id === 'string';
+            for (const u of Array.isArray(m.online) ? m.online.filter(ok) : []) {
+                this.users.set(u.id, u);
+                this.remember_user(u);
+            }
+            for (const u of Array.isArray(m.offline) ? m.offline.filter(ok) : []) this.users.delete(u.id);
+            this.render_users();
+            this.render_sidebar();
+            break;
+        }
         case 'resync':
             /* Messages may have been missed where the gateway could not repair
              * the gap from history: join again with `since` (a room) or

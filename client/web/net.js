@@ -138,6 +138,7 @@ export class Connection {
         const base = this.urls[this.url_index % this.urls.length];
         const u = new URL(base);
         u.searchParams.set('token', this.token);
+        u.searchParams.set('presence', 'batch'); /* online/offline as presence_batch (docs/protocol.md) */
         this.welcomed = false;
         this.h.status(this.ever_welcomed ? 'reconnecting' : 'connecting', { url: base, seconds: 0 });
         let ws;

@@ -286,6 +286,111 @@ START_TEST(test_presence_once_per_user)
 }
 END_TEST
 
+/* Connects u to gateway gw with /ws?presence=batch and consumes the welcome. */
+static struct tc *connect_batch(struct h_cluster *cl, int gw, const struct ct_user *u)
+{
+    char url[96];
+    int status = -1;
+    struct tc *t;
+    json_t *w;
+
+    snprintf(url, sizeof(url), "%s?presence=batch", cl->ws_url[gw]);
+    t = tc_connect(cl->base, url, u->token, NULL, &status);
+    ck_assert_msg(t != NULL, "%s: batch upgrade at gw%d failed with %d", u->nick, gw + 1, status);
+    w = tc_wait_type(t, "welcome", CT_WAIT_MS);
+    ck_assert_msg(w != NULL, "%s: no welcome from gw%d", u->nick, gw + 1);
+    json_decref(w);
+    return t;
+}
+
+/* Folds the presence_batch frames queued on t into state (user id -> true
+ * online, false offline), in arrival order; returns how many there were.
+ * Asserts that no user is listed twice in one frame. */
+static size_t fold_batches(struct tc *t, json_t *state)
+{
+    json_t *all = ct_take(t, "presence_batch", NULL), *b, *u;
+    size_t i, j, n = json_array_size(all);
+
+    json_array_foreach(all, i, b)
+    {
+        json_t *seen = json_object();
+        for (int on = 1; on >= 0; on--) {
+            json_t *list = json_object_get(b, on ? "online" : "offline");
+            ck_assert_msg(json_is_array(list), "presence_batch without %s",
+                          on ? "online" : "offline");
+            json_array_foreach(list, j, u)
+            {
+                const char *id = ct_json_str(u, "id");
+                ck_assert_ptr_nonnull(id);
+                ck_assert_ptr_nonnull(ct_json_str(u, "name"));
+                ck_assert_msg(!json_object_get(seen, id), "%s twice in one batch", id);
+                json_object_set_new(seen, id, json_true());
+                json_object_set_new(state, id, json_boolean(on));
+            }
+        }
+        json_decref(seen);
+    }
+    json_decref(all);
+    return n;
+}
+
+/* A client that asked for presence_batch gets online/offline coalesced, one
+ * frame per interval with user objects, from every node; a client that did
+ * not still gets PROTOCOL.md's online and offline, one frame each. */
+START_TEST(test_presence_batch)
+{
+    struct h_cluster *cl = ct_fixture();
+    static const char *const args[] = {"--rate", "500/500", "--presence-batch", "300", NULL};
+    struct ct_user o, b, a, x;
+    struct tc *to, *tb, *ta, *tx;
+    json_t *state = json_object();
+
+    ct_cluster_start(cl, 3, args);
+    ct_login(cl, 2, "pb_legacy", &o);
+    ct_login(cl, 1, "pb_batch", &b);
+    ct_login(cl, 0, "pb_a", &a);
+    ct_login(cl, 0, "pb_x", &x);
+    to = ct_connect(cl, 2, &o);
+    tb = connect_batch(cl, 1, &b);
+    h_loop_for(cl->base, 800);
+    fold_batches(tb, state);
+    json_object_clear(state);
+    json_decref(ct_take(to, "online", NULL));
+
+    /* a comes and stays, x comes and goes at once, on another node */
+    ta = ct_connect(cl, 0, &a);
+    tx = ct_connect(cl, 0, &x);
+    tc_free(tx);
+    ck_assert_msg(ct_wait_count(&to, 1, "offline", NULL, 1, CT_WAIT_MS), "legacy: no offline");
+    h_loop_for(cl->base, 800); /* past the last interval */
+    ck_assert_int_eq(ct_count(to, "online", NULL), 2);
+    ck_assert_int_eq(ct_count(to, "offline", NULL), 1);
+    ck_assert_int_eq(ct_count(to, "presence_batch", NULL), 0);
+
+    ck_assert_int_eq(ct_count(tb, "online", NULL), 0);
+    ck_assert_int_eq(ct_count(tb, "offline", NULL), 0);
+    size_t frames = fold_batches(tb, state);
+    ck_assert_msg(frames >= 1 && frames <= 3, "%zu presence_batch frames", frames);
+    ck_assert_msg(json_is_true(json_object_get(state, a.id)), "a not online in the batches");
+    ck_assert_msg(json_is_false(json_object_get(state, x.id)), "x not offline in the batches");
+
+    /* a goes: the batch client hears it too */
+    tc_free(ta);
+    ck_assert_msg(ct_wait_count(&tb, 1, "presence_batch", NULL, 1, CT_WAIT_MS), "no batch");
+    fold_batches(tb, state);
+    ck_assert_msg(json_is_false(json_object_get(state, a.id)), "a not offline in the batches");
+    ck_assert_msg(ct_wait_count(&to, 1, "offline", NULL, 2, CT_WAIT_MS), "legacy: no offline");
+
+    json_decref(state);
+    tc_free(tb);
+    tc_free(to);
+    ct_user_free(&o);
+    ct_user_free(&b);
+    ct_user_free(&a);
+    ct_user_free(&x);
+}
+END_TEST
+
 /* ids of a `users` reply */
 static bool users_has(json_t *reply, const char *id)
 {
@@ -520,6 +625,7 @@ TCase *private_tcase(void)
     tcase_add_test(tc, test_private_unknown_and_self);
     tcase_add_test(tc, test_typing_not_echoed);
     tcase_add_test(tc, test_presence_once_per_user);
+    tcase_add_test(tc, test_presence_batch);
     tcase_add_test(tc, test_nick_and_users);
     tcase_add_test(tc, test_private_to_offline_user);
     tcase_add_test(tc, test_search);

@@ -58,6 +58,8 @@ export async function login(browser, url, nickname, fallbacks = [], opts = {}) {
     /* console errors too, apart: a test that kills a gateway expects failed WebSocket attempts */
     const console_errors = [];
     page.on('console', (m) => { if (m.type() === 'error') console_errors.push(m.text()); });
+    /* opts.frames: an array that collects every WebSocket text frame the page receives */
+    if (opts.frames) page.on('websocket', (ws) => ws.on('framereceived', (f) => opts.frames.push(String(f.payload))));
     const q = fallbacks.length ? '/?ws=' + encodeURIComponent(fallbacks.join(',')) : '/';
     await page.goto(url + q);
     await page.fill(tid('login-nickname'), nickname);

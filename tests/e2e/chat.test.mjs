@@ -75,6 +75,23 @@ describe('chatgw web client', { timeout: FILE_TIMEOUT_MS - 10000 }, () => {
         await alice.page.locator(tid('user-item') + '[data-user-id="' + bob.user.id + '"]').waitFor();
     });
 
+    test('the user list follows presence_batch: a user who comes and goes', T, async () => {
+        const frames = [];
+        const carol = await login(browser, cluster.gws[2].url, nick('carol'), [], { frames });
+        const item = (u) => tid('user-item') + '[data-user-id="' + u.user.id + '"]';
+        await alice.page.locator(item(carol)).waitFor();
+        await bob.page.locator(item(carol)).waitFor();
+        const types = () => frames.map((p) => { try { return JSON.parse(p).type; } catch { return null; } });
+        /* carol's own online comes back as a batch within the interval (500 ms) */
+        for (let i = 0; i < 50 && !types().includes('presence_batch'); i++) await carol.page.waitForTimeout(100);
+        assert.ok(types().includes('presence_batch'), 'carol got no presence_batch: ' + types().join(' '));
+        assert.ok(!types().includes('online') && !types().includes('offline'), 'carol got online/offline frames');
+        await carol.page.locator(item(alice)).waitFor();
+        await carol.ctx.close();
+        await alice.page.locator(item(carol)).waitFor({ state: 'detached', timeout: 15000 });
+        await bob.page.locator(item(carol)).waitFor({ state: 'detached', timeout: 15000 });
+    });
+
     test('screenshots of the main screen, light and dark', T, async () => {
         const ctx = await browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
         const page = await ctx.newPage();

@@ -75,7 +75,7 @@ static void on_request(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_ht
                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
                         accept);
-    gw_session_start(ctx, c, &who, gw_handlers_dispatch); /* takes who */
+    gw_session_start(ctx, c, &who, 0, gw_handlers_dispatch); /* takes who */
 }
 
 /* ---- what came back ---- */

@@ -337,6 +337,68 @@ START_TEST(test_echo_and_headers)
 }
 END_TEST
 
+/* presence_batch asks with the query, after the URL's own or alone. */
+START_TEST(test_presence_batch_option)
+{
+    static const char *const paths[][2] = {
+        {"/ws?x=1", "GET /ws?x=1&presence=batch HTTP/1.1\r\n"},
+        {"/ws", "GET /ws?presence=batch HTTP/1.1\r\n"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct fake_server *s = fake_start(base, FAKE_ECHO, false);
+        struct chat_client_options o = {.url = url_for(s, "ws://127.0.0.1", paths[i][0]),
+                                        .presence_batch = true};
+        struct tc *t = tc_new_opts(base, &o);
+
+        ck_assert_ptr_nonnull(t);
+        ck_assert(tc_wait_open(t, 3000));
+        ck_assert_ptr_nonnull(strstr(s->request, paths[i][1]));
+        tc_free(t);
+        fake_stop(s);
+    }
+}
+END_TEST
+
+static void count_presence(const json_t *user, bool online, void *arg)
+{
+    char *log = arg;
+    size_t n = strlen(log);
+
+    snprintf(log + n, 128 - n, "%s%s ", online ? "+" : "-",
+             json_string_value(json_object_get(user, "id")));
+}
+
+/* online/offline and presence_batch read alike; other frames are not
+ * presence. */
+START_TEST(test_presence_each)
+{
+    static const struct {
+        const char *frame;
+        int n;
+        const char *log;
+    } cases[] = {
+        {"{\"type\":\"online\",\"user\":{\"id\":\"a\"}}", 1, "+a "},
+        {"{\"type\":\"offline\",\"user\":{\"id\":\"a\"}}", 1, "-a "},
+        {"{\"type\":\"presence_batch\",\"online\":[{\"id\":\"a\"},{\"id\":\"b\"}],"
+         "\"offline\":[{\"id\":\"c\"}]}",
+         3, "+a +b -c "},
+        {"{\"type\":\"presence_batch\",\"online\":[],\"offline\":[1,{\"id\":\"c\"}]}", 1, "-c "},
+        {"{\"type\":\"presence_batch\"}", 0, ""},
+        {"{\"type\":\"presence\",\"user\":{\"id\":\"a\"}}", -1, ""},
+        {"{\"type\":1}", -1, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char log[128] = "";
+        json_t *f = json_loads(cases[i].frame, 0, NULL);
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(chat_presence_each(f, count_presence, log), cases[i].n);
+        ck_assert_str_eq(log, cases[i].log);
+        json_decref(f);
+    }
+}
+END_TEST
+
 START_TEST(test_server_close_code)
 {
     struct fake_server *s = fake_start(base, FAKE_ECHO, false);
@@ -712,6 +774,8 @@ TCase *client_lib_tcase(void)
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_echo_and_headers);
+    tcase_add_test(tc, test_presence_batch_option);
+    tcase_add_test(tc, test_presence_each);
     tcase_add_test(tc, test_server_close_code);
     tcase_add_test(tc, test_refused_status);
     tcase_add_test(tc, test_bad_accept);

@@ -52,6 +52,7 @@ static const char *const env_names[] = {
     "CHAT_ROOM_CREATE_RATE",
     "CHAT_ROOM_TTL",
     "CHAT_LOG_FORMAT",
+    "CHAT_PRESENCE_BATCH",
 };
 
 static void clear_env(void)
@@ -124,6 +125,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg.ping_interval, 25);
     ck_assert_int_eq(cfg.idle_timeout, 60);
     ck_assert_int_eq(cfg.presence_ttl, 30);
+    ck_assert_int_eq(cfg.presence_batch, 500);
     ck_assert_int_eq(cfg.drain_timeout, 10);
 
     /* node id: "<hostname>-<pid>", sanitised */
@@ -470,6 +472,8 @@ START_TEST(test_help)
         "CHAT_IDLE_TIMEOUT",
         "--presence-ttl",
         "CHAT_PRESENCE_TTL",
+        "--presence-batch",
+        "CHAT_PRESENCE_BATCH",
         "--drain-timeout",
         "CHAT_DRAIN_TIMEOUT",
         "--jwt-public-key FILE",

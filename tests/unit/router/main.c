@@ -10,6 +10,7 @@ int main(void)
     suite_add_tcase(s, user_tcase());
     suite_add_tcase(s, lifecycle_tcase());
     suite_add_tcase(s, control_tcase());
+    suite_add_tcase(s, presence_tcase());
     suite_add_tcase(s, recovery_tcase());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -11,6 +11,8 @@ TCase *user_tcase(void);
 TCase *lifecycle_tcase(void);
 /* Operator commands on the control channel (test_control.c). */
 TCase *control_tcase(void);
+/* online/offline coalesced into presence_batch (test_presence.c). */
+TCase *presence_tcase(void);
 /* Tests that fail on today's router: each names a behaviour the lead should
  * decide on.  Not part of the default run (see main.c). */
 TCase *recovery_tcase(void);
