@@ -48,6 +48,8 @@ static void conn_free(struct gw_conn *c)
     if (c->ops && c->ops->on_free)
         c->ops->on_free(c->owner);
     LIST_REMOVE(c, link);
+    if (c->flush_queued)
+        TAILQ_REMOVE(&set->to_flush, c, flush_link);
     set->count--;
     addr_count(set, c->addr, -1);
     gw_metrics_gauge_add(set->ctx->metrics, GW_G_HTTP_CONNECTIONS, -1);
@@ -187,6 +189,7 @@ void gw_conn_pause_reading(struct gw_conn *c, size_t resume_below)
         return;
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, resume_below, 0);
+    c->drain_below = resume_below;
 }
 
 void gw_conn_resume_reading(struct gw_conn *c)
@@ -194,6 +197,7 @@ void gw_conn_resume_reading(struct gw_conn *c)
     if (c->dead || c->closing)
         return;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    c->drain_below = 0;
     bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -293,6 +297,11 @@ static void on_write(struct bufferevent *bev, void *arg)
     (void)bev;
     struct gw_conn *c = arg;
     c->in_callback++;
+    if (c->write_async && !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        /* Drained: back to writing directly, without EV_WRITE in epoll. */
+        c->write_async = false;
+        bufferevent_disable(c->bev, EV_WRITE);
+    }
     if (c->state == CONN_UPGRADED && !c->dead && c->ops->on_drained)
         c->ops->on_drained(c->owner);
     if (c->closing && !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -315,6 +324,64 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     c->in_callback--;
     conn_maybe_free(c);
+}
+
+/*
+ * Writes the way Redis does (handleClientsWithPendingWrites): output queued
+ * during a loop turn puts its connection on a list, and one event, activated
+ * by the first of them, writes each connection once after the turn's other
+ * callbacks.  The kernel usually takes everything: one writev per connection
+ * per turn, however many frames it got, and no EV_WRITE registered and
+ * removed around it.  Only what the kernel refuses is left to the
+ * bufferevent, with EV_WRITE, until it drains (on_write).
+ */
+static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct gw_conn *c = arg;
+    if (info->n_added == 0 || c->flush_queued || c->write_async || c->dead)
+        return;
+    struct gw_conns *set = c->set;
+    c->flush_queued = true;
+    TAILQ_INSERT_TAIL(&set->to_flush, c, flush_link);
+    event_active(set->flush, EV_TIMEOUT, 0);
+}
+
+static void write_now(struct gw_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* A socket bufferevent keeps its output's front frozen except while it
+     * writes itself. */
+    int n = 0;
+    if (evbuffer_get_length(out) > 0) { /* it may have been dropped since */
+        evbuffer_unfreeze(out, 1);
+        n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        on_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR, c);
+        return;
+    }
+    if (evbuffer_get_length(out) > 0) {
+        c->write_async = true;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+    if (evbuffer_get_length(out) <= c->drain_below)
+        on_write(c->bev, c); /* what a bufferevent would say */
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_conns *set = arg;
+    struct gw_conn *c;
+    while ((c = TAILQ_FIRST(&set->to_flush)) != NULL) {
+        TAILQ_REMOVE(&set->to_flush, c, flush_link);
+        c->flush_queued = false;
+        if (!c->dead && !c->write_async)
+            write_now(c); /* may free c */
+    }
 }
 
 struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr *sa)
@@ -358,7 +425,8 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_READ_HIGH);
     struct timeval idle = {GW_HTTP_IDLE_SEC, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_added, c);
+    bufferevent_enable(c->bev, EV_READ);
     chat_log(CHAT_LOG_DEBUG, "conn_open conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
     /* Answered, not dropped: a client past a limit learns why. */
     int per_addr = ctx->cfg->max_conns_per_ip;
@@ -391,11 +459,16 @@ struct gw_conns *gw_conns_new(struct gw_ctx *ctx, gw_conn_request_cb on_request,
     set->on_request = on_request;
     set->max = max_connections;
     set->per_addr = gw_dict_new();
-    if (!set->per_addr) {
+    set->flush = event_new(ctx->base, -1, 0, on_flush, set);
+    if (!set->per_addr || !set->flush) {
+        gw_dict_free(set->per_addr);
+        if (set->flush)
+            event_free(set->flush);
         free(set);
         return NULL;
     }
     LIST_INIT(&set->conns);
+    TAILQ_INIT(&set->to_flush);
     return set;
 }
 
@@ -474,5 +547,6 @@ void gw_conns_free(struct gw_conns *set)
         conn_free(c);
     }
     gw_dict_free(set->per_addr);
+    event_free(set->flush);
     free(set);
 }

@@ -174,7 +174,8 @@ static void on_wslay_chunk(wslay_event_context_ptr ctx,
 {
     (void)ctx;
     struct gw_ws *ws = user_data;
-    if (!ws->in_data_frame || chunk->data_length > ws->msg_cap - ws->msg_len)
+    if (!ws->in_data_frame || chunk->data_length == 0 ||
+        chunk->data_length > ws->msg_cap - ws->msg_len)
         return;
     memcpy(ws->msg + ws->msg_len, chunk->data, chunk->data_length);
     ws->msg_len += chunk->data_length;
@@ -572,48 +573,4 @@ struct gw_admit *gw_ws_admit_new(struct gw_ctx *ctx)
     if (slots > 1024)
         slots = 1024;
     return gw_admit_new(ctx->base, (unsigned)slots, GW_WS_ADMIT_RATE, max);
-}
-
-/* ---- echo (RFC 6455 conformance endpoint) ---- */
-
-struct echo {
-    struct gw_ws *ws;
-};
-
-static void echo_text(void *arg, char *data, size_t len)
-{
-    struct echo *e = arg;
-    if (e->ws)
-        gw_ws_send_text(e->ws, data, len);
-    free(data);
-}
-
-static void echo_closed(void *arg, const struct gw_ws_stats *stats)
-{
-    chat_log(CHAT_LOG_INFO, "echo_closed conn=%llu" GW_WS_STATS_FMT,
-             (unsigned long long)stats->conn_id, GW_WS_STATS_ARGS(stats));
-    free(arg);
-}
-
-static const struct gw_ws_handler echo_handler = {
-    .on_text = echo_text,
-    .on_closed = echo_closed,
-};
-
-void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c)
-{
-    struct echo *e = calloc(1, sizeof(*e));
-    if (!e) {
-        gw_conn_close(c, true);
-        return;
-    }
-    struct gw_ws_options o = {
-        .max_message = ctx->cfg->max_message,
-        .ping_interval_ms = ctx->cfg->ping_interval * 1000,
-        .idle_timeout_ms = ctx->cfg->idle_timeout * 1000,
-        .echo_binary = true,
-    };
-    e->ws = gw_ws_attach(c, &o, &echo_handler, e);
-    if (!e->ws)
-        free(e);
 }
