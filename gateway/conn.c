@@ -426,6 +426,8 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     struct timeval idle = {GW_HTTP_IDLE_SEC, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_added, c);
+    /* A new bufferevent starts with EV_WRITE enabled: we write (on_flush). */
+    bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
     chat_log(CHAT_LOG_DEBUG, "conn_open conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
     /* Answered, not dropped: a client past a limit learns why. */
