@@ -89,6 +89,10 @@ static const struct opt opts[] = {
      "rooms there may be, cluster-wide (error limit past it), 0 for no cap"},
     {"room-create-rate", "CHAT_ROOM_CREATE_RATE", "N", OPT_INT, OFF(room_create_rate), 0, 1000000,
      "10", NULL, "rooms one user may create per hour, 0 for no quota"},
+    {"large-message-rate", "CHAT_LARGE_MESSAGE_RATE", "BYTES", OPT_INT, OFF(large_message_rate),
+     1024, 1073741824, "1048576", NULL,
+     "bytes per second the node reads of messages over 64 KiB (images), all connections "
+     "together, first come first served; the others wait, unread"},
     {"room-ttl", "CHAT_ROOM_TTL", "SEC", OPT_INT, OFF(room_ttl), 0, 315360000, "2592000", NULL,
      "a room with nobody in it and no message for this long is deleted (not the default "
      "rooms), 0 to keep rooms forever"},

@@ -25,8 +25,9 @@
 #define GW_HTTP_IDLE_SEC 30
 /* How long a closed connection waits for its peer's FIN (conn_linger). */
 #define GW_LINGER_SEC 2
-/* What a closing connection reads and drops before it is cut (RST). */
-#define GW_LINGER_DISCARD_MAX (1024u * 1024)
+/* What a closing connection reads and drops before it is cut (RST): enough
+ * for what a well-behaved peer has in flight, not a flooder's megabytes. */
+#define GW_LINGER_DISCARD_MAX (64u * 1024)
 /* Before the handshake we never buffer more than one maximal request. */
 #define GW_HTTP_READ_HIGH (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY + 4096)
 

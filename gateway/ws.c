@@ -572,5 +572,5 @@ struct gw_admit *gw_ws_admit_new(struct gw_ctx *ctx)
         slots = 2;
     if (slots > 1024)
         slots = 1024;
-    return gw_admit_new(ctx->base, (unsigned)slots, GW_WS_ADMIT_RATE, max);
+    return gw_admit_new(ctx->base, (unsigned)slots, (size_t)ctx->cfg->large_message_rate, max);
 }

@@ -30,10 +30,9 @@
  * connections together hold in partial messages and spend parsing them. */
 #define GW_WS_SMALL_MESSAGE (64u * 1024)
 /* Admission, node-wide: partial large messages held at once, as many
- * --max-message as fit the budget (at least 2), and their bytes per second,
- * burst one --max-message. */
+ * --max-message as fit the budget (at least 2); their bytes per second are
+ * --large-message-rate, burst one --max-message. */
 #define GW_WS_ADMIT_BUDGET (16u * 1024 * 1024)
-#define GW_WS_ADMIT_RATE (2u * 1024 * 1024)
 /* How long a large message may hold its slot while others wait. */
 #define GW_WS_ADMIT_HOLD_MS 15000
 /* How long a close handshake may take before the socket is dropped. */

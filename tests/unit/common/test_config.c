@@ -50,6 +50,7 @@ static const char *const env_names[] = {
     "CHAT_METRICS_BIND",
     "CHAT_MAX_ROOMS",
     "CHAT_ROOM_CREATE_RATE",
+    "CHAT_LARGE_MESSAGE_RATE",
     "CHAT_ROOM_TTL",
     "CHAT_LOG_FORMAT",
     "CHAT_PRESENCE_BATCH",
