@@ -3,6 +3,7 @@
 #include <event2/event.h>
 
 #include "admit.h"
+#include "config.h"
 #include "gateway.h"
 
 TAILQ_HEAD(admit_queue, gw_admit_waiter);
@@ -148,4 +149,15 @@ void gw_admit_release(struct gw_admit *a, struct gw_admit_waiter *w)
 size_t gw_admit_waiting(const struct gw_admit *a)
 {
     return a->waiting;
+}
+
+struct gw_admit *gw_admit_new_for_node(struct gw_ctx *ctx)
+{
+    size_t max = ctx->cfg->max_message ? ctx->cfg->max_message : 1;
+    size_t slots = GW_ADMIT_BUDGET / max;
+    if (slots < 2)
+        slots = 2;
+    if (slots > 1024)
+        slots = 1024;
+    return gw_admit_new(ctx->base, (unsigned)slots, (size_t)ctx->cfg->large_message_rate, max);
 }

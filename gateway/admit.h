@@ -30,6 +30,15 @@ struct gw_admit_waiter {
     TAILQ_ENTRY(gw_admit_waiter) link;
 };
 
+/* What partial large messages may hold at once, node-wide: as many
+ * --max-message as fit (at least 2). */
+#define GW_ADMIT_BUDGET (16u * 1024 * 1024)
+
+struct gw_ctx;
+/* The node's admission: slots from GW_ADMIT_BUDGET and --max-message,
+ * tokens at --large-message-rate, burst one --max-message. */
+struct gw_admit *gw_admit_new_for_node(struct gw_ctx *ctx);
+
 /* slots >= 1; rate in bytes per second; burst in bytes. */
 struct gw_admit *gw_admit_new(struct event_base *base, unsigned slots, size_t rate, size_t burst);
 void gw_admit_free(struct gw_admit *a);

@@ -183,7 +183,7 @@ static int wire(struct app *app)
     ctx->metrics = gw_metrics_new();
     if (!ctx->base || !ctx->metrics)
         return 1;
-    ctx->admit = gw_ws_admit_new(ctx);
+    ctx->admit = gw_admit_new_for_node(ctx);
     /* jansson seeds its hash function on first use; the worker parses too. */
     json_object_seed(0);
     ctx->offload = gw_offload_new(ctx->base);

@@ -43,6 +43,10 @@ struct gw_ws {
     size_t msg_len;   /* received */
     size_t msg_cap;
     bool in_data_frame; /* the frame being read is part of it (not a control frame) */
+    /* A close frame being read: its reason is checked here (check_close_reason). */
+    uint8_t close_in[125];
+    size_t close_in_len, close_in_want;
+    bool in_close_frame;
     struct gw_admit_waiter admit;
     int64_t opened_ms;
     struct gw_ws_stats stats;
@@ -136,6 +140,9 @@ static void on_wslay_frame_start(wslay_event_context_ptr ctx,
     (void)ctx;
     struct gw_ws *ws = user_data;
     ws->in_data_frame = f->opcode < 0x8;
+    ws->in_close_frame = f->opcode == WSLAY_CONNECTION_CLOSE && f->payload_length <= 125;
+    ws->close_in_len = 0;
+    ws->close_in_want = (size_t)f->payload_length;
     if (!ws->in_data_frame || f->payload_length == 0)
         return;
     size_t before = ws->msg_bytes;
@@ -169,11 +176,37 @@ static void on_wslay_frame_start(wslay_event_context_ptr ctx,
     }
 }
 
+/*
+ * wslay checks a close frame's reason for UTF-8 chunk by chunk, skipping the
+ * first two bytes of every chunk (meant for the code), so a reason split
+ * across reads can slip through, and wslay would echo it back.  The whole
+ * reason is checked here once the frame is in; an invalid one gets our 1007
+ * queued first, which wslay's echo then cannot replace.
+ */
+static void check_close_reason(wslay_event_context_ptr ctx, struct gw_ws *ws, const uint8_t *data,
+                               size_t len)
+{
+    if (len > sizeof(ws->close_in) - ws->close_in_len)
+        len = sizeof(ws->close_in) - ws->close_in_len;
+    if (len > 0) {
+        memcpy(ws->close_in + ws->close_in_len, data, len);
+        ws->close_in_len += len;
+    }
+    if (ws->close_in_len < ws->close_in_want || ws->close_in_want <= 2)
+        return;
+    ws->in_close_frame = false;
+    if (chat_utf8_count((const char *)ws->close_in + 2, ws->close_in_len - 2) < 0)
+        wslay_event_queue_close(ctx, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, NULL, 0);
+}
+
 static void on_wslay_chunk(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *chunk, void *user_data)
 {
-    (void)ctx;
     struct gw_ws *ws = user_data;
+    if (ws->in_close_frame) {
+        check_close_reason(ctx, ws, chunk->data, chunk->data_length);
+        return;
+    }
     if (!ws->in_data_frame || chunk->data_length == 0 ||
         chunk->data_length > ws->msg_cap - ws->msg_len)
         return;
@@ -562,15 +595,4 @@ bool gw_ws_is_open(const struct gw_ws *ws)
 uint64_t gw_ws_conn_id(const struct gw_ws *ws)
 {
     return gw_conn_id(ws->conn);
-}
-
-struct gw_admit *gw_ws_admit_new(struct gw_ctx *ctx)
-{
-    size_t max = ctx->cfg->max_message ? ctx->cfg->max_message : 1;
-    size_t slots = GW_WS_ADMIT_BUDGET / max;
-    if (slots < 2)
-        slots = 2;
-    if (slots > 1024)
-        slots = 1024;
-    return gw_admit_new(ctx->base, (unsigned)slots, (size_t)ctx->cfg->large_message_rate, max);
 }

@@ -29,10 +29,6 @@
  * the rest of a larger one needs admission (admit.h), which bounds what all
  * connections together hold in partial messages and spend parsing them. */
 #define GW_WS_SMALL_MESSAGE (64u * 1024)
-/* Admission, node-wide: partial large messages held at once, as many
- * --max-message as fit the budget (at least 2); their bytes per second are
- * --large-message-rate, burst one --max-message. */
-#define GW_WS_ADMIT_BUDGET (16u * 1024 * 1024)
 /* How long a large message may hold its slot while others wait. */
 #define GW_WS_ADMIT_HOLD_MS 15000
 /* How long a close handshake may take before the socket is dropped. */
@@ -103,10 +99,6 @@ int gw_ws_send_frame(struct gw_ws *ws, const struct gw_frame *f);
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 
 bool gw_ws_is_open(const struct gw_ws *ws);
-
-/* The node's admission of large messages (admit.h), sized for
- * --max-message; freed with gw_admit_free. */
-struct gw_admit *gw_ws_admit_new(struct gw_ctx *ctx);
 
 /* After a 101 on /echo: every text message comes back unchanged. */
 void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c);

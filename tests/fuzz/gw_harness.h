@@ -287,7 +287,7 @@ static inline void gwh_start(struct gwh_run *r, gw_conn_request_cb on_request, b
     ctx->base = event_base_new();
     ctx->metrics = gw_metrics_new();
     FUZZ_CHECK(ctx->base && ctx->metrics);
-    ctx->admit = gw_ws_admit_new(ctx);
+    ctx->admit = gw_admit_new_for_node(ctx);
     ctx->penalty = gw_penalty_new(1024);
     FUZZ_CHECK(ctx->admit && ctx->penalty);
     ctx->store = gw_store_new(ctx);
