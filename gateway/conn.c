@@ -190,7 +190,6 @@ void gw_conn_pause_reading(struct gw_conn *c, size_t resume_below)
         return;
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, resume_below, 0);
-    c->drain_below = resume_below;
 }
 
 void gw_conn_resume_reading(struct gw_conn *c)
@@ -198,7 +197,6 @@ void gw_conn_resume_reading(struct gw_conn *c)
     if (c->dead || c->closing)
         return;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    c->drain_below = 0;
     bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -367,8 +365,13 @@ static void write_now(struct gw_conn *c)
         c->write_async = true;
         bufferevent_enable(c->bev, EV_WRITE);
     }
-    if (evbuffer_get_length(out) <= c->drain_below)
-        on_write(c->bev, c); /* what a bufferevent would say */
+    /* What a bufferevent would say: at or below the low write watermark
+     * (gw_conn_pause_reading's resume mark, else 0) the output counts as
+     * drained. */
+    size_t drained_at = 0;
+    bufferevent_getwatermark(c->bev, EV_WRITE, &drained_at, NULL);
+    if (evbuffer_get_length(out) <= drained_at)
+        on_write(c->bev, c);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)

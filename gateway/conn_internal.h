@@ -40,19 +40,18 @@ struct gw_conn {
     void *owner;
 
     int in_callback;
-    int holds;          /* async operations (Redis replies) that will come back to c */
-    bool awaiting;      /* a request is being answered asynchronously */
-    bool parsing;       /* parse_http is on the stack */
-    bool closing;       /* close once output drains */
-    bool lingering;     /* output flushed and half-closed: input discarded until EOF */
-    bool refused;       /* answered 503 at a connection limit: linger briefly */
-    bool proxy_done;    /* the start of the stream was checked for a PROXY header */
-    size_t discarded;   /* input dropped since closing began */
-    bool owner_told;    /* the upgrade owner heard on_closed */
-    bool dead;          /* free when the callback unwinds */
-    bool flush_queued;  /* on set->to_flush: written once before the loop sleeps */
-    bool write_async;   /* the kernel did not take everything: the bufferevent writes */
-    size_t drain_below; /* output at or below this counts as drained (on_drained) */
+    int holds;         /* async operations (Redis replies) that will come back to c */
+    bool awaiting;     /* a request is being answered asynchronously */
+    bool parsing;      /* parse_http is on the stack */
+    bool closing;      /* close once output drains */
+    bool lingering;    /* output flushed and half-closed: input discarded until EOF */
+    bool refused;      /* answered 503 at a connection limit: linger briefly */
+    bool proxy_done;   /* the start of the stream was checked for a PROXY header */
+    size_t discarded;  /* input dropped since closing began */
+    bool owner_told;   /* the upgrade owner heard on_closed */
+    bool dead;         /* free when the callback unwinds */
+    bool flush_queued; /* on set->to_flush: written once before the loop sleeps */
+    bool write_async;  /* the kernel did not take everything: the bufferevent writes */
     TAILQ_ENTRY(gw_conn) flush_link;
     LIST_ENTRY(gw_conn) link;
 };
