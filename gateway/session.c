@@ -30,10 +30,6 @@
 #define GW_INBOX_MAX 256
 #define GW_INBOX_MAX_BYTES (4u * 1024 * 1024)
 
-/* Past this a request is parsed on the worker thread: jansson takes ~20 ms
- * per MiB, and the whole node would wait. */
-#define GW_PARSE_OFFLOAD_MIN (64 * 1024)
-
 struct inbox_entry {
     STAILQ_ENTRY(inbox_entry) link;
     size_t len;
@@ -442,7 +438,9 @@ static void parse_done(struct gw_offload_job *job, bool cancelled)
 
 static bool parse_elsewhere(struct gw_session *s, struct inbox_entry *e)
 {
-    if (!s->ctx->offload || e->len < GW_PARSE_OFFLOAD_MIN)
+    /* A large message (ws.h) is parsed on the worker thread: jansson takes
+     * ~20 ms per MiB, and the whole node would wait. */
+    if (!s->ctx->offload || e->len < GW_WS_SMALL_MESSAGE)
         return false;
     struct parse_job *p = calloc(1, sizeof(*p));
     if (!p)
