@@ -80,14 +80,14 @@ START_TEST(test_holder_passes_slot_waiters)
     struct gw_admit *a = gw_admit_new(base, 2, 1000000, 1000);
     struct probe p[3];
     probes_init(p, 3);
-    ck_assert(gw_admit_acquire(a, &p[0].w, 2000)); /* into debt */
-    ck_assert(!gw_admit_acquire(a, &p[1].w, 10));  /* a slot is free, tokens are not */
+    ck_assert(gw_admit_acquire(a, &p[0].w, 20000)); /* 19 ms into debt */
+    ck_assert(!gw_admit_acquire(a, &p[1].w, 10));   /* a slot is free, tokens are not */
     run_for(base, 30);
     ck_assert_int_eq(granted_count, 1);
     ck_assert_int_eq(granted_order[0], 1);
-    ck_assert(!gw_admit_acquire(a, &p[2].w, 10));  /* no slot left */
-    ck_assert(gw_admit_acquire(a, &p[0].w, 5000)); /* a holder with tokens: at once */
-    ck_assert(!gw_admit_acquire(a, &p[0].w, 10));  /* in debt: queued behind p[2] */
+    ck_assert(!gw_admit_acquire(a, &p[2].w, 10));   /* no slot left */
+    ck_assert(gw_admit_acquire(a, &p[0].w, 20000)); /* a holder with tokens: at once */
+    ck_assert(!gw_admit_acquire(a, &p[0].w, 10));   /* in debt: queued behind p[2] */
     run_for(base, 30);
     ck_assert_int_eq(granted_count, 2);
     ck_assert_int_eq(granted_order[1], 0);
@@ -123,7 +123,9 @@ START_TEST(test_rate_paces_grants)
     probes_init(p, 4);
     for (int i = 0; i < 4; i++)
         p[i].w.granted = on_granted_timed;
-    ck_assert(gw_admit_acquire(a, &p[0].w, 10000));
+    /* Twice the burst: 100 ms in debt, so the next acquire waits even when
+     * a slow (sanitized) run lets a millisecond pass in between. */
+    ck_assert(gw_admit_acquire(a, &p[0].w, 20000));
     ck_assert(!gw_admit_acquire(a, &p[1].w, 10000));
     ck_assert(!gw_admit_acquire(a, &p[2].w, 10000));
     ck_assert(!gw_admit_acquire(a, &p[3].w, 10000));
