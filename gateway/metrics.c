@@ -42,6 +42,9 @@ static const struct {
     [GW_G_UNSENT_BYTES] = {"chat_unsent_output_bytes", "output queued to clients, not yet written"},
     [GW_G_BACKLOG] = {"chat_backlog_entries",
                       "live messages held while joins or gap repairs are in flight"},
+    [GW_G_WS_PARSERS] = {"chat_ws_parsers",
+                         "WebSocket sessions holding a frame parser (the others are idle "
+                         "between frames)"},
 };
 
 /* Upper bounds in microseconds of every histogram's buckets: from a fast

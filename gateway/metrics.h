@@ -36,6 +36,7 @@ enum gw_gauge {
     GW_G_SUBSCRIPTIONS,
     GW_G_UNSENT_BYTES, /* output queued to clients and not yet written (each second) */
     GW_G_BACKLOG,      /* live messages held by rooms waiting for a join or a repair */
+    GW_G_WS_PARSERS,   /* sessions holding a wslay context: the rest are idle */
     GW_G_COUNT
 };
 

@@ -20,7 +20,14 @@
 struct gw_ws {
     struct gw_conn *conn;
     struct gw_ctx *ctx;
+    /* Only while something is in flight (wslay_trim): an idle connection
+     * does not keep wslay's ~8.5 KiB of frame buffers. */
     wslay_event_context_ptr wslay;
+    /* Bytes handed to wslay, and the wire size of the frames it has started
+     * (headers included): equal at a frame boundary, when wslay holds none
+     * of the stream and its context can go. */
+    uint64_t wire_fed, wire_framed;
+    bool in_fragmented; /* a data message continues in a later frame */
     const struct gw_ws_handler *h;
     void *arg;
     struct gw_ws_options opts;
@@ -61,8 +68,10 @@ static void notify_closed(struct gw_ws *ws)
         return;
     ws->closed_notified = true;
     ws->stats.duration_ms = gw_mono_ms() - ws->opened_ms;
-    ws->stats.close_sent = wslay_event_get_status_code_sent(ws->wslay);
-    ws->stats.close_received = wslay_event_get_status_code_received(ws->wslay);
+    if (ws->wslay) {
+        ws->stats.close_sent = wslay_event_get_status_code_sent(ws->wslay);
+        ws->stats.close_received = wslay_event_get_status_code_received(ws->wslay);
+    }
     if (ws->h->on_closed)
         ws->h->on_closed(ws->arg, &ws->stats);
 }
@@ -74,7 +83,7 @@ static void notify_closed(struct gw_ws *ws)
  */
 static void request_close(struct gw_ws *ws, uint16_t code, const char *reason)
 {
-    if (ws->close_wanted || wslay_event_get_close_sent(ws->wslay))
+    if (ws->close_wanted || (ws->wslay && wslay_event_get_close_sent(ws->wslay)))
         return;
     ws->close_wanted = true;
     /* Input is ignored from now on: a slot or a place in the queue would
@@ -109,6 +118,7 @@ static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
+    ws->wire_fed += (uint64_t)n;
     return n;
 }
 
@@ -139,6 +149,12 @@ static void on_wslay_frame_start(wslay_event_context_ptr ctx,
 {
     (void)ctx;
     struct gw_ws *ws = user_data;
+    /* Clients mask every frame (wslay refuses others) and encode lengths
+     * minimally (wslay checks), so this is the frame's exact size on the wire. */
+    uint64_t plen = f->payload_length;
+    ws->wire_framed += 2 + 4 + (plen < 126 ? 0 : plen <= 0xFFFF ? 2 : 8) + plen;
+    if (f->opcode < 0x8)
+        ws->in_fragmented = !f->fin;
     ws->in_data_frame = f->opcode < 0x8;
     ws->in_close_frame = f->opcode == WSLAY_CONNECTION_CLOSE && f->payload_length <= 125;
     ws->close_in_len = 0;
@@ -336,6 +352,45 @@ static void apply_backpressure(struct gw_ws *ws)
     }
 }
 
+/* Every setting of a wslay context lives here: contexts come and go
+ * (wslay_trim). */
+static bool wslay_new(struct gw_ws *ws)
+{
+    static const struct wslay_event_callbacks callbacks = {
+        .recv_callback = on_wslay_recv,
+        .send_callback = on_wslay_send,
+        .on_frame_recv_start_callback = on_wslay_frame_start,
+        .on_frame_recv_chunk_callback = on_wslay_chunk,
+        .on_msg_recv_callback = on_wslay_msg,
+    };
+    if (wslay_event_context_server_init(&ws->wslay, &callbacks, ws) != 0) {
+        ws->wslay = NULL;
+        return false;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->wslay, ws->opts.max_message);
+    wslay_event_config_set_no_buffering(ws->wslay, 1);
+    ws->wire_fed = ws->wire_framed = 0;
+    gw_metrics_gauge_add(ws->ctx->metrics, GW_G_WS_PARSERS, 1);
+    return true;
+}
+
+/*
+ * Frees the wslay context when it holds nothing: no partial frame or
+ * message, nothing queued, no close begun.  The next input creates a fresh
+ * one, which is in the state this one was in.
+ */
+static void wslay_trim(struct gw_ws *ws)
+{
+    if (!ws->wslay || ws->close_wanted || ws->admit_waiting || ws->in_fragmented || ws->msg ||
+        ws->msg_bytes > 0 || ws->wire_fed != ws->wire_framed || wslay_event_want_write(ws->wslay) ||
+        !wslay_event_want_read(ws->wslay) || wslay_event_get_close_received(ws->wslay) ||
+        wslay_event_get_close_sent(ws->wslay))
+        return;
+    wslay_event_context_free(ws->wslay);
+    ws->wslay = NULL;
+    gw_metrics_gauge_add(ws->ctx->metrics, GW_G_WS_PARSERS, -1);
+}
+
 /*
  * Drives wslay until it makes no more progress, then closes the socket when
  * neither side wants anything more (as h2o's proceed() does).
@@ -344,6 +399,14 @@ static void proceed(struct gw_ws *ws)
 {
     if (ws->proceeding || gw_conn_closing(ws->conn))
         return;
+    if (!ws->wslay) {
+        if (evbuffer_get_length(gw_conn_input(ws->conn)) == 0 && !ws->close_wanted)
+            return; /* idle: nothing for wslay to do */
+        if (!wslay_new(ws)) {
+            close_conn(ws, true);
+            return;
+        }
+    }
     ws->proceeding = true;
     bool fail = false;
     if (!ws->close_wanted && wslay_event_want_read(ws->wslay) && wslay_event_recv(ws->wslay) != 0)
@@ -384,6 +447,8 @@ static void proceed(struct gw_ws *ws)
             close_conn(ws, false);
     } else if (!wslay_event_want_read(ws->wslay) && !wslay_event_want_write(ws->wslay)) {
         close_conn(ws, false);
+    } else {
+        wslay_trim(ws);
     }
 }
 
@@ -416,7 +481,10 @@ static void op_free(void *owner)
     gw_admit_release(ws->ctx->admit, &ws->admit);
     notify_closed(ws);
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, -1);
-    wslay_event_context_free(ws->wslay);
+    if (ws->wslay) {
+        wslay_event_context_free(ws->wslay);
+        gw_metrics_gauge_add(ws->ctx->metrics, GW_G_WS_PARSERS, -1);
+    }
     free(ws->msg);
     free(ws);
 }
@@ -444,9 +512,10 @@ static void op_tick(void *owner, int64_t now)
     }
     if (now - ws->last_ping_ms >= ws->opts.ping_interval_ms) {
         ws->last_ping_ms = now;
-        struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
-        wslay_event_queue_msg(ws->wslay, &ping);
-        proceed(ws);
+        /* Written directly (wslay's send callback never leaves half a frame
+         * behind), so pinging an idle connection needs no wslay context. */
+        static const uint8_t ping[] = {0x89, 0x00};
+        evbuffer_add(gw_conn_output(ws->conn), ping, sizeof(ping));
     }
     if (ws->h->on_tick && !gw_conn_closing(ws->conn))
         ws->h->on_tick(ws->arg, now);
@@ -469,16 +538,8 @@ static const struct gw_conn_upgrade_ops ws_ops = {
 struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
                            const struct gw_ws_handler *h, void *arg)
 {
-    static const struct wslay_event_callbacks callbacks = {
-        .recv_callback = on_wslay_recv,
-        .send_callback = on_wslay_send,
-        .on_frame_recv_start_callback = on_wslay_frame_start,
-        .on_frame_recv_chunk_callback = on_wslay_chunk,
-        .on_msg_recv_callback = on_wslay_msg,
-    };
     struct gw_ws *ws = calloc(1, sizeof(*ws));
-    if (!ws || wslay_event_context_server_init(&ws->wslay, &callbacks, ws) != 0) {
-        free(ws);
+    if (!ws) {
         gw_conn_close(c, true);
         return NULL;
     }
@@ -490,8 +551,6 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     ws->admit.granted = on_admitted;
     ws->stats.conn_id = gw_conn_id(c);
     ws->opened_ms = ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();
-    wslay_event_config_set_max_recv_msg_length(ws->wslay, opts->max_message);
-    wslay_event_config_set_no_buffering(ws->wslay, 1);
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, 1);
     gw_metrics_add(ws->ctx->metrics, GW_M_CONNECTIONS_TOTAL, 1);
     /* wslay pulls from the input buffer as it parses, so a modest watermark
@@ -553,7 +612,7 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
      * before this message), so frames keep their order and never interleave;
      * inside proceed() (a reply to a message being received) wslay is driven
      * directly. */
-    if (wslay_event_want_write(ws->wslay)) {
+    if (ws->wslay && wslay_event_want_write(ws->wslay)) {
         if (ws->proceeding)
             wslay_event_send(ws->wslay);
         else
@@ -589,7 +648,7 @@ void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
 bool gw_ws_is_open(const struct gw_ws *ws)
 {
     return !ws->closed_notified && !ws->close_wanted && !gw_conn_closing(ws->conn) &&
-           !wslay_event_get_close_sent(ws->wslay);
+           !(ws->wslay && wslay_event_get_close_sent(ws->wslay));
 }
 
 uint64_t gw_ws_conn_id(const struct gw_ws *ws)

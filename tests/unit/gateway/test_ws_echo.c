@@ -42,12 +42,11 @@ static struct tg_conn *ws_open(void)
     return c;
 }
 
-/* Sends one frame; rsv goes into bits 4-6 of the first byte. */
-static void ws_send_raw(struct tg_conn *c, int opcode, bool fin, int rsv, bool masked,
-                        const void *data, size_t len)
+/* Writes one frame into f (len + 14 bytes at least); its length.  rsv goes
+ * into bits 4-6 of the first byte. */
+static size_t ws_frame(uint8_t *f, int opcode, bool fin, int rsv, bool masked, const void *data,
+                       size_t len)
 {
-    uint8_t *f = malloc(len + 14);
-    ck_assert_ptr_nonnull(f);
     size_t n = 0;
     f[n++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
     uint8_t mbit = masked ? 0x80 : 0;
@@ -70,7 +69,15 @@ static void ws_send_raw(struct tg_conn *c, int opcode, bool fin, int rsv, bool m
     const uint8_t *p = data;
     for (size_t i = 0; i < len; i++)
         f[n + i] = masked ? p[i] ^ key[i % 4] : p[i];
-    tg_conn_send(c, f, n + len);
+    return n + len;
+}
+
+static void ws_send_raw(struct tg_conn *c, int opcode, bool fin, int rsv, bool masked,
+                        const void *data, size_t len)
+{
+    uint8_t *f = malloc(len + 14);
+    ck_assert_ptr_nonnull(f);
+    tg_conn_send(c, f, ws_frame(f, opcode, fin, rsv, masked, data, len));
     free(f);
 }
 
@@ -470,6 +477,96 @@ START_TEST(test_ping_and_idle)
 }
 END_TEST
 
+/* The gateway's chat_ws_parsers gauge. */
+static long ws_parsers(void)
+{
+    struct tg_resp *r = tg_get("/metrics");
+    ck_assert_int_eq(r->status, 200);
+    const char *line = strstr(r->body, "\nchat_ws_parsers");
+    ck_assert_msg(line, "no chat_ws_parsers in /metrics");
+    line = strchr(line + 1, ' ');
+    ck_assert_ptr_nonnull(line);
+    long n = strtol(line + 1, NULL, 10);
+    tg_resp_release(r);
+    return n;
+}
+
+/* Polls the gauge until it is want (the gateway reads on its own time). */
+static void expect_parsers(long want)
+{
+    long got = -1;
+    for (int64_t until = tg_mono_ms() + 3000; tg_mono_ms() < until; poll(NULL, 0, 10))
+        if ((got = ws_parsers()) == want)
+            return;
+    ck_abort_msg("chat_ws_parsers %ld, want %ld", got, want);
+}
+
+/*
+ * An idle connection keeps no wslay context: it is freed at every frame
+ * boundary and made again by the next byte.  A boundary is only a boundary
+ * when wslay holds none of the stream, so frames cut at every byte (headers
+ * of every length form, a fragmented message with a ping inside) must still
+ * come through whole.
+ */
+START_TEST(test_parser_freed_between_frames)
+{
+    struct tg_conn *c[8];
+    for (int i = 0; i < 8; i++) {
+        c[i] = ws_open();
+        ws_send_text(c[i], "x");
+        expect_text(c[i], "x", 1);
+    }
+    expect_parsers(0);
+
+    /* Half a header keeps the parser; the rest of the frame frees it. */
+    uint8_t buf[4096 + 14];
+    size_t n = ws_frame(buf, OP_TEXT, true, 0, true, "held", 4);
+    tg_conn_send(c[0], buf, 1);
+    expect_parsers(1);
+    tg_conn_send(c[0], buf + 1, n - 1);
+    expect_text(c[0], "held", 4);
+    expect_parsers(0);
+
+    /* A fragmented message keeps it between its frames. */
+    ws_send(c[1], OP_TEXT, false, "frag", 4);
+    expect_parsers(1);
+    ws_send(c[1], OP_CONT, true, "ment", 4);
+    expect_text(c[1], "fragment", 8);
+    expect_parsers(0);
+
+    char big[300];
+    memset(big, 'b', sizeof(big));
+    uint8_t stream[1024];
+    size_t len = 0;
+    len += ws_frame(stream + len, OP_TEXT, true, 0, true, "a", 1);
+    len += ws_frame(stream + len, OP_TEXT, true, 0, true, big, sizeof(big)); /* 16-bit length */
+    len += ws_frame(stream + len, OP_TEXT, false, 0, true, "hel", 3);
+    len += ws_frame(stream + len, OP_PING, true, 0, true, "p", 1);
+    len += ws_frame(stream + len, OP_CONT, true, 0, true, "lo", 2);
+    len += ws_frame(stream + len, OP_TEXT, true, 0, true, "", 0);
+    static const size_t steps[] = {1, 2, 3, 5, 7};
+    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+        struct tg_conn *w = c[2 + s];
+        for (size_t off = 0; off < len; off += steps[s]) {
+            tg_conn_send(w, stream + off, off + steps[s] < len ? steps[s] : len - off);
+            poll(NULL, 0, 1); /* a read of its own, mostly */
+        }
+        expect_text(w, "a", 1);
+        expect_text(w, big, sizeof(big));
+        struct frame f;
+        ck_assert(ws_recv(w, &f));
+        ck_assert_int_eq(f.opcode, OP_PONG);
+        ck_assert_str_eq((char *)f.payload, "p");
+        free(f.payload);
+        expect_text(w, "hello", 5);
+        expect_text(w, "", 0);
+    }
+    expect_parsers(0);
+    for (int i = 0; i < 8; i++)
+        tg_conn_close(c[i]);
+}
+END_TEST
+
 START_TEST(test_drain_1001)
 {
     struct tg_conn *c = ws_open();
@@ -503,5 +600,6 @@ TCase *ws_echo_tcase(void)
     tcase_add_test(tc, test_slow_consumer);
     tcase_add_test(tc, test_ping_and_idle);
     tcase_add_test(tc, test_drain_1001);
+    tcase_add_test(tc, test_parser_freed_between_frames);
     return tc;
 }
