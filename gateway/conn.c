@@ -55,7 +55,7 @@ static void conn_free(struct gw_conn *c)
     addr_count(set, c->addr, -1);
     gw_metrics_gauge_add(set->ctx->metrics, GW_G_HTTP_CONNECTIONS, -1);
     bufferevent_free(c->bev);
-    gw_conn_request_reset(&c->req);
+    gw_conn_drop_parser(c);
     chat_log(CHAT_LOG_DEBUG, "conn_closed conn=%llu", (unsigned long long)c->id);
     free(c);
 }
@@ -215,8 +215,12 @@ void gw_conn_set_upgraded(struct gw_conn *c, const struct gw_conn_upgrade_ops *o
     c->state = CONN_UPGRADED;
     c->ops = ops;
     c->owner = owner;
-    /* The request that asked for the upgrade is done with. */
-    gw_conn_request_reset(&c->req);
+    /* The request that asked for the upgrade is done with (still read by the
+     * parse loop when it is on the stack: that loop drops it). */
+    if (!c->parsing)
+        gw_conn_drop_parser(c);
+    else
+        gw_conn_request_reset(&c->http->req);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
 }
 
@@ -397,8 +401,11 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         return NULL;
     }
     c->bev = bufferevent_socket_new(ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        evutil_closesocket(fd);
+    if (!c->bev || !gw_conn_reset_parser(c)) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
         free(c);
         return NULL;
     }
@@ -420,7 +427,6 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
     snprintf(c->addr, sizeof(c->addr), "%s", host);
-    gw_conn_reset_parser(c);
     LIST_INSERT_HEAD(&set->conns, c, link);
     set->count++;
     intptr_t from_addr = addr_count(set, c->addr, 1);
@@ -505,7 +511,7 @@ static void tick_one(struct gw_conn *c, void *arg)
         c->ops->on_tick(c->owner, now);
     /* A header dribbled a byte at a time keeps the idle timer fresh: the
      * deadline runs from the request's first byte, whatever comes after. */
-    if (c->state == CONN_HTTP && !c->dead && !c->closing && !c->headers_done &&
+    if (c->state == CONN_HTTP && !c->dead && !c->closing && c->http && !c->http->headers_done &&
         c->header_deadline_ms && now > c->header_deadline_ms) {
         chat_log(CHAT_LOG_DEBUG, "http_header_timeout conn=%llu", (unsigned long long)c->id);
         gw_conn_respond_error(c, NULL, 408, "timeout", "request header not complete in time");

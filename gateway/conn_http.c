@@ -38,17 +38,31 @@ void gw_conn_request_reset(struct gw_http_request *req)
     memset(req, 0, sizeof(*req));
 }
 
-void gw_conn_reset_parser(struct gw_conn *c)
+bool gw_conn_reset_parser(struct gw_conn *c)
 {
-    gw_conn_request_reset(&c->req);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->head_bytes = 0;
+    if (c->http)
+        gw_conn_request_reset(&c->http->req);
+    else if (!(c->http = calloc(1, sizeof(*c->http))))
+        return false;
+    struct gw_conn_parse *h = c->http;
+    http_parser_init(&h->parser, HTTP_REQUEST);
+    h->parser.data = c;
+    h->head_bytes = 0;
     c->header_deadline_ms = 0;
-    c->last_was_value = false;
-    c->headers_done = false;
-    c->message_done = false;
-    c->limit_status = 0;
+    h->last_was_value = false;
+    h->headers_done = false;
+    h->message_done = false;
+    h->limit_status = 0;
+    return true;
+}
+
+void gw_conn_drop_parser(struct gw_conn *c)
+{
+    if (!c->http)
+        return;
+    gw_conn_request_reset(&c->http->req);
+    free(c->http);
+    c->http = NULL;
 }
 
 /* ---- responses ---- */
@@ -199,9 +213,9 @@ static int append(char **dst, const char *at, size_t len)
 
 static int head_limit(struct gw_conn *c, size_t len)
 {
-    c->head_bytes += len;
-    if (c->head_bytes > GW_HTTP_MAX_HEAD) {
-        c->limit_status = 431;
+    c->http->head_bytes += len;
+    if (c->http->head_bytes > GW_HTTP_MAX_HEAD) {
+        c->http->limit_status = 431;
         return -1;
     }
     return 0;
@@ -210,7 +224,7 @@ static int head_limit(struct gw_conn *c, size_t len)
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct gw_conn *c = p->data;
-    if (head_limit(c, len) < 0 || append(&c->req.url, at, len) < 0)
+    if (head_limit(c, len) < 0 || append(&c->http->req.url, at, len) < 0)
         return -1;
     return 0;
 }
@@ -220,15 +234,15 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     struct gw_conn *c = p->data;
     if (head_limit(c, len + 4) < 0)
         return -1;
-    struct gw_http_request *r = &c->req;
-    if (r->nheaders == 0 || c->last_was_value) {
+    struct gw_http_request *r = &c->http->req;
+    if (r->nheaders == 0 || c->http->last_was_value) {
         if (r->nheaders == GW_HTTP_MAX_HEADERS) {
-            c->limit_status = 431;
+            c->http->limit_status = 431;
             return -1;
         }
         r->nheaders++;
     }
-    c->last_was_value = false;
+    c->http->last_was_value = false;
     return append(&r->headers[r->nheaders - 1].name, at, len);
 }
 
@@ -237,8 +251,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct gw_conn *c = p->data;
     if (head_limit(c, len) < 0)
         return -1;
-    struct gw_http_request *r = &c->req;
-    c->last_was_value = true;
+    struct gw_http_request *r = &c->http->req;
+    c->http->last_was_value = true;
     if (r->nheaders == 0)
         return -1;
     return append(&r->headers[r->nheaders - 1].value, at, len);
@@ -247,8 +261,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     struct gw_conn *c = p->data;
-    struct gw_http_request *r = &c->req;
-    c->headers_done = true;
+    struct gw_http_request *r = &c->http->req;
+    c->http->headers_done = true;
     if (p->http_major != 1 || p->http_minor > 1)
         return -1;
     /* A header with a name and no value (possible with http-parser) gets "". */
@@ -256,7 +270,7 @@ static int on_headers_complete(http_parser *p)
         if (!r->headers[i].value && append(&r->headers[i].value, "", 0) < 0)
             return -1;
     if (p->content_length != ULLONG_MAX && p->content_length > GW_HTTP_MAX_BODY) {
-        c->limit_status = 413;
+        c->http->limit_status = 413;
         return -1;
     }
     r->method = p->method;
@@ -278,9 +292,9 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct gw_conn *c = p->data;
-    struct gw_http_request *r = &c->req;
+    struct gw_http_request *r = &c->http->req;
     if (r->body_len + len > GW_HTTP_MAX_BODY) {
-        c->limit_status = 413;
+        c->http->limit_status = 413;
         return -1;
     }
     char *b = realloc(r->body, r->body_len + len + 1);
@@ -296,7 +310,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct gw_conn *c = p->data;
-    c->message_done = true;
+    c->http->message_done = true;
     /* One request at a time: the next one is parsed after this one is answered. */
     http_parser_pause(p, 1);
     return 0;
@@ -316,19 +330,19 @@ void gw_conn_parse_http(struct gw_conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     c->parsing = true;
     while (!c->dead && !c->closing && c->state == CONN_HTTP && !c->awaiting) {
-        if (c->message_done)
+        if (c->http->message_done)
             gw_conn_reset_parser(c); /* the previous request has been answered */
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             break;
-        if (!c->header_deadline_ms && !c->headers_done)
+        if (!c->header_deadline_ms && !c->http->headers_done)
             c->header_deadline_ms = gw_mono_ms() + (int64_t)c->set->ctx->cfg->header_timeout * 1000;
         const char *data = (const char *)evbuffer_pullup(in, -1);
-        size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
-        enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+        size_t n = http_parser_execute(&c->http->parser, &parser_settings, data, len);
+        enum http_errno err = HTTP_PARSER_ERRNO(&c->http->parser);
         evbuffer_drain(in, n);
-        if (c->limit_status) {
-            int st = c->limit_status;
+        if (c->http->limit_status) {
+            int st = c->http->limit_status;
             gw_conn_respond_error(c, NULL, st, "too_large",
                                   st == 431 ? "request header too large"
                                             : "request body too large");
@@ -340,12 +354,14 @@ void gw_conn_parse_http(struct gw_conn *c)
             gw_conn_respond_error(c, NULL, 400, "bad_request", "malformed HTTP request");
             break;
         }
-        if (!c->message_done)
+        if (!c->http->message_done)
             break; /* need more bytes */
         c->awaiting = true;
-        c->set->on_request(c->set->ctx, c, &c->req);
+        c->set->on_request(c->set->ctx, c, &c->http->req);
     }
     c->parsing = false;
+    if (c->state == CONN_UPGRADED)
+        gw_conn_drop_parser(c); /* the upgrade's request has been read to its end */
     if (c->state == CONN_UPGRADED && !c->dead && evbuffer_get_length(in) > 0)
         c->ops->on_read(c->owner);
 }

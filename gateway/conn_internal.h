@@ -19,6 +19,17 @@
 
 enum conn_state { CONN_HTTP, CONN_UPGRADED };
 
+/* The HTTP request being parsed on a connection. */
+struct gw_conn_parse {
+    http_parser parser;
+    struct gw_http_request req;
+    size_t head_bytes;
+    bool last_was_value;
+    bool headers_done;
+    bool message_done;
+    int limit_status; /* 431 or 413 when a limit was crossed */
+};
+
 struct gw_conn {
     struct gw_conns *set;
     uint64_t id;
@@ -28,13 +39,9 @@ struct gw_conn {
     char addr[INET6_ADDRSTRLEN]; /* the peer without its port: per-address limits */
     int64_t header_deadline_ms;  /* 408 past it; 0 while no request has begun */
 
-    http_parser parser;
-    struct gw_http_request req;
-    size_t head_bytes;
-    bool last_was_value;
-    bool headers_done;
-    bool message_done;
-    int limit_status; /* 431 or 413 when a limit was crossed */
+    /* NULL once upgraded: an idle WebSocket has no use for 1.7 KiB of
+     * request parsing state. */
+    struct gw_conn_parse *http;
 
     const struct gw_conn_upgrade_ops *ops;
     void *owner;
@@ -73,8 +80,11 @@ struct gw_conns {
 
 /* Frees a request's strings and zeroes it. */
 void gw_conn_request_reset(struct gw_http_request *req);
-/* Ready for the next request: an empty request and a fresh parser. */
-void gw_conn_reset_parser(struct gw_conn *c);
+/* Ready for the next request: an empty request and a fresh parser.  False
+ * when there is no memory for them. */
+bool gw_conn_reset_parser(struct gw_conn *c);
+/* Frees the parsing state of a connection that is done with HTTP. */
+void gw_conn_drop_parser(struct gw_conn *c);
 /* Parses and dispatches the buffered requests, one at a time; after an
  * upgrade, hands what is left over to the owner. */
 void gw_conn_parse_http(struct gw_conn *c);
