@@ -77,6 +77,10 @@ static const struct opt opts[] = {
      NULL,
      "milliseconds over which online/offline changes are coalesced into one presence_batch "
      "frame per connection (clients that ask for it: /ws?presence=batch), 50-10000"},
+    {"presence-budget", "CHAT_PRESENCE_BUDGET", "N", OPT_INT, OFF(presence_budget), 100, 10000000,
+     "5000", NULL,
+     "presence_batch frames per second per node at most: with more opted-in clients than "
+     "N x interval, the interval grows to clients / N seconds, 100-10000000"},
     {"drain-timeout", "CHAT_DRAIN_TIMEOUT", "SEC", OPT_INT, OFF(drain_timeout), 1, 600, "10", NULL,
      "seconds to drain connections on SIGTERM/SIGINT, 1-600"},
     {"drain-grace", "CHAT_DRAIN_GRACE", "SEC", OPT_INT, OFF(drain_grace), 0, 60, "3", NULL,

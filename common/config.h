@@ -65,6 +65,9 @@ struct chat_config {
     int presence_batch;              /* --presence-batch, CHAT_PRESENCE_BATCH, 500 ms, 50..10000:
                                         online/offline coalescing interval for clients that
                                         opted in to presence_batch */
+    int presence_budget;             /* --presence-budget, CHAT_PRESENCE_BUDGET, 5000 frames/s,
+                                        100..10000000: the interval stretches past
+                                        --presence-batch to keep below it */
     int drain_timeout;               /* --drain-timeout, CHAT_DRAIN_TIMEOUT, 10 s, 1..600 */
     int drain_grace;        /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
                                this long before sockets close, so the load balancer

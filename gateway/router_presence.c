@@ -140,6 +140,26 @@ void gw_presence_batch_free(struct gw_presence_batch *b)
     free(b);
 }
 
+/*
+ * The interval, stretched past --presence-batch when this node has more
+ * batch clients than --presence-budget frames per second allow.  A fixed
+ * interval costs (clients) x (intervals the arrivals last): N users arriving
+ * at a given rate make N^2 frames again, only fewer.  With the budget, a
+ * node sends at most that many per second however many arrive, so a ramp
+ * costs frames in proportion to its length, i.e. to N; what grows instead is
+ * how late a big node's clients hear of an arrival.
+ */
+int64_t gw_presence_batch_interval_ms(const struct gw_router *r)
+{
+    const struct chat_config *cfg = r->ctx->cfg;
+    int64_t clients = 0;
+    const struct gw_client *c;
+    LIST_FOREACH(c, &r->batch_clients, in_mode)
+    clients++;
+    int64_t ms = cfg->presence_budget > 0 ? clients * 1000 / cfg->presence_budget : 0;
+    return ms > cfg->presence_batch ? ms : cfg->presence_batch;
+}
+
 /* Records one user's change; the entry moves to the end of the order. */
 static void record(struct gw_presence_batch *b, const char *uid, bool online, char *user)
 {
@@ -169,8 +189,8 @@ static void record(struct gw_presence_batch *b, const char *uid, bool online, ch
         b->offline++;
     TAILQ_INSERT_TAIL(&b->order, ch, link);
     if (!evtimer_pending(b->timer, NULL)) {
-        int ms = b->router->ctx->cfg->presence_batch;
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        int64_t ms = gw_presence_batch_interval_ms(b->router);
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
         evtimer_add(b->timer, &tv);
     }
 }

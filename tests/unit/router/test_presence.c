@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "keys.h"
 #include "router.h"
+#include "router_internal.h"
 #include "tests.h"
 
 /* online/offline on the all channel: one frame each for clients that did not
@@ -111,10 +112,41 @@ START_TEST(test_batch_without_batch_clients)
 }
 END_TEST
 
+/* More batch clients than --presence-budget frames per second allow: the
+ * interval stretches to clients / budget, so the node's frame rate stays
+ * under the budget however many clients there are. */
+START_TEST(test_batch_interval_follows_budget)
+{
+    struct harness h;
+    h_init(&h);
+    h.cfg.presence_batch = 50;
+    h.cfg.presence_budget = 25;
+    struct h_client *first = attach_batch(&h, "u0");
+    ck_assert_int_eq(gw_presence_batch_interval_ms(h.router), 50); /* 1 / 25 s = 40 ms */
+    char uid[16];
+    for (int i = 1; i < 8; i++) {
+        snprintf(uid, sizeof(uid), "u%d", i);
+        attach_batch(&h, uid);
+    }
+    ck_assert_int_eq(gw_presence_batch_interval_ms(h.router), 320); /* 8 / 25 s */
+    h_log_clear(&h);
+    all(&h, ONLINE("bob"));
+    h_run_timers(&h, 220);
+    char buf[4096];
+    ck_assert_str_eq(got(&h, first, buf, sizeof(buf)), ""); /* past 50 ms, not yet due */
+    h_run_timers(&h, 250);
+    ck_assert_str_eq(got(&h, first, buf, sizeof(buf)),
+                     "{\"type\":\"presence_batch\",\"online\":[" USER("bob") "],\"offline\":[]}\n");
+    ck_assert_uint_eq(h.nlog, 8); /* one frame to each batch client */
+    h_fini(&h);
+}
+END_TEST
+
 TCase *presence_tcase(void)
 {
     TCase *tc = tcase_create("presence");
     tcase_add_test(tc, test_batch_coalesces_per_interval);
     tcase_add_test(tc, test_batch_without_batch_clients);
+    tcase_add_test(tc, test_batch_interval_follows_budget);
     return tc;
 }
