@@ -220,15 +220,15 @@ int chat_wsdeflate_parse_response(const char *value, struct chat_wsdeflate *out)
 
 /* ---- one message through zlib ---- */
 
-int chat_wsdeflate_inflate(struct z_stream_s *zs, const void *in, size_t len, size_t max,
-                           char **out, size_t *outlen)
+int chat_wsdeflate_inflate(struct z_stream_s *zs, bool fresh, const void *in, size_t len,
+                           size_t max, char **out, size_t *outlen)
 {
     static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
     /* One byte over max tells a message of exactly max from a larger one. */
     size_t limit = max + 1;
     size_t cap = len * 4 + 64 < limit ? len * 4 + 64 : limit;
     char *buf = malloc(cap + 1);
-    if (!buf || inflateReset(zs) != Z_OK) {
+    if (!buf || (fresh && inflateReset(zs) != Z_OK)) {
         free(buf);
         return CHAT_WSDEFLATE_E_NOMEM;
     }

@@ -61,12 +61,13 @@ enum chat_wsdeflate_err {
 
 /*
  * Inflates one message (its frames' payloads, concatenated) with zs, an
- * inflateInit2(-15) stream that is reset first.  Stops as soon as the output
+ * inflateInit2(-15) stream, reset first when fresh (the sender keeps no
+ * context: server_no_context_takeover or client_no_context_takeover).  Stops as soon as the output
  * passes max: a zip bomb costs max + 1 bytes, never what it would inflate to.
  * On OK *out is malloc'd (NUL-terminated, never NULL) with *outlen bytes.
  */
-int chat_wsdeflate_inflate(struct z_stream_s *zs, const void *in, size_t len, size_t max,
-                           char **out, size_t *outlen);
+int chat_wsdeflate_inflate(struct z_stream_s *zs, bool fresh, const void *in, size_t len,
+                           size_t max, char **out, size_t *outlen);
 
 /*
  * Compresses one message with zs, a deflateInit2 raw stream that is reset

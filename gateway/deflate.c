@@ -56,5 +56,5 @@ int gw_deflate_inflate(struct gw_deflate *d, const void *in, size_t len, size_t 
             return CHAT_WSDEFLATE_E_NOMEM;
         d->inflater_ready = true;
     }
-    return chat_wsdeflate_inflate(&d->inflater, in, len, max, out, outlen);
+    return chat_wsdeflate_inflate(&d->inflater, true, in, len, max, out, outlen);
 }
