@@ -203,8 +203,10 @@ int chat_wsdeflate_parse_response(const char *value, struct chat_wsdeflate *out)
     while (p && (p = read_ext(p, &e, &malformed))) {
         /* One extension was offered: anything else, twice, or with a
          * parameter the offer does not allow fails the connection. */
-        if (!e.deflate || !e.valid || out->on || (e.seen & P_CLIENT_BITS))
+        if (!e.deflate || !e.valid || out->on || (e.seen & P_CLIENT_BITS)) {
+            memset(out, 0, sizeof(*out));
             return -1;
+        }
         out->on = true;
         out->server_no_context_takeover = (e.seen & P_SERVER_NCT) != 0;
         out->client_no_context_takeover = (e.seen & P_CLIENT_NCT) != 0;

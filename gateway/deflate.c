@@ -31,8 +31,8 @@ void gw_deflate_free(struct gw_deflate *d)
     free(d);
 }
 
-int gw_deflate_compress(struct gw_deflate *d, unsigned bits, const void *in, size_t len,
-                        char **out, size_t *outlen)
+int gw_deflate_compress(struct gw_deflate *d, unsigned bits, const void *in, size_t len, char **out,
+                        size_t *outlen)
 {
     if (bits < 8 || bits > 15)
         return CHAT_WSDEFLATE_E_DATA;

@@ -29,8 +29,8 @@ void gw_deflate_free(struct gw_deflate *d);
  * Huffman-coded only: without back references any window decodes it.  0 and
  * a malloc'd *out, or a negative CHAT_WSDEFLATE_E_*: send it uncompressed.
  */
-int gw_deflate_compress(struct gw_deflate *d, unsigned bits, const void *in, size_t len,
-                        char **out, size_t *outlen);
+int gw_deflate_compress(struct gw_deflate *d, unsigned bits, const void *in, size_t len, char **out,
+                        size_t *outlen);
 
 /* Inflates one compressed message (chat_wsdeflate_inflate: bounded by max,
  * NUL-terminated).  0 or a negative CHAT_WSDEFLATE_E_*. */

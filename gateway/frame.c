@@ -34,8 +34,7 @@ void gw_frame_text(struct gw_frame *f, const char *payload, size_t len)
     f->z = NULL;
 }
 
-void gw_frame_text_shared(struct gw_frame *f, struct gw_frame_z *z, const char *payload,
-                          size_t len)
+void gw_frame_text_shared(struct gw_frame *f, struct gw_frame_z *z, const char *payload, size_t len)
 {
     gw_frame_text(f, payload, len);
     f->z = z;

@@ -257,8 +257,7 @@ static char *inflate_message(struct gw_ws *ws, uint8_t opcode, char *data, size_
                               : CHAT_WSDEFLATE_E_NOMEM;
     gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_IN_WIRE, *len);
     free(data);
-    if (rc == CHAT_WSDEFLATE_OK && opcode == WSLAY_TEXT_FRAME &&
-        chat_utf8_count(out, outlen) < 0)
+    if (rc == CHAT_WSDEFLATE_OK && opcode == WSLAY_TEXT_FRAME && chat_utf8_count(out, outlen) < 0)
         rc = CHAT_WSDEFLATE_E_DATA;
     switch (rc) {
     case CHAT_WSDEFLATE_OK:
@@ -524,8 +523,8 @@ static void configure_wslay(struct gw_ws *ws)
 {
     wslay_event_config_set_max_recv_msg_length(ws->wslay, ws->opts.max_message);
     wslay_event_config_set_no_buffering(ws->wslay, 1);
-    wslay_event_config_set_allowed_rsv_bits(ws->wslay,
-                                            ws->opts.deflate_bits ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE);
+    wslay_event_config_set_allowed_rsv_bits(ws->wslay, ws->opts.deflate_bits ? WSLAY_RSV1_BIT
+                                                                             : WSLAY_RSV_NONE);
 }
 
 struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,

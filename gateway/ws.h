@@ -8,10 +8,9 @@
 /*
  * One WebSocket (RFC 6455, server side) over an upgraded gw_conn, framed by
  * wslay.  Enforces: binary -> 1003, invalid UTF-8 -> 1007, over max_message ->
- * 1009 (inflated size, when compressed), output over GW_WS_OUTPUT_LIMIT -> output dropped and 1008, idle ->
- * 1001, and pings every ping_interval.  The gw_ws is owned by its gw_conn and
- * freed with it; the handler learns through on_closed and must not use the
- * gw_ws afterwards.
+ * 1009 (inflated size, when compressed), output over GW_WS_OUTPUT_LIMIT -> output dropped and 1008,
+ * idle -> 1001, and pings every ping_interval.  The gw_ws is owned by its gw_conn and freed with
+ * it; the handler learns through on_closed and must not use the gw_ws afterwards.
  *
  * Sending never ends the connection from inside the send call: a failure
  * found while sending closes it from the event loop a moment later, so a

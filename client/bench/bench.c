@@ -938,14 +938,14 @@ out:
 void bench_fill_body(enum bench_body kind, uint64_t seed, char *out, size_t n)
 {
     static const char *const words[] = {
-        "the",     "a",      "to",    "and",   "I",      "you",     "it",     "is",
-        "that",    "for",    "on",    "we",    "have",   "this",    "with",   "be",
-        "not",     "are",    "just",  "but",   "can",    "what",    "so",     "do",
-        "deploy",  "build",  "test",  "fixed", "merged", "review",  "coffee", "lunch",
-        "meeting", "today",  "later", "thanks", "lol",   "ok",      "sure",   "why",
-        "server",  "redis",  "cache", "bug",   "ticket", "release", "Friday", "prod",
-        "weekend", "?",      "!",     "👍",    "nice",   "agreed",  "maybe",  "tomorrow",
-        "please",  "check",  "link",  "docs",  "branch", "rebase",  "CI",     "green",
+        "the",     "a",     "to",    "and",    "I",      "you",     "it",     "is",
+        "that",    "for",   "on",    "we",     "have",   "this",    "with",   "be",
+        "not",     "are",   "just",  "but",    "can",    "what",    "so",     "do",
+        "deploy",  "build", "test",  "fixed",  "merged", "review",  "coffee", "lunch",
+        "meeting", "today", "later", "thanks", "lol",    "ok",      "sure",   "why",
+        "server",  "redis", "cache", "bug",    "ticket", "release", "Friday", "prod",
+        "weekend", "?",     "!",     "👍",      "nice",   "agreed",  "maybe",  "tomorrow",
+        "please",  "check", "link",  "docs",   "branch", "rebase",  "CI",     "green",
     };
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;

@@ -63,8 +63,8 @@ struct bench_opts {
     pid_t *pids;
     size_t n_pids;
     bool json;
-    bool presence_batch; /* --presence-batch */
-    bool deflate;        /* --deflate: offer permessage-deflate */
+    bool presence_batch;  /* --presence-batch */
+    bool deflate;         /* --deflate: offer permessage-deflate */
     enum bench_body body; /* --body */
     const char *nick_prefix;
 };

@@ -175,10 +175,9 @@ int bench_report(struct bench *b)
         json_object_set_new(root, "memory_per_connection_kib", json_real(per_conn_kib));
         json_object_set_new(root, "wire_in_bytes", json_integer((json_int_t)wire_in));
         json_object_set_new(root, "wire_out_bytes", json_integer((json_int_t)wire_out));
-        json_object_set_new(root, "wire_in_per_delivery",
-                            json_real(b->n.delivered_meas
-                                          ? (double)wire_in / (double)b->n.delivered_meas
-                                          : 0));
+        json_object_set_new(
+            root, "wire_in_per_delivery",
+            json_real(b->n.delivered_meas ? (double)wire_in / (double)b->n.delivered_meas : 0));
         json_object_set_new(root, "deflate_clients", json_integer((json_int_t)b->deflate_clients));
         json_object_set_new(root, "bench_cpu_s", json_real(self_cpu));
         json_object_set_new(root, "machine_cpu_busy_pct", json_real(machine_pct));
@@ -250,8 +249,7 @@ int bench_report(struct bench *b)
     printf("wire        %.0f bytes read per delivery (%.1f MiB in, %.1f MiB out while "
            "measuring); deflate on %ld of %ld clients\n",
            b->n.delivered_meas ? (double)wire_in / (double)b->n.delivered_meas : 0,
-           (double)wire_in / 1048576, (double)wire_out / 1048576, b->deflate_clients,
-           b->o.clients);
+           (double)wire_in / 1048576, (double)wire_out / 1048576, b->deflate_clients, b->o.clients);
     printf("bench       %.1f s cpu; machine %.0f %% busy over %ld cpus while measuring\n", self_cpu,
            machine_pct, ncpu);
     printf("result      %s\n", status == 0   ? "OK"

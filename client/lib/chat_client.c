@@ -54,10 +54,10 @@ struct chat_client {
     char *token;
     char *origin;
     bool presence_batch;
-    bool deflate_offer;       /* offer permessage-deflate */
-    bool deflate_on;          /* ...and the server took it */
-    bool deflate_fresh;       /* the server keeps no context between messages */
-    z_stream *inflater;       /* while deflate_on */
+    bool deflate_offer;         /* offer permessage-deflate */
+    bool deflate_on;            /* ...and the server took it */
+    bool deflate_fresh;         /* the server keeps no context between messages */
+    z_stream *inflater;         /* while deflate_on */
     uint64_t wire_in, wire_out; /* bytes through the socket once open, headers included */
     size_t max_message;
     chat_client_message_cb on_message;
@@ -222,12 +222,14 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
     size_t len = 0;
     int rc = chat_wsdeflate_inflate(c->inflater, c->deflate_fresh, arg->msg, arg->msg_length,
                                     c->max_message, &data, &len);
-    if (rc == CHAT_WSDEFLATE_OK && arg->opcode == WSLAY_TEXT_FRAME && chat_utf8_count(data, len) < 0)
+    if (rc == CHAT_WSDEFLATE_OK && arg->opcode == WSLAY_TEXT_FRAME &&
+        chat_utf8_count(data, len) < 0)
         rc = CHAT_WSDEFLATE_E_DATA;
     if (rc != CHAT_WSDEFLATE_OK) {
         wslay_event_queue_close(ctx,
-                                rc == CHAT_WSDEFLATE_E_TOO_BIG ? WSLAY_CODE_MESSAGE_TOO_BIG
-                                                               : WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+                                rc == CHAT_WSDEFLATE_E_TOO_BIG
+                                    ? WSLAY_CODE_MESSAGE_TOO_BIG
+                                    : WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
                                 NULL, 0);
         free(data);
         return;
