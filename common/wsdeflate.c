@@ -168,7 +168,7 @@ bool chat_wsdeflate_negotiate(const char *offers, struct chat_wsdeflate *out)
 {
     memset(out, 0, sizeof(*out));
     struct ext e;
-    bool malformed;
+    bool malformed = false;
     for (const char *p = offers; p && (p = read_ext(p, &e, &malformed));) {
         if (!e.deflate || !e.valid)
             continue;
@@ -198,7 +198,7 @@ int chat_wsdeflate_parse_response(const char *value, struct chat_wsdeflate *out)
 {
     memset(out, 0, sizeof(*out));
     struct ext e;
-    bool malformed;
+    bool malformed = false;
     const char *p = value;
     while (p && (p = read_ext(p, &e, &malformed))) {
         /* One extension was offered: anything else, twice, or with a

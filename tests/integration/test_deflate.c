@@ -101,8 +101,8 @@ START_TEST(test_mixed_clients_share_a_room)
     /* Presence of the joins settles before counting. */
     h_loop_for(cl.base, 300);
     for (int i = 0; i <= CLIENTS; i++)
-        while (tc_next(c[i], 0))
-            ;
+        for (json_t *j; (j = tc_next(c[i], 0));)
+            json_decref(j);
     unsigned long long comp0 = metric(0, "chat_deflate_compressions_total");
     unsigned long long raw0 = metric(0, "chat_deflate_out_raw_bytes_total");
     unsigned long long wire0 = metric(0, "chat_deflate_out_bytes_total");
