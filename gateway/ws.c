@@ -668,7 +668,8 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
     size_t len = f->len;
     char *owned = NULL;
     uint8_t zheader[10];
-    const char *z = ws->opts.deflate_bits && f->len >= ws->ctx->cfg->deflate_min
+    const char *z = ws->opts.deflate_bits && f->len >= ws->ctx->cfg->deflate_min &&
+                            f->len <= GW_DEFLATE_MAX_MESSAGE
                         ? compressed_payload(ws, f, &len, &owned)
                         : NULL;
     if (z) {

@@ -141,6 +141,28 @@ START_TEST(test_mixed_clients_share_a_room)
     ck_assert_uint_gt(raw, 0);
     ck_assert_msg(wire * 2 < raw, "compressed %llu of %llu bytes", wire, raw);
     ck_assert_int_eq(metric(2, "chat_deflate_sessions_total"), 0);
+
+    /* A message over GW_DEFLATE_MAX_MESSAGE (256 KiB) goes out plain to
+     * everyone: compressing it would stall the node's loop. */
+    enum { IMAGE = 300000 };
+    static const char head[] = "{\"type\":\"message\",\"room\":\"zroom\",\"kind\":\"image\","
+                               "\"body\":\"data:image/png;base64,";
+    char *big = malloc(sizeof(head) + IMAGE + 3);
+    ck_assert_ptr_nonnull(big);
+    memcpy(big, head, sizeof(head) - 1);
+    memset(big + sizeof(head) - 1, 'Q', IMAGE);
+    memcpy(big + sizeof(head) - 1 + IMAGE, "\"}", 3);
+    comp0 = metric(0, "chat_deflate_compressions_total");
+    ck_assert_int_eq(tc_send(c[0], big), 0);
+    free(big);
+    for (int i = 0; i <= CLIENTS; i++) {
+        json_t *m = tc_wait_type(c[i], "message", 3 * H_TIMEOUT_MS);
+        ck_assert_msg(m != NULL, "client %d: the image is missing", i);
+        ck_assert_uint_eq(strlen(json_string_value(json_object_get(m, "body"))),
+                          strlen("data:image/png;base64,") + IMAGE);
+        json_decref(m);
+    }
+    ck_assert_int_eq(metric(0, "chat_deflate_compressions_total"), comp0);
     for (int i = 0; i <= CLIENTS; i++)
         tc_free(c[i]);
 }
