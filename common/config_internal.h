@@ -20,6 +20,7 @@ enum opt_kind {
     OPT_SIZE,       /* size_t in min..max */
     OPT_STRING,     /* non-empty string */
     OPT_BOOL,       /* flag without value; env 1/0, true/false, yes/no, on/off */
+    OPT_SWITCH,     /* bool that takes a value, on/off (or as OPT_BOOL's env): default on */
     OPT_RATE,       /* "R/B" into rate and burst */
     OPT_LEVEL,      /* log level name */
     OPT_LOG_FORMAT, /* text or json */

@@ -171,6 +171,7 @@ int chat_config_set_option(struct chat_config *cfg, const struct opt *o, const c
             *(size_t *)slot = (size_t)n;
         return 0;
     case OPT_BOOL:
+    case OPT_SWITCH:
         if (parse_bool(v, (bool *)slot) < 0)
             return chat_config_failf(
                 err, errlen, "%s: '%s' is not one of 1/0, true/false, yes/no, on/off", src, v);

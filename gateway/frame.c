@@ -1,3 +1,5 @@
+#include <stdlib.h>
+
 #include "frame.h"
 
 size_t gw_frame_header(uint8_t *out, size_t len)
@@ -29,4 +31,22 @@ void gw_frame_text(struct gw_frame *f, const char *payload, size_t len)
     f->header_len = gw_frame_header(f->header, len);
     f->payload = payload;
     f->len = len;
+    f->z = NULL;
+}
+
+void gw_frame_text_shared(struct gw_frame *f, struct gw_frame_z *z, const char *payload, size_t len)
+{
+    gw_frame_text(f, payload, len);
+    f->z = z;
+}
+
+void gw_frame_z_deinit(struct gw_frame_z *z)
+{
+    free(z->data);
+    *z = (struct gw_frame_z){0};
+}
+
+uint8_t gw_frame_opcode(const struct gw_frame *f)
+{
+    return f->header[0] & 0x0f;
 }

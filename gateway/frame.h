@@ -1,6 +1,7 @@
 #ifndef GW_FRAME_H
 #define GW_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,20 +11,43 @@
  * and every recipient's connection appends the same bytes.
  */
 
+/*
+ * The compressed form of a fan-out's frame (permessage-deflate), made by the
+ * first recipient that negotiated the extension and sent as is to the
+ * others: with server_no_context_takeover a message compresses to the same
+ * bytes for everyone whose window is the same.  Owned by the fan-out, which
+ * zero-initialises it and calls gw_frame_z_deinit when it is done.
+ */
+struct gw_frame_z {
+    uint8_t bits; /* window it was compressed for; 0: not made yet */
+    bool plain;   /* compression failed or did not shrink it: send it plain */
+    char *data;   /* malloc'd compressed payload */
+    size_t len;
+};
+
 struct gw_frame {
     uint8_t header[10];
     size_t header_len;
     const char *payload; /* borrowed */
     size_t len;
+    struct gw_frame_z *z; /* NULL: each recipient compresses for itself */
 };
 
 /* Frames payload (borrowed: it must outlive every use of f). */
 void gw_frame_text(struct gw_frame *f, const char *payload, size_t len);
+/* The same for a fan-out: recipients share the compressed form kept in z
+ * (zero-initialised by the caller, borrowed, released with
+ * gw_frame_z_deinit once the fan-out is over). */
+void gw_frame_text_shared(struct gw_frame *f, struct gw_frame_z *z, const char *payload,
+                          size_t len);
+void gw_frame_z_deinit(struct gw_frame_z *z);
 
 /* Writes the header of a final unmasked text frame for a payload of len
  * bytes into out (at least 10 bytes); returns its length. */
 size_t gw_frame_header(uint8_t *out, size_t len);
 /* The same for another opcode (0x2 binary). */
 size_t gw_frame_header_op(uint8_t *out, uint8_t opcode, size_t len);
+/* The opcode of f (0x1 text, 0x2 binary). */
+uint8_t gw_frame_opcode(const struct gw_frame *f);
 
 #endif

@@ -23,6 +23,7 @@ struct gw_listener;
 struct gw_admit;
 struct gw_offload;
 struct gw_penalty;
+struct gw_deflate;
 struct chat_identity;
 typedef struct json_t json_t;
 
@@ -50,6 +51,7 @@ struct gw_ctx {
     struct gw_admit *admit;     /* large incoming messages, node-wide (admit.h) */
     struct gw_offload *offload; /* their parsing, off the loop (offload.h); may be NULL */
     struct gw_penalty *penalty; /* users cut off for flooding (penalty.h) */
+    struct gw_deflate *deflate; /* permessage-deflate streams (deflate.h); NULL: --deflate off */
     bool draining;
     uint64_t next_conn_id;
 };

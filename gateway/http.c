@@ -24,6 +24,7 @@
 #include "store.h"
 #include "token.h"
 #include "ws.h"
+#include "wsdeflate.h"
 #include "wshandshake.h"
 
 #define GW_GUEST_TTL_SEC (24 * 3600)
@@ -415,13 +416,44 @@ static void route_rooms(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
 
 /* ---- /ws and /echo ---- */
 
-static void write_101(struct gw_conn *c, const char *accept)
+/*
+ * permessage-deflate, when the node has it on and the client offers it in a
+ * form we can meet: the server's window bits for gw_ws_options, 0 for none.
+ * Offers may come in several header lines, which count as one comma list
+ * (RFC 9110 5.3); a value that does not fit here is not negotiated.
+ */
+static uint8_t negotiate_deflate(struct gw_ctx *ctx, const struct gw_http_request *req,
+                                 char *answer, size_t answer_len)
+{
+    if (!ctx->cfg->deflate || !ctx->deflate)
+        return 0;
+    char offers[2048];
+    size_t used = 0;
+    for (int i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].name, "Sec-WebSocket-Extensions") != 0)
+            continue;
+        int n = snprintf(offers + used, sizeof(offers) - used, "%s%s", used ? ", " : "",
+                         req->headers[i].value);
+        if (n < 0 || (size_t)n >= sizeof(offers) - used)
+            return 0;
+        used += (size_t)n;
+    }
+    struct chat_wsdeflate d;
+    if (!used || !chat_wsdeflate_negotiate(offers, &d) ||
+        chat_wsdeflate_response(&d, answer, answer_len) != 0)
+        return 0;
+    return d.server_max_window_bits;
+}
+
+/* extensions: the Sec-WebSocket-Extensions answer, or "". */
+static void write_101(struct gw_conn *c, const char *accept, const char *extensions)
 {
     struct evbuffer *out = gw_conn_output(c);
     evbuffer_add_printf(out,
                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                        accept);
+                        "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                        accept, *extensions ? "Sec-WebSocket-Extensions: " : "", extensions,
+                        *extensions ? "\r\n" : "");
 }
 
 static bool check_handshake(struct gw_conn *c, const struct gw_http_request *req, char *accept)
@@ -505,9 +537,13 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         gw_conn_respond_error(c, req, 403, "forbidden", "origin not allowed");
         return;
     }
+    char extensions[160] = "";
+    uint8_t deflate_bits = negotiate_deflate(ctx, req, extensions, sizeof(extensions));
+    if (!deflate_bits)
+        extensions[0] = '\0';
     if (echo) {
-        write_101(c, accept);
-        gw_ws_start_echo(ctx, c);
+        write_101(c, accept, extensions);
+        gw_ws_start_echo(ctx, c, deflate_bits);
         return;
     }
     struct chat_identity who;
@@ -533,7 +569,8 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         return;
     }
     unsigned flags = gw_http_query_is(req, "presence", "batch") ? GW_SESSION_PRESENCE_BATCH : 0;
-    write_101(c, accept);
+    flags |= GW_SESSION_DEFLATE(deflate_bits);
+    write_101(c, accept, extensions);
     gw_session_start(ctx, c, &who, flags, gw_handlers_dispatch); /* takes who */
 }
 

@@ -17,6 +17,7 @@
 #include "admit.h"
 #include "bus.h"
 #include "config.h"
+#include "deflate.h"
 #include "http.h"
 #include "keys.h"
 #include "listener.h"
@@ -157,6 +158,7 @@ static void teardown(struct app *app)
     gw_metrics_free(app->ctx.metrics);
     gw_admit_free(app->ctx.admit);
     gw_penalty_free(app->ctx.penalty);
+    gw_deflate_free(app->ctx.deflate);
     if (app->tick)
         event_free(app->tick);
     if (app->drain_check)
@@ -188,7 +190,8 @@ static int wire(struct app *app)
     json_object_seed(0);
     ctx->offload = gw_offload_new(ctx->base);
     ctx->penalty = gw_penalty_new(GW_PENALTY_MAX);
-    if (!ctx->admit || !ctx->offload || !ctx->penalty)
+    ctx->deflate = app->cfg.deflate ? gw_deflate_new() : NULL;
+    if (!ctx->admit || !ctx->offload || !ctx->penalty || (app->cfg.deflate && !ctx->deflate))
         return 1;
     ctx->store = gw_store_new(ctx);
     ctx->router = gw_router_new(ctx, &router_ops);

@@ -30,6 +30,18 @@ static const struct {
     [GW_M_RESYNCS] = {"chat_resyncs_total", "resync events sent (gaps history could not fill)"},
     [GW_M_REPAIR_RETRIES] = {"chat_repair_retries_total",
                              "gap repairs retried after a failed read"},
+    [GW_M_DEFLATE_SESSIONS] = {"chat_deflate_sessions_total",
+                               "WebSocket sessions that negotiated permessage-deflate"},
+    [GW_M_DEFLATE_IN_WIRE] = {"chat_deflate_in_bytes_total",
+                              "compressed message bytes received from clients"},
+    [GW_M_DEFLATE_IN_RAW] = {"chat_deflate_in_raw_bytes_total",
+                             "what the compressed messages received inflated to"},
+    [GW_M_DEFLATE_OUT_WIRE] = {"chat_deflate_out_bytes_total",
+                               "compressed message bytes queued to clients"},
+    [GW_M_DEFLATE_OUT_RAW] = {"chat_deflate_out_raw_bytes_total",
+                              "uncompressed size of the compressed messages queued to clients"},
+    [GW_M_DEFLATE_COMPRESSIONS] = {"chat_deflate_compressions_total",
+                                   "messages compressed (once per fan-out, not per recipient)"},
 };
 
 static const struct {
@@ -168,6 +180,20 @@ void gw_metrics_render(const struct gw_metrics *m, const char *node, struct evbu
         evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s{node=\"%s\"} %lld\n",
                             gauge_info[i].name, gauge_info[i].help, gauge_info[i].name,
                             gauge_info[i].name, node, (long long)m->gauges[i]);
+    }
+    /* Derived here so a dashboard needs no rate() arithmetic for it: 0 until
+     * something was compressed in that direction. */
+    const char *sr = "chat_deflate_saved_ratio";
+    evbuffer_add_printf(out,
+                        "# HELP %s share of the bytes permessage-deflate saved, 1 - "
+                        "compressed/raw, by direction\n# TYPE %s gauge\n",
+                        sr, sr);
+    for (int in = 1; in >= 0; in--) {
+        uint64_t wire = m->counters[in ? GW_M_DEFLATE_IN_WIRE : GW_M_DEFLATE_OUT_WIRE];
+        uint64_t raw = m->counters[in ? GW_M_DEFLATE_IN_RAW : GW_M_DEFLATE_OUT_RAW];
+        double saved = raw && wire <= raw ? 1.0 - (double)wire / (double)raw : 0.0;
+        evbuffer_add_printf(out, "%s{node=\"%s\",direction=\"%s\"} %.4f\n", sr, node,
+                            in ? "in" : "out", saved);
     }
     for (int i = 0; i < GW_H_COUNT; i++) {
         evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", histogram_info[i].name,

@@ -20,13 +20,19 @@ enum gw_counter {
     GW_M_RATE_LIMITED,
     GW_M_SLOW_CLOSED, /* clients cut off at the output limit */
     GW_M_REDIS_RECONNECTS,
-    GW_M_PUBSUB_IN,      /* messages received from Redis pub/sub */
-    GW_M_GAP_RECOVERIES, /* seq gaps repaired from history */
-    GW_M_CONNS_REFUSED,  /* connections answered 503 at a connection limit */
-    GW_M_ACCEPT_ERRORS,  /* accept() failures (descriptors exhausted) */
-    GW_M_PROBE_FAILURES, /* times delivery was found stalled */
-    GW_M_RESYNCS,        /* resync events sent: gaps history could not fill */
-    GW_M_REPAIR_RETRIES, /* gap repairs whose history read failed and was retried */
+    GW_M_PUBSUB_IN,            /* messages received from Redis pub/sub */
+    GW_M_GAP_RECOVERIES,       /* seq gaps repaired from history */
+    GW_M_CONNS_REFUSED,        /* connections answered 503 at a connection limit */
+    GW_M_ACCEPT_ERRORS,        /* accept() failures (descriptors exhausted) */
+    GW_M_PROBE_FAILURES,       /* times delivery was found stalled */
+    GW_M_RESYNCS,              /* resync events sent: gaps history could not fill */
+    GW_M_REPAIR_RETRIES,       /* gap repairs whose history read failed and was retried */
+    GW_M_DEFLATE_SESSIONS,     /* WebSockets that negotiated permessage-deflate */
+    GW_M_DEFLATE_IN_WIRE,      /* compressed message bytes received */
+    GW_M_DEFLATE_IN_RAW,       /* ...and what they inflated to */
+    GW_M_DEFLATE_OUT_WIRE,     /* compressed message bytes queued to clients */
+    GW_M_DEFLATE_OUT_RAW,      /* ...and their size uncompressed */
+    GW_M_DEFLATE_COMPRESSIONS, /* messages compressed (a fan-out counts once) */
     GW_M_COUNT
 };
 

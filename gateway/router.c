@@ -410,9 +410,11 @@ static void room_live_message(struct gw_router *r, struct room *room, int64_t se
     }
     if (room->pending_joins > 0)
         backlog_push(room, seq, payload, len);
+    struct gw_frame_z z = {0};
     struct gw_frame f;
-    gw_frame_text(&f, payload, len);
+    gw_frame_text_shared(&f, &z, payload, len);
     gw_router_deliver_seq(room, seq, &f);
+    gw_frame_z_deinit(&z);
     /* ts is Redis' clock at the append: skew between Redis and this node
      * shows up here, which is worth seeing too. */
     int64_t ts = message_ts(payload, len);
@@ -426,8 +428,9 @@ static void room_live_message(struct gw_router *r, struct room *room, int64_t se
 void gw_router_room_event(struct room *room, const char *payload, size_t len, const char *skip_uid,
                           size_t skip_len)
 {
+    struct gw_frame_z z = {0};
     struct gw_frame f;
-    gw_frame_text(&f, payload, len);
+    gw_frame_text_shared(&f, &z, payload, len);
     struct gw_member *m = LIST_FIRST(&room->members);
     while (m) {
         struct gw_member *next = LIST_NEXT(m, in_room);
@@ -437,18 +440,21 @@ void gw_router_room_event(struct room *room, const char *payload, size_t len, co
             gw_router_send_frame(room->router, m->client, &f);
         m = next;
     }
+    gw_frame_z_deinit(&z);
 }
 
 void gw_router_node_event(struct gw_router *r, const char *payload, size_t len)
 {
+    struct gw_frame_z z = {0};
     struct gw_frame f;
-    gw_frame_text(&f, payload, len);
+    gw_frame_text_shared(&f, &z, payload, len);
     struct gw_client *c = LIST_FIRST(&r->clients);
     while (c) {
         struct gw_client *next = LIST_NEXT(c, in_node);
         gw_router_send_frame(r, c, &f);
         c = next;
     }
+    gw_frame_z_deinit(&z);
 }
 
 /* online/offline, one frame each, to the clients that did not ask for
@@ -456,14 +462,16 @@ void gw_router_node_event(struct gw_router *r, const char *payload, size_t len)
 static void send_each(struct gw_router *r, struct client_list *list, const char *payload,
                       size_t len)
 {
+    struct gw_frame_z z = {0};
     struct gw_frame f;
-    gw_frame_text(&f, payload, len);
+    gw_frame_text_shared(&f, &z, payload, len);
     struct gw_client *c = LIST_FIRST(list);
     while (c) {
         struct gw_client *next = LIST_NEXT(c, in_mode);
         gw_router_send_frame(r, c, &f);
         c = next;
     }
+    gw_frame_z_deinit(&z);
 }
 
 static void room_traffic(struct gw_router *r, struct room *room, const char *payload, size_t len)

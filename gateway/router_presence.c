@@ -100,14 +100,16 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         p = append_users(b, false, p + sizeof(mid) - 1);
         memcpy(p, "]}", 2);
         p += 2;
+        struct gw_frame_z z = {0};
         struct gw_frame f;
-        gw_frame_text(&f, payload, (size_t)(p - payload));
+        gw_frame_text_shared(&f, &z, payload, (size_t)(p - payload));
         struct gw_client *c = LIST_FIRST(&r->batch_clients);
         while (c) {
             struct gw_client *next = LIST_NEXT(c, in_mode);
             gw_router_send_frame(r, c, &f);
             c = next;
         }
+        gw_frame_z_deinit(&z);
         free(payload);
     }
     batch_clear(b);

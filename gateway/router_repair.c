@@ -109,9 +109,11 @@ static void repair_fill(struct gw_router *r, struct room *room, const redisReply
         int64_t seq = gw_router_message_seq(e->str, e->len);
         if (seq <= room->live_seq)
             continue;
+        struct gw_frame_z z = {0};
         struct gw_frame f;
-        gw_frame_text(&f, e->str, e->len);
+        gw_frame_text_shared(&f, &z, e->str, e->len);
         gw_router_deliver_seq(room, seq, &f);
+        gw_frame_z_deinit(&z);
         room->live_seq = seq;
     }
     gw_metrics_add(r->ctx->metrics, GW_M_GAP_RECOVERIES, 1);
@@ -143,9 +145,11 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
     struct backlog_entry *e;
     STAILQ_FOREACH(e, &room->backlog, link)
     {
+        struct gw_frame_z z = {0};
         struct gw_frame f;
-        gw_frame_text(&f, e->data, e->len);
+        gw_frame_text_shared(&f, &z, e->data, e->len);
         gw_router_deliver_seq(room, e->seq, &f);
+        gw_frame_z_deinit(&z);
         if (e->seq > room->live_seq)
             room->live_seq = e->seq;
     }

@@ -53,14 +53,16 @@ struct user *gw_router_user_new(struct gw_router *r, const char *channel,
  * walk reads nothing of u after it. */
 static void user_send_all(struct gw_router *r, struct user *u, const char *payload, size_t len)
 {
+    struct gw_frame_z z = {0};
     struct gw_frame f;
-    gw_frame_text(&f, payload, len);
+    gw_frame_text_shared(&f, &z, payload, len);
     struct gw_client *c = LIST_FIRST(&u->clients);
     while (c) {
         struct gw_client *next = LIST_NEXT(c, in_user);
         gw_router_send_frame(r, c, &f);
         c = next;
     }
+    gw_frame_z_deinit(&z);
 }
 
 /* Delivers a private message (or anything else on the user's channel) to

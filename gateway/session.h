@@ -42,6 +42,10 @@ typedef void (*gw_session_dispatch_cb)(struct gw_session *s, struct chat_request
 enum gw_session_flags {
     GW_SESSION_PRESENCE_BATCH = 1, /* presence_batch instead of online/offline */
 };
+/* permessage-deflate negotiated with window bits b (8..15, 0: not), carried
+ * in the flags' second byte (gw_ws_options.deflate_bits). */
+#define GW_SESSION_DEFLATE(b) ((unsigned)(b) << 8)
+#define GW_SESSION_DEFLATE_BITS(flags) ((uint8_t)(((flags) >> 8) & 0xff))
 
 /* After a 101: takes over c and *who (moved; *who is left empty); flags are
  * enum gw_session_flags. */

@@ -10,12 +10,14 @@
 #include "admit.h"
 #include "config.h"
 #include "conn.h"
+#include "deflate.h"
 #include "frame.h"
 #include "gateway.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
 #include "ws.h"
+#include "wsdeflate.h"
 
 struct gw_ws {
     struct gw_conn *conn;
@@ -50,6 +52,7 @@ struct gw_ws {
     size_t msg_len;   /* received */
     size_t msg_cap;
     bool in_data_frame; /* the frame being read is part of it (not a control frame) */
+    bool msg_deflated;  /* its first frame had RSV1: msg holds deflate data */
     /* A close frame being read: its reason is checked here (check_close_reason). */
     uint8_t close_in[125];
     size_t close_in_len, close_in_want;
@@ -156,6 +159,10 @@ static void on_wslay_frame_start(wslay_event_context_ptr ctx,
     if (f->opcode < 0x8)
         ws->in_fragmented = !f->fin;
     ws->in_data_frame = f->opcode < 0x8;
+    /* RSV1 on the first frame marks the whole message (RFC 7692 6); wslay
+     * refuses it on continuations, and on anything unless negotiated. */
+    if (f->opcode == WSLAY_TEXT_FRAME || f->opcode == WSLAY_BINARY_FRAME)
+        ws->msg_deflated = (f->rsv & WSLAY_RSV1_BIT) != 0;
     ws->in_close_frame = f->opcode == WSLAY_CONNECTION_CLOSE && f->payload_length <= 125;
     ws->close_in_len = 0;
     ws->close_in_want = (size_t)f->payload_length;
@@ -251,6 +258,44 @@ static void on_admitted(struct gw_admit_waiter *w)
     proceed(ws); /* wslay resumes the frame it stopped in */
 }
 
+/*
+ * Takes a compressed message and returns it inflated (NULL after asking for
+ * the close it earned).  The loop inflates it, on the node's one stream,
+ * before anything is handed to the offload thread; wslay skipped the UTF-8
+ * check of the compressed bytes, so text is checked here.
+ */
+static char *inflate_message(struct gw_ws *ws, uint8_t opcode, char *data, size_t *len)
+{
+    char *out = NULL;
+    size_t outlen = 0;
+    int rc = ws->ctx->deflate ? gw_deflate_inflate(ws->ctx->deflate, data, *len,
+                                                   ws->opts.max_message, &out, &outlen)
+                              : CHAT_WSDEFLATE_E_NOMEM;
+    gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_IN_WIRE, *len);
+    free(data);
+    if (rc == CHAT_WSDEFLATE_OK && opcode == WSLAY_TEXT_FRAME && chat_utf8_count(out, outlen) < 0)
+        rc = CHAT_WSDEFLATE_E_DATA;
+    switch (rc) {
+    case CHAT_WSDEFLATE_OK:
+        gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_IN_RAW, outlen);
+        *len = outlen;
+        return out;
+    case CHAT_WSDEFLATE_E_TOO_BIG:
+        chat_log(CHAT_LOG_INFO, "ws_inflate_too_big conn=%llu compressed=%zu",
+                 (unsigned long long)gw_conn_id(ws->conn), *len);
+        request_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "");
+        break;
+    case CHAT_WSDEFLATE_E_DATA:
+        free(out);
+        request_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "");
+        break;
+    default:
+        request_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+        break;
+    }
+    return NULL;
+}
+
 static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
                          void *user_data)
 {
@@ -259,11 +304,13 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
     ws->stats.frames_in++;
     size_t len = m->msg_length;
     char *data = m->opcode < 0x8 ? take_message(ws, &len) : NULL;
-    ws->stats.bytes_in += len;
     if (ws->close_wanted || wslay_event_get_close_sent(ctx)) {
         free(data);
         return;
     }
+    if (m->opcode < 0x8 && ws->msg_deflated && !(data = inflate_message(ws, m->opcode, data, &len)))
+        return;
+    ws->stats.bytes_in += len;
     if (m->opcode < 0x8 && !data && !(data = malloc(1))) {
         request_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
         return;
@@ -352,8 +399,21 @@ static void apply_backpressure(struct gw_ws *ws)
     }
 }
 
-/* Every setting of a wslay context lives here: contexts come and go
- * (wslay_trim). */
+/*
+ * Every setting of a fresh wslay context, in one place, so that a context
+ * made again later (or on demand) gets exactly the same: the limits, no
+ * buffering (messages are assembled here), and RSV1 when permessage-deflate
+ * was negotiated (otherwise wslay fails a frame with RSV1 with 1002).
+ */
+static void configure_wslay(struct gw_ws *ws)
+{
+    wslay_event_config_set_max_recv_msg_length(ws->wslay, ws->opts.max_message);
+    wslay_event_config_set_no_buffering(ws->wslay, 1);
+    wslay_event_config_set_allowed_rsv_bits(ws->wslay, ws->opts.deflate_bits ? WSLAY_RSV1_BIT
+                                                                             : WSLAY_RSV_NONE);
+}
+
+/* Contexts come and go (wslay_trim): each new one is configured the same. */
 static bool wslay_new(struct gw_ws *ws)
 {
     static const struct wslay_event_callbacks callbacks = {
@@ -367,8 +427,7 @@ static bool wslay_new(struct gw_ws *ws)
         ws->wslay = NULL;
         return false;
     }
-    wslay_event_config_set_max_recv_msg_length(ws->wslay, ws->opts.max_message);
-    wslay_event_config_set_no_buffering(ws->wslay, 1);
+    configure_wslay(ws);
     ws->wire_fed = ws->wire_framed = 0;
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_WS_PARSERS, 1);
     return true;
@@ -548,9 +607,13 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     ws->h = h;
     ws->arg = arg;
     ws->opts = *opts;
+    if (!ws->ctx->deflate)
+        ws->opts.deflate_bits = 0; /* no streams to do it with */
     ws->admit.granted = on_admitted;
     ws->stats.conn_id = gw_conn_id(c);
     ws->opened_ms = ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();
+    if (ws->opts.deflate_bits)
+        gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_SESSIONS, 1);
     gw_metrics_gauge_add(ws->ctx->metrics, GW_G_CONNECTIONS, 1);
     gw_metrics_add(ws->ctx->metrics, GW_M_CONNECTIONS_TOTAL, 1);
     /* wslay pulls from the input buffer as it parses, so a modest watermark
@@ -602,6 +665,45 @@ int gw_ws_send_text(struct gw_ws *ws, const char *data, size_t len)
     return rc;
 }
 
+/*
+ * The compressed payload of f for this connection (length in *len), or NULL
+ * to send it plain.  A fan-out's frame carries its compressed form (f->z):
+ * the first recipient makes it, the others with the same window reuse it,
+ * so a message is compressed once per node, not once per recipient.  A
+ * compressed copy made for this connection alone is left in *owned.
+ */
+static const char *compressed_payload(struct gw_ws *ws, const struct gw_frame *f, size_t *len,
+                                      char **owned)
+{
+    unsigned bits = ws->opts.deflate_bits;
+    struct gw_frame_z *z = f->z;
+    if (z && z->bits == bits) {
+        *len = z->len;
+        return z->plain ? NULL : z->data;
+    }
+    char *out = NULL;
+    size_t outlen = 0;
+    int rc = gw_deflate_compress(ws->ctx->deflate, bits, f->payload, f->len, &out, &outlen);
+    gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_COMPRESSIONS, 1);
+    /* Already compressed data (a JPEG in base64 shrinks, a random one may
+     * not): RSV1 is per message, so it goes out plain. */
+    bool plain = rc != CHAT_WSDEFLATE_OK || outlen >= f->len;
+    if (plain) {
+        free(out);
+        out = NULL;
+        outlen = f->len;
+    }
+    if (z && z->bits == 0) {
+        *z = (struct gw_frame_z){.bits = (uint8_t)bits, .plain = plain, .data = out, .len = outlen};
+    } else {
+        *owned = out;
+    }
+    if (plain)
+        return NULL;
+    *len = outlen;
+    return out;
+}
+
 static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
 {
     if (!gw_ws_is_open(ws))
@@ -618,14 +720,35 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
         else
             proceed(ws);
     }
+    const uint8_t *header = f->header;
+    size_t header_len = f->header_len;
+    const char *payload = f->payload;
+    size_t len = f->len;
+    char *owned = NULL;
+    uint8_t zheader[10];
+    const char *z = ws->opts.deflate_bits && f->len >= ws->ctx->cfg->deflate_min &&
+                            f->len <= GW_DEFLATE_MAX_MESSAGE
+                        ? compressed_payload(ws, f, &len, &owned)
+                        : NULL;
+    if (z) {
+        header_len = gw_frame_header_op(zheader, gw_frame_opcode(f), len);
+        zheader[0] |= 0x40; /* RSV1: this message is compressed */
+        header = zheader;
+        payload = z;
+        gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_OUT_WIRE, len);
+        gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_OUT_RAW, f->len);
+    }
     struct evbuffer *out = gw_conn_output(ws->conn);
-    if (evbuffer_add(out, f->header, f->header_len) != 0 ||
-        evbuffer_add(out, f->payload, f->len) != 0)
-        return GW_ERR_NOMEM;
+    int rc = evbuffer_add(out, header, header_len) != 0 || evbuffer_add(out, payload, len) != 0
+                 ? GW_ERR_NOMEM
+                 : GW_OK;
+    free(owned);
+    if (rc != GW_OK)
+        return rc;
     gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_OUT, 1);
-    gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, f->len);
+    gw_metrics_add(ws->ctx->metrics, GW_M_BYTES_OUT, len);
     ws->stats.frames_out++;
-    ws->stats.bytes_out += f->len;
+    ws->stats.bytes_out += len;
     return GW_OK;
 }
 

@@ -8,10 +8,9 @@
 /*
  * One WebSocket (RFC 6455, server side) over an upgraded gw_conn, framed by
  * wslay.  Enforces: binary -> 1003, invalid UTF-8 -> 1007, over max_message ->
- * 1009, output over GW_WS_OUTPUT_LIMIT -> output dropped and 1008, idle ->
- * 1001, and pings every ping_interval.  The gw_ws is owned by its gw_conn and
- * freed with it; the handler learns through on_closed and must not use the
- * gw_ws afterwards.
+ * 1009 (inflated size, when compressed), output over GW_WS_OUTPUT_LIMIT -> output dropped and 1008,
+ * idle -> 1001, and pings every ping_interval.  The gw_ws is owned by its gw_conn and freed with
+ * it; the handler learns through on_closed and must not use the gw_ws afterwards.
  *
  * Sending never ends the connection from inside the send call: a failure
  * found while sending closes it from the event loop a moment later, so a
@@ -80,6 +79,10 @@ struct gw_ws_options {
     int ping_interval_ms;
     int idle_timeout_ms;
     bool echo_binary; /* /echo: binary messages come back as they are (else 1003) */
+    /* permessage-deflate was negotiated (http.c): the server's window bits,
+     * 8..15; 0 when it was not.  Neither side keeps context between
+     * messages, so nothing else about it lives per connection. */
+    uint8_t deflate_bits;
 };
 
 /* Takes over c (after the 101 head was written).  NULL on no memory, in which
@@ -100,8 +103,9 @@ void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 
 bool gw_ws_is_open(const struct gw_ws *ws);
 
-/* After a 101 on /echo: every text message comes back unchanged. */
-void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c);
+/* After a 101 on /echo: every text message comes back unchanged.
+ * deflate_bits as in gw_ws_options. */
+void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c, uint8_t deflate_bits);
 uint64_t gw_ws_conn_id(const struct gw_ws *ws);
 
 #endif

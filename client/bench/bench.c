@@ -116,17 +116,22 @@ static int send_message(struct bclient *c)
     int hn, rv;
     size_t body_len, tag_len;
 
-    tag_len = (size_t)snprintf(head, sizeof(head), "%s:%s:%ld:%" PRIu64 ":%" PRIu64 ":", BENCH_TAG,
-                               b->run_id, c->idx, c->counter, t);
+    bool image = b->o.body == BENCH_BODY_IMAGE;
+    char sep = image ? '/' : ':';
+
+    tag_len = (size_t)snprintf(head, sizeof(head), "%s%s%c%s%c%ld%c%" PRIu64 "%c%" PRIu64 "%c",
+                               image ? BENCH_IMAGE_HEAD : "", BENCH_TAG, sep, b->run_id, sep,
+                               c->idx, sep, c->counter, sep, t, sep);
     body_len = (size_t)b->o.size > tag_len ? (size_t)b->o.size : tag_len;
     frame = malloc(body_len + 256);
     if (!frame)
         return -1;
     hn = snprintf(frame, 256,
-                  "{\"type\":\"message\",\"room\":\"%s\",\"kind\":\"text\",\"id\":\"m%" PRIu64
+                  "{\"type\":\"message\",\"room\":\"%s\",\"kind\":\"%s\",\"id\":\"m%" PRIu64
                   "\",\"body\":\"%s",
-                  b->rooms[c->room].name, c->counter, head);
-    memset(frame + hn, 'x', body_len - tag_len);
+                  b->rooms[c->room].name, image ? "image" : "text", c->counter, head);
+    bench_fill_body(b->o.body, c->counter * 7919u + (uint64_t)c->idx, frame + hn,
+                    body_len - tag_len);
     memcpy(frame + hn + (body_len - tag_len), "\"}", 2);
     rv = chat_client_send_text(c->cc, frame, (size_t)hn + body_len - tag_len + 2);
     free(frame);
@@ -198,19 +203,26 @@ static void pace(struct bench *b, uint64_t t)
 
 /* ---- receiving ---- */
 
-/* Parses "cb1:<run>:<client>:<counter>:<t_ns>:" at the start of a body. */
+/* Parses "cb1:<run>:<client>:<counter>:<t_ns>:" at the start of a body, or
+ * the same with '/' for ':' after the data URL head of an image body. */
 static bool parse_tag(const struct bench *b, struct bench_str body, uint64_t *client,
                       uint64_t *t_ns)
 {
     const char *p = body.p, *end = body.p + body.len;
-    size_t rl = strlen(b->run_id);
+    size_t rl = strlen(b->run_id), il = strlen(BENCH_IMAGE_HEAD);
     uint64_t v = 0;
     int field;
+    char sep = ':';
 
-    if (!p || body.len < sizeof(BENCH_TAG) + rl + 1 || memcmp(p, BENCH_TAG ":", 4) != 0)
+    if (p && body.len > il && memcmp(p, BENCH_IMAGE_HEAD, il) == 0) {
+        p += il;
+        sep = '/';
+    }
+    if (!p || (size_t)(end - p) < sizeof(BENCH_TAG) + rl + 1 ||
+        memcmp(p, BENCH_TAG, sizeof(BENCH_TAG) - 1) != 0 || p[3] != sep)
         return false;
     p += 4;
-    if (memcmp(p, b->run_id, rl) != 0 || p[rl] != ':')
+    if (memcmp(p, b->run_id, rl) != 0 || p[rl] != sep)
         return false;
     p += rl + 1;
     for (field = 0; field < 3; field++) {
@@ -219,7 +231,7 @@ static bool parse_tag(const struct bench *b, struct bench_str body, uint64_t *cl
             return false;
         while (p < end && *p >= '0' && *p <= '9')
             v = v * 10 + (uint64_t)(*p++ - '0');
-        if (p >= end || *p++ != ':')
+        if (p >= end || *p++ != sep)
             return false;
         if (field == 0)
             *client = v;
@@ -429,6 +441,7 @@ static void connect_ws(struct bclient *c)
         .url = c->b->o.urls[c->url],
         .token = c->token,
         .presence_batch = c->b->o.presence_batch,
+        .deflate = c->b->o.deflate,
         .on_message = on_message,
         .on_event = on_event,
         .arg = c,
@@ -633,6 +646,21 @@ static void progress(struct bench *b, uint64_t t)
     fflush(stderr);
 }
 
+/* What the clients' sockets carried so far (slot 0: measure start, 1: end). */
+static void wire_sample(struct bench *b, int slot)
+{
+    b->wire_in[slot] = b->wire_out[slot] = 0;
+    b->deflate_clients = 0;
+    for (long i = 0; i < b->o.clients; i++) {
+        uint64_t in, out;
+
+        chat_client_wire_bytes(b->clients[i].cc, &in, &out);
+        b->wire_in[slot] += in;
+        b->wire_out[slot] += out;
+        b->deflate_clients += chat_client_deflate(b->clients[i].cc);
+    }
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct bench *b = arg;
@@ -653,9 +681,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (t >= b->t_measure && !b->measure_sampled) {
             b->measure_sampled = true;
             bench_procs_sample(b, BENCH_SAMPLE_MEASURE_START);
+            wire_sample(b, 0);
         }
         if (t >= b->t_send_end) {
             bench_procs_sample(b, BENCH_SAMPLE_MEASURE_END);
+            wire_sample(b, 1);
             start_drain(b);
             break;
         }
@@ -899,4 +929,48 @@ int main(int argc, char **argv)
 out:
     teardown(&b);
     return status;
+}
+
+/* A body of n characters after the tag: 'x's (the historical default,
+ * which compresses far better than anything real), words drawn from a
+ * small chat vocabulary, or base64 of random bytes (an image: PNG and JPEG
+ * are compressed already).  Deterministic in seed. */
+void bench_fill_body(enum bench_body kind, uint64_t seed, char *out, size_t n)
+{
+    static const char *const words[] = {
+        "the",     "a",     "to",    "and",    "I",      "you",     "it",     "is",
+        "that",    "for",   "on",    "we",     "have",   "this",    "with",   "be",
+        "not",     "are",   "just",  "but",    "can",    "what",    "so",     "do",
+        "deploy",  "build", "test",  "fixed",  "merged", "review",  "coffee", "lunch",
+        "meeting", "today", "later", "thanks", "lol",    "ok",      "sure",   "why",
+        "server",  "redis", "cache", "bug",    "ticket", "release", "Friday", "prod",
+        "weekend", "?",     "!",     "👍",      "nice",   "agreed",  "maybe",  "tomorrow",
+        "please",  "check", "link",  "docs",   "branch", "rebase",  "CI",     "green",
+    };
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    size_t i = 0;
+
+    if (kind == BENCH_BODY_X) {
+        memset(out, 'x', n);
+        return;
+    }
+    while (i < n) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (kind == BENCH_BODY_IMAGE) {
+            out[i++] = b64[x & 63];
+            continue;
+        }
+        const char *w = words[x % (sizeof(words) / sizeof(words[0]))];
+        size_t wl = strlen(w);
+        if (i + wl + 1 > n) {
+            memset(out + i, '.', n - i); /* no word split mid-character */
+            break;
+        }
+        memcpy(out + i, w, wl);
+        i += wl;
+        out[i++] = ' ';
+    }
 }

@@ -29,6 +29,10 @@ struct evhttp_connection;
 #define BENCH_TAG "cb1"
 #define BENCH_MAX_UNACKED 64 /* per client, whatever the mode */
 #define NS 1000000000ull
+#define BENCH_IMAGE_HEAD "data:image/png;base64,"
+#define BENCH_IMAGE_MAX_SIZE (1024 * 1024)
+
+enum bench_body { BENCH_BODY_X, BENCH_BODY_WORDS, BENCH_BODY_IMAGE };
 
 enum phase { PH_RAMP, PH_SEND, PH_DRAIN, PH_CLOSE, PH_DONE };
 
@@ -59,7 +63,9 @@ struct bench_opts {
     pid_t *pids;
     size_t n_pids;
     bool json;
-    bool presence_batch; /* --presence-batch */
+    bool presence_batch;  /* --presence-batch */
+    bool deflate;         /* --deflate: offer permessage-deflate */
+    enum bench_body body; /* --body */
     const char *nick_prefix;
 };
 
@@ -162,6 +168,8 @@ struct bench {
     struct rusage ru_start;
     uint64_t machine_busy[2], machine_total[2]; /* /proc/stat at measure start and end */
     bool measure_sampled;
+    uint64_t wire_in[2], wire_out[2]; /* clients' socket bytes at measure start and end */
+    long deflate_clients;             /* clients with permessage-deflate in force */
     bool tty;
     bool interrupted;
 };
@@ -202,5 +210,8 @@ int bench_proc_name(pid_t pid, char *comm, size_t len);
 
 /* report.c: prints the results (text or --json) and returns the exit status. */
 int bench_report(struct bench *b);
+
+/* bench.c: n body characters of the given kind, deterministic in seed. */
+void bench_fill_body(enum bench_body kind, uint64_t seed, char *out, size_t n);
 
 #endif

@@ -25,7 +25,11 @@ void bench_options_usage(FILE *out)
             "                     not yet back at their sender), its members taking turns\n"
             "  --window W         with --max, messages in flight per room (default 16);\n"
             "                     with --rate, unacked messages per client (default 64)\n"
-            "  --size B           message body bytes (default 100, 64-4000)\n"
+            "  --size B           message body bytes (default 100, 64-4000; images up to 1 MiB)\n"
+            "  --body KIND        x (default: 'x' repeated), words (chat-like text) or image\n"
+            "                     (kind image: a data URL of random base64, like a PNG)\n"
+            "  --deflate          offer permessage-deflate (RFC 7692); the report shows\n"
+            "                     the bytes the clients' sockets read while measuring\n"
             "  --duration S       measured seconds (default 10)\n"
             "  --warmup S         seconds of sending before measuring (default 2)\n"
             "  --ramp R           connects per second, 0 for as fast as possible (default 0)\n"
@@ -107,6 +111,8 @@ int bench_options_parse(int argc, char **argv, struct bench_opts *o)
         {"json", no_argument, NULL, 'j'},
         {"nick-prefix", required_argument, NULL, 'n'},
         {"presence-batch", no_argument, NULL, 'B'},
+        {"deflate", no_argument, NULL, 'Z'},
+        {"body", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -138,7 +144,18 @@ int bench_options_parse(int argc, char **argv, struct bench_opts *o)
             ok = parse_long(optarg, 1, 100000, &o->window);
             break;
         case 's':
-            ok = parse_long(optarg, 64, 4000, &o->size);
+            /* Checked against --body once every option is read. */
+            ok = parse_long(optarg, 64, BENCH_IMAGE_MAX_SIZE, &o->size);
+            break;
+        case 'Z':
+            o->deflate = true;
+            break;
+        case 'b':
+            ok = strcmp(optarg, "x") == 0 || strcmp(optarg, "words") == 0 ||
+                 strcmp(optarg, "image") == 0;
+            o->body = optarg[0] == 'w'   ? BENCH_BODY_WORDS
+                      : optarg[0] == 'i' ? BENCH_BODY_IMAGE
+                                         : BENCH_BODY_X;
             break;
         case 'd':
             ok = parse_num(optarg, 0, 86400, &o->duration);
@@ -192,6 +209,12 @@ int bench_options_parse(int argc, char **argv, struct bench_opts *o)
             rv = -1;
             goto out;
         }
+    }
+    if (o->body != BENCH_BODY_IMAGE && o->size > 4000) {
+        fprintf(stderr, "chat-bench: --size above 4000 needs --body image (text is at most "
+                        "4000 characters)\n");
+        rv = -1;
+        goto out;
     }
     if (o->window == 0)
         o->window = o->max ? 16 : BENCH_MAX_UNACKED;

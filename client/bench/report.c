@@ -65,6 +65,11 @@ static json_t *hist_json(const struct bench_hist *h)
                      "mean_ms", bench_hist_mean(h) / 1e6, "min_ms", ms(h->count ? h->min : 0));
 }
 
+static double cpu_s(const struct proc_sample *a, const struct proc_sample *z)
+{
+    return (double)(z->cpu_ticks - a->cpu_ticks) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double cpu_pct(const struct proc_sample *a, const struct proc_sample *z, uint64_t ns)
 {
     if (!a->ok || !z->ok || ns == 0)
@@ -88,6 +93,8 @@ int bench_report(struct bench *b)
     double machine_pct =
         mt ? (double)(b->machine_busy[1] - b->machine_busy[0]) / (double)mt * 100 : 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t wire_in = b->wire_in[1] - b->wire_in[0];
+    uint64_t wire_out = b->wire_out[1] - b->wire_out[0];
 
     getrusage(RUSAGE_SELF, &ru);
     self_cpu = (double)(ru.ru_utime.tv_sec - b->ru_start.ru_utime.tv_sec + ru.ru_stime.tv_sec -
@@ -120,12 +127,16 @@ int bench_report(struct bench *b)
             const struct proc_watch *w = &b->procs[i];
 
             json_array_append_new(
-                procs, json_pack("{s:i,s:s,s:I,s:I,s:I,s:I,s:f}", "pid", (int)w->pid, "name",
+                procs, json_pack("{s:i,s:s,s:I,s:I,s:I,s:I,s:f,s:f}", "pid", (int)w->pid, "name",
                                  w->comm, "rss_start_kib", (json_int_t)w->start.rss_kib,
                                  "rss_connected_kib", (json_int_t)w->connected.rss_kib,
                                  "rss_end_kib", (json_int_t)w->measure_end.rss_kib, "rss_peak_kib",
                                  (json_int_t)w->rss_peak_kib, "cpu_pct",
-                                 cpu_pct(&w->measure_start, &w->measure_end, measured_ns)));
+                                 cpu_pct(&w->measure_start, &w->measure_end, measured_ns),
+                                 "cpu_s_per_million_deliveries",
+                                 b->n.delivered_meas ? cpu_s(&w->measure_start, &w->measure_end) /
+                                                           (double)b->n.delivered_meas * 1e6
+                                                     : 0.0));
         }
         json_object_set_new(root, "config",
                             json_pack("{s:o,s:I,s:I,s:f,s:b,s:I,s:I,s:f,s:f,s:f}", "urls", urls,
@@ -162,6 +173,12 @@ int bench_report(struct bench *b)
         json_object_set_new(root, "ack_latency", hist_json(&b->ack_lat));
         json_object_set_new(root, "processes", procs);
         json_object_set_new(root, "memory_per_connection_kib", json_real(per_conn_kib));
+        json_object_set_new(root, "wire_in_bytes", json_integer((json_int_t)wire_in));
+        json_object_set_new(root, "wire_out_bytes", json_integer((json_int_t)wire_out));
+        json_object_set_new(
+            root, "wire_in_per_delivery",
+            json_real(b->n.delivered_meas ? (double)wire_in / (double)b->n.delivered_meas : 0));
+        json_object_set_new(root, "deflate_clients", json_integer((json_int_t)b->deflate_clients));
         json_object_set_new(root, "bench_cpu_s", json_real(self_cpu));
         json_object_set_new(root, "machine_cpu_busy_pct", json_real(machine_pct));
         json_object_set_new(root, "machine_cpus", json_integer(ncpu));
@@ -225,6 +242,14 @@ int bench_report(struct bench *b)
     if (b->o.n_pids)
         printf("memory      %.1f KiB per connection (rss growth while connecting / joined)\n",
                per_conn_kib);
+    for (size_t i = 0; i < b->o.n_pids && b->n.delivered_meas; i++)
+        printf("cpu/deliv   %d %.2f s per million deliveries\n", (int)b->procs[i].pid,
+               cpu_s(&b->procs[i].measure_start, &b->procs[i].measure_end) /
+                   (double)b->n.delivered_meas * 1e6);
+    printf("wire        %.0f bytes read per delivery (%.1f MiB in, %.1f MiB out while "
+           "measuring); deflate on %ld of %ld clients\n",
+           b->n.delivered_meas ? (double)wire_in / (double)b->n.delivered_meas : 0,
+           (double)wire_in / 1048576, (double)wire_out / 1048576, b->deflate_clients, b->o.clients);
     printf("bench       %.1f s cpu; machine %.0f %% busy over %ld cpus while measuring\n", self_cpu,
            machine_pct, ncpu);
     printf("result      %s\n", status == 0   ? "OK"

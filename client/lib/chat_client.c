@@ -11,6 +11,8 @@
  */
 #include "chat_client.h"
 #include "chat_http_internal.h"
+#include "protocol.h"
+#include "wsdeflate.h"
 #include "wshandshake.h"
 
 #include <event2/buffer.h>
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <wslay/wslay.h>
+#include <zlib.h>
 
 #define CHAT_CLIENT_MAX_HEAD 16384
 #define CHAT_CLIENT_DEFAULT_MAX_MESSAGE ((size_t)64 << 20)
@@ -51,6 +54,11 @@ struct chat_client {
     char *token;
     char *origin;
     bool presence_batch;
+    bool deflate_offer;         /* offer permessage-deflate */
+    bool deflate_on;            /* ...and the server took it */
+    bool deflate_fresh;         /* the server keeps no context between messages */
+    z_stream *inflater;         /* while deflate_on */
+    uint64_t wire_in, wire_out; /* bytes through the socket once open, headers included */
     size_t max_message;
     chat_client_message_cb on_message;
     chat_client_event_cb on_event;
@@ -95,6 +103,11 @@ static void teardown(struct chat_client *c)
     if (c->ws) {
         wslay_event_context_free(c->ws);
         c->ws = NULL;
+    }
+    if (c->inflater) {
+        inflateEnd(c->inflater);
+        free(c->inflater);
+        c->inflater = NULL;
     }
     if (c->bev) {
         bufferevent_free(c->bev);
@@ -163,6 +176,7 @@ static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
+    c->wire_in += (uint64_t)n;
     return n;
 }
 
@@ -176,6 +190,7 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
+    c->wire_out += len;
     return (ssize_t)len;
 }
 
@@ -192,12 +207,35 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 {
     struct chat_client *c = user;
 
-    (void)ctx;
     if (quiet(c) || !c->on_message)
         return;
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
+        return;
+    if (!(arg->rsv & WSLAY_RSV1_BIT)) {
         c->on_message(c, arg->opcode == WSLAY_BINARY_FRAME, (const char *)arg->msg, arg->msg_length,
                       c->arg);
+        return;
+    }
+    /* wslay let RSV1 through only because deflate was negotiated, and left
+     * the UTF-8 check of the compressed bytes to us. */
+    char *data = NULL;
+    size_t len = 0;
+    int rc = chat_wsdeflate_inflate(c->inflater, c->deflate_fresh, arg->msg, arg->msg_length,
+                                    c->max_message, &data, &len);
+    if (rc == CHAT_WSDEFLATE_OK && arg->opcode == WSLAY_TEXT_FRAME &&
+        chat_utf8_count(data, len) < 0)
+        rc = CHAT_WSDEFLATE_E_DATA;
+    if (rc != CHAT_WSDEFLATE_OK) {
+        wslay_event_queue_close(ctx,
+                                rc == CHAT_WSDEFLATE_E_TOO_BIG
+                                    ? WSLAY_CODE_MESSAGE_TOO_BIG
+                                    : WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+                                NULL, 0);
+        free(data);
+        return;
+    }
+    c->on_message(c, arg->opcode == WSLAY_BINARY_FRAME, data, len, c->arg);
+    free(data);
 }
 
 /* ---- connection state machine ---- */
@@ -283,6 +321,8 @@ static bool write_request(struct chat_client *c)
         rv = evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", c->token);
     if (rv >= 0 && c->origin)
         rv = evbuffer_add_printf(out, "Origin: %s\r\n", c->origin);
+    if (rv >= 0 && c->deflate_offer)
+        rv = evbuffer_add_printf(out, "Sec-WebSocket-Extensions: %s\r\n", CHAT_WSDEFLATE_OFFER);
     if (rv >= 0)
         rv = evbuffer_add(out, "\r\n", 2);
     return rv >= 0;
@@ -301,6 +341,32 @@ static bool upgrade_ok(const struct chat_client *c, const char *head)
     chat_ws_accept_for_key(c->key, want);
     return chat_http_head_value(head, "Sec-WebSocket-Accept", value, sizeof(value)) &&
            strcmp(value, want) == 0;
+}
+
+/* The server's Sec-WebSocket-Extensions: nothing, or permessage-deflate as
+ * offered.  Anything else fails the connection (RFC 6455 4.1, RFC 7692 5.1). */
+static bool accept_extensions(struct chat_client *c, const char *head)
+{
+    char value[512];
+    struct chat_wsdeflate d;
+
+    if (!chat_http_head_value(head, "Sec-WebSocket-Extensions", value, sizeof(value)))
+        return true;
+    if (!c->deflate_offer || chat_wsdeflate_parse_response(value, &d) != 0)
+        return false;
+    if (!d.on)
+        return true;
+    c->inflater = calloc(1, sizeof(*c->inflater));
+    if (!c->inflater)
+        return false;
+    if (inflateInit2(c->inflater, -15) != Z_OK) {
+        free(c->inflater);
+        c->inflater = NULL;
+        return false;
+    }
+    c->deflate_on = true;
+    c->deflate_fresh = d.server_no_context_takeover;
+    return true;
 }
 
 /* Reads the response head once it is complete and either opens the
@@ -334,11 +400,14 @@ static void handle_head(struct chat_client *c)
         refuse(c, status < 0 ? 0 : status);
         goto done;
     }
-    if (!upgrade_ok(c, head) || wslay_event_context_client_init(&c->ws, &cbs, c) != 0) {
+    if (!upgrade_ok(c, head) || !accept_extensions(c, head) ||
+        wslay_event_context_client_init(&c->ws, &cbs, c) != 0) {
         refuse(c, 101);
         goto done;
     }
     wslay_event_config_set_max_recv_msg_length(c->ws, c->max_message);
+    if (c->deflate_on)
+        wslay_event_config_set_allowed_rsv_bits(c->ws, WSLAY_RSV1_BIT);
     evtimer_del(c->timer);
     c->state = ST_OPEN;
     fire(c, CHAT_CLIENT_OPEN, 101);
@@ -525,6 +594,7 @@ struct chat_client *chat_client_new(struct event_base *base, const struct chat_c
     c->token = dup_opt(opts->token, &ok);
     c->origin = dup_opt(opts->origin, &ok);
     c->presence_batch = opts->presence_batch;
+    c->deflate_offer = opts->deflate;
     c->kick = event_new(base, -1, 0, on_kick, c);
     c->timer = evtimer_new(base, on_timer, c);
     if (!ok || !c->kick || !c->timer || chat_url_parse(opts->url, &c->url) != 0 ||
@@ -695,4 +765,15 @@ void chat_client_free(struct chat_client *c)
         return;
     }
     destroy(c);
+}
+
+bool chat_client_deflate(const struct chat_client *c)
+{
+    return c && c->deflate_on;
+}
+
+void chat_client_wire_bytes(const struct chat_client *c, uint64_t *in, uint64_t *out)
+{
+    *in = c ? c->wire_in : 0;
+    *out = c ? c->wire_out : 0;
 }

@@ -50,6 +50,10 @@ struct chat_client_options {
     /* Asks for presence_batch instead of online/offline (adds presence=batch
      * to the query; docs/protocol.md); chat_presence_each reads both. */
     bool presence_batch;
+    /* Offers permessage-deflate with client_no_context_takeover (RFC 7692).
+     * Compressed messages from the server are inflated before on_message;
+     * what this client sends goes uncompressed, which the RFC allows. */
+    bool deflate;
     chat_client_message_cb on_message;
     chat_client_event_cb on_event;
     void *arg;
@@ -80,6 +84,11 @@ int chat_client_close(struct chat_client *c, uint16_t code, const char *reason);
 void chat_client_abort(struct chat_client *c);
 
 bool chat_client_is_open(const struct chat_client *c);
+/* permessage-deflate is in force (the server accepted the offer). */
+bool chat_client_deflate(const struct chat_client *c);
+/* Bytes read from and written to the socket since the upgrade, frame
+ * headers included: what the WebSocket cost on the wire. */
+void chat_client_wire_bytes(const struct chat_client *c, uint64_t *in, uint64_t *out);
 /* Bytes queued but not yet written to the socket. */
 size_t chat_client_pending(const struct chat_client *c);
 

@@ -47,6 +47,8 @@ export const tid = (id) => '[data-testid="' + id + '"]';
  */
 export async function login(browser, url, nickname, fallbacks = [], opts = {}) {
     const ctx = await browser.newContext({ viewport: opts.viewport || { width: 1280, height: 800 }, acceptDownloads: true });
+    /* opts.init: a script run in the page before its own (to watch what it creates) */
+    if (opts.init) await ctx.addInitScript(opts.init);
     const page = await ctx.newPage();
     const dialogs = [];
     const errors = [];

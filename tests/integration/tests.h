@@ -9,5 +9,6 @@ TCase *http_tcase(void);
 TCase *ws_tcase(void);
 TCase *lifecycle_tcase(void);
 TCase *limits_tcase(void);
+TCase *deflate_tcase(void);
 
 #endif

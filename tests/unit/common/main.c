@@ -10,6 +10,7 @@ int main(void)
     suite_add_tcase(s, config_tcase());
     suite_add_tcase(s, token_tcase());
     suite_add_tcase(s, wshandshake_tcase());
+    suite_add_tcase(s, wsdeflate_tcase());
     suite_add_tcase(s, protocol_tcase());
 
     SRunner *sr = srunner_create(s);

@@ -54,6 +54,8 @@ static const char *const env_names[] = {
     "CHAT_ROOM_TTL",
     "CHAT_LOG_FORMAT",
     "CHAT_PRESENCE_BATCH",
+    "CHAT_DEFLATE",
+    "CHAT_DEFLATE_MIN",
 };
 
 static void clear_env(void)
@@ -660,6 +662,42 @@ START_TEST(test_version)
 }
 END_TEST
 
+/* --deflate is on by default, so unlike the other switches it takes a value. */
+START_TEST(test_deflate)
+{
+    struct chat_config cfg;
+    clear_env();
+    ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, (char *)NULL), CHAT_CONFIG_OK);
+    ck_assert(cfg.deflate);
+    ck_assert_uint_eq(cfg.deflate_min, 128);
+    chat_config_deinit(&cfg);
+    ck_assert_int_eq(
+        load(&cfg, "--jwt-secret=" SECRET, "--deflate", "off", "--deflate-min=0", (char *)NULL),
+        CHAT_CONFIG_OK);
+    ck_assert(!cfg.deflate);
+    ck_assert_uint_eq(cfg.deflate_min, 0);
+    chat_config_deinit(&cfg);
+    setenv("CHAT_DEFLATE", "no", 1);
+    setenv("CHAT_DEFLATE_MIN", "4096", 1);
+    ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, (char *)NULL), CHAT_CONFIG_OK);
+    ck_assert(!cfg.deflate);
+    ck_assert_uint_eq(cfg.deflate_min, 4096);
+    chat_config_deinit(&cfg);
+    /* The flag wins over the environment. */
+    ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, "--deflate=on", (char *)NULL),
+                     CHAT_CONFIG_OK);
+    ck_assert(cfg.deflate);
+    chat_config_deinit(&cfg);
+    clear_env();
+    ck_assert_str_eq(load_err("--jwt-secret=" SECRET, "--deflate", NULL),
+                     "--deflate: missing value");
+    ck_assert_str_eq(load_err("--jwt-secret=" SECRET, "--deflate=maybe", NULL),
+                     "--deflate: 'maybe' is not one of 1/0, true/false, yes/no, on/off");
+    ck_assert_str_eq(load_err("--jwt-secret=" SECRET, "--deflate-min=-1", NULL),
+                     "--deflate-min: -1 is out of range 0-67108864");
+}
+END_TEST
+
 TCase *config_tcase(void)
 {
     TCase *tc = tcase_create("config");
@@ -679,5 +717,6 @@ TCase *config_tcase(void)
     tcase_add_test(tc, test_public_key);
     tcase_add_test(tc, test_public_key_errors);
     tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_deflate);
     return tc;
 }

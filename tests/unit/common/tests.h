@@ -7,6 +7,7 @@ TCase *log_tcase(void);
 TCase *config_tcase(void);
 TCase *token_tcase(void);
 TCase *wshandshake_tcase(void);
+TCase *wsdeflate_tcase(void);
 TCase *protocol_tcase(void);
 
 /* keys.c: key files made once per run by the openssl CLI (rsa.key/.pub/.crt,

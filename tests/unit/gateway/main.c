@@ -16,6 +16,7 @@ int main(void)
 #ifdef GATEWAY_BIN
     suite_add_tcase(s, binary_tcase());
     suite_add_tcase(s, ws_echo_tcase());
+    suite_add_tcase(s, ws_deflate_tcase());
 #endif
 
     SRunner *sr = srunner_create(s);

@@ -260,9 +260,35 @@ START_TEST(test_gauges)
         two = two || e->s[i].value == 2;
         fortyone = fortyone || e->s[i].value == 41;
     }
-    ck_assert_int_eq(gauges, GW_G_COUNT);
+    /* chat_deflate_saved_ratio adds two series (in, out) to the gauges. */
+    ck_assert_int_eq(gauges, GW_G_COUNT + 2);
     ck_assert(two && fortyone);
     free(e);
+    free(text);
+    gw_metrics_free(m);
+}
+END_TEST
+
+/* The saved ratio is derived from the byte counters: 0 before anything was
+ * compressed, 1 - compressed/raw after. */
+START_TEST(test_deflate_ratio)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    ck_assert_ptr_nonnull(m);
+    char *text = render(m);
+    ck_assert_ptr_nonnull(
+        strstr(text, "chat_deflate_saved_ratio{node=\"gw-test\",direction=\"out\"} 0.0000\n"));
+    free(text);
+    gw_metrics_add(m, GW_M_DEFLATE_OUT_WIRE, 25);
+    gw_metrics_add(m, GW_M_DEFLATE_OUT_RAW, 100);
+    gw_metrics_add(m, GW_M_DEFLATE_IN_WIRE, 60);
+    gw_metrics_add(m, GW_M_DEFLATE_IN_RAW, 80);
+    text = render(m);
+    ck_assert_ptr_nonnull(
+        strstr(text, "chat_deflate_saved_ratio{node=\"gw-test\",direction=\"out\"} 0.7500\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "chat_deflate_saved_ratio{node=\"gw-test\",direction=\"in\"} 0.2500\n"));
+    ck_assert_ptr_nonnull(strstr(text, "chat_deflate_out_bytes_total{node=\"gw-test\"} 25\n"));
     free(text);
     gw_metrics_free(m);
 }
@@ -335,6 +361,7 @@ TCase *metrics_tcase(void)
     tcase_add_test(tc, test_parses_and_labels);
     tcase_add_test(tc, test_counters_reflect_add);
     tcase_add_test(tc, test_gauges);
+    tcase_add_test(tc, test_deflate_ratio);
     tcase_add_test(tc, test_histogram);
     return tc;
 }

@@ -13,14 +13,18 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <zlib.h>
+
 #include "gateway_proc.h"
 #include "tests.h"
+#include "wsdeflate.h"
 
 enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
 
 struct frame {
     int opcode;
     bool fin;
+    bool rsv1;        /* permessage-deflate: the payload is compressed */
     uint8_t *payload; /* malloc'd, NUL-terminated */
     size_t len;
 };
@@ -111,7 +115,8 @@ static bool ws_recv(struct tg_conn *c, struct frame *f)
                         len = len << 8 | b[2 + i];
                 if (c->len >= hl + len) {
                     ck_assert_msg((b[1] & 0x80) == 0, "server frames must not be masked");
-                    ck_assert_msg((b[0] & 0x70) == 0, "server set RSV bits");
+                    ck_assert_msg((b[0] & 0x30) == 0, "server set RSV2 or RSV3");
+                    f->rsv1 = (b[0] & 0x40) != 0;
                     f->fin = (b[0] & 0x80) != 0;
                     f->opcode = b[0] & 0x0f;
                     f->len = len;
@@ -137,6 +142,7 @@ static void expect_text(struct tg_conn *c, const void *want, size_t len)
     ck_assert_msg(ws_recv(c, &f), "no echo");
     ck_assert_int_eq(f.opcode, OP_TEXT);
     ck_assert(f.fin);
+    ck_assert_msg(!f.rsv1, "compressed without permessage-deflate negotiated");
     ck_assert_uint_eq(f.len, len);
     ck_assert(memcmp(f.payload, want, len) == 0);
     free(f.payload);
@@ -601,5 +607,291 @@ TCase *ws_echo_tcase(void)
     tcase_add_test(tc, test_ping_and_idle);
     tcase_add_test(tc, test_drain_1001);
     tcase_add_test(tc, test_parser_freed_between_frames);
+    return tc;
+}
+
+/* ---- permessage-deflate (RFC 7692) ---- */
+
+/* Upgrades with extra request header lines (each ending in \r\n); the
+ * Sec-WebSocket-Extensions answer goes to ext ("" when there is none). */
+static struct tg_conn *ws_open_ext(const char *extra, char *ext, size_t ext_len)
+{
+    struct tg_conn *c = tg_conn_open();
+    char req[1024];
+    snprintf(req, sizeof(req),
+             "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n",
+             extra);
+    tg_conn_sends(c, req);
+    struct tg_resp r;
+    tg_read_resp(c, &r, false);
+    ck_assert_msg(r.status == 101, "/echo upgrade with %s: %d", extra, r.status);
+    if (!tg_resp_header(&r, "Sec-WebSocket-Extensions", ext, ext_len))
+        ext[0] = '\0';
+    tg_resp_free(&r);
+    return c;
+}
+
+static struct tg_conn *ws_open_deflate(void)
+{
+    char ext[256];
+    struct tg_conn *c =
+        ws_open_ext("Sec-WebSocket-Extensions: permessage-deflate\r\n", ext, sizeof(ext));
+    ck_assert_str_eq(ext, "permessage-deflate; server_no_context_takeover; "
+                          "client_no_context_takeover");
+    return c;
+}
+
+/* What a client would send: raw deflate, sync-flushed, tail dropped.
+ * Returns the compressed length (out has room for len + 64). */
+static size_t zcompress(const void *in, size_t len, uint8_t *out)
+{
+    z_stream zs = {0};
+    ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    char *z = NULL;
+    size_t zlen = 0;
+    ck_assert_int_eq(chat_wsdeflate_deflate(&zs, in, len, &z, &zlen), CHAT_WSDEFLATE_OK);
+    deflateEnd(&zs);
+    ck_assert_uint_le(zlen, len + 64);
+    memcpy(out, z, zlen);
+    free(z);
+    return zlen;
+}
+
+/* Sends text as one compressed message (RSV1 on the first frame). */
+static void ws_send_deflated(struct tg_conn *c, const void *text, size_t len)
+{
+    uint8_t *z = malloc(len + 64);
+    ck_assert_ptr_nonnull(z);
+    size_t zlen = zcompress(text, len, z);
+    ws_send_raw(c, OP_TEXT, true, 4, true, z, zlen);
+    free(z);
+}
+
+/* Expects the echo of want: compressed when it is at least --deflate-min
+ * (128 by default), plain otherwise. */
+static void expect_echo(struct tg_conn *c, const void *want, size_t len)
+{
+    struct frame f;
+    ck_assert_msg(ws_recv(c, &f), "no echo");
+    ck_assert_int_eq(f.opcode, OP_TEXT);
+    ck_assert(f.fin);
+    ck_assert_msg(f.rsv1 == (len >= 128), "echo of %zu bytes: rsv1 %d", len, f.rsv1);
+    char *data = (char *)f.payload;
+    size_t dlen = f.len;
+    if (f.rsv1) {
+        z_stream zs = {0};
+        ck_assert_int_eq(inflateInit2(&zs, -15), Z_OK);
+        ck_assert_int_eq(chat_wsdeflate_inflate(&zs, true, f.payload, f.len, 1 << 20, &data, &dlen),
+                         CHAT_WSDEFLATE_OK);
+        inflateEnd(&zs);
+        ck_assert_uint_lt(f.len, dlen); /* it did get smaller */
+        free(f.payload);
+    }
+    ck_assert_uint_eq(dlen, len);
+    ck_assert(memcmp(data, want, len) == 0);
+    free(data);
+}
+
+/* Chat-like text of n bytes that compresses like the real thing. */
+static char *chat_text(size_t n)
+{
+    static const char *const words[] = {"{\"type\":\"message\",",
+                                        "\"room\":\"general\",",
+                                        "hello",
+                                        "deploy",
+                                        "the",
+                                        "build",
+                                        "is",
+                                        "green"};
+    char *s = malloc(n + 1);
+    ck_assert_ptr_nonnull(s);
+    for (size_t i = 0, w = 0; i < n; w = w * 7 + 3) {
+        const char *word = words[w % 8];
+        for (size_t k = 0; word[k] && i < n; k++)
+            s[i++] = word[k];
+        if (i < n)
+            s[i++] = ' ';
+    }
+    s[n] = '\0';
+    return s;
+}
+
+START_TEST(test_deflate_negotiation)
+{
+    static const struct {
+        const char *extra;
+        const char *answer;
+    } cases[] = {
+        {"", ""},
+        {"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+        {"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n",
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+         "server_max_window_bits=10"},
+        /* Chromium's offer, and a refused one before an acceptable one. */
+        {"Sec-WebSocket-Extensions: x-webkit-deflate-frame, permessage-deflate; "
+         "server_max_window_bits=7, permessage-deflate; server_max_window_bits=8\r\n",
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+         "server_max_window_bits=8"},
+        /* Two header lines are one list. */
+        {"Sec-WebSocket-Extensions: permessage-deflate; bogus\r\n"
+         "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+        /* Nothing acceptable: no extension, and still an upgrade. */
+        {"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits\r\n", ""},
+        {"Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
+         "client_no_context_takeover\r\n",
+         ""},
+        {"Sec-WebSocket-Extensions: permessage-deflate; ;\r\n", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char ext[256];
+        struct tg_conn *c = ws_open_ext(cases[i].extra, ext, sizeof(ext));
+        ck_assert_msg(strcmp(ext, cases[i].answer) == 0, "offer #%zu: answer '%s', want '%s'", i,
+                      ext, cases[i].answer);
+        /* Whatever was negotiated, the socket works. */
+        ws_send_text(c, "hi");
+        struct frame f;
+        ck_assert(ws_recv(c, &f));
+        ck_assert_str_eq((char *)f.payload, "hi");
+        free(f.payload);
+        tg_conn_close(c);
+    }
+    /* --deflate off: offers are ignored. */
+    static const char *const off[] = {"CHAT_DEFLATE=off", NULL};
+    tg_gateway_restart(off);
+    char ext[256];
+    struct tg_conn *c =
+        ws_open_ext("Sec-WebSocket-Extensions: permessage-deflate\r\n", ext, sizeof(ext));
+    ck_assert_str_eq(ext, "");
+    /* ...and a frame with RSV1 is then a protocol error. */
+    uint8_t z[64];
+    size_t zlen = zcompress("hello", 5, z);
+    ws_send_raw(c, OP_TEXT, true, 4, true, z, zlen);
+    expect_protocol_error(c);
+    tg_conn_close(c);
+}
+END_TEST
+
+/* Compressed and plain messages in any order, each echoed as itself. */
+START_TEST(test_deflate_interleaved)
+{
+    struct tg_conn *c = ws_open_deflate();
+    char *big = chat_text(3000);
+    ws_send_deflated(c, big, 3000);
+    ws_send_text(c, "plain and short");
+    ws_send_deflated(c, "short but compressed", 20);
+    ws_send(c, OP_TEXT, true, big, 1000); /* plain, long: compressed on the way back */
+    ws_send_deflated(c, "", 0);
+    expect_echo(c, big, 3000);
+    expect_echo(c, "plain and short", 15);
+    expect_echo(c, "short but compressed", 20);
+    expect_echo(c, big, 1000);
+    expect_echo(c, "", 0);
+    /* Exactly --max-message once inflated is still fine. */
+    char *max = chat_text(TG_MAX_MESSAGE);
+    ws_send_deflated(c, max, TG_MAX_MESSAGE);
+    expect_echo(c, max, TG_MAX_MESSAGE);
+    /* Binary messages are compressed too. */
+    uint8_t z[4096 + 64];
+    size_t zlen = zcompress(big, 2000, z);
+    ws_send_raw(c, OP_BINARY, true, 4, true, z, zlen);
+    struct frame f;
+    ck_assert(ws_recv(c, &f));
+    ck_assert_int_eq(f.opcode, OP_BINARY);
+    ck_assert(f.rsv1);
+    free(f.payload);
+    free(max);
+    free(big);
+    tg_conn_close(c);
+}
+END_TEST
+
+/* RSV1 on the first frame only; a ping between fragments is answered. */
+START_TEST(test_deflate_fragmented)
+{
+    struct tg_conn *c = ws_open_deflate();
+    char *text = chat_text(2000);
+    uint8_t z[2000 + 64];
+    size_t zlen = zcompress(text, 2000, z);
+    size_t a = zlen / 3, b = 2 * zlen / 3;
+    ws_send_raw(c, OP_TEXT, false, 4, true, z, a);
+    ws_send(c, OP_PING, true, "p", 1);
+    ws_send_raw(c, OP_CONT, false, 0, true, z + a, b - a);
+    ws_send_raw(c, OP_CONT, true, 0, true, z + b, zlen - b);
+    struct frame f;
+    ck_assert(ws_recv(c, &f));
+    ck_assert_int_eq(f.opcode, OP_PONG);
+    free(f.payload);
+    expect_echo(c, text, 2000);
+    /* RSV1 on a continuation frame is a protocol error (RFC 7692 6.1). */
+    ws_send_raw(c, OP_TEXT, false, 4, true, z, a);
+    ws_send_raw(c, OP_CONT, true, 4, true, z + a, zlen - a);
+    expect_protocol_error(c);
+    tg_conn_close(c);
+    free(text);
+}
+END_TEST
+
+/* A megabyte of zeros deflates to about a kilobyte: the gateway stops
+ * inflating at --max-message and closes with 1009. */
+START_TEST(test_deflate_zip_bomb_1009)
+{
+    size_t n = 1 << 20;
+    char *zeros = calloc(1, n);
+    uint8_t *z = malloc(n + 64);
+    ck_assert(zeros && z);
+    size_t zlen = zcompress(zeros, n, z);
+    ck_assert_uint_lt(zlen, TG_MAX_MESSAGE); /* small on the wire */
+    struct tg_conn *c = ws_open_deflate();
+    int64_t t0 = tg_mono_ms();
+    ws_send_raw(c, OP_TEXT, true, 4, true, z, zlen);
+    expect_close(c, 1009);
+    ck_assert_int_lt(tg_mono_ms() - t0, 2000);
+    tg_conn_close(c);
+    /* One byte over, no bomb: the same. */
+    char *over = chat_text(TG_MAX_MESSAGE + 1);
+    c = ws_open_deflate();
+    ws_send_deflated(c, over, TG_MAX_MESSAGE + 1);
+    expect_close(c, 1009);
+    tg_conn_close(c);
+    free(over);
+    free(zeros);
+    free(z);
+}
+END_TEST
+
+/* Data that does not inflate, or inflates to invalid UTF-8: 1007. */
+START_TEST(test_deflate_bad_data_1007)
+{
+    struct tg_conn *c = ws_open_deflate();
+    ws_send_raw(c, OP_TEXT, true, 4, true, "\xff\xff\xff\xff", 4);
+    expect_close(c, 1007);
+    tg_conn_close(c);
+    c = ws_open_deflate();
+    ws_send_deflated(c, "abc\xff", 4);
+    expect_close(c, 1007);
+    tg_conn_close(c);
+    /* RSV1 on a control frame: 1002. */
+    c = ws_open_deflate();
+    ws_send_raw(c, OP_PING, true, 4, true, "x", 1);
+    expect_protocol_error(c);
+    tg_conn_close(c);
+}
+END_TEST
+
+TCase *ws_deflate_tcase(void)
+{
+    TCase *tc = tcase_create("ws_deflate");
+    tcase_set_timeout(tc, TG_WATCHDOG_SEC + 10);
+    tcase_add_unchecked_fixture(tc, tg_make_tree, tg_remove_tree);
+    tcase_add_checked_fixture(tc, tg_setup, tg_teardown);
+    tcase_add_test(tc, test_deflate_negotiation);
+    tcase_add_test(tc, test_deflate_interleaved);
+    tcase_add_test(tc, test_deflate_fragmented);
+    tcase_add_test(tc, test_deflate_zip_bomb_1009);
+    tcase_add_test(tc, test_deflate_bad_data_1007);
     return tc;
 }

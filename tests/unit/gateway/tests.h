@@ -16,6 +16,8 @@ TCase *metrics_tcase(void);
 TCase *binary_tcase(void);
 /* ws.c through the gateway's /echo endpoint (test_ws_echo.c). */
 TCase *ws_echo_tcase(void);
+/* permessage-deflate through /echo (test_ws_echo.c). */
+TCase *ws_deflate_tcase(void);
 #endif
 
 #endif
