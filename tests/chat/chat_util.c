@@ -410,10 +410,19 @@ static pid_t spawn_redis(const struct h_cluster *cl)
     signal(SIGPIPE, SIG_DFL);
     signal(SIGALRM, SIG_DFL);
     alarm(0);
-    const char *argv[] = {"redis-server", "--port",        port,     "--bind",
-                          "127.0.0.1",    "--save",        "",       "--appendonly",
-                          "yes",          "--appendfsync", "always", "--dir",
-                          cl->dir,        "--daemonize",   "no",     NULL};
+    const char *argv[] = {"redis-server", "--port", port,           "--bind",      "127.0.0.1",
+                          "--save",       "",       "--appendonly", "yes",         "--appendfsync",
+                          "always",       "--dir",  cl->dir,        "--daemonize", "no",
+                          NULL,           NULL,     NULL,           NULL,          NULL};
+    char bus[16];
+    if (h_redis_cluster_mode()) {
+        /* The bus port would be port + 10000 by default, past 65535 for a high port. */
+        snprintf(bus, sizeof(bus), "%d", h_free_port());
+        argv[15] = "--cluster-enabled";
+        argv[16] = "yes";
+        argv[17] = "--cluster-port";
+        argv[18] = bus;
+    }
     execvp(argv[0], (char *const *)argv);
     _exit(127);
 }
@@ -444,7 +453,8 @@ void ct_redis_start(struct h_cluster *cl)
     cl->redis.pid = spawn_redis(cl);
     ck_assert_int_gt(cl->redis.pid, 0);
     for (int i = 0; i < 500; i++) {
-        if (redis_answers(cl))
+        if (redis_answers(cl) &&
+            (!h_redis_cluster_mode() || h_redis_cluster_ready(cl->redis.port) == 0))
             return;
         if (h_proc_wait(&cl->redis, 0) != -1 || cl->redis.pid == 0)
             break;

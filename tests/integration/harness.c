@@ -153,11 +153,13 @@ void h_dump_log(const struct h_proc *p)
     fclose(f);
 }
 
-static bool redis_ping(int port)
+/* One inline command, and whether the reply (its first 4 KiB) contains want. */
+static bool redis_says(int port, const char *cmd, const char *want)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
-    char buf[64] = {0};
+    char buf[4096] = {0};
     struct pollfd pfd;
+    size_t got = 0;
     bool ok = false;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -166,14 +168,46 @@ static bool redis_ping(int port)
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
+        send(fd, cmd, strlen(cmd), MSG_NOSIGNAL) == (ssize_t)strlen(cmd)) {
         pfd.fd = fd;
         pfd.events = POLLIN;
-        if (poll(&pfd, 1, 500) == 1 && recv(fd, buf, sizeof(buf) - 1, 0) > 0)
-            ok = strncmp(buf, "+PONG", 5) == 0;
+        while (!ok && got < sizeof(buf) - 1 && poll(&pfd, 1, 500) == 1) {
+            ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            ok = strstr(buf, want) != NULL;
+        }
     }
     close(fd);
     return ok;
+}
+
+static bool redis_ping(int port)
+{
+    return redis_says(port, "PING\r\n", "+PONG");
+}
+
+bool h_redis_cluster_mode(void)
+{
+    const char *v = getenv("CHAT_TEST_REDIS_CLUSTER");
+
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+int h_redis_cluster_ready(int port)
+{
+    long deadline = now_ms() + 10000;
+
+    /* A restarted node finds its slots in nodes.conf; a new one is given them all.
+     * Either way it serves nothing until it says cluster_state:ok. */
+    redis_says(port, "CLUSTER ADDSLOTSRANGE 0 16383\r\n", "+OK");
+    while (!redis_says(port, "CLUSTER INFO\r\n", "cluster_state:ok")) {
+        if (now_ms() > deadline)
+            return -1;
+        usleep(20000);
+    }
+    return 0;
 }
 
 int h_suite_begin(char *dir, size_t dir_size)
@@ -213,9 +247,19 @@ int h_redis_start(struct h_cluster *cl)
         return -1;
     snprintf(port, sizeof(port), "%d", cl->redis.port);
     snprintf(cl->redis.log_path, sizeof(cl->redis.log_path), "%s/redis.log", cl->dir);
-    const char *argv[] = {"redis-server", "--port",      port, "--bind",
-                          "127.0.0.1",    "--save",      "",   "--appendonly",
-                          "no",           "--daemonize", "no", NULL};
+    char bus[16];
+    const char *argv[] = {
+        "redis-server", "--port", port,          "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no",     "--daemonize", "no",     "--dir",     cl->dir,  NULL,
+        NULL,           NULL,     NULL,          NULL};
+    if (h_redis_cluster_mode()) {
+        /* The bus port would be port + 10000 by default, past 65535 for a high port. */
+        snprintf(bus, sizeof(bus), "%d", h_free_port());
+        argv[13] = "--cluster-enabled";
+        argv[14] = "yes";
+        argv[15] = "--cluster-port";
+        argv[16] = bus;
+    }
     cl->redis.pid = spawn(argv, cl->redis.log_path, -1, -1);
     if (cl->redis.pid < 0)
         return -1;
@@ -226,6 +270,10 @@ int h_redis_start(struct h_cluster *cl)
             return -1;
         }
         usleep(20000);
+    }
+    if (h_redis_cluster_mode() && h_redis_cluster_ready(cl->redis.port) != 0) {
+        h_dump_log(&cl->redis);
+        return -1;
     }
     return 0;
 }

@@ -62,6 +62,14 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args);
 /* Starts redis-server again on its old port (or a free one the first time)
  * and waits for PING; 0 or -1. */
 int h_redis_start(struct h_cluster *cl);
+/* CHAT_TEST_REDIS_CLUSTER set (not "0"): every redis-server the harness starts is a
+ * one-node Redis Cluster owning all 16384 slots.  It serves every key, but refuses a
+ * command or script whose keys span slots, and SELECT, as a real cluster does: the
+ * suites run that way prove that the gateway keeps to what Redis Cluster allows. */
+bool h_redis_cluster_mode(void);
+/* In cluster mode, gives the node at port every slot unless it has them (nodes.conf)
+ * and waits up to 10 s for cluster_state:ok; 0 or -1. */
+int h_redis_cluster_ready(int port);
 /* Stops redis-server by PID; 0 or -1. */
 int h_redis_stop(struct h_cluster *cl);
 /* Stops gateways and redis by PID, frees the event base, removes the dir.
