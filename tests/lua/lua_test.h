@@ -88,5 +88,6 @@ TCase *post_tcase(void);
 TCase *presence_tcase(void);
 TCase *catalog_tcase(void);
 TCase *marks_tcase(void);
+TCase *keyslot_tcase(void);
 
 #endif /* LUA_TEST_H */

@@ -47,6 +47,7 @@ int main(int argc, char **argv)
     suite_add_tcase(s, presence_tcase());
     suite_add_tcase(s, catalog_tcase());
     suite_add_tcase(s, marks_tcase());
+    suite_add_tcase(s, keyslot_tcase());
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
