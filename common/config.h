@@ -17,12 +17,21 @@
 
 #define CHAT_JWT_SECRET_MIN 32
 
+/* A Redis Cluster seed node (redis-cluster://). */
+struct chat_redis_seed {
+    char *host;
+    int port;
+};
+
 struct chat_redis_url {
-    char *host;     /* "127.0.0.1" */
+    char *host;     /* "127.0.0.1" (the first seed of a cluster) */
     int port;       /* 6379 */
     char *user;     /* NULL when absent */
     char *password; /* NULL when absent */
     int db;         /* 0 */
+    bool cluster;   /* redis-cluster://: host:port is one of the seeds below */
+    size_t nseeds;  /* cluster: 1 or more */
+    struct chat_redis_seed *seeds;
 };
 
 struct chat_config {
@@ -106,6 +115,8 @@ void chat_config_deinit(struct chat_config *cfg);
 /* Parses redis://[[user]:password@]host:port[/db] (port optional, 6379).
  * 0 or -1 (err filled).  On success the caller frees with chat_redis_url_deinit. */
 int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen);
+/* Also redis-cluster://[[user]:password@]host:port[,host:port...] (seed nodes of a
+ * Redis Cluster, database 0 only): cluster set, seeds[] filled, host/port the first. */
 void chat_redis_url_deinit(struct chat_redis_url *url);
 
 /* Writes the --help text. */

@@ -15,6 +15,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "slots.h"
 
 #define BUS_BACKOFF_MAX_MS 2000
 /* How often the watchdog looks, and how often the delivery probe goes out. */
@@ -41,9 +42,9 @@ static void schedule_reconnect(struct gw_bus *bus)
         bus->backoff_ms = BUS_BACKOFF_MAX_MS;
 }
 
-static void notify_state(struct gw_bus *bus)
+void gw_bus_notify_state(struct gw_bus *bus)
 {
-    bool up = bus->cmd.state == LINK_READY && bus->sub.state == LINK_READY;
+    bool up = gw_bus_up(bus) && bus->sub.state == LINK_READY;
     if (up == bus->reported_up || bus->freeing)
         return;
     bus->reported_up = up;
@@ -67,15 +68,25 @@ static void link_set(struct link *link, enum link_state state)
 
 /* ---- commands ---- */
 
+void gw_bus_pending_done(struct pending *p, struct redisReply *reply)
+{
+    TAILQ_REMOVE(&p->bus->in_flight, p, link);
+    if (reply)
+        gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
+    p->cb(p->bus, reply, p->arg);
+    if (p->retry_ev)
+        event_free(p->retry_ev);
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->argv);
+    free(p->argvlen);
+    free(p);
+}
+
 static void on_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
-    struct pending *p = privdata;
-    TAILQ_REMOVE(&p->bus->in_flight, p, link);
-    if (r)
-        gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
-    p->cb(p->bus, r, p->arg);
-    free(p);
+    gw_bus_pending_done(privdata, r);
 }
 
 static void ignore_reply(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -94,7 +105,9 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
         cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
     }
-    struct pending *p = malloc(sizeof(*p));
+    if (bus->slots)
+        return gw_bus_cluster_command(bus, cb, arg, argc, argv, argvlen);
+    struct pending *p = calloc(1, sizeof(*p));
     if (!p) {
         cb(bus, NULL, arg);
         return GW_ERR_NOMEM;
@@ -103,6 +116,7 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
     p->cb = cb;
     p->arg = arg;
     p->start_us = now_us();
+    p->ac = bus->cmd.ac;
     TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     if (redisAsyncCommandArgv(bus->cmd.ac, on_cmd_reply, p, argc, argv, argvlen) != REDIS_OK) {
         TAILQ_REMOVE(&bus->in_flight, p, link);
@@ -126,7 +140,11 @@ static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     link_set(&bus->cmd, LINK_READY);
-    notify_state(bus);
+    /* A cluster is usable once its slot map is in (bus_cluster.c then
+     * notifies); the first refresh goes out now. */
+    if (bus->slots)
+        gw_bus_cluster_refresh(bus);
+    gw_bus_notify_state(bus);
 }
 
 static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -139,7 +157,7 @@ static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
     (void)ac;
 }
 
-static void send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, void *tag)
+void gw_bus_send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, void *tag)
 {
     if (!u->password)
         return;
@@ -162,13 +180,16 @@ static void on_connect(const redisAsyncContext *ac, int status)
         struct link *link = is_cmd ? &bus->cmd : &bus->sub;
         link->ac = NULL;
         link->state = LINK_CLOSED;
+        /* A cluster has other seeds: the next attempt tries the next one. */
+        if (bus->slots)
+            bus->seed++;
         schedule_reconnect(bus);
         return;
     }
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
     if (is_cmd) {
         link_set(&bus->cmd, LINK_HANDSHAKE);
-        send_auth(bus->cmd.ac, u, NULL);
+        gw_bus_send_auth(bus->cmd.ac, u, NULL);
         if (u->db != 0)
             redisAsyncCommand(bus->cmd.ac, on_auth_reply, NULL, "SELECT %d", u->db);
         redisAsyncCommand(bus->cmd.ac, on_ready_ping, NULL, "PING");
@@ -176,9 +197,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
         link_set(&bus->sub, LINK_READY);
         /* A fresh subscriber gets a full stall period before it is judged. */
         bus->probe_seen_ms = gw_mono_ms();
-        send_auth(bus->sub.ac, u, bus);
+        gw_bus_send_auth(bus->sub.ac, u, bus);
         gw_bus_sub_resubscribe(bus);
-        notify_state(bus);
+        gw_bus_notify_state(bus);
     }
 }
 
@@ -190,6 +211,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         bus->cmd.ac = NULL;
         bus->cmd.state = LINK_CLOSED;
         bus->ping_sent_ms = 0;
+        bus->map_refreshing = false;
         chat_log(CHAT_LOG_WARN, "redis_disconnected conn=command error=\"%s\"",
                  ac->err ? ac->errstr : "closed");
     } else {
@@ -204,14 +226,28 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (bus->freeing)
         return;
     gw_metrics_add(bus->ctx->metrics, GW_M_REDIS_RECONNECTS, 1);
-    notify_state(bus);
+    gw_bus_notify_state(bus);
     schedule_reconnect(bus);
+}
+
+void gw_bus_target(const struct gw_bus *bus, const char **host, int *port)
+{
+    const struct chat_redis_url *u = &bus->ctx->cfg->redis;
+    if (u->cluster && u->nseeds > 0) {
+        *host = u->seeds[bus->seed % u->nseeds].host;
+        *port = u->seeds[bus->seed % u->nseeds].port;
+    } else {
+        *host = u->host;
+        *port = u->port;
+    }
 }
 
 static redisAsyncContext *connect_one(struct gw_bus *bus, struct link *link)
 {
-    const struct chat_redis_url *u = &bus->ctx->cfg->redis;
-    redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
+    const char *host;
+    int port;
+    gw_bus_target(bus, &host, &port);
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac)
         return NULL;
     if (ac->err) {
@@ -288,9 +324,17 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     }
     struct pending *oldest = TAILQ_FIRST(&bus->in_flight);
     if (oldest && now - oldest->start_us / 1000 > timeout) {
-        link_drop(bus, &bus->cmd, "command", now - oldest->start_us / 1000);
+        if (bus->slots && oldest->ac != bus->cmd.ac) {
+            chat_log(CHAT_LOG_WARN, "redis_hung conn=master reason=command waited_ms=%lld",
+                     (long long)(now - oldest->start_us / 1000));
+            gw_bus_cluster_drop(bus, oldest->ac);
+        } else {
+            link_drop(bus, &bus->cmd, "command", now - oldest->start_us / 1000);
+        }
         return;
     }
+    if (bus->slots)
+        gw_bus_cluster_watch(bus, now, timeout);
     if (bus->cmd.state == LINK_READY && !oldest && now - bus->ping_sent_ms >= 1000) {
         bus->ping_sent_ms = now;
         const char *argv[] = {"PING"};
@@ -335,6 +379,10 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     bus->backoff_ms = BUS_BACKOFF_MIN_MS;
     TAILQ_INIT(&bus->in_flight);
     bus->channels = gw_dict_new();
+    if (ctx->cfg->redis.cluster && !(bus->slots = gw_slots_new())) {
+        gw_bus_free(bus);
+        return NULL;
+    }
     bus->reconnect_timer = evtimer_new(ctx->base, on_reconnect_timer, bus);
     bus->watchdog = event_new(ctx->base, -1, EV_PERSIST, on_watchdog, bus);
     if (!bus->channels || !bus->reconnect_timer || !bus->watchdog ||
@@ -369,6 +417,8 @@ void gw_bus_close(struct gw_bus *bus)
     if (!bus || bus->freeing)
         return;
     bus->freeing = true;
+    if (bus->slots)
+        gw_bus_cluster_close(bus);
     link_close(&bus->cmd);
     link_close(&bus->sub);
 }
@@ -386,12 +436,13 @@ void gw_bus_free(struct gw_bus *bus)
         event_free(bus->reconnect_timer);
     if (bus->watchdog)
         event_free(bus->watchdog);
+    gw_bus_cluster_free(bus);
     free(bus);
 }
 
 bool gw_bus_up(const struct gw_bus *bus)
 {
-    return bus->cmd.state == LINK_READY;
+    return bus->cmd.state == LINK_READY && (!bus->slots || bus->map_ready);
 }
 
 bool gw_bus_subscriber_up(const struct gw_bus *bus)

@@ -236,22 +236,30 @@ void h_suite_end(const char *dir)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int h_redis_start(struct h_cluster *cl)
+int h_redis_masters(void)
 {
-    char port[16];
+    const char *v = getenv("CHAT_TEST_REDIS_CLUSTER");
+
+    return v && strcmp(v, "3") == 0 ? 3 : 1;
+}
+
+/* Starts one redis-server as p (its port chosen when 0) and waits for PING. */
+static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name)
+{
+    char port[16], bus[16], conf[64];
     long deadline;
 
-    if (cl->redis.port <= 0)
-        cl->redis.port = h_free_port();
-    if (cl->redis.port < 0)
+    if (p->port <= 0)
+        p->port = h_free_port();
+    if (p->port < 0)
         return -1;
-    snprintf(port, sizeof(port), "%d", cl->redis.port);
-    snprintf(cl->redis.log_path, sizeof(cl->redis.log_path), "%s/redis.log", cl->dir);
-    char bus[16];
-    const char *argv[] = {
-        "redis-server", "--port", port,          "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no",     "--daemonize", "no",     "--dir",     cl->dir,  NULL,
-        NULL,           NULL,     NULL,          NULL};
+    snprintf(port, sizeof(port), "%d", p->port);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/%s.log", cl->dir, name);
+    snprintf(conf, sizeof(conf), "%s.conf", name);
+    const char *argv[] = {"redis-server", "--port", port,           "--bind", "127.0.0.1",
+                          "--save",       "",       "--appendonly", "no",     "--daemonize",
+                          "no",           "--dir",  cl->dir,        NULL,     NULL,
+                          NULL,           NULL,     NULL,           NULL,     NULL};
     if (h_redis_cluster_mode()) {
         /* The bus port would be port + 10000 by default, past 65535 for a high port. */
         snprintf(bus, sizeof(bus), "%d", h_free_port());
@@ -259,17 +267,61 @@ int h_redis_start(struct h_cluster *cl)
         argv[14] = "yes";
         argv[15] = "--cluster-port";
         argv[16] = bus;
+        argv[17] = "--cluster-config-file";
+        argv[18] = conf;
     }
-    cl->redis.pid = spawn(argv, cl->redis.log_path, -1, -1);
-    if (cl->redis.pid < 0)
+    p->pid = spawn(argv, p->log_path, -1, -1);
+    if (p->pid < 0)
         return -1;
     deadline = now_ms() + 10000;
-    while (!redis_ping(cl->redis.port)) {
-        if (now_ms() > deadline || h_proc_wait(&cl->redis, 0) != -1 || cl->redis.pid == 0) {
-            h_dump_log(&cl->redis);
+    while (!redis_ping(p->port)) {
+        if (now_ms() > deadline || h_proc_wait(p, 0) != -1 || p->pid == 0) {
+            h_dump_log(p);
             return -1;
         }
         usleep(20000);
+    }
+    return 0;
+}
+
+/* Three masters: redis-cli --cluster create spreads the slots over them. */
+static int redis_cluster_create(struct h_cluster *cl)
+{
+    char addr[3][32];
+    char *out = NULL, *err = NULL;
+    struct h_proc *nodes[3] = {&cl->redis, &cl->redis_more[0], &cl->redis_more[1]};
+
+    for (int i = 0; i < 3; i++)
+        snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", nodes[i]->port);
+    const char *argv[] = {"/usr/bin/redis-cli", "--cluster", "create", addr[0], addr[1], addr[2],
+                          "--cluster-yes",      NULL};
+    int status = h_run_capture(argv, &out, &err, 20000);
+    if (status != 0)
+        fprintf(stderr, "redis-cli --cluster create: %s%s\n", out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    if (status != 0)
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        long deadline = now_ms() + 10000;
+        while (!redis_says(nodes[i]->port, "CLUSTER INFO\r\n", "cluster_state:ok")) {
+            if (now_ms() > deadline)
+                return -1;
+            usleep(20000);
+        }
+    }
+    return 0;
+}
+
+int h_redis_start(struct h_cluster *cl)
+{
+    if (redis_spawn(cl, &cl->redis, "redis") != 0)
+        return -1;
+    if (h_redis_masters() == 3) {
+        if (redis_spawn(cl, &cl->redis_more[0], "redis2") != 0 ||
+            redis_spawn(cl, &cl->redis_more[1], "redis3") != 0 || redis_cluster_create(cl) != 0)
+            return -1;
+        return 0;
     }
     if (h_redis_cluster_mode() && h_redis_cluster_ready(cl->redis.port) != 0) {
         h_dump_log(&cl->redis);
@@ -280,6 +332,9 @@ int h_redis_start(struct h_cluster *cl)
 
 int h_redis_stop(struct h_cluster *cl)
 {
+    for (int i = 0; i < 2; i++)
+        if (cl->redis_more[i].pid > 0)
+            h_proc_stop(&cl->redis_more[i], 5000);
     return h_proc_stop(&cl->redis, 5000) >= 0 ? 0 : -1;
 }
 
@@ -304,7 +359,7 @@ int h_cluster_init(struct h_cluster *cl)
 int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
 {
     const char *argv[64];
-    char port[16], redis[64], node[16];
+    char port[16], redis[128], node[16];
     int i = cl->n_gw, n = 0, status;
     struct h_proc *g;
     long deadline;
@@ -315,7 +370,11 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
     g = &cl->gw[i];
     g->port = h_free_port();
     snprintf(port, sizeof(port), "%d", g->port);
-    snprintf(redis, sizeof(redis), "redis://127.0.0.1:%d/0", cl->redis.port);
+    if (h_redis_masters() == 3)
+        snprintf(redis, sizeof(redis), "redis-cluster://127.0.0.1:%d,127.0.0.1:%d", cl->redis.port,
+                 cl->redis_more[0].port);
+    else
+        snprintf(redis, sizeof(redis), "redis://127.0.0.1:%d/0", cl->redis.port);
     snprintf(node, sizeof(node), "gw%d", i + 1);
     /* Through a copy: gcc -O2 cannot tell cl->dir and g->log_path apart (-Wrestrict). */
     char dir[sizeof(cl->dir)];

@@ -32,6 +32,7 @@ struct h_proc {
 struct h_cluster {
     char dir[128]; /* temp dir for logs, removed by h_cluster_stop */
     struct h_proc redis;
+    struct h_proc redis_more[2]; /* CHAT_TEST_REDIS_CLUSTER=3: the other two masters */
     struct h_proc gw[H_MAX_GATEWAYS];
     char http_url[H_MAX_GATEWAYS][64]; /* http://127.0.0.1:P */
     char ws_url[H_MAX_GATEWAYS][64];   /* ws://127.0.0.1:P/ws */
@@ -67,6 +68,9 @@ int h_redis_start(struct h_cluster *cl);
  * command or script whose keys span slots, and SELECT, as a real cluster does: the
  * suites run that way prove that the gateway keeps to what Redis Cluster allows. */
 bool h_redis_cluster_mode(void);
+/* 3 when CHAT_TEST_REDIS_CLUSTER is "3": three masters (redis-cli --cluster create), the
+ * gateways given redis-cluster:// with two of them as seeds; else 1. */
+int h_redis_masters(void);
 /* In cluster mode, gives the node at port every slot unless it has them (nodes.conf)
  * and waits up to 10 s for cluster_state:ok; 0 or -1. */
 int h_redis_cluster_ready(int port);
