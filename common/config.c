@@ -103,6 +103,12 @@ static const struct opt opts[] = {
     {"redis-timeout", "CHAT_REDIS_TIMEOUT", "SEC", OPT_INT, OFF(redis_timeout), 1, 60, "2", NULL,
      "a Redis command or connect not answered this long marks Redis down (requests get "
      "unavailable, /healthz 503), 1-60"},
+    {"durability", "CHAT_DURABILITY", "MODE", OPT_DURABILITY, OFF(durability_replica), 0, 0,
+     "primary", NULL,
+     "primary: a message is acked once Redis has it; replica: only once WAIT confirms a "
+     "replica has it too (else error unavailable, and the client resends the same id)"},
+    {"durability-timeout", "CHAT_DURABILITY_TIMEOUT", "MS", OPT_INT, OFF(durability_timeout), 10,
+     60000, "1000", NULL, "how long --durability replica waits for a replica, 10-60000"},
     {"header-timeout", "CHAT_HEADER_TIMEOUT", "SEC", OPT_INT, OFF(header_timeout), 1, 600, "10",
      NULL, "an HTTP request header not complete this long after its first byte gets 408, 1-600"},
     {"max-connections", "CHAT_MAX_CONNECTIONS", "N", OPT_INT, OFF(max_connections), 0, 10000000,

@@ -73,7 +73,10 @@ void gw_bus_pending_done(struct pending *p, struct redisReply *reply)
     TAILQ_REMOVE(&p->bus->in_flight, p, link);
     if (reply)
         gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
+    redisAsyncContext *outer = p->bus->reply_ac;
+    p->bus->reply_ac = reply ? p->ac : NULL;
     p->cb(p->bus, reply, p->arg);
+    p->bus->reply_ac = outer;
     if (p->retry_ev)
         event_free(p->retry_ev);
     for (int i = 0; i < p->argc; i++)
@@ -122,6 +125,28 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
         TAILQ_REMOVE(&bus->in_flight, p, link);
         free(p);
         cb(bus, NULL, arg);
+        return GW_ERR_UNAVAILABLE;
+    }
+    return GW_OK;
+}
+
+int gw_bus_wait_replicas(struct gw_bus *bus, int replicas, int timeout_ms, gw_bus_reply_cb cb,
+                         void *arg)
+{
+    redisAsyncContext *ac = bus->reply_ac;
+    struct pending *p = ac && !bus->freeing ? calloc(1, sizeof(*p)) : NULL;
+    if (!p) {
+        cb(bus, NULL, arg);
+        return GW_ERR_UNAVAILABLE;
+    }
+    p->bus = bus;
+    p->cb = cb;
+    p->arg = arg;
+    p->start_us = now_us();
+    p->ac = ac;
+    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
+    if (redisAsyncCommand(ac, on_cmd_reply, p, "WAIT %d %d", replicas, timeout_ms) != REDIS_OK) {
+        gw_bus_pending_done(p, NULL);
         return GW_ERR_UNAVAILABLE;
     }
     return GW_OK;

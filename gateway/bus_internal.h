@@ -98,6 +98,9 @@ struct gw_bus {
     struct node_link **nodes;
     size_t nnodes;
     size_t seed; /* the seed cmd and sub connect to next */
+    /* The connection the reply being handed to a callback came from (NULL
+     * outside callbacks): gw_bus_wait_replicas sends WAIT there. */
+    redisAsyncContext *reply_ac;
 };
 
 /* ---- bus_cluster.c, for bus.c ---- */

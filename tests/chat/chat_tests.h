@@ -26,6 +26,8 @@ TCase *layout_tcase(void);
 TCase *marks_tcase(void);
 /* Several masters only (CHAT_TEST_REDIS_CLUSTER=3): a live reshard under traffic. */
 TCase *reshard_tcase(void);
+/* --durability replica against one Redis with a replica. */
+TCase *durability_tcase(void);
 
 /* Generous: the sanitizer build of the gateway is several times slower. */
 #define CT_WAIT_MS 8000

@@ -284,6 +284,37 @@ static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name)
     return 0;
 }
 
+int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p)
+{
+    char port[16], master[16];
+    long deadline;
+
+    if (p->port <= 0)
+        p->port = h_free_port();
+    if (p->port < 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", p->port);
+    snprintf(master, sizeof(master), "%d", cl->redis.port);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/replica.log", cl->dir);
+    const char *argv[] = {"redis-server", "--port",      port, "--bind",
+                          "127.0.0.1",    "--save",      "",   "--appendonly",
+                          "no",           "--daemonize", "no", "--replicaof",
+                          "127.0.0.1",    master,        NULL};
+    p->pid = spawn(argv, p->log_path, -1, -1);
+    if (p->pid < 0)
+        return -1;
+    deadline = now_ms() + 10000;
+    while (!redis_says(cl->redis.port, "INFO replication\r\n", "connected_slaves:1") ||
+           !redis_says(p->port, "INFO replication\r\n", "master_link_status:up")) {
+        if (now_ms() > deadline || h_proc_wait(p, 0) != -1 || p->pid == 0) {
+            h_dump_log(p);
+            return -1;
+        }
+        usleep(20000);
+    }
+    return 0;
+}
+
 /* Three masters: redis-cli --cluster create spreads the slots over them. */
 static int redis_cluster_create(struct h_cluster *cl)
 {

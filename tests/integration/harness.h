@@ -74,6 +74,10 @@ int h_redis_masters(void);
 /* In cluster mode, gives the node at port every slot unless it has them (nodes.conf)
  * and waits up to 10 s for cluster_state:ok; 0 or -1. */
 int h_redis_cluster_ready(int port);
+/* Starts a redis-server replicating cl's (port chosen when p->port is 0) and waits
+ * until the master counts it as connected and its link is up; 0 or -1.  Stop it
+ * with h_proc_stop. */
+int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p);
 /* Stops redis-server by PID; 0 or -1. */
 int h_redis_stop(struct h_cluster *cl);
 /* Stops gateways and redis by PID, frees the event base, removes the dir.

@@ -47,6 +47,8 @@ static const char *const env_names[] = {
     "CHAT_MAX_CONNS_PER_IP",
     "CHAT_LOGIN_RATE",
     "CHAT_REDIS_TIMEOUT",
+    "CHAT_DURABILITY",
+    "CHAT_DURABILITY_TIMEOUT",
     "CHAT_METRICS_BIND",
     "CHAT_MAX_ROOMS",
     "CHAT_ROOM_CREATE_RATE",
