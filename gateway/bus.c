@@ -68,6 +68,23 @@ static void link_set(struct link *link, enum link_state state)
 
 /* ---- commands ---- */
 
+struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg,
+                                   redisAsyncContext *ac)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        cb(bus, NULL, arg);
+        return NULL;
+    }
+    p->bus = bus;
+    p->cb = cb;
+    p->arg = arg;
+    p->start_us = now_us();
+    p->ac = ac;
+    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
+    return p;
+}
+
 void gw_bus_pending_done(struct pending *p, struct redisReply *reply)
 {
     TAILQ_REMOVE(&p->bus->in_flight, p, link);
@@ -110,21 +127,11 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
     }
     if (bus->slots)
         return gw_bus_cluster_command(bus, cb, arg, argc, argv, argvlen);
-    struct pending *p = calloc(1, sizeof(*p));
-    if (!p) {
-        cb(bus, NULL, arg);
+    struct pending *p = gw_bus_pending_new(bus, cb, arg, bus->cmd.ac);
+    if (!p)
         return GW_ERR_NOMEM;
-    }
-    p->bus = bus;
-    p->cb = cb;
-    p->arg = arg;
-    p->start_us = now_us();
-    p->ac = bus->cmd.ac;
-    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     if (redisAsyncCommandArgv(bus->cmd.ac, on_cmd_reply, p, argc, argv, argvlen) != REDIS_OK) {
-        TAILQ_REMOVE(&bus->in_flight, p, link);
-        free(p);
-        cb(bus, NULL, arg);
+        gw_bus_pending_done(p, NULL);
         return GW_ERR_UNAVAILABLE;
     }
     return GW_OK;
@@ -134,17 +141,12 @@ int gw_bus_wait_replicas(struct gw_bus *bus, int replicas, int timeout_ms, gw_bu
                          void *arg)
 {
     redisAsyncContext *ac = bus->reply_ac;
-    struct pending *p = ac && !bus->freeing ? calloc(1, sizeof(*p)) : NULL;
+    struct pending *p = ac && !bus->freeing ? gw_bus_pending_new(bus, cb, arg, ac) : NULL;
     if (!p) {
-        cb(bus, NULL, arg);
+        if (!ac || bus->freeing)
+            cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
     }
-    p->bus = bus;
-    p->cb = cb;
-    p->arg = arg;
-    p->start_us = now_us();
-    p->ac = ac;
-    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     if (redisAsyncCommand(ac, on_cmd_reply, p, "WAIT %d %d", replicas, timeout_ms) != REDIS_OK) {
         gw_bus_pending_done(p, NULL);
         return GW_ERR_UNAVAILABLE;

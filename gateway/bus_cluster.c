@@ -225,20 +225,17 @@ int gw_bus_cluster_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, in
         return GW_ERR_INVALID;
     }
     redisAsyncContext *ac = target_for(bus, slot);
-    struct pending *p = ac ? calloc(1, sizeof(*p)) : NULL;
-    if (!p) {
+    if (!ac) {
         cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
     }
-    p->bus = bus;
-    p->cb = cb;
-    p->arg = arg;
-    p->start_us = (int64_t)gw_mono_ms() * 1000;
-    p->argc = argc;
+    struct pending *p = gw_bus_pending_new(bus, cb, arg, ac);
+    if (!p)
+        return GW_ERR_NOMEM;
     p->argv = calloc((size_t)argc, sizeof(*p->argv));
     p->argvlen = calloc((size_t)argc, sizeof(*p->argvlen));
-    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     bool ok = p->argv && p->argvlen;
+    p->argc = p->argv ? argc : 0; /* what gw_bus_pending_done frees */
     for (int i = 0; ok && i < argc; i++) {
         size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
         p->argv[i] = malloc(len + 1);

@@ -128,6 +128,10 @@ void gw_bus_send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, voi
 /* Tells on_state when "up" (command connection ready, slot map in for a
  * cluster, subscriber connected) changed. */
 void gw_bus_notify_state(struct gw_bus *bus);
+/* A command about to go out on ac, in in_flight; NULL (cb called with NULL) on no
+ * memory.  Finish it with gw_bus_pending_done. */
+struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg,
+                                   redisAsyncContext *ac);
 /* bus.c's reply path, shared: removes p from in_flight, measures, calls back. */
 void gw_bus_pending_done(struct pending *p, struct redisReply *reply);
 

@@ -243,10 +243,11 @@ int h_redis_masters(void)
     return v && strcmp(v, "3") == 0 ? 3 : 1;
 }
 
-/* Starts one redis-server as p (its port chosen when 0) and waits for PING. */
-static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name)
+/* Starts one redis-server as p (its port chosen when 0), a replica of the
+ * server on port replica_of unless that is 0, and waits for PING. */
+static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name, int replica_of)
 {
-    char port[16], bus[16], conf[64];
+    char port[16], bus[16], conf[64], master[16];
     long deadline;
 
     if (p->port <= 0)
@@ -260,7 +261,12 @@ static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name)
                           "--save",       "",       "--appendonly", "no",     "--daemonize",
                           "no",           "--dir",  cl->dir,        NULL,     NULL,
                           NULL,           NULL,     NULL,           NULL,     NULL};
-    if (h_redis_cluster_mode()) {
+    if (replica_of > 0) {
+        snprintf(master, sizeof(master), "%d", replica_of);
+        argv[13] = "--replicaof";
+        argv[14] = "127.0.0.1";
+        argv[15] = master;
+    } else if (h_redis_cluster_mode()) {
         /* The bus port would be port + 10000 by default, past 65535 for a high port. */
         snprintf(bus, sizeof(bus), "%d", h_free_port());
         argv[13] = "--cluster-enabled";
@@ -275,37 +281,6 @@ static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name)
         return -1;
     deadline = now_ms() + 10000;
     while (!redis_ping(p->port)) {
-        if (now_ms() > deadline || h_proc_wait(p, 0) != -1 || p->pid == 0) {
-            h_dump_log(p);
-            return -1;
-        }
-        usleep(20000);
-    }
-    return 0;
-}
-
-int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p)
-{
-    char port[16], master[16];
-    long deadline;
-
-    if (p->port <= 0)
-        p->port = h_free_port();
-    if (p->port < 0)
-        return -1;
-    snprintf(port, sizeof(port), "%d", p->port);
-    snprintf(master, sizeof(master), "%d", cl->redis.port);
-    snprintf(p->log_path, sizeof(p->log_path), "%s/replica.log", cl->dir);
-    const char *argv[] = {"redis-server", "--port",      port, "--bind",
-                          "127.0.0.1",    "--save",      "",   "--appendonly",
-                          "no",           "--daemonize", "no", "--replicaof",
-                          "127.0.0.1",    master,        NULL};
-    p->pid = spawn(argv, p->log_path, -1, -1);
-    if (p->pid < 0)
-        return -1;
-    deadline = now_ms() + 10000;
-    while (!redis_says(cl->redis.port, "INFO replication\r\n", "connected_slaves:1") ||
-           !redis_says(p->port, "INFO replication\r\n", "master_link_status:up")) {
         if (now_ms() > deadline || h_proc_wait(p, 0) != -1 || p->pid == 0) {
             h_dump_log(p);
             return -1;
@@ -346,17 +321,34 @@ static int redis_cluster_create(struct h_cluster *cl)
 
 int h_redis_start(struct h_cluster *cl)
 {
-    if (redis_spawn(cl, &cl->redis, "redis") != 0)
+    if (redis_spawn(cl, &cl->redis, "redis", 0) != 0)
         return -1;
     if (h_redis_masters() == 3) {
-        if (redis_spawn(cl, &cl->redis_more[0], "redis2") != 0 ||
-            redis_spawn(cl, &cl->redis_more[1], "redis3") != 0 || redis_cluster_create(cl) != 0)
+        if (redis_spawn(cl, &cl->redis_more[0], "redis2", 0) != 0 ||
+            redis_spawn(cl, &cl->redis_more[1], "redis3", 0) != 0 || redis_cluster_create(cl) != 0)
             return -1;
         return 0;
     }
     if (h_redis_cluster_mode() && h_redis_cluster_ready(cl->redis.port) != 0) {
         h_dump_log(&cl->redis);
         return -1;
+    }
+    return 0;
+}
+
+int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p)
+{
+    long deadline = now_ms() + 10000;
+
+    if (redis_spawn(cl, p, "replica", cl->redis.port) != 0)
+        return -1;
+    while (!redis_says(cl->redis.port, "INFO replication\r\n", "connected_slaves:1") ||
+           !redis_says(p->port, "INFO replication\r\n", "master_link_status:up")) {
+        if (now_ms() > deadline) {
+            h_dump_log(p);
+            return -1;
+        }
+        usleep(20000);
     }
     return 0;
 }
