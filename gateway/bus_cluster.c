@@ -185,12 +185,34 @@ static bool try_again(struct gw_bus *bus, struct pending *p, const redisReply *r
     return true;
 }
 
+/* A cluster between states (a failover under way, a slot still moving):
+ * Redis is unavailable for that command, as when it is unreachable, and the
+ * caller hears NULL (the client gets `unavailable` and may resend). */
+static bool transient(const redisReply *reply)
+{
+    static const char *const codes[] = {"CLUSTERDOWN", "TRYAGAIN", "MOVED",
+                                        "ASK",         "LOADING",  "MASTERDOWN"};
+    if (!reply || reply->type != REDIS_REPLY_ERROR)
+        return false;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        size_t n = strlen(codes[i]);
+        if (strncmp(reply->str, codes[i], n) == 0 && (reply->str[n] == ' ' || !reply->str[n]))
+            return true;
+    }
+    return false;
+}
+
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
     struct pending *p = privdata;
     if (redirect(p->bus, p, r) || try_again(p->bus, p, r))
         return;
+    if (transient(r)) {
+        chat_log(CHAT_LOG_WARN, "redis_cluster_unavailable error=\"%s\"", ((redisReply *)r)->str);
+        gw_bus_pending_done(p, NULL);
+        return;
+    }
     gw_bus_pending_done(p, r);
 }
 

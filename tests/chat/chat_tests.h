@@ -28,6 +28,8 @@ TCase *marks_tcase(void);
 TCase *reshard_tcase(void);
 /* --durability replica against one Redis with a replica. */
 TCase *durability_tcase(void);
+/* Six nodes only (CHAT_TEST_REDIS_CLUSTER=6): acked messages lost to a master's kill -9. */
+TCase *failover_tcase(void);
 
 /* Generous: the sanitizer build of the gateway is several times slower. */
 #define CT_WAIT_MS 8000

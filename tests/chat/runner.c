@@ -41,6 +41,8 @@ int main(void)
         add(s, "durability", durability_tcase);
     if (h_redis_masters() == 3)
         add(s, "reshard", reshard_tcase);
+    if (h_redis_nodes() == 6)
+        add(s, "failover", failover_tcase);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

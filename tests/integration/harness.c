@@ -240,7 +240,14 @@ int h_redis_masters(void)
 {
     const char *v = getenv("CHAT_TEST_REDIS_CLUSTER");
 
-    return v && strcmp(v, "3") == 0 ? 3 : 1;
+    return v && (strcmp(v, "3") == 0 || strcmp(v, "6") == 0) ? 3 : 1;
+}
+
+int h_redis_nodes(void)
+{
+    const char *v = getenv("CHAT_TEST_REDIS_CLUSTER");
+
+    return v && strcmp(v, "6") == 0 ? 6 : h_redis_masters();
 }
 
 /* Starts one redis-server as p (its port chosen when 0), a replica of the
@@ -257,10 +264,10 @@ static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name,
     snprintf(port, sizeof(port), "%d", p->port);
     snprintf(p->log_path, sizeof(p->log_path), "%s/%s.log", cl->dir, name);
     snprintf(conf, sizeof(conf), "%s.conf", name);
-    const char *argv[] = {"redis-server", "--port", port,           "--bind", "127.0.0.1",
-                          "--save",       "",       "--appendonly", "no",     "--daemonize",
-                          "no",           "--dir",  cl->dir,        NULL,     NULL,
-                          NULL,           NULL,     NULL,           NULL,     NULL};
+    const char *argv[] = {
+        "redis-server", "--port",      port, "--bind", "127.0.0.1", "--save", "",   "--appendonly",
+        "no",           "--daemonize", "no", "--dir",  cl->dir,     NULL,     NULL, NULL,
+        NULL,           NULL,          NULL, NULL,     NULL,        NULL,     NULL};
     if (replica_of > 0) {
         snprintf(master, sizeof(master), "%d", replica_of);
         argv[13] = "--replicaof";
@@ -275,6 +282,9 @@ static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name,
         argv[16] = bus;
         argv[17] = "--cluster-config-file";
         argv[18] = conf;
+        /* A master killed by a test is failed over within about two seconds. */
+        argv[19] = "--cluster-node-timeout";
+        argv[20] = "1000";
     }
     p->pid = spawn(argv, p->log_path, -1, -1);
     if (p->pid < 0)
@@ -290,17 +300,27 @@ static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name,
     return 0;
 }
 
-/* Three masters: redis-cli --cluster create spreads the slots over them. */
+/* Three masters (and a replica each with 6 nodes): redis-cli --cluster create
+ * spreads the slots over them. */
 static int redis_cluster_create(struct h_cluster *cl)
 {
-    char addr[3][32];
+    char addr[6][32];
     char *out = NULL, *err = NULL;
-    struct h_proc *nodes[3] = {&cl->redis, &cl->redis_more[0], &cl->redis_more[1]};
+    int n = h_redis_nodes();
+    struct h_proc *nodes[6] = {&cl->redis};
+    const char *argv[16] = {"/usr/bin/redis-cli", "--cluster", "create"};
+    int argc = 3;
 
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < n; i++) {
+        nodes[i] = i == 0 ? &cl->redis : &cl->redis_more[i - 1];
         snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", nodes[i]->port);
-    const char *argv[] = {"/usr/bin/redis-cli", "--cluster", "create", addr[0], addr[1], addr[2],
-                          "--cluster-yes",      NULL};
+        argv[argc++] = addr[i];
+    }
+    if (n == 6) {
+        argv[argc++] = "--cluster-replicas";
+        argv[argc++] = "1";
+    }
+    argv[argc++] = "--cluster-yes";
     int status = h_run_capture(argv, &out, &err, 20000);
     if (status != 0)
         fprintf(stderr, "redis-cli --cluster create: %s%s\n", out ? out : "", err ? err : "");
@@ -308,9 +328,19 @@ static int redis_cluster_create(struct h_cluster *cl)
     free(err);
     if (status != 0)
         return -1;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < n; i++) {
         long deadline = now_ms() + 10000;
         while (!redis_says(nodes[i]->port, "CLUSTER INFO\r\n", "cluster_state:ok")) {
+            if (now_ms() > deadline)
+                return -1;
+            usleep(20000);
+        }
+    }
+    /* A replica whose first sync has not finished cannot be promoted. */
+    for (int i = 0; i < n; i++) {
+        long deadline = now_ms() + 20000;
+        while (redis_says(nodes[i]->port, "INFO replication\r\n", "role:slave") &&
+               !redis_says(nodes[i]->port, "INFO replication\r\n", "master_link_status:up")) {
             if (now_ms() > deadline)
                 return -1;
             usleep(20000);
@@ -324,16 +354,31 @@ int h_redis_start(struct h_cluster *cl)
     if (redis_spawn(cl, &cl->redis, "redis", 0) != 0)
         return -1;
     if (h_redis_masters() == 3) {
-        if (redis_spawn(cl, &cl->redis_more[0], "redis2", 0) != 0 ||
-            redis_spawn(cl, &cl->redis_more[1], "redis3", 0) != 0 || redis_cluster_create(cl) != 0)
-            return -1;
-        return 0;
+        for (int i = 1; i < h_redis_nodes(); i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "redis%d", i + 1);
+            if (redis_spawn(cl, &cl->redis_more[i - 1], name, 0) != 0)
+                return -1;
+        }
+        return redis_cluster_create(cl);
     }
     if (h_redis_cluster_mode() && h_redis_cluster_ready(cl->redis.port) != 0) {
         h_dump_log(&cl->redis);
         return -1;
     }
     return 0;
+}
+
+int h_redis_node_restart(struct h_cluster *cl, struct h_proc *p)
+{
+    char name[32];
+    int index = p == &cl->redis ? 0 : (int)(p - cl->redis_more) + 1;
+
+    if (index == 0)
+        snprintf(name, sizeof(name), "redis");
+    else
+        snprintf(name, sizeof(name), "redis%d", index + 1);
+    return redis_spawn(cl, p, name, 0);
 }
 
 int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p)
@@ -355,7 +400,7 @@ int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p)
 
 int h_redis_stop(struct h_cluster *cl)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 5; i++)
         if (cl->redis_more[i].pid > 0)
             h_proc_stop(&cl->redis_more[i], 5000);
     return h_proc_stop(&cl->redis, 5000) >= 0 ? 0 : -1;
@@ -382,7 +427,7 @@ int h_cluster_init(struct h_cluster *cl)
 int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
 {
     const char *argv[64];
-    char port[16], redis[128], node[16];
+    char port[16], redis[256], node[16];
     int i = cl->n_gw, n = 0, status;
     struct h_proc *g;
     long deadline;
@@ -393,10 +438,14 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
     g = &cl->gw[i];
     g->port = h_free_port();
     snprintf(port, sizeof(port), "%d", g->port);
-    if (h_redis_masters() == 3)
-        snprintf(redis, sizeof(redis), "redis-cluster://127.0.0.1:%d,127.0.0.1:%d", cl->redis.port,
-                 cl->redis_more[0].port);
-    else
+    if (h_redis_masters() == 3) {
+        /* Every node a seed: a test may kill any one of them. */
+        size_t off =
+            (size_t)snprintf(redis, sizeof(redis), "redis-cluster://127.0.0.1:%d", cl->redis.port);
+        for (int k = 1; k < h_redis_nodes() && off < sizeof(redis); k++)
+            off += (size_t)snprintf(redis + off, sizeof(redis) - off, ",127.0.0.1:%d",
+                                    cl->redis_more[k - 1].port);
+    } else
         snprintf(redis, sizeof(redis), "redis://127.0.0.1:%d/0", cl->redis.port);
     snprintf(node, sizeof(node), "gw%d", i + 1);
     /* Through a copy: gcc -O2 cannot tell cl->dir and g->log_path apart (-Wrestrict). */
