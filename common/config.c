@@ -34,7 +34,8 @@ static const struct opt opts[] = {
     {"redis", "CHAT_REDIS_URL", "URL", OPT_REDIS, OFF(redis_url_text), 0, 0,
      "redis://127.0.0.1:6379/0", NULL,
      "Redis server, redis://[[user]:password@]host:port[/db], or a Redis Cluster: "
-     "redis-cluster://[[user]:password@]host:port[,host:port...] (seed nodes)"},
+     "redis-cluster://[[user]:password@]host:port[,host:port...] (seed nodes), or a master "
+     "found through Sentinel: redis-sentinel://[[user]:password@]host:port[,host:port...]/name"},
     {"node-id", "CHAT_NODE_ID", "NAME", OPT_NODE, OFF(node_id), 0, 0, NULL, "<hostname>-<pid>",
      "name of this node in logs, /healthz and presence; 1-64 of A-Z a-z 0-9 _ . -"},
     {"jwt-secret", "CHAT_JWT_SECRET", "KEY", OPT_SECRET, OFF(jwt_secret), 0, 0, NULL,

@@ -30,8 +30,10 @@ struct chat_redis_url {
     char *password; /* NULL when absent */
     int db;         /* 0 */
     bool cluster;   /* redis-cluster://: host:port is one of the seeds below */
-    size_t nseeds;  /* cluster: 1 or more */
+    bool sentinel;  /* redis-sentinel://: the seeds are sentinels, host:port the first */
+    size_t nseeds;  /* cluster, sentinel: 1 or more */
     struct chat_redis_seed *seeds;
+    char *master_name; /* sentinel: the name the sentinels monitor the master by */
 };
 
 struct chat_config {
@@ -120,7 +122,10 @@ void chat_config_deinit(struct chat_config *cfg);
  * 0 or -1 (err filled).  On success the caller frees with chat_redis_url_deinit. */
 int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen);
 /* Also redis-cluster://[[user]:password@]host:port[,host:port...] (seed nodes of a
- * Redis Cluster, database 0 only): cluster set, seeds[] filled, host/port the first. */
+ * Redis Cluster, database 0 only): cluster set, seeds[] filled, host/port the first;
+ * and redis-sentinel://[[user]:password@]host:port[,host:port...]/master-name (the
+ * sentinels; the credentials are the master's): sentinel set, seeds[] and
+ * master_name filled. */
 void chat_redis_url_deinit(struct chat_redis_url *url);
 
 /* Writes the --help text. */

@@ -63,19 +63,21 @@ static int parse_port_db(const char *s, size_t len, long long min, long long max
 static int redis_url_parse_one(const char *text, struct chat_redis_url *out, char *err,
                                size_t errlen);
 
-/* Each seed of redis-cluster://CREDS@A,B,C is parsed as redis://CREDS@A (and so on),
- * so a seed is checked exactly as a redis:// host is. */
-static int cluster_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen)
+/* Each seed of redis-cluster://CREDS@A,B,C (or of the sentinels of
+ * redis-sentinel://CREDS@A,B/name) is parsed as redis://CREDS@A (and so on), so a
+ * seed is checked exactly as a redis:// host is.  auth[0..alen) is CREDS@A,B,C. */
+static int seeds_parse(const char *text, const char *auth, size_t alen, struct chat_redis_url *out,
+                       char *err, size_t errlen)
 {
-    const char *auth = text + strlen("redis-cluster://");
-    if (strpbrk(auth, "/?#"))
-        return chat_config_failf(err, errlen,
-                                 "redis-cluster:// takes no path (a cluster has database 0 only)");
-    const char *at = strrchr(auth, '@');
+    const char *end = auth + alen;
+    const char *at = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
     const char *hosts = at ? at + 1 : auth;
     size_t credlen = (size_t)(hosts - auth);
     size_t n = 1;
-    for (const char *p = hosts; *p; p++)
+    for (const char *p = hosts; p < end; p++)
         n += *p == ',';
     struct chat_redis_seed *seeds = calloc(n, sizeof(*seeds));
     char *one = malloc(strlen(text) + 16);
@@ -86,8 +88,8 @@ static int cluster_url_parse(const char *text, struct chat_redis_url *out, char 
     }
     const char *p = hosts;
     for (size_t i = 0; i < n; i++) {
-        const char *comma = strchr(p, ',');
-        size_t hlen = comma ? (size_t)(comma - p) : strlen(p);
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t hlen = comma ? (size_t)(comma - p) : (size_t)(end - p);
         struct chat_redis_url u;
         snprintf(one, strlen(text) + 16, "redis://%.*s%.*s", (int)credlen, auth, (int)hlen, p);
         if (hlen == 0 || redis_url_parse_one(one, &u, err, errlen) < 0) {
@@ -113,10 +115,49 @@ static int cluster_url_parse(const char *text, struct chat_redis_url *out, char 
     }
     seeds[0].host = strdup(out->host);
     free(one);
-    out->cluster = true;
     out->seeds = seeds;
     out->nseeds = n;
     if (!seeds[0].host) {
+        chat_redis_url_deinit(out);
+        return chat_config_failf(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+static int cluster_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen)
+{
+    const char *auth = text + strlen("redis-cluster://");
+    if (strpbrk(auth, "/?#"))
+        return chat_config_failf(err, errlen,
+                                 "redis-cluster:// takes no path (a cluster has database 0 only)");
+    if (seeds_parse(text, auth, strlen(auth), out, err, errlen) < 0)
+        return -1;
+    out->cluster = true;
+    return 0;
+}
+
+/* redis-sentinel://[[user]:password@]host:port[,host:port...]/master-name: the
+ * credentials are the master's (the sentinels are asked without any). */
+static int sentinel_url_parse(const char *text, struct chat_redis_url *out, char *err,
+                              size_t errlen)
+{
+    const char *auth = text + strlen("redis-sentinel://");
+    if (strpbrk(auth, "?#"))
+        return chat_config_failf(err, errlen, "query and fragment are not supported");
+    const char *slash = strrchr(auth, '/');
+    const char *name = slash ? slash + 1 : "";
+    size_t nlen = strlen(name);
+    if (!slash || nlen == 0 || nlen > 64)
+        return chat_config_failf(err, errlen,
+                                 "redis-sentinel:// needs /master-name (1-64 characters)");
+    for (size_t i = 0; i < nlen; i++)
+        if (!is_host_char(name[i]))
+            return chat_config_failf(err, errlen, "bad master name");
+    if (seeds_parse(text, auth, (size_t)(slash - auth), out, err, errlen) < 0)
+        return -1;
+    out->sentinel = true;
+    out->master_name = strdup(name);
+    if (!out->master_name) {
         chat_redis_url_deinit(out);
         return chat_config_failf(err, errlen, "out of memory");
     }
@@ -129,6 +170,8 @@ int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err
         memset(out, 0, sizeof(*out));
     if (text && out && strncasecmp(text, "redis-cluster://", 16) == 0)
         return cluster_url_parse(text, out, err, errlen);
+    if (text && out && strncasecmp(text, "redis-sentinel://", 17) == 0)
+        return sentinel_url_parse(text, out, err, errlen);
     return redis_url_parse_one(text, out, err, errlen);
 }
 
@@ -278,6 +321,7 @@ void chat_redis_url_deinit(struct chat_redis_url *url)
     for (size_t i = 0; i < url->nseeds; i++)
         free(url->seeds[i].host);
     free(url->seeds);
+    free(url->master_name);
     free(url->user);
     if (url->password) {
         /* Do not leave the password lying around in freed memory. */

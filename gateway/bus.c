@@ -31,7 +31,7 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void schedule_reconnect(struct gw_bus *bus)
+void gw_bus_schedule_reconnect(struct gw_bus *bus)
 {
     if (bus->freeing || evtimer_pending(bus->reconnect_timer, NULL))
         return;
@@ -174,6 +174,23 @@ static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
     gw_bus_notify_state(bus);
 }
 
+static void on_role(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    struct gw_bus *bus = ac->data;
+    redisReply *reply = r;
+    if (!reply)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "master") == 0)
+        return;
+    chat_log(CHAT_LOG_WARN, "redis_not_master addr=%s:%d", bus->master_host, bus->master_port);
+    /* Ask a sentinel again; the PING behind this reply then finds the link gone. */
+    gw_bus_sentinel_close(bus);
+    redisAsyncFree(ac);
+}
+
 static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
@@ -207,10 +224,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
         struct link *link = is_cmd ? &bus->cmd : &bus->sub;
         link->ac = NULL;
         link->state = LINK_CLOSED;
-        /* A cluster has other seeds: the next attempt tries the next one. */
+        /* A cluster has other seeds: the next attempt tries the next one.  Behind
+         * Sentinel, the master may have moved: ask again. */
         if (bus->slots)
             bus->seed++;
-        schedule_reconnect(bus);
+        if (bus->ctx->cfg->redis.sentinel)
+            gw_bus_sentinel_close(bus);
+        gw_bus_schedule_reconnect(bus);
         return;
     }
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
@@ -219,6 +239,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
         gw_bus_send_auth(bus->cmd.ac, u, NULL);
         if (u->db != 0)
             redisAsyncCommand(bus->cmd.ac, on_auth_reply, NULL, "SELECT %d", u->db);
+        /* Behind Sentinel the address may be stale (a master demoted a moment
+         * before its switch was announced): only a master will do. */
+        if (u->sentinel)
+            redisAsyncCommand(bus->cmd.ac, on_role, NULL, "ROLE");
         redisAsyncCommand(bus->cmd.ac, on_ready_ping, NULL, "PING");
     } else {
         link_set(&bus->sub, LINK_READY);
@@ -254,13 +278,16 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         return;
     gw_metrics_add(bus->ctx->metrics, GW_M_REDIS_RECONNECTS, 1);
     gw_bus_notify_state(bus);
-    schedule_reconnect(bus);
+    gw_bus_schedule_reconnect(bus);
 }
 
 void gw_bus_target(const struct gw_bus *bus, const char **host, int *port)
 {
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
-    if (u->cluster && u->nseeds > 0) {
+    if (u->sentinel) {
+        *host = bus->master_host;
+        *port = bus->master_port;
+    } else if (u->cluster && u->nseeds > 0) {
         *host = u->seeds[bus->seed % u->nseeds].host;
         *port = u->seeds[bus->seed % u->nseeds].port;
     } else {
@@ -269,27 +296,35 @@ void gw_bus_target(const struct gw_bus *bus, const char **host, int *port)
     }
 }
 
-static redisAsyncContext *connect_one(struct gw_bus *bus, struct link *link)
+redisAsyncContext *gw_bus_connect(struct gw_bus *bus, struct link *link, const char *host, int port,
+                                  redisConnectCallback *on_up, redisDisconnectCallback *on_down)
 {
-    const char *host;
-    int port;
-    gw_bus_target(bus, &host, &port);
     redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac)
         return NULL;
     if (ac->err) {
-        chat_log(CHAT_LOG_WARN, "redis_connect_failed error=\"%s\"", ac->errstr);
+        chat_log(CHAT_LOG_WARN, "redis_connect_failed addr=%s:%d error=\"%s\"", host, port,
+                 ac->errstr);
         redisAsyncFree(ac);
         return NULL;
     }
     ac->data = bus;
     redisLibeventAttach(ac, bus->ctx->base);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    redisAsyncSetConnectCallback(ac, on_up);
+    redisAsyncSetDisconnectCallback(ac, on_down);
     /* Dead peers (a host gone without a FIN) are noticed by the kernel. */
     redisEnableKeepAlive(&ac->c);
+    link->ac = ac;
     link_set(link, LINK_CONNECTING);
     return ac;
+}
+
+static redisAsyncContext *connect_one(struct gw_bus *bus, struct link *link)
+{
+    const char *host;
+    int port;
+    gw_bus_target(bus, &host, &port);
+    return gw_bus_connect(bus, link, host, port, on_connect, on_disconnect);
 }
 
 static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
@@ -297,12 +332,26 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw_bus *bus = arg;
+    if (bus->ctx->cfg->redis.sentinel) {
+        gw_bus_sentinel_connect(bus);
+        if (!bus->master_known) {
+            gw_bus_schedule_reconnect(bus);
+            return;
+        }
+    }
     if (!bus->cmd.ac)
         bus->cmd.ac = connect_one(bus, &bus->cmd);
     if (!bus->sub.ac)
         bus->sub.ac = connect_one(bus, &bus->sub);
     if (!bus->cmd.ac || !bus->sub.ac)
-        schedule_reconnect(bus);
+        gw_bus_schedule_reconnect(bus);
+}
+
+void gw_bus_link_reset(struct gw_bus *bus, struct link *link)
+{
+    (void)bus;
+    if (link->ac)
+        redisAsyncFree(link->ac);
 }
 
 /* Frees a connection that stopped answering: its pending callbacks get NULL
@@ -421,10 +470,16 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     struct timeval every = {0, BUS_WATCH_MS * 1000};
     evtimer_add(bus->watchdog, &every);
     gw_bus_subscribe(bus, bus->probe_channel, NULL, NULL);
+    if (ctx->cfg->redis.sentinel) {
+        /* cmd and sub follow once a sentinel has named the master. */
+        gw_bus_sentinel_connect(bus);
+        gw_bus_schedule_reconnect(bus);
+        return bus;
+    }
     bus->cmd.ac = connect_one(bus, &bus->cmd);
     bus->sub.ac = connect_one(bus, &bus->sub);
     if (!bus->cmd.ac || !bus->sub.ac)
-        schedule_reconnect(bus);
+        gw_bus_schedule_reconnect(bus);
     return bus;
 }
 
@@ -446,6 +501,7 @@ void gw_bus_close(struct gw_bus *bus)
     bus->freeing = true;
     if (bus->slots)
         gw_bus_cluster_close(bus);
+    gw_bus_sentinel_close(bus);
     link_close(&bus->cmd);
     link_close(&bus->sub);
 }

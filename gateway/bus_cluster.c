@@ -97,23 +97,10 @@ static bool node_connect(struct gw_bus *bus, struct node_link *n)
 {
     if (n->link.ac)
         return true;
-    redisAsyncContext *ac = redisAsyncConnect(n->host, n->port);
+    redisAsyncContext *ac =
+        gw_bus_connect(bus, &n->link, n->host, n->port, on_node_connect, on_node_disconnect);
     if (!ac)
         return false;
-    if (ac->err) {
-        chat_log(CHAT_LOG_WARN, "redis_connect_failed conn=master addr=%s:%d error=\"%s\"", n->host,
-                 n->port, ac->errstr);
-        redisAsyncFree(ac);
-        return false;
-    }
-    ac->data = bus;
-    redisLibeventAttach(ac, bus->ctx->base);
-    redisAsyncSetConnectCallback(ac, on_node_connect);
-    redisAsyncSetDisconnectCallback(ac, on_node_disconnect);
-    redisEnableKeepAlive(&ac->c);
-    n->link.ac = ac;
-    n->link.state = LINK_CONNECTING;
-    n->link.state_since_ms = gw_mono_ms();
     /* Queued ahead of every command: hiredis writes in order once connected. */
     gw_bus_send_auth(ac, &bus->ctx->cfg->redis, NULL);
     return true;

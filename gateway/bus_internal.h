@@ -98,10 +98,35 @@ struct gw_bus {
     struct node_link **nodes;
     size_t nnodes;
     size_t seed; /* the seed cmd and sub connect to next */
+    /* Sentinel (redis-sentinel://) only: a connection to one sentinel, which
+     * asks for the master's address and then listens on +switch-master; cmd
+     * and sub go to that address once it is known. */
+    struct link sentinel;
+    bool master_known;
+    char master_host[256];
+    int master_port;
     /* The connection the reply being handed to a callback came from (NULL
      * outside callbacks): gw_bus_wait_replicas sends WAIT there. */
     redisAsyncContext *reply_ac;
 };
+
+/* Starts connecting link to host:port (ac->data is bus, keepalive on, state
+ * CONNECTING, link->ac set); NULL when that fails at once (logged). */
+redisAsyncContext *gw_bus_connect(struct gw_bus *bus, struct link *link, const char *host, int port,
+                                  redisConnectCallback *on_up, redisDisconnectCallback *on_down);
+
+/* ---- bus_sentinel.c, for bus.c ---- */
+
+/* Connects to the next sentinel unless connected: it answers the master's
+ * address (then cmd and sub connect there) and announces every switch. */
+void gw_bus_sentinel_connect(struct gw_bus *bus);
+/* Frees the sentinel connection. */
+void gw_bus_sentinel_close(struct gw_bus *bus);
+/* Frees a command or subscriber connection at once (pending callbacks get NULL); the
+ * reconnect timer takes over.  bus.c's, for a master that changed. */
+void gw_bus_link_reset(struct gw_bus *bus, struct link *link);
+/* Arms the reconnect timer (with backoff). */
+void gw_bus_schedule_reconnect(struct gw_bus *bus);
 
 /* ---- bus_cluster.c, for bus.c ---- */
 

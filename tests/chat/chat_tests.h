@@ -30,6 +30,8 @@ TCase *reshard_tcase(void);
 TCase *durability_tcase(void);
 /* Six nodes only (CHAT_TEST_REDIS_CLUSTER=6): acked messages lost to a master's kill -9. */
 TCase *failover_tcase(void);
+/* One master, a replica and a sentinel: --redis redis-sentinel:// through a failover. */
+TCase *sentinel_tcase(void);
 
 /* Generous: the sanitizer build of the gateway is several times slower. */
 #define CT_WAIT_MS 8000

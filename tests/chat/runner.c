@@ -37,8 +37,10 @@ int main(void)
     add(s, "errors", errors_tcase);
     add(s, "layout", layout_tcase);
     add(s, "marks", marks_tcase);
-    if (h_redis_masters() == 1 && !h_redis_cluster_mode())
+    if (h_redis_masters() == 1 && !h_redis_cluster_mode()) {
         add(s, "durability", durability_tcase);
+        add(s, "sentinel", sentinel_tcase);
+    }
     if (h_redis_masters() == 3)
         add(s, "reshard", reshard_tcase);
     if (h_redis_nodes() == 6)

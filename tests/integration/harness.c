@@ -250,12 +250,27 @@ int h_redis_nodes(void)
     return v && strcmp(v, "6") == 0 ? 6 : h_redis_masters();
 }
 
+/* Waits up to 10 s for the redis-server just started as p to answer PING
+ * (its log is printed when it does not, or exits); 0 or -1. */
+static int wait_ping(struct h_proc *p)
+{
+    long deadline = now_ms() + 10000;
+
+    while (!redis_ping(p->port)) {
+        if (now_ms() > deadline || h_proc_wait(p, 0) != -1 || p->pid == 0) {
+            h_dump_log(p);
+            return -1;
+        }
+        usleep(20000);
+    }
+    return 0;
+}
+
 /* Starts one redis-server as p (its port chosen when 0), a replica of the
  * server on port replica_of unless that is 0, and waits for PING. */
 static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name, int replica_of)
 {
     char port[16], bus[16], conf[64], master[16];
-    long deadline;
 
     if (p->port <= 0)
         p->port = h_free_port();
@@ -289,15 +304,7 @@ static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name,
     p->pid = spawn(argv, p->log_path, -1, -1);
     if (p->pid < 0)
         return -1;
-    deadline = now_ms() + 10000;
-    while (!redis_ping(p->port)) {
-        if (now_ms() > deadline || h_proc_wait(p, 0) != -1 || p->pid == 0) {
-            h_dump_log(p);
-            return -1;
-        }
-        usleep(20000);
-    }
-    return 0;
+    return wait_ping(p);
 }
 
 /* Three masters (and a replica each with 6 nodes): redis-cli --cluster create
@@ -379,6 +386,39 @@ int h_redis_node_restart(struct h_cluster *cl, struct h_proc *p)
     else
         snprintf(name, sizeof(name), "redis%d", index + 1);
     return redis_spawn(cl, p, name, 0);
+}
+
+int h_sentinel_start(struct h_cluster *cl, struct h_proc *p, const char *master_name,
+                     int replica_port)
+{
+    char conf[192], port[16];
+
+    p->port = h_free_port();
+    if (p->port < 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", p->port);
+    snprintf(conf, sizeof(conf), "%s/sentinel-%d.conf", cl->dir, p->port);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/sentinel-%d.log", cl->dir, p->port);
+    FILE *f = fopen(conf, "w");
+    if (!f)
+        return -1;
+    /* One sentinel is its own quorum; a master silent for 1 s is down.  The
+     * replica is named so the sentinel need not wait for the master's INFO
+     * (every 10 s) to learn of it. */
+    fprintf(f,
+            "sentinel monitor %s 127.0.0.1 %d 1\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 3000\n",
+            master_name, cl->redis.port, master_name, master_name);
+    if (replica_port > 0)
+        fprintf(f, "sentinel known-replica %s 127.0.0.1 %d\n", master_name, replica_port);
+    fclose(f);
+    const char *argv[] = {"redis-server", conf,        "--sentinel", "--port", port,
+                          "--bind",       "127.0.0.1", "--dir",      cl->dir,  NULL};
+    p->pid = spawn(argv, p->log_path, -1, -1);
+    if (p->pid < 0)
+        return -1;
+    return wait_ping(p);
 }
 
 int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p)
@@ -495,7 +535,7 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
     return -1;
 }
 
-static bool log_has(const char *path, const char *needle)
+bool h_log_has(const char *path, const char *needle)
 {
     char line[1024];
     bool found = false;
@@ -520,7 +560,7 @@ int h_cluster_stop(struct h_cluster *cl)
         /* A gateway still running must exit 0 on SIGTERM, and no gateway
          * may have reported a sanitizer error. */
         if ((running && (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) ||
-            log_has(cl->gw[i].log_path, "Sanitizer")) {
+            h_log_has(cl->gw[i].log_path, "Sanitizer")) {
             fprintf(stderr, "gateway gw%d: bad exit (status %d) or sanitizer report\n", i + 1,
                     status);
             h_dump_log(&cl->gw[i]);

@@ -85,6 +85,13 @@ int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p);
 /* Starts cluster node p (cl->redis or one of cl->redis_more) again, on its port
  * and with its nodes.conf, and waits for PING; 0 or -1. */
 int h_redis_node_restart(struct h_cluster *cl, struct h_proc *p);
+/* Starts a sentinel (redis-server --sentinel) watching cl's Redis as master_name,
+ * quorum 1, down after 1 s, told of the replica on replica_port (unless 0), and
+ * waits for PING; 0 or -1.  Stop it with h_proc_stop. */
+int h_sentinel_start(struct h_cluster *cl, struct h_proc *p, const char *master_name,
+                     int replica_port);
+/* Whether the file at path contains needle (a process's log). */
+bool h_log_has(const char *path, const char *needle);
 /* Stops redis-server by PID; 0 or -1. */
 int h_redis_stop(struct h_cluster *cl);
 /* Stops gateways and redis by PID, frees the event base, removes the dir.

@@ -444,6 +444,34 @@ START_TEST(test_redis_cluster_url)
 }
 END_TEST
 
+START_TEST(test_redis_sentinel_url)
+{
+    struct chat_redis_url u;
+    char err[128];
+    ck_assert_int_eq(chat_redis_url_parse("redis-sentinel://:pw@s1:26379,s2:26380/chat.master-1",
+                                          &u, err, sizeof(err)),
+                     0);
+    ck_assert(u.sentinel);
+    ck_assert(!u.cluster);
+    ck_assert_str_eq(u.master_name, "chat.master-1");
+    ck_assert_str_eq(u.password, "pw");
+    ck_assert_uint_eq(u.nseeds, 2);
+    ck_assert_str_eq(u.seeds[1].host, "s2");
+    ck_assert_int_eq(u.seeds[1].port, 26380);
+    chat_redis_url_deinit(&u);
+    ck_assert_ptr_null(u.master_name);
+
+    static const char *const bad[] = {"redis-sentinel://s1:1",     "redis-sentinel://s1:1/",
+                                      "redis-sentinel://s1:1/a b", "redis-sentinel:///m",
+                                      "redis-sentinel://s1:1,/m",  "redis-sentinel://s1:1/m?x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(chat_redis_url_parse(bad[i], &u, err, sizeof(err)) == -1, "%s", bad[i]);
+        ck_assert_ptr_null(u.master_name);
+        ck_assert_ptr_null(u.seeds);
+    }
+}
+END_TEST
+
 START_TEST(test_unknown_and_stray)
 {
     clear_env();
@@ -718,6 +746,7 @@ TCase *config_tcase(void)
     tcase_add_test(tc, test_redis_urls);
     tcase_add_test(tc, test_redis_url_parse);
     tcase_add_test(tc, test_redis_cluster_url);
+    tcase_add_test(tc, test_redis_sentinel_url);
     tcase_add_test(tc, test_unknown_and_stray);
     tcase_add_test(tc, test_help);
     tcase_add_test(tc, test_public_key);
