@@ -32,7 +32,10 @@ static const struct opt opts[] = {
      "HTTP + WebSocket port, 0-65535 (0: any free port)"},
     {"bind", "CHAT_BIND", "ADDR", OPT_STRING, OFF(bind), 0, 0, "0.0.0.0", NULL, "listen address"},
     {"redis", "CHAT_REDIS_URL", "URL", OPT_REDIS, OFF(redis_url_text), 0, 0,
-     "redis://127.0.0.1:6379/0", NULL, "Redis server, redis://[[user]:password@]host:port[/db]"},
+     "redis://127.0.0.1:6379/0", NULL,
+     "Redis server, redis://[[user]:password@]host:port[/db], or a Redis Cluster: "
+     "redis-cluster://[[user]:password@]host:port[,host:port...] (seed nodes), or a master "
+     "found through Sentinel: redis-sentinel://[[user]:password@]host:port[,host:port...]/name"},
     {"node-id", "CHAT_NODE_ID", "NAME", OPT_NODE, OFF(node_id), 0, 0, NULL, "<hostname>-<pid>",
      "name of this node in logs, /healthz and presence; 1-64 of A-Z a-z 0-9 _ . -"},
     {"jwt-secret", "CHAT_JWT_SECRET", "KEY", OPT_SECRET, OFF(jwt_secret), 0, 0, NULL,
@@ -105,6 +108,12 @@ static const struct opt opts[] = {
     {"redis-timeout", "CHAT_REDIS_TIMEOUT", "SEC", OPT_INT, OFF(redis_timeout), 1, 60, "2", NULL,
      "a Redis command or connect not answered this long marks Redis down (requests get "
      "unavailable, /healthz 503), 1-60"},
+    {"durability", "CHAT_DURABILITY", "MODE", OPT_DURABILITY, OFF(durability_replica), 0, 0,
+     "primary", NULL,
+     "primary: a message is acked once Redis has it; replica: only once WAIT confirms a "
+     "replica has it too (else error unavailable, and the client resends the same id)"},
+    {"durability-timeout", "CHAT_DURABILITY_TIMEOUT", "MS", OPT_INT, OFF(durability_timeout), 10,
+     60000, "1000", NULL, "how long --durability replica waits for a replica, 10-60000"},
     {"header-timeout", "CHAT_HEADER_TIMEOUT", "SEC", OPT_INT, OFF(header_timeout), 1, 600, "10",
      NULL, "an HTTP request header not complete this long after its first byte gets 408, 1-600"},
     {"max-connections", "CHAT_MAX_CONNECTIONS", "N", OPT_INT, OFF(max_connections), 0, 10000000,

@@ -24,6 +24,7 @@ enum opt_kind {
     OPT_RATE,       /* "R/B" into rate and burst */
     OPT_LEVEL,      /* log level name */
     OPT_LOG_FORMAT, /* text or json */
+    OPT_DURABILITY, /* primary or replica, into a bool (replica) */
     OPT_REDIS,      /* redis URL into redis_url_text and redis */
     OPT_NODE,       /* node id */
     OPT_SECRET,     /* JWT secret, at least CHAT_JWT_SECRET_MIN bytes */

@@ -7,7 +7,8 @@
 #include "config_internal.h"
 #include "protocol.h"
 
-/* The Redis URL of --redis: redis://[[user]:password@]host:port[/db]. */
+/* The Redis URL of --redis: redis://[[user]:password@]host:port[/db], or
+ * redis-cluster://[[user]:password@]host:port[,host:port...] (seed nodes). */
 
 /* Percent-decodes s[0..len) into a new string; NULL on a bad escape, an
  * embedded NUL or no memory. */
@@ -59,10 +60,126 @@ static int parse_port_db(const char *s, size_t len, long long min, long long max
     return 0;
 }
 
+static int redis_url_parse_one(const char *text, struct chat_redis_url *out, char *err,
+                               size_t errlen);
+
+/* Each seed of redis-cluster://CREDS@A,B,C (or of the sentinels of
+ * redis-sentinel://CREDS@A,B/name) is parsed as redis://CREDS@A (and so on), so a
+ * seed is checked exactly as a redis:// host is.  auth[0..alen) is CREDS@A,B,C. */
+static int seeds_parse(const char *text, const char *auth, size_t alen, struct chat_redis_url *out,
+                       char *err, size_t errlen)
+{
+    const char *end = auth + alen;
+    const char *at = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    const char *hosts = at ? at + 1 : auth;
+    size_t credlen = (size_t)(hosts - auth);
+    size_t n = 1;
+    for (const char *p = hosts; p < end; p++)
+        n += *p == ',';
+    struct chat_redis_seed *seeds = calloc(n, sizeof(*seeds));
+    char *one = malloc(strlen(text) + 16);
+    if (!seeds || !one) {
+        free(seeds);
+        free(one);
+        return chat_config_failf(err, errlen, "out of memory");
+    }
+    const char *p = hosts;
+    for (size_t i = 0; i < n; i++) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t hlen = comma ? (size_t)(comma - p) : (size_t)(end - p);
+        struct chat_redis_url u;
+        snprintf(one, strlen(text) + 16, "redis://%.*s%.*s", (int)credlen, auth, (int)hlen, p);
+        if (hlen == 0 || redis_url_parse_one(one, &u, err, errlen) < 0) {
+            if (hlen == 0)
+                chat_config_failf(err, errlen, "empty seed in redis-cluster://");
+            for (size_t k = 1; k < i; k++)
+                free(seeds[k].host);
+            free(seeds);
+            free(one);
+            if (i > 0)
+                chat_redis_url_deinit(out); /* the first seed's, held there */
+            return -1;
+        }
+        seeds[i].port = u.port;
+        if (i == 0) {
+            *out = u;
+        } else {
+            seeds[i].host = u.host;
+            u.host = NULL;
+            chat_redis_url_deinit(&u);
+        }
+        p = comma ? comma + 1 : p + hlen;
+    }
+    seeds[0].host = strdup(out->host);
+    free(one);
+    out->seeds = seeds;
+    out->nseeds = n;
+    if (!seeds[0].host) {
+        chat_redis_url_deinit(out);
+        return chat_config_failf(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+static int cluster_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen)
+{
+    const char *auth = text + strlen("redis-cluster://");
+    if (strpbrk(auth, "/?#"))
+        return chat_config_failf(err, errlen,
+                                 "redis-cluster:// takes no path (a cluster has database 0 only)");
+    if (seeds_parse(text, auth, strlen(auth), out, err, errlen) < 0)
+        return -1;
+    out->cluster = true;
+    return 0;
+}
+
+/* redis-sentinel://[[user]:password@]host:port[,host:port...]/master-name: the
+ * credentials are the master's (the sentinels are asked without any). */
+static int sentinel_url_parse(const char *text, struct chat_redis_url *out, char *err,
+                              size_t errlen)
+{
+    const char *auth = text + strlen("redis-sentinel://");
+    if (strpbrk(auth, "?#"))
+        return chat_config_failf(err, errlen, "query and fragment are not supported");
+    const char *slash = strrchr(auth, '/');
+    const char *name = slash ? slash + 1 : "";
+    size_t nlen = strlen(name);
+    if (!slash || nlen == 0 || nlen > 64)
+        return chat_config_failf(err, errlen,
+                                 "redis-sentinel:// needs /master-name (1-64 characters)");
+    for (size_t i = 0; i < nlen; i++)
+        if (!is_host_char(name[i]))
+            return chat_config_failf(err, errlen, "bad master name");
+    if (seeds_parse(text, auth, (size_t)(slash - auth), out, err, errlen) < 0)
+        return -1;
+    out->sentinel = true;
+    out->master_name = strdup(name);
+    if (!out->master_name) {
+        chat_redis_url_deinit(out);
+        return chat_config_failf(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen)
+{
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (text && out && strncasecmp(text, "redis-cluster://", 16) == 0)
+        return cluster_url_parse(text, out, err, errlen);
+    if (text && out && strncasecmp(text, "redis-sentinel://", 17) == 0)
+        return sentinel_url_parse(text, out, err, errlen);
+    return redis_url_parse_one(text, out, err, errlen);
+}
+
 /* One pass over redis://[[user]:password@]host:port[/db], left to right; long
  * because each part has its own error message and splitting it would spread
  * the cursor over several functions. */
-int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err, size_t errlen)
+static int redis_url_parse_one(const char *text, struct chat_redis_url *out, char *err,
+                               size_t errlen)
 {
     static const char scheme[] = "redis://";
     struct chat_redis_url url = {0};
@@ -75,8 +192,9 @@ int chat_redis_url_parse(const char *text, struct chat_redis_url *out, char *err
     if (strncasecmp(text, "rediss://", 9) == 0)
         return chat_config_failf(err, errlen, "TLS (rediss://) is not supported");
     if (strncasecmp(text, scheme, sizeof(scheme) - 1) != 0)
-        return chat_config_failf(err, errlen,
-                                 "must start with redis://"); /* not echoed: may hold a password */
+        return chat_config_failf(
+            err, errlen,
+            "must start with redis:// or redis-cluster://"); /* not echoed: may hold a password */
     const char *auth = text + sizeof(scheme) - 1;
     if (strpbrk(auth, "?#"))
         return chat_config_failf(err, errlen, "query and fragment are not supported");
@@ -200,6 +318,10 @@ void chat_redis_url_deinit(struct chat_redis_url *url)
     if (!url)
         return;
     free(url->host);
+    for (size_t i = 0; i < url->nseeds; i++)
+        free(url->seeds[i].host);
+    free(url->seeds);
+    free(url->master_name);
     free(url->user);
     if (url->password) {
         /* Do not leave the password lying around in freed memory. */

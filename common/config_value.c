@@ -187,6 +187,11 @@ int chat_config_set_option(struct chat_config *cfg, const struct opt *o, const c
         if (chat_log_format_parse(v, (enum chat_log_format *)slot) < 0)
             return chat_config_failf(err, errlen, "%s: '%s' is not text or json", src, v);
         return 0;
+    case OPT_DURABILITY:
+        if (strcmp(v, "primary") != 0 && strcmp(v, "replica") != 0)
+            return chat_config_failf(err, errlen, "%s: '%s' is not primary or replica", src, v);
+        *(bool *)slot = strcmp(v, "replica") == 0;
+        return 0;
     case OPT_REDIS: {
         struct chat_redis_url url;
         char why[160];

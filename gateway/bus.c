@@ -15,6 +15,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "slots.h"
 
 #define BUS_BACKOFF_MAX_MS 2000
 /* How often the watchdog looks, and how often the delivery probe goes out. */
@@ -30,7 +31,7 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void schedule_reconnect(struct gw_bus *bus)
+void gw_bus_schedule_reconnect(struct gw_bus *bus)
 {
     if (bus->freeing || evtimer_pending(bus->reconnect_timer, NULL))
         return;
@@ -41,9 +42,9 @@ static void schedule_reconnect(struct gw_bus *bus)
         bus->backoff_ms = BUS_BACKOFF_MAX_MS;
 }
 
-static void notify_state(struct gw_bus *bus)
+void gw_bus_notify_state(struct gw_bus *bus)
 {
-    bool up = bus->cmd.state == LINK_READY && bus->sub.state == LINK_READY;
+    bool up = gw_bus_up(bus) && bus->sub.state == LINK_READY;
     if (up == bus->reported_up || bus->freeing)
         return;
     bus->reported_up = up;
@@ -67,15 +68,45 @@ static void link_set(struct link *link, enum link_state state)
 
 /* ---- commands ---- */
 
+struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg,
+                                   redisAsyncContext *ac)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        cb(bus, NULL, arg);
+        return NULL;
+    }
+    p->bus = bus;
+    p->cb = cb;
+    p->arg = arg;
+    p->start_us = now_us();
+    p->ac = ac;
+    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
+    return p;
+}
+
+void gw_bus_pending_done(struct pending *p, struct redisReply *reply)
+{
+    TAILQ_REMOVE(&p->bus->in_flight, p, link);
+    if (reply)
+        gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
+    redisAsyncContext *outer = p->bus->reply_ac;
+    p->bus->reply_ac = reply ? p->ac : NULL;
+    p->cb(p->bus, reply, p->arg);
+    p->bus->reply_ac = outer;
+    if (p->retry_ev)
+        event_free(p->retry_ev);
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->argv);
+    free(p->argvlen);
+    free(p);
+}
+
 static void on_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
-    struct pending *p = privdata;
-    TAILQ_REMOVE(&p->bus->in_flight, p, link);
-    if (r)
-        gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
-    p->cb(p->bus, r, p->arg);
-    free(p);
+    gw_bus_pending_done(privdata, r);
 }
 
 static void ignore_reply(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -94,20 +125,30 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
         cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
     }
-    struct pending *p = malloc(sizeof(*p));
-    if (!p) {
-        cb(bus, NULL, arg);
+    if (bus->slots)
+        return gw_bus_cluster_command(bus, cb, arg, argc, argv, argvlen);
+    struct pending *p = gw_bus_pending_new(bus, cb, arg, bus->cmd.ac);
+    if (!p)
         return GW_ERR_NOMEM;
-    }
-    p->bus = bus;
-    p->cb = cb;
-    p->arg = arg;
-    p->start_us = now_us();
-    TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     if (redisAsyncCommandArgv(bus->cmd.ac, on_cmd_reply, p, argc, argv, argvlen) != REDIS_OK) {
-        TAILQ_REMOVE(&bus->in_flight, p, link);
-        free(p);
-        cb(bus, NULL, arg);
+        gw_bus_pending_done(p, NULL);
+        return GW_ERR_UNAVAILABLE;
+    }
+    return GW_OK;
+}
+
+int gw_bus_wait_replicas(struct gw_bus *bus, int replicas, int timeout_ms, gw_bus_reply_cb cb,
+                         void *arg)
+{
+    redisAsyncContext *ac = bus->reply_ac;
+    struct pending *p = ac && !bus->freeing ? gw_bus_pending_new(bus, cb, arg, ac) : NULL;
+    if (!p) {
+        if (!ac || bus->freeing)
+            cb(bus, NULL, arg);
+        return GW_ERR_UNAVAILABLE;
+    }
+    if (redisAsyncCommand(ac, on_cmd_reply, p, "WAIT %d %d", replicas, timeout_ms) != REDIS_OK) {
+        gw_bus_pending_done(p, NULL);
         return GW_ERR_UNAVAILABLE;
     }
     return GW_OK;
@@ -126,7 +167,28 @@ static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     link_set(&bus->cmd, LINK_READY);
-    notify_state(bus);
+    /* A cluster is usable once its slot map is in (bus_cluster.c then
+     * notifies); the first refresh goes out now. */
+    if (bus->slots)
+        gw_bus_cluster_refresh(bus);
+    gw_bus_notify_state(bus);
+}
+
+static void on_role(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    struct gw_bus *bus = ac->data;
+    redisReply *reply = r;
+    if (!reply)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "master") == 0)
+        return;
+    chat_log(CHAT_LOG_WARN, "redis_not_master addr=%s:%d", bus->master_host, bus->master_port);
+    /* Ask a sentinel again; the PING behind this reply then finds the link gone. */
+    gw_bus_sentinel_close(bus);
+    redisAsyncFree(ac);
 }
 
 static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -139,7 +201,7 @@ static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
     (void)ac;
 }
 
-static void send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, void *tag)
+void gw_bus_send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, void *tag)
 {
     if (!u->password)
         return;
@@ -162,23 +224,33 @@ static void on_connect(const redisAsyncContext *ac, int status)
         struct link *link = is_cmd ? &bus->cmd : &bus->sub;
         link->ac = NULL;
         link->state = LINK_CLOSED;
-        schedule_reconnect(bus);
+        /* A cluster has other seeds: the next attempt tries the next one.  Behind
+         * Sentinel, the master may have moved: ask again. */
+        if (bus->slots)
+            bus->seed++;
+        if (bus->ctx->cfg->redis.sentinel)
+            gw_bus_sentinel_close(bus);
+        gw_bus_schedule_reconnect(bus);
         return;
     }
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
     if (is_cmd) {
         link_set(&bus->cmd, LINK_HANDSHAKE);
-        send_auth(bus->cmd.ac, u, NULL);
+        gw_bus_send_auth(bus->cmd.ac, u, NULL);
         if (u->db != 0)
             redisAsyncCommand(bus->cmd.ac, on_auth_reply, NULL, "SELECT %d", u->db);
+        /* Behind Sentinel the address may be stale (a master demoted a moment
+         * before its switch was announced): only a master will do. */
+        if (u->sentinel)
+            redisAsyncCommand(bus->cmd.ac, on_role, NULL, "ROLE");
         redisAsyncCommand(bus->cmd.ac, on_ready_ping, NULL, "PING");
     } else {
         link_set(&bus->sub, LINK_READY);
         /* A fresh subscriber gets a full stall period before it is judged. */
         bus->probe_seen_ms = gw_mono_ms();
-        send_auth(bus->sub.ac, u, bus);
+        gw_bus_send_auth(bus->sub.ac, u, bus);
         gw_bus_sub_resubscribe(bus);
-        notify_state(bus);
+        gw_bus_notify_state(bus);
     }
 }
 
@@ -190,6 +262,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         bus->cmd.ac = NULL;
         bus->cmd.state = LINK_CLOSED;
         bus->ping_sent_ms = 0;
+        bus->map_refreshing = false;
         chat_log(CHAT_LOG_WARN, "redis_disconnected conn=command error=\"%s\"",
                  ac->err ? ac->errstr : "closed");
     } else {
@@ -204,29 +277,54 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (bus->freeing)
         return;
     gw_metrics_add(bus->ctx->metrics, GW_M_REDIS_RECONNECTS, 1);
-    notify_state(bus);
-    schedule_reconnect(bus);
+    gw_bus_notify_state(bus);
+    gw_bus_schedule_reconnect(bus);
 }
 
-static redisAsyncContext *connect_one(struct gw_bus *bus, struct link *link)
+void gw_bus_target(const struct gw_bus *bus, const char **host, int *port)
 {
     const struct chat_redis_url *u = &bus->ctx->cfg->redis;
-    redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
+    if (u->sentinel) {
+        *host = bus->master_host;
+        *port = bus->master_port;
+    } else if (u->cluster && u->nseeds > 0) {
+        *host = u->seeds[bus->seed % u->nseeds].host;
+        *port = u->seeds[bus->seed % u->nseeds].port;
+    } else {
+        *host = u->host;
+        *port = u->port;
+    }
+}
+
+redisAsyncContext *gw_bus_connect(struct gw_bus *bus, struct link *link, const char *host, int port,
+                                  redisConnectCallback *on_up, redisDisconnectCallback *on_down)
+{
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac)
         return NULL;
     if (ac->err) {
-        chat_log(CHAT_LOG_WARN, "redis_connect_failed error=\"%s\"", ac->errstr);
+        chat_log(CHAT_LOG_WARN, "redis_connect_failed addr=%s:%d error=\"%s\"", host, port,
+                 ac->errstr);
         redisAsyncFree(ac);
         return NULL;
     }
     ac->data = bus;
     redisLibeventAttach(ac, bus->ctx->base);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    redisAsyncSetConnectCallback(ac, on_up);
+    redisAsyncSetDisconnectCallback(ac, on_down);
     /* Dead peers (a host gone without a FIN) are noticed by the kernel. */
     redisEnableKeepAlive(&ac->c);
+    link->ac = ac;
     link_set(link, LINK_CONNECTING);
     return ac;
+}
+
+static redisAsyncContext *connect_one(struct gw_bus *bus, struct link *link)
+{
+    const char *host;
+    int port;
+    gw_bus_target(bus, &host, &port);
+    return gw_bus_connect(bus, link, host, port, on_connect, on_disconnect);
 }
 
 static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
@@ -234,12 +332,26 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw_bus *bus = arg;
+    if (bus->ctx->cfg->redis.sentinel) {
+        gw_bus_sentinel_connect(bus);
+        if (!bus->master_known) {
+            gw_bus_schedule_reconnect(bus);
+            return;
+        }
+    }
     if (!bus->cmd.ac)
         bus->cmd.ac = connect_one(bus, &bus->cmd);
     if (!bus->sub.ac)
         bus->sub.ac = connect_one(bus, &bus->sub);
     if (!bus->cmd.ac || !bus->sub.ac)
-        schedule_reconnect(bus);
+        gw_bus_schedule_reconnect(bus);
+}
+
+void gw_bus_link_reset(struct gw_bus *bus, struct link *link)
+{
+    (void)bus;
+    if (link->ac)
+        redisAsyncFree(link->ac);
 }
 
 /* Frees a connection that stopped answering: its pending callbacks get NULL
@@ -288,9 +400,17 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     }
     struct pending *oldest = TAILQ_FIRST(&bus->in_flight);
     if (oldest && now - oldest->start_us / 1000 > timeout) {
-        link_drop(bus, &bus->cmd, "command", now - oldest->start_us / 1000);
+        if (bus->slots && oldest->ac != bus->cmd.ac) {
+            chat_log(CHAT_LOG_WARN, "redis_hung conn=master reason=command waited_ms=%lld",
+                     (long long)(now - oldest->start_us / 1000));
+            gw_bus_cluster_drop(bus, oldest->ac);
+        } else {
+            link_drop(bus, &bus->cmd, "command", now - oldest->start_us / 1000);
+        }
         return;
     }
+    if (bus->slots)
+        gw_bus_cluster_watch(bus, now, timeout);
     if (bus->cmd.state == LINK_READY && !oldest && now - bus->ping_sent_ms >= 1000) {
         bus->ping_sent_ms = now;
         const char *argv[] = {"PING"};
@@ -335,6 +455,10 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     bus->backoff_ms = BUS_BACKOFF_MIN_MS;
     TAILQ_INIT(&bus->in_flight);
     bus->channels = gw_dict_new();
+    if (ctx->cfg->redis.cluster && !(bus->slots = gw_slots_new())) {
+        gw_bus_free(bus);
+        return NULL;
+    }
     bus->reconnect_timer = evtimer_new(ctx->base, on_reconnect_timer, bus);
     bus->watchdog = event_new(ctx->base, -1, EV_PERSIST, on_watchdog, bus);
     if (!bus->channels || !bus->reconnect_timer || !bus->watchdog ||
@@ -346,10 +470,16 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     struct timeval every = {0, BUS_WATCH_MS * 1000};
     evtimer_add(bus->watchdog, &every);
     gw_bus_subscribe(bus, bus->probe_channel, NULL, NULL);
+    if (ctx->cfg->redis.sentinel) {
+        /* cmd and sub follow once a sentinel has named the master. */
+        gw_bus_sentinel_connect(bus);
+        gw_bus_schedule_reconnect(bus);
+        return bus;
+    }
     bus->cmd.ac = connect_one(bus, &bus->cmd);
     bus->sub.ac = connect_one(bus, &bus->sub);
     if (!bus->cmd.ac || !bus->sub.ac)
-        schedule_reconnect(bus);
+        gw_bus_schedule_reconnect(bus);
     return bus;
 }
 
@@ -369,6 +499,9 @@ void gw_bus_close(struct gw_bus *bus)
     if (!bus || bus->freeing)
         return;
     bus->freeing = true;
+    if (bus->slots)
+        gw_bus_cluster_close(bus);
+    gw_bus_sentinel_close(bus);
     link_close(&bus->cmd);
     link_close(&bus->sub);
 }
@@ -386,12 +519,13 @@ void gw_bus_free(struct gw_bus *bus)
         event_free(bus->reconnect_timer);
     if (bus->watchdog)
         event_free(bus->watchdog);
+    gw_bus_cluster_free(bus);
     free(bus);
 }
 
 bool gw_bus_up(const struct gw_bus *bus)
 {
-    return bus->cmd.state == LINK_READY;
+    return bus->cmd.state == LINK_READY && (!bus->slots || bus->map_ready);
 }
 
 bool gw_bus_subscriber_up(const struct gw_bus *bus)

@@ -58,6 +58,13 @@ bool gw_bus_delivery_ok(const struct gw_bus *bus);
 int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, const char **argv,
                    const size_t *argvlen);
 
+/* WAIT replicas timeout_ms on the connection that carried the reply now being
+ * handed to a reply callback: call it from inside that callback (else cb gets
+ * NULL at once).  The reply is how many replicas have every write made on that
+ * connection so far, the one just answered included.  cb runs exactly once. */
+int gw_bus_wait_replicas(struct gw_bus *bus, int replicas, int timeout_ms, gw_bus_reply_cb cb,
+                         void *arg);
+
 /* Adds one reference to channel.  ready (may be NULL) runs once the node is
  * subscribed (at once when it already is), or with ok=false when Redis is
  * down; it must not be freed before it runs. */

@@ -8,6 +8,7 @@
 #include <hiredis/async.h>
 
 #include "bus.h"
+#include "config.h"
 #include "keys.h"
 
 /*
@@ -39,6 +40,29 @@ struct pending {
     void *arg;
     int64_t start_us;
     TAILQ_ENTRY(pending) link;
+    /* Redis Cluster only: where it went, and a copy of the command for a
+     * MOVED or ASK redirection (at most BUS_REDIRECTS_MAX of them). */
+    redisAsyncContext *ac;
+    int argc;
+    char **argv;
+    size_t *argvlen;
+    int redirects;
+    int retries;            /* TRYAGAIN answers so far */
+    struct event *retry_ev; /* waiting to be sent again (ac NULL meanwhile) */
+};
+
+/* A MOVED/ASK chain longer than this is a cluster in flux: the command fails. */
+#define BUS_REDIRECTS_MAX 5
+/* TRYAGAIN (a multi-key command while its slot migrates and only some of its
+ * keys have moved): sent again every BUS_RETRY_MS, up to this many times. */
+#define BUS_RETRIES_MAX 30
+#define BUS_RETRY_MS 100
+
+/* Redis Cluster: the command connection to one master. */
+struct node_link {
+    struct link link;
+    char host[256];
+    int port;
 };
 
 struct gw_bus {
@@ -63,7 +87,78 @@ struct gw_bus {
     gw_bus_subscribed_cb on_subscribed;
     void *arg;
     bool freeing;
+    /* Redis Cluster (redis-cluster://) only; slots is NULL on one Redis.  cmd
+     * and sub go to a seed node: cmd reads the slot map (CLUSTER SLOTS) and
+     * carries the commands without a key (PUBLISH reaches every node of a
+     * cluster from any); keyed commands go to their slot's master. */
+    struct gw_slots *slots;
+    bool map_ready;      /* a complete map was loaded */
+    bool map_refreshing; /* a CLUSTER SLOTS is in flight */
+    int64_t map_at_ms;   /* when the last one was sent */
+    struct node_link **nodes;
+    size_t nnodes;
+    size_t seed; /* the seed cmd and sub connect to next */
+    /* Sentinel (redis-sentinel://) only: a connection to one sentinel, which
+     * asks for the master's address and then listens on +switch-master; cmd
+     * and sub go to that address once it is known. */
+    struct link sentinel;
+    bool master_known;
+    char master_host[256];
+    int master_port;
+    /* The connection the reply being handed to a callback came from (NULL
+     * outside callbacks): gw_bus_wait_replicas sends WAIT there. */
+    redisAsyncContext *reply_ac;
 };
+
+/* Starts connecting link to host:port (ac->data is bus, keepalive on, state
+ * CONNECTING, link->ac set); NULL when that fails at once (logged). */
+redisAsyncContext *gw_bus_connect(struct gw_bus *bus, struct link *link, const char *host, int port,
+                                  redisConnectCallback *on_up, redisDisconnectCallback *on_down);
+
+/* ---- bus_sentinel.c, for bus.c ---- */
+
+/* Connects to the next sentinel unless connected: it answers the master's
+ * address (then cmd and sub connect there) and announces every switch. */
+void gw_bus_sentinel_connect(struct gw_bus *bus);
+/* Frees the sentinel connection. */
+void gw_bus_sentinel_close(struct gw_bus *bus);
+/* Frees a command or subscriber connection at once (pending callbacks get NULL); the
+ * reconnect timer takes over.  bus.c's, for a master that changed. */
+void gw_bus_link_reset(struct gw_bus *bus, struct link *link);
+/* Arms the reconnect timer (with backoff). */
+void gw_bus_schedule_reconnect(struct gw_bus *bus);
+
+/* ---- bus_cluster.c, for bus.c ---- */
+
+/* Sends a keyed command to the master of its slot (and follows MOVED/ASK);
+ * the contract of gw_bus_command. */
+int gw_bus_cluster_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc,
+                           const char **argv, const size_t *argvlen);
+/* Asks the command connection for CLUSTER SLOTS unless one is in flight. */
+void gw_bus_cluster_refresh(struct gw_bus *bus);
+/* The watchdog's turn for the master connections: a connect past timeout_ms
+ * is dropped; the map is refreshed every few seconds. */
+void gw_bus_cluster_watch(struct gw_bus *bus, int64_t now_ms, int64_t timeout_ms);
+/* Drops the connection ac (a master's or cmd) because a command on it was
+ * unanswered too long. */
+void gw_bus_cluster_drop(struct gw_bus *bus, redisAsyncContext *ac);
+/* Frees every master connection (pending callbacks get NULL). */
+void gw_bus_cluster_close(struct gw_bus *bus);
+/* Frees the map and the links (after gw_bus_cluster_close). */
+void gw_bus_cluster_free(struct gw_bus *bus);
+/* The address cmd and sub connect to: the URL's host, or the current seed. */
+void gw_bus_target(const struct gw_bus *bus, const char **host, int *port);
+/* Sends AUTH on ac when the URL has a password (tag: NULL for a command connection). */
+void gw_bus_send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, void *tag);
+/* Tells on_state when "up" (command connection ready, slot map in for a
+ * cluster, subscriber connected) changed. */
+void gw_bus_notify_state(struct gw_bus *bus);
+/* A command about to go out on ac, in in_flight; NULL (cb called with NULL) on no
+ * memory.  Finish it with gw_bus_pending_done. */
+struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg,
+                                   redisAsyncContext *ac);
+/* bus.c's reply path, shared: removes p from in_flight, measures, calls back. */
+void gw_bus_pending_done(struct pending *p, struct redisReply *reply);
 
 /* ---- bus_sub.c, for bus.c ---- */
 

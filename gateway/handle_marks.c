@@ -121,16 +121,33 @@ static void on_read(struct gw_bus *bus, struct redisReply *reply, void *arg)
     gw_op_done(op);
 }
 
-void gw_handle_read(struct gw_session *s, struct chat_request *req)
-{
-    struct gw_op *op = gw_op_new(s, req, sizeof(*op));
-    if (!op)
-        return;
-    struct gw_ctx *ctx = gw_session_ctx(s);
-    const char *me = gw_session_who(s)->id;
+/* A read marker is capped at the conversation's seq, which lives in the
+ * conversation's hash slot, while the marker lives in the user's: the seq is
+ * read first and handed to read_mark.lua.  It only grows, so reading it a
+ * moment early caps no marker too low that a client could have read. */
+struct read_op {
+    struct gw_op op;
     struct conv c;
+};
+
+static void on_read_seq(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct read_op *r = arg;
+    struct gw_op *op = &r->op;
+    if (gw_op_finished(op, reply))
+        return;
+    if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
+        return;
+    }
+    char current[24];
+    long long cur = reply->type == REDIS_REPLY_STRING ? strtoll(reply->str, NULL, 10) : 0;
+    snprintf(current, sizeof(current), "%lld", cur > 0 ? cur : 0);
+    struct gw_ctx *ctx = gw_session_ctx(op->s);
+    const char *me = gw_session_who(op->s)->id;
     char key[GW_KEY_MAX], channel[GW_KEY_MAX], head[GW_KEY_MAX], seq[24], ttl[16];
-    if (!conv_init(&c, op) || !gw_key_user(key, sizeof(key), ctx->cfg->prefix, me, "read") ||
+    if (!gw_key_user(key, sizeof(key), ctx->cfg->prefix, me, "read") ||
         !gw_key_user(channel, sizeof(channel), ctx->cfg->prefix, me, NULL)) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
         return;
@@ -139,8 +156,23 @@ void gw_handle_read(struct gw_session *s, struct chat_request *req)
     event_head(head, sizeof(head), "read", &op->req, op->req.with, -1);
     snprintf(seq, sizeof(seq), "%lld", (long long)op->req.seq);
     snprintf(ttl, sizeof(ttl), "%d", GW_USER_TTL_SEC);
-    const char *argv[] = {key, c.seq, c.field, seq, ttl, channel, head};
-    gw_store_eval(ctx->store, "read_mark", 2, 7, argv, NULL, on_read, op);
+    const char *argv[] = {key, r->c.field, seq, ttl, channel, head, current};
+    gw_store_eval(ctx->store, "read_mark", 1, 7, argv, NULL, on_read, op);
+}
+
+void gw_handle_read(struct gw_session *s, struct chat_request *req)
+{
+    struct read_op *r = (struct read_op *)gw_op_new(s, req, sizeof(*r));
+    if (!r)
+        return;
+    struct gw_op *op = &r->op;
+    struct gw_ctx *ctx = gw_session_ctx(s);
+    if (!conv_init(&r->c, op)) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
+        return;
+    }
+    const char *argv[] = {"GET", r->c.seq};
+    gw_bus_command(ctx->bus, on_read_seq, r, 2, argv, NULL);
 }
 
 /* ---- edit, delete ---- */

@@ -36,9 +36,46 @@ json_t *gw_handlers_message_tail(const struct chat_identity *from, const struct 
     return t;
 }
 
-static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
+static void send_ack(struct gw_op *op, long long seq, long long ts)
+{
+    json_t *ack = gw_reply_new("ack", op->req.id);
+    if (op->req.type == CHAT_REQ_MESSAGE)
+        json_object_set_new(ack, "room", json_string(op->req.room));
+    else
+        json_object_set_new(ack, "to", json_string(op->req.to));
+    json_object_set_new(ack, "seq", json_integer(seq));
+    json_object_set_new(ack, "ts", json_integer(ts));
+    gw_session_send_json(op->s, ack);
+    gw_op_done(op);
+}
+
+/* --durability replica: the ack waits for WAIT 1 on the connection that
+ * stored the message. */
+struct replica_wait {
+    struct gw_op *op;
+    long long seq, ts;
+};
+
+static void on_replicated(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     (void)bus;
+    struct replica_wait *w = arg;
+    struct gw_op *op = w->op;
+    long long seq = w->seq, ts = w->ts;
+    free(w);
+    if (gw_op_finished(op, reply))
+        return;
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1) {
+        /* Stored on the master (and maybe delivered), not yet on a replica: the
+         * client resends the same id, which answers the first ack once it is. */
+        gw_op_error(op, CHAT_ERR_UNAVAILABLE, "not confirmed by a replica");
+        return;
+    }
+    send_ack(op, seq, ts);
+}
+
+static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
     struct gw_op *op = arg;
     if (gw_op_finished(op, reply))
         return;
@@ -46,15 +83,27 @@ static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
         gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
         return;
     }
-    json_t *ack = gw_reply_new("ack", op->req.id);
-    if (op->req.type == CHAT_REQ_MESSAGE)
-        json_object_set_new(ack, "room", json_string(op->req.room));
-    else
-        json_object_set_new(ack, "to", json_string(op->req.to));
-    json_object_set_new(ack, "seq", json_integer(reply->element[0]->integer));
-    json_object_set_new(ack, "ts", json_integer(reply->element[1]->integer));
-    gw_session_send_json(op->s, ack);
-    gw_op_done(op);
+    long long seq = reply->element[0]->integer, ts = reply->element[1]->integer;
+    const struct chat_config *cfg = gw_session_ctx(op->s)->cfg;
+    if (!cfg->durability_replica) {
+        send_ack(op, seq, ts);
+        return;
+    }
+    struct replica_wait *w = malloc(sizeof(*w));
+    if (!w) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    w->op = op;
+    w->seq = seq;
+    w->ts = ts;
+    /* WAIT holds the connection it is sent on: everything queued behind it
+     * waits too, so it must end well before the watchdog gives the
+     * connection up (--redis-timeout). */
+    int timeout = cfg->durability_timeout;
+    if (timeout > cfg->redis_timeout * 1000 / 2)
+        timeout = cfg->redis_timeout * 1000 / 2;
+    gw_bus_wait_replicas(bus, 1, timeout, on_replicated, w);
 }
 
 void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_key,

@@ -128,15 +128,15 @@ static void on_join_topic(struct gw_bus *bus, struct redisReply *reply, void *ar
     json_object_set_new(j->reply, "topic",
                         json_string(json_is_string(topic) ? json_string_value(topic) : ""));
     json_decref(meta);
-    char key[GW_KEY_MAX], now[32], up[GW_KEY_MAX];
+    char key[GW_KEY_MAX], now[32], users[GW_KEY_MAX];
     if (!gw_key_room(key, sizeof(key), prefix_of(&j->op), j->op.req.room, "members") ||
-        !gw_key_user_head(up, sizeof(up), prefix_of(&j->op))) {
+        !gw_key_room(users, sizeof(users), prefix_of(&j->op), j->op.req.room, "users")) {
         gw_op_error(&j->op, CHAT_ERR_INTERNAL, "key too long");
         return;
     }
     now[0] = '\0'; /* who is online, on Redis' clock */
-    const char *argv[] = {key, now, up, "}"};
-    gw_store_eval(gw_session_ctx(j->op.s)->store, "users", 1, 4, argv, NULL, on_join_members, j);
+    const char *argv[] = {key, users, now};
+    gw_store_eval(gw_session_ctx(j->op.s)->store, "users", 2, 3, argv, NULL, on_join_members, j);
 }
 
 /* After the reactions and the read marker (gw_handlers_decorate). */
@@ -284,16 +284,14 @@ void gw_handle_leave(struct gw_session *s, const struct chat_request *req)
 
 /* ---- rooms, create_room ---- */
 
-static void on_rooms_list(struct gw_bus *bus, struct redisReply *reply, void *arg)
+static void on_rooms_list(void *arg, json_t *rooms, bool more)
 {
-    (void)bus;
     struct gw_op *op = arg;
     if (gw_session_closed(op->s)) {
+        json_decref(rooms);
         gw_op_done(op);
         return;
     }
-    bool more = false;
-    json_t *rooms = gw_store_rooms_json(reply, &more);
     if (!rooms) {
         gw_op_error(op, CHAT_ERR_UNAVAILABLE, "redis unavailable");
         return;

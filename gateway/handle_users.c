@@ -53,13 +53,13 @@ void gw_handle_users(struct gw_session *s, struct chat_request *req)
     if (!op)
         return;
     struct gw_ctx *ctx = gw_session_ctx(s);
-    char key[GW_KEY_MAX], now[32], up[GW_KEY_MAX];
+    char key[GW_KEY_MAX], now[32], users[GW_KEY_MAX];
     if (!gw_key_online(key, sizeof(key), ctx->cfg->prefix) ||
-        !gw_key_user_head(up, sizeof(up), ctx->cfg->prefix)) {
+        !gw_key_online_users(users, sizeof(users), ctx->cfg->prefix)) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
         return;
     }
     now[0] = '\0'; /* who is online, on Redis' clock */
-    const char *argv[] = {key, now, up, "}"};
-    gw_store_eval(ctx->store, "users", 1, 4, argv, NULL, on_users, op);
+    const char *argv[] = {key, users, now};
+    gw_store_eval(ctx->store, "users", 2, 3, argv, NULL, on_users, op);
 }

@@ -385,13 +385,12 @@ struct rooms_req {
     const struct gw_http_request *req;
 };
 
-static void on_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
+static void on_rooms(void *arg, json_t *rooms, bool more)
 {
-    (void)bus;
     struct rooms_req *rr = arg;
-    if (gw_conn_release(rr->conn)) {
-        bool more = false;
-        json_t *rooms = gw_store_rooms_json(reply, &more);
+    if (!gw_conn_release(rr->conn)) {
+        json_decref(rooms);
+    } else {
         if (!rooms)
             gw_conn_respond_error(rr->conn, rr->req, 503, "unavailable", "redis unavailable");
         else

@@ -28,19 +28,33 @@ const char *gw_key_rooms(char *buf, size_t len, const char *prefix)
     return build(buf, len, prefix, "rooms");
 }
 
+/* The rooms indexes carry "{<prefix>rooms}" as their hash tag: Redis Cluster
+ * hashes a key with a tag by the tag alone, and "<prefix>rooms" has none, so
+ * the tag is the whole name of the rooms hash and puts them in its slot. */
 const char *gw_key_room_names(char *buf, size_t len, const char *prefix)
 {
-    return build(buf, len, prefix, "rooms:names");
+    return build(buf, len, prefix, "rooms:names{%srooms}", prefix);
 }
 
 const char *gw_key_rooms_popular(char *buf, size_t len, const char *prefix)
 {
-    return build(buf, len, prefix, "rooms:popular");
+    return build(buf, len, prefix, "rooms:popular{%srooms}", prefix);
 }
 
 const char *gw_key_online(char *buf, size_t len, const char *prefix)
 {
     return build(buf, len, prefix, "online");
+}
+
+/* In the slot of "<prefix>online", the same way as the rooms indexes. */
+const char *gw_key_online_holders(char *buf, size_t len, const char *prefix, const char *uid)
+{
+    return build(buf, len, prefix, "online:nodes:%s{%sonline}", uid, prefix);
+}
+
+const char *gw_key_online_users(char *buf, size_t len, const char *prefix)
+{
+    return build(buf, len, prefix, "online:users{%sonline}", prefix);
 }
 
 const char *gw_key_all(char *buf, size_t len, const char *prefix)
@@ -51,16 +65,6 @@ const char *gw_key_all(char *buf, size_t len, const char *prefix)
 const char *gw_key_control(char *buf, size_t len, const char *prefix)
 {
     return build(buf, len, prefix, "control");
-}
-
-const char *gw_key_user_head(char *buf, size_t len, const char *prefix)
-{
-    return build(buf, len, prefix, "user:{");
-}
-
-const char *gw_key_room_head(char *buf, size_t len, const char *prefix)
-{
-    return build(buf, len, prefix, "room:{");
 }
 
 const char *gw_key_room(char *buf, size_t len, const char *prefix, const char *room,
@@ -140,10 +144,10 @@ const char *gw_key_probe(char *buf, size_t len, const char *prefix, const char *
 
 const char *gw_key_rooms_active(char *buf, size_t len, const char *prefix)
 {
-    return build(buf, len, prefix, "rooms:active");
+    return build(buf, len, prefix, "rooms:active{%srooms}", prefix);
 }
 
 const char *gw_key_room_quota(char *buf, size_t len, const char *prefix, const char *uid, long hour)
 {
-    return build(buf, len, prefix, "user:{%s}:created:%ld", uid, hour);
+    return build(buf, len, prefix, "rooms:created:%s:%ld{%srooms}", uid, hour, prefix);
 }

@@ -25,23 +25,31 @@ __attribute__((warn_unused_result)) const char *gw_key_online(char *buf, size_t 
                                                               const char *prefix);
 __attribute__((warn_unused_result)) const char *gw_key_all(char *buf, size_t len,
                                                            const char *prefix);
+/* "<prefix>online:nodes:<UID>{<prefix>online}": the nodes keeping uid online. */
+__attribute__((warn_unused_result)) const char *
+gw_key_online_holders(char *buf, size_t len, const char *prefix, const char *uid);
+/* "<prefix>online:users{<prefix>online}": online user id -> user JSON. */
+__attribute__((warn_unused_result)) const char *gw_key_online_users(char *buf, size_t len,
+                                                                    const char *prefix);
 /* "<prefix>control": the channel every node listens on for operator commands
  * (chat-admin kick, delete-room, purge; docs/protocol.md). */
 __attribute__((warn_unused_result)) const char *gw_key_control(char *buf, size_t len,
                                                                const char *prefix);
-/* "<prefix>rooms:names" (every room name, score 0, to page by name) and
- * "<prefix>rooms:popular" (room -> users present, for the welcome list). */
+/*
+ * Redis Cluster runs a script only when every key it touches hashes to one
+ * slot.  The global keys are laid out for that: the rooms indexes share the
+ * slot of "<prefix>rooms" and the online bookkeeping that of "<prefix>online"
+ * (their names end in "{<prefix>rooms}" or "{<prefix>online}", a hash tag
+ * equal to the name of the key whose slot they join).
+ */
+
+/* "<prefix>rooms:names{<prefix>rooms}" (every room name, score 0, to page by
+ * name) and "<prefix>rooms:popular{<prefix>rooms}" (room -> users present, for
+ * the welcome list). */
 __attribute__((warn_unused_result)) const char *gw_key_room_names(char *buf, size_t len,
                                                                   const char *prefix);
 __attribute__((warn_unused_result)) const char *gw_key_rooms_popular(char *buf, size_t len,
                                                                      const char *prefix);
-/* "<prefix>user:{" and "<prefix>room:{": the heads scripts glue an id or a
- * room name to (followed by "}" or "}:members"). */
-__attribute__((warn_unused_result)) const char *gw_key_user_head(char *buf, size_t len,
-                                                                 const char *prefix);
-__attribute__((warn_unused_result)) const char *gw_key_room_head(char *buf, size_t len,
-                                                                 const char *prefix);
-
 /* "<prefix>room:{ROOM}" (the room's channel) when what is NULL, else
  * "<prefix>room:{ROOM}:<what>" (seq, history, members ...). */
 __attribute__((warn_unused_result)) const char *
@@ -79,10 +87,12 @@ __attribute__((warn_unused_result)) const char *gw_key_nick(char *buf, size_t le
 __attribute__((warn_unused_result)) const char *
 gw_key_login_rate(char *buf, size_t len, const char *prefix, const char *addr, long minute);
 
-/* "<prefix>rooms:active": room -> last use (ms), what the room sweeper walks. */
+/* "<prefix>rooms:active{<prefix>rooms}": room -> last use (ms), what the room
+ * sweeper walks. */
 __attribute__((warn_unused_result)) const char *gw_key_rooms_active(char *buf, size_t len,
                                                                     const char *prefix);
-/* "<prefix>user:{UID}:created:<hour>": rooms uid created in that hour. */
+/* "<prefix>rooms:created:<UID>:<hour>{<prefix>rooms}": rooms uid created in
+ * that hour (counted by room_create.lua, in the rooms hash's slot). */
 __attribute__((warn_unused_result)) const char *
 gw_key_room_quota(char *buf, size_t len, const char *prefix, const char *uid, long hour);
 

@@ -11,6 +11,7 @@
 #include "keys.h"
 #include "log.h"
 #include "presence.h"
+#include "protocol.h"
 #include "router.h"
 #include "store.h"
 #include "token.h"
@@ -33,7 +34,7 @@ static int64_t lifetime_ms(const struct gw_presence *p)
     return p->ttl_ms * 2 / 3;
 }
 
-/* presence_reap.lua removes at most this many per call. */
+/* presence_expired.lua lists at most this many per call. */
 #define GW_REAP_BATCH 2000
 
 static void on_done(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -44,69 +45,107 @@ static void on_done(struct gw_bus *bus, struct redisReply *reply, void *arg)
     p->in_flight--;
 }
 
-/* A full batch means more may be expired: reap again at once (the timer's
- * next turn), until a call comes back short. */
-static void on_reaped(struct gw_bus *bus, struct redisReply *reply, void *arg)
-{
-    struct gw_presence *p = arg;
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= GW_REAP_BATCH &&
-        p->reap_timer)
-        event_active(p->reap_timer, EV_TIMEOUT, 0);
-    on_done(bus, reply, arg);
-}
+/* The keys of one presence set: the set itself, the user hash beside it, the
+ * holder set of one user, and the channel its events go to.  A room's are in
+ * the room's hash slot; the online ones in the slot of "<prefix>online". */
+struct pkeys {
+    char set[GW_KEY_MAX];
+    char users[GW_KEY_MAX];
+    char holder[GW_KEY_MAX];
+    char channel[GW_KEY_MAX];
+};
 
-static bool online_keys(struct gw_presence *p, const char *uid, char *set, char *holder,
-                        char *channel, size_t len)
+static bool online_keys(struct gw_presence *p, const char *uid, struct pkeys *k)
 {
     const char *prefix = p->ctx->cfg->prefix;
-    return gw_key_online(set, len, prefix) && gw_key_user(holder, len, prefix, uid, "nodes") &&
-           gw_key_all(channel, len, prefix);
+    return gw_key_online(k->set, sizeof(k->set), prefix) &&
+           gw_key_online_users(k->users, sizeof(k->users), prefix) &&
+           (!uid || gw_key_online_holders(k->holder, sizeof(k->holder), prefix, uid)) &&
+           gw_key_all(k->channel, sizeof(k->channel), prefix);
 }
 
-static bool room_keys(struct gw_presence *p, const char *room, const char *uid, char *set,
-                      char *holder, char *channel, size_t len)
+static bool room_keys(struct gw_presence *p, const char *room, const char *uid, struct pkeys *k)
 {
     const char *prefix = p->ctx->cfg->prefix;
-    return gw_key_room(set, len, prefix, room, "members") &&
-           gw_key_room_holders(holder, len, prefix, room, uid) &&
-           gw_key_room(channel, len, prefix, room, NULL);
+    return gw_key_room(k->set, sizeof(k->set), prefix, room, "members") &&
+           gw_key_room(k->users, sizeof(k->users), prefix, room, "users") &&
+           (!uid || gw_key_room_holders(k->holder, sizeof(k->holder), prefix, room, uid)) &&
+           gw_key_room(k->channel, sizeof(k->channel), prefix, room, NULL);
 }
 
-/* The popularity index a room's presence changes keep ("" for online). */
-static const char *popular_key(struct gw_presence *p, const char *room, char *buf, size_t len)
+/* The rooms popularity index lives in the rooms hash's slot, out of reach of
+ * the presence scripts, which run in the room's: they return how many are
+ * present and the index is set to that.  Replies of several nodes may land
+ * out of order; every refresh and every reaper pass sets it again, so it is
+ * off for a few seconds at most (it only orders the welcome list, and tells
+ * the reaper which rooms to look at). */
+static void set_popular(struct gw_presence *p, const char *room, long long present)
 {
-    if (!room)
-        return "";
-    return gw_key_rooms_popular(buf, len, p->ctx->cfg->prefix) ? buf : NULL;
-}
-
-static void add(struct gw_presence *p, const char *room, const char *set, const char *holder,
-                const char *uid, const char *channel, const char *event)
-{
-    char exp[32], pop_buf[GW_KEY_MAX];
-    const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
-    if (!pop)
+    char key[GW_KEY_MAX], n[24];
+    if (!gw_key_rooms_popular(key, sizeof(key), p->ctx->cfg->prefix))
         return;
+    snprintf(n, sizeof(n), "%lld", present);
+    p->in_flight++;
+    if (present > 0) {
+        const char *argv[] = {"ZADD", key, n, room};
+        gw_bus_command(p->ctx->bus, on_done, p, 4, argv, NULL);
+    } else {
+        const char *argv[] = {"ZREM", key, room};
+        gw_bus_command(p->ctx->bus, on_done, p, 3, argv, NULL);
+    }
+}
+
+/* A presence script's call for one room (room "" for online). */
+struct room_call {
+    struct gw_presence *p;
+    char room[CHAT_ROOM_MAX + 1];
+};
+
+static struct room_call *room_call_new(struct gw_presence *p, const char *room)
+{
+    struct room_call *rc = calloc(1, sizeof(*rc));
+    if (!rc)
+        return NULL;
+    rc->p = p;
+    snprintf(rc->room, sizeof(rc->room), "%s", room ? room : "");
+    p->in_flight++;
+    return rc;
+}
+
+/* presence_add/presence_remove answer {changed, present}. */
+static void on_changed(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct room_call *rc = arg;
+    if (rc->room[0] && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_INTEGER)
+        set_popular(rc->p, rc->room, reply->element[1]->integer);
+    rc->p->in_flight--;
+    free(rc);
+}
+
+static void add(struct gw_presence *p, const char *room, const struct pkeys *k, const char *uid,
+                const char *event, const char *user)
+{
+    char exp[32];
     snprintf(exp, sizeof(exp), "%lld", (long long)lifetime_ms(p));
     const char *now = ""; /* Redis' TIME, and exp is a lifetime */
-    const char *argv[] = {set,     holder, uid, p->ctx->cfg->node_id, exp, now,
-                          channel, event,  pop, room ? room : ""};
-    p->in_flight++;
-    gw_store_eval(p->ctx->store, "presence_add", 2, 10, argv, NULL, on_done, p);
+    const char *argv[] = {k->set, k->holder, k->users,   uid,   p->ctx->cfg->node_id,
+                          exp,    now,       k->channel, event, user};
+    struct room_call *rc = room_call_new(p, room);
+    if (rc)
+        gw_store_eval(p->ctx->store, "presence_add", 3, 10, argv, NULL, on_changed, rc);
 }
 
-static void del(struct gw_presence *p, const char *room, const char *set, const char *holder,
-                const char *uid, const char *channel, const char *event)
+static void del(struct gw_presence *p, const char *room, const struct pkeys *k, const char *uid,
+                const char *event)
 {
-    char pop_buf[GW_KEY_MAX];
-    const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
-    if (!pop)
-        return;
     const char *now = ""; /* Redis' TIME */
-    const char *argv[] = {set,     holder, uid, p->ctx->cfg->node_id, now,
-                          channel, event,  pop, room ? room : ""};
-    p->in_flight++;
-    gw_store_eval(p->ctx->store, "presence_remove", 2, 9, argv, NULL, on_done, p);
+    const char *argv[] = {k->set, k->holder,  k->users, uid, p->ctx->cfg->node_id,
+                          now,    k->channel, event};
+    struct room_call *rc = room_call_new(p, room);
+    if (rc)
+        gw_store_eval(p->ctx->store, "presence_remove", 3, 8, argv, NULL, on_changed, rc);
 }
 
 static char *online_event(const char *type, const struct chat_identity *who)
@@ -138,23 +177,25 @@ static char *room_event(const char *room, const char *event, const struct chat_i
 
 void gw_presence_online(struct gw_presence *p, const struct chat_identity *who)
 {
-    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
-    if (!online_keys(p, who->id, set, holder, channel, sizeof(set)))
+    struct pkeys k;
+    if (!online_keys(p, who->id, &k))
         return;
     char *ev = online_event("online", who);
-    if (ev)
-        add(p, NULL, set, holder, who->id, channel, ev);
+    char *user = gw_user_json_text(who);
+    if (ev && user)
+        add(p, NULL, &k, who->id, ev, user);
     free(ev);
+    free(user);
 }
 
 void gw_presence_offline(struct gw_presence *p, const struct chat_identity *who)
 {
-    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
-    if (!online_keys(p, who->id, set, holder, channel, sizeof(set)))
+    struct pkeys k;
+    if (!online_keys(p, who->id, &k))
         return;
     char *ev = online_event("offline", who);
     if (ev)
-        del(p, NULL, set, holder, who->id, channel, ev);
+        del(p, NULL, &k, who->id, ev);
     free(ev);
     /* last_seen is informational: fire and forget. */
     char key[GW_KEY_MAX], now[32];
@@ -169,23 +210,25 @@ void gw_presence_offline(struct gw_presence *p, const struct chat_identity *who)
 
 void gw_presence_join(struct gw_presence *p, const char *room, const struct chat_identity *who)
 {
-    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
-    if (!room_keys(p, room, who->id, set, holder, channel, sizeof(set)))
+    struct pkeys k;
+    if (!room_keys(p, room, who->id, &k))
         return;
     char *ev = room_event(room, "join", who);
-    if (ev)
-        add(p, room, set, holder, who->id, channel, ev);
+    char *user = gw_user_json_text(who);
+    if (ev && user)
+        add(p, room, &k, who->id, ev, user);
     free(ev);
+    free(user);
 }
 
 void gw_presence_leave(struct gw_presence *p, const char *room, const struct chat_identity *who)
 {
-    char set[GW_KEY_MAX], holder[GW_KEY_MAX], channel[GW_KEY_MAX];
-    if (!room_keys(p, room, who->id, set, holder, channel, sizeof(set)))
+    struct pkeys k;
+    if (!room_keys(p, room, who->id, &k))
         return;
     char *ev = room_event(room, "leave", who);
     if (ev)
-        del(p, room, set, holder, who->id, channel, ev);
+        del(p, room, &k, who->id, ev);
     free(ev);
 }
 
@@ -233,19 +276,125 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- reaping other nodes' dead entries ---- */
 
-static void reap(struct gw_presence *p, const char *room, const char *set,
-                 const char *holder_prefix, const char *holder_suffix, const char *channel,
-                 const char *head, const char *tail)
+/* One presence set's reaping: presence_expired.lua lists the expired ids,
+ * presence_reap.lua (given each one's holder set among its keys, as Redis
+ * Cluster wants) removes those still expired and announces them. */
+struct reap_call {
+    struct gw_presence *p;
+    char room[CHAT_ROOM_MAX + 1]; /* "" for online */
+    struct pkeys k;
+    char head[256];
+    long long popular; /* the index's score of the room, -1 when unknown */
+};
+
+static void reap_call_free(struct reap_call *rc)
 {
-    char user_prefix[GW_KEY_MAX], user_suffix[8] = "}", pop_buf[GW_KEY_MAX];
-    const char *pop = popular_key(p, room, pop_buf, sizeof(pop_buf));
-    const char *now = ""; /* Redis' TIME */
-    if (!pop || !gw_key_user_head(user_prefix, sizeof(user_prefix), p->ctx->cfg->prefix))
+    rc->p->in_flight--;
+    free(rc);
+}
+
+static void reap_settle(struct reap_call *rc, long long present)
+{
+    if (rc->room[0] && present != rc->popular)
+        set_popular(rc->p, rc->room, present);
+}
+
+static void on_reaped(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct reap_call *rc = arg;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER)
+        reap_settle(rc, reply->element[0]->integer);
+    reap_call_free(rc);
+}
+
+static void on_expired(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct reap_call *rc = arg;
+    struct gw_presence *p = rc->p;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        reap_call_free(rc);
         return;
-    const char *argv[] = {set,  now,         holder_prefix, holder_suffix, channel,         head,
-                          tail, user_prefix, user_suffix,   pop,           room ? room : ""};
+    }
+    size_t n = reply->elements - 1;
+    if (n == 0) {
+        reap_settle(rc, reply->element[0]->integer);
+        reap_call_free(rc);
+        return;
+    }
+    /* A full batch means more may be expired: reap again at once (the
+     * timer's next turn), until a batch comes back short. */
+    if (n >= GW_REAP_BATCH && p->reap_timer)
+        event_active(p->reap_timer, EV_TIMEOUT, 0);
+    /* keys: set, users, holders...; args: now, channel, head, tail, ids... */
+    size_t argc = 2 + n + 4 + n;
+    const char **argv = calloc(argc, sizeof(*argv));
+    char(*holders)[GW_KEY_MAX] = calloc(n, GW_KEY_MAX);
+    size_t m = 0;
+    if (!argv || !holders)
+        goto out;
+    const char *prefix = p->ctx->cfg->prefix;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i + 1];
+        if (e->type != REDIS_REPLY_STRING || !chat_valid_user_id(e->str) ||
+            !(rc->room[0] ? gw_key_room_holders(holders[m], GW_KEY_MAX, prefix, rc->room, e->str)
+                          : gw_key_online_holders(holders[m], GW_KEY_MAX, prefix, e->str)))
+            continue;
+        argv[2 + m] = holders[m];
+        argv[2 + n + 4 + m] = e->str;
+        m++;
+    }
+    if (m == 0)
+        goto out;
+    /* The ids follow the holder keys directly: close the gap left by ids skipped above. */
+    argv[0] = rc->k.set;
+    argv[1] = rc->k.users;
+    const char **args = argv + 2 + m;
+    args[0] = ""; /* Redis' TIME */
+    args[1] = rc->k.channel;
+    args[2] = rc->head;
+    args[3] = "}";
+    for (size_t i = 0; i < m; i++)
+        args[4 + i] = argv[2 + n + 4 + i];
+    gw_store_eval(p->ctx->store, "presence_reap", (int)(2 + m), (int)(2 + m + 4 + m), argv, NULL,
+                  on_reaped, rc);
+    rc = NULL;
+out:
+    free(argv);
+    free(holders);
+    if (rc)
+        reap_call_free(rc);
+}
+
+static void reap(struct gw_presence *p, const char *room, long long popular)
+{
+    struct reap_call *rc = calloc(1, sizeof(*rc));
+    if (!rc)
+        return;
+    rc->p = p;
+    rc->popular = popular;
+    bool ok;
+    if (room) {
+        snprintf(rc->room, sizeof(rc->room), "%s", room);
+        ok = room_keys(p, room, NULL, &rc->k);
+        snprintf(rc->head, sizeof(rc->head),
+                 "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"leave\",\"user\":", room);
+    } else {
+        ok = online_keys(p, NULL, &rc->k);
+        snprintf(rc->head, sizeof(rc->head), "{\"type\":\"offline\",\"user\":");
+    }
+    if (!ok) {
+        free(rc);
+        return;
+    }
     p->in_flight++;
-    gw_store_eval(p->ctx->store, "presence_reap", 1, 11, argv, NULL, on_reaped, p);
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", GW_REAP_BATCH);
+    const char *argv[] = {rc->k.set, "", limit}; /* "": Redis' TIME */
+    gw_store_eval(p->ctx->store, "presence_expired", 1, 3, argv, NULL, on_expired, rc);
 }
 
 static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -255,32 +404,20 @@ static void on_room_names(struct gw_bus *bus, struct redisReply *reply, void *ar
     p->in_flight--;
     if (!reply || reply->type != REDIS_REPLY_ARRAY)
         return;
-    for (size_t i = 0; i < reply->elements; i++) {
-        redisReply *e = reply->element[i];
-        if (e->type != REDIS_REPLY_STRING || e->len > 64)
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        redisReply *e = reply->element[i], *score = reply->element[i + 1];
+        if (e->type != REDIS_REPLY_STRING || e->len > CHAT_ROOM_MAX ||
+            !chat_valid_room_name(e->str))
             continue;
-        const char *room = e->str;
-        const char *prefix = p->ctx->cfg->prefix;
-        char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], head[256];
-        if (!gw_key_room(set, sizeof(set), prefix, room, "members") ||
-            !gw_key_room_holders(hp, sizeof(hp), prefix, room, "") ||
-            !gw_key_room(channel, sizeof(channel), prefix, room, NULL))
-            continue;
-        snprintf(head, sizeof(head),
-                 "{\"type\":\"presence\",\"room\":\"%s\",\"event\":\"leave\","
-                 "\"user\":",
-                 room);
-        reap(p, room, set, hp, "", channel, head, "}");
+        long long popular = score->type == REDIS_REPLY_STRING ? atoll(score->str) : -1;
+        reap(p, e->str, popular);
     }
 }
 
-static void on_swept(struct gw_bus *bus, struct redisReply *reply, void *arg)
+static void on_swept(void *arg)
 {
-    if (reply && reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_STRING)
-                chat_log(CHAT_LOG_INFO, "room_expired room=%s", reply->element[i]->str);
-    on_done(bus, reply, arg);
+    struct gw_presence *p = arg;
+    p->in_flight--;
 }
 
 static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
@@ -294,18 +431,15 @@ static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
      * least recently used, never at every room. */
     p->in_flight++;
     gw_store_sweep_rooms(p->ctx->store, on_swept, p);
-    const char *prefix = p->ctx->cfg->prefix;
-    char set[GW_KEY_MAX], hp[GW_KEY_MAX], channel[GW_KEY_MAX], popular[GW_KEY_MAX];
-    if (!gw_key_online(set, sizeof(set), prefix) || !gw_key_user_head(hp, sizeof(hp), prefix) ||
-        !gw_key_all(channel, sizeof(channel), prefix) ||
-        !gw_key_rooms_popular(popular, sizeof(popular), prefix))
+    char popular[GW_KEY_MAX];
+    if (!gw_key_rooms_popular(popular, sizeof(popular), p->ctx->cfg->prefix))
         return;
-    reap(p, NULL, set, hp, "}:nodes", channel, "{\"type\":\"offline\",\"user\":", "}");
+    reap(p, NULL, -1);
     /* Only rooms with someone present can hold entries to reap: the
      * popularity index lists exactly those, not every room ever made. */
-    const char *argv[] = {"ZRANGE", popular, "0", "-1"};
+    const char *argv[] = {"ZRANGE", popular, "0", "-1", "WITHSCORES"};
     p->in_flight++;
-    gw_bus_command(p->ctx->bus, on_room_names, p, 4, argv, NULL);
+    gw_bus_command(p->ctx->bus, on_room_names, p, 5, argv, NULL);
 }
 
 struct gw_presence *gw_presence_new(struct gw_ctx *ctx)

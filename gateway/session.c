@@ -346,16 +346,14 @@ static void on_welcome_marks(struct gw_bus *bus, struct redisReply *reply, void 
     session_release(s);
 }
 
-static void on_welcome_rooms(struct gw_bus *bus, struct redisReply *reply, void *arg)
+static void on_welcome_rooms(void *arg, json_t *rooms, bool more)
 {
-    (void)bus;
     struct gw_session *s = arg;
     if (s->closed) {
+        json_decref(rooms);
         session_release(s);
         return;
     }
-    bool more = false;
-    json_t *rooms = gw_store_rooms_json(reply, &more);
     if (!rooms) {
         /* Without Redis there is nothing to offer: say so and let the client retry. */
         gw_session_send_error(s, NULL, CHAT_ERR_UNAVAILABLE, "redis unavailable");

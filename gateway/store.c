@@ -73,19 +73,88 @@ void gw_store_free(struct gw_store *st)
     free(st);
 }
 
+/* A nickname claim: nick_claim.lua on the nick key's slot, and, when someone
+ * holds it, presence_online.lua on the online set's, then the claim again
+ * with the holder found offline named as the one it may take over. */
+struct nick_call {
+    struct gw_store *st;
+    gw_bus_reply_cb cb;
+    void *arg;
+    char key[GW_KEY_MAX];
+    char uid[CHAT_USER_ID_MAX + 1];
+    char holder[CHAT_USER_ID_MAX + 1];
+};
+
+static void nick_claim_send(struct nick_call *nc, const char *expect);
+
+static void on_nick_claimed(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct nick_call *nc = arg;
+    nc->cb(bus, reply, nc->arg);
+    free(nc);
+}
+
+/* The holder is online: the answer is the first claim's, the holder's id. */
+static void on_nick_holder(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct nick_call *nc = arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        nick_claim_send(nc, nc->holder);
+        return;
+    }
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        redisReply held = {
+            .type = REDIS_REPLY_STRING, .str = nc->holder, .len = strlen(nc->holder)};
+        nc->cb(bus, &held, nc->arg);
+    } else {
+        nc->cb(bus, reply, nc->arg);
+    }
+    free(nc);
+}
+
+static void on_nick_first(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct nick_call *nc = arg;
+    char online[GW_KEY_MAX];
+    if (!reply || reply->type != REDIS_REPLY_STRING || reply->len == 0 ||
+        reply->len > CHAT_USER_ID_MAX ||
+        !gw_key_online(online, sizeof(online), nc->st->ctx->cfg->prefix)) {
+        on_nick_claimed(bus, reply, arg);
+        return;
+    }
+    memcpy(nc->holder, reply->str, reply->len);
+    nc->holder[reply->len] = '\0';
+    const char *argv[] = {online, nc->holder};
+    gw_store_eval(nc->st, "presence_online", 1, 2, argv, NULL, on_nick_holder, nc);
+}
+
+static void nick_claim_send(struct nick_call *nc, const char *expect)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", GW_NICK_TTL_SEC);
+    const char *argv[] = {nc->key, nc->uid, ttl, expect};
+    gw_store_eval(nc->st, "nick_claim", 1, 4, argv, NULL,
+                  expect[0] ? on_nick_claimed : on_nick_first, nc);
+}
+
+static void ignore_reply(struct gw_bus *bus, struct redisReply *reply, void *arg);
+
 void gw_store_claim_nick(struct gw_store *st, const char *nick_key, const char *uid,
                          gw_bus_reply_cb cb, void *arg)
 {
-    char online_key[GW_KEY_MAX], now[32], ttl[16];
-    if (!gw_key_online(online_key, sizeof(online_key), st->ctx->cfg->prefix)) {
+    struct nick_call *nc = calloc(1, sizeof(*nc));
+    if (!nc || strlen(nick_key) >= sizeof(nc->key) || strlen(uid) >= sizeof(nc->uid)) {
+        free(nc);
         if (cb)
             cb(st->ctx->bus, NULL, arg);
         return;
     }
-    now[0] = '\0'; /* Redis' TIME decides who is online */
-    snprintf(ttl, sizeof(ttl), "%d", GW_NICK_TTL_SEC);
-    const char *argv[] = {nick_key, online_key, uid, now, ttl};
-    gw_store_eval(st, "nick_claim", 2, 5, argv, NULL, cb, arg);
+    nc->st = st;
+    nc->cb = cb ? cb : ignore_reply;
+    nc->arg = arg;
+    snprintf(nc->key, sizeof(nc->key), "%s", nick_key);
+    snprintf(nc->uid, sizeof(nc->uid), "%s", uid);
+    nick_claim_send(nc, "");
 }
 
 void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw_bus_reply_cb cb,
@@ -243,26 +312,186 @@ void gw_store_create_room(struct gw_store *st, const char *room, const char *met
     gw_store_eval(st, "room_create", 4, 10, argv, NULL, cb, arg);
 }
 
-void gw_store_sweep_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
+/* The idle-room sweep, in the steps room_sweep.lua describes: candidates
+ * from the rooms indexes' slot, each checked in its own slot (room_idle.lua),
+ * unlisted only if nobody used it meanwhile, then its keys deleted. */
+struct sweep_call {
+    struct gw_store *st;
+    void (*done)(void *arg);
+    void *arg;
+    size_t pending;
+    long long before; /* a candidate was last used before this (ms, Redis' clock) */
+};
+
+struct sweep_room {
+    struct sweep_call *sw;
+    char room[CHAT_ROOM_MAX + 1];
+    char **uids; /* the members room_idle.lua listed, for their holder sets */
+    size_t nuids;
+};
+
+static void sweep_release(struct sweep_call *sw)
+{
+    if (--sw->pending > 0)
+        return;
+    if (sw->done)
+        sw->done(sw->arg);
+    free(sw);
+}
+
+static void sweep_room_free(struct sweep_room *sr)
+{
+    struct sweep_call *sw = sr->sw;
+    for (size_t i = 0; i < sr->nuids; i++)
+        free(sr->uids[i]);
+    free(sr->uids);
+    free(sr);
+    sweep_release(sw);
+}
+
+/* The names of a room's own keys, for DEL: one slot, so one command. */
+#define GW_ROOM_KEYS 5
+static const char *const room_key_kinds[GW_ROOM_KEYS] = {"history", "seq", "members", "reactions",
+                                                         "users"};
+
+static void on_room_unlisted(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct sweep_room *sr = arg;
+    const char *prefix = sr->sw->st->ctx->cfg->prefix;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+        sweep_room_free(sr);
+        return;
+    }
+    size_t n = 1 + GW_ROOM_KEYS + sr->nuids;
+    char(*keys)[GW_KEY_MAX] = calloc(n, GW_KEY_MAX);
+    const char **argv = calloc(n, sizeof(*argv));
+    size_t argc = 0;
+    if (keys && argv) {
+        argv[argc++] = "DEL";
+        for (size_t i = 0; i < GW_ROOM_KEYS + sr->nuids; i++) {
+            bool ok = i < GW_ROOM_KEYS
+                          ? gw_key_room(keys[argc], GW_KEY_MAX, prefix, sr->room,
+                                        room_key_kinds[i]) != NULL
+                          : gw_key_room_holders(keys[argc], GW_KEY_MAX, prefix, sr->room,
+                                                sr->uids[i - GW_ROOM_KEYS]) != NULL;
+            if (ok) {
+                argv[argc] = keys[argc];
+                argc++;
+            }
+        }
+        gw_bus_command(bus, NULL, NULL, (int)argc, argv, NULL);
+    }
+    chat_log(CHAT_LOG_INFO, "room_expired room=%s", sr->room);
+    free(keys);
+    free(argv);
+    sweep_room_free(sr);
+}
+
+static void on_room_idle(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct sweep_room *sr = arg;
+    struct gw_store *st = sr->sw->st;
+    const char *prefix = st->ctx->cfg->prefix;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+        sweep_room_free(sr);
+        return;
+    }
+    char key[GW_KEY_MAX];
+    if (strcmp(reply->element[0]->str, "idle") != 0) {
+        /* In use after all: its last use moves forward (XX: unless deleted meanwhile). */
+        char ts[24];
+        snprintf(ts, sizeof(ts), "%lld", reply->element[1]->integer);
+        if (gw_key_rooms_active(key, sizeof(key), prefix)) {
+            const char *argv[] = {"ZADD", key, "XX", ts, sr->room};
+            gw_bus_command(bus, NULL, NULL, 5, argv, NULL);
+        }
+        sweep_room_free(sr);
+        return;
+    }
+    size_t n = reply->elements - 2;
+    sr->uids = calloc(n ? n : 1, sizeof(*sr->uids));
+    for (size_t i = 0; sr->uids && i < n; i++) {
+        const redisReply *e = reply->element[i + 2];
+        if (e->type == REDIS_REPLY_STRING && chat_valid_user_id(e->str) &&
+            (sr->uids[sr->nuids] = strdup(e->str)))
+            sr->nuids++;
+    }
+    char keys[4][GW_KEY_MAX], before[24];
+    if (!sr->uids || !gw_key_rooms(keys[0], GW_KEY_MAX, prefix) ||
+        !gw_key_room_names(keys[1], GW_KEY_MAX, prefix) ||
+        !gw_key_rooms_popular(keys[2], GW_KEY_MAX, prefix) ||
+        !gw_key_rooms_active(keys[3], GW_KEY_MAX, prefix)) {
+        sweep_room_free(sr);
+        return;
+    }
+    snprintf(before, sizeof(before), "%lld", sr->sw->before);
+    const char *argv[7 + CHAT_DEFAULT_ROOMS] = {keys[0],  keys[1],  keys[2], keys[3],
+                                                "unlist", sr->room, before};
+    for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
+        argv[7 + i] = chat_default_rooms[i].name;
+    gw_store_eval(st, "room_sweep", 4, (int)(7 + CHAT_DEFAULT_ROOMS), argv, NULL, on_room_unlisted,
+                  sr);
+}
+
+static void on_sweep_candidates(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    (void)bus;
+    struct sweep_call *sw = arg;
+    struct gw_store *st = sw->st;
+    const char *prefix = st->ctx->cfg->prefix;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER) {
+        char idle[24];
+        snprintf(idle, sizeof(idle), "%lld", (long long)st->ctx->cfg->room_ttl * 1000);
+        sw->before = reply->element[0]->integer - (long long)st->ctx->cfg->room_ttl * 1000;
+        for (size_t i = 1; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            char hist[GW_KEY_MAX], members[GW_KEY_MAX];
+            if (e->type != REDIS_REPLY_STRING || e->len > CHAT_ROOM_MAX ||
+                !chat_valid_room_name(e->str) ||
+                !gw_key_room(hist, sizeof(hist), prefix, e->str, "history") ||
+                !gw_key_room(members, sizeof(members), prefix, e->str, "members"))
+                continue;
+            struct sweep_room *sr = calloc(1, sizeof(*sr));
+            if (!sr)
+                break;
+            sr->sw = sw;
+            snprintf(sr->room, sizeof(sr->room), "%s", e->str);
+            sw->pending++;
+            const char *argv[] = {hist, members, idle};
+            gw_store_eval(st, "room_idle", 2, 3, argv, NULL, on_room_idle, sr);
+        }
+    }
+    sweep_release(sw);
+}
+
+void gw_store_sweep_rooms(struct gw_store *st, void (*done)(void *arg), void *arg)
 {
     const struct chat_config *cfg = st->ctx->cfg;
-    char rooms[GW_KEY_MAX], names[GW_KEY_MAX], popular[GW_KEY_MAX], active[GW_KEY_MAX],
-        head[GW_KEY_MAX], idle[24];
+    char rooms[GW_KEY_MAX], names[GW_KEY_MAX], popular[GW_KEY_MAX], active[GW_KEY_MAX], idle[24];
+    struct sweep_call *sw = NULL;
     if (cfg->room_ttl <= 0 || !gw_key_rooms(rooms, sizeof(rooms), cfg->prefix) ||
         !gw_key_room_names(names, sizeof(names), cfg->prefix) ||
         !gw_key_rooms_popular(popular, sizeof(popular), cfg->prefix) ||
         !gw_key_rooms_active(active, sizeof(active), cfg->prefix) ||
-        !gw_key_room_head(head, sizeof(head), cfg->prefix)) {
-        if (cb)
-            cb(st->ctx->bus, NULL, arg);
+        !(sw = calloc(1, sizeof(*sw)))) {
+        if (done)
+            done(arg);
         return;
     }
+    sw->st = st;
+    sw->done = done;
+    sw->arg = arg;
+    sw->pending = 1;
     snprintf(idle, sizeof(idle), "%lld", (long long)cfg->room_ttl * 1000);
-    const char *argv[8 + CHAT_DEFAULT_ROOMS] = {rooms, names, popular, active,
-                                                idle,  "50",  head,    "}:"};
+    const char *argv[7 + CHAT_DEFAULT_ROOMS] = {rooms,        names, popular, active,
+                                                "candidates", idle,  "50"};
     for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
-        argv[8 + i] = chat_default_rooms[i].name;
-    gw_store_eval(st, "room_sweep", 4, (int)(8 + CHAT_DEFAULT_ROOMS), argv, NULL, cb, arg);
+        argv[7 + i] = chat_default_rooms[i].name;
+    gw_store_eval(st, "room_sweep", 4, (int)(7 + CHAT_DEFAULT_ROOMS), argv, NULL,
+                  on_sweep_candidates, sw);
 }
 
 void gw_store_ensure_default_rooms(struct gw_store *st)
@@ -285,84 +514,135 @@ void gw_store_ensure_default_rooms(struct gw_store *st)
     }
 }
 
-/* argv[0..2] keys, 3 now, 4 room head, 5 members tail: the part of every
- * rooms.lua call that does not depend on the mode.  False when a key does
- * not fit. */
-static bool rooms_head(struct gw_store *st, char keys[3][GW_KEY_MAX], char *now, size_t nowlen,
-                       char *head, const char **argv)
+/* A rooms listing: rooms.lua on the rooms hash's slot, then one ZCOUNT of
+ * live members per listed room, each in the room's own slot, at the time
+ * rooms.lua read (Redis' clock, like the members' expiries). */
+struct rooms_call {
+    struct gw_store *st;
+    gw_store_rooms_cb cb;
+    void *arg;
+    json_t *rooms;
+    bool more;
+    bool failed;
+    size_t pending;
+};
+
+static void rooms_call_finish(struct rooms_call *rc)
 {
-    const char *prefix = st->ctx->cfg->prefix;
-    if (!gw_key_rooms(keys[0], GW_KEY_MAX, prefix) ||
-        !gw_key_room_names(keys[1], GW_KEY_MAX, prefix) ||
-        !gw_key_rooms_popular(keys[2], GW_KEY_MAX, prefix) ||
-        !gw_key_room_head(head, GW_KEY_MAX, prefix))
-        return false;
-    (void)nowlen;
-    now[0] = '\0'; /* live member counts on Redis' clock */
-    argv[0] = keys[0];
-    argv[1] = keys[1];
-    argv[2] = keys[2];
-    argv[3] = now;
-    argv[4] = head;
-    argv[5] = "}:members";
-    return true;
+    if (rc->failed) {
+        json_decref(rc->rooms);
+        rc->cb(rc->arg, NULL, false);
+    } else {
+        rc->cb(rc->arg, rc->rooms, rc->more);
+    }
+    free(rc);
 }
 
-void gw_store_list_rooms(struct gw_store *st, const char *q, const char *after, int limit,
-                         gw_bus_reply_cb cb, void *arg)
+struct room_count {
+    struct rooms_call *rc;
+    size_t index;
+};
+
+static void on_member_count(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
-    char keys[3][GW_KEY_MAX], now[32], head[GW_KEY_MAX], lim[16];
-    const char *argv[10];
-    if (!rooms_head(st, keys, now, sizeof(now), head, argv)) {
-        cb(st->ctx->bus, NULL, arg);
+    (void)bus;
+    struct room_count *c = arg;
+    struct rooms_call *rc = c->rc;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        rc->failed = true;
+    else
+        json_object_set_new(json_array_get(rc->rooms, c->index), "members",
+                            json_integer(reply->integer));
+    free(c);
+    if (--rc->pending == 0)
+        rooms_call_finish(rc);
+}
+
+static void on_rooms_listed(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct rooms_call *rc = arg;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+        rc->failed = true;
+        rooms_call_finish(rc);
         return;
     }
-    snprintf(lim, sizeof(lim), "%d", limit);
-    argv[6] = "page";
-    argv[7] = lim;
-    argv[8] = q ? q : "";
-    argv[9] = after ? after : "";
-    gw_store_eval(st, "rooms", 3, 10, argv, NULL, cb, arg);
-}
-
-void gw_store_welcome_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg)
-{
-    char keys[3][GW_KEY_MAX], now[32], head[GW_KEY_MAX], lim[16];
-    const char *argv[8 + CHAT_DEFAULT_ROOMS];
-    if (!rooms_head(st, keys, now, sizeof(now), head, argv)) {
-        cb(st->ctx->bus, NULL, arg);
-        return;
-    }
-    snprintf(lim, sizeof(lim), "%d", GW_WELCOME_ROOMS);
-    argv[6] = "welcome";
-    argv[7] = lim;
-    for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
-        argv[8 + i] = chat_default_rooms[i].name;
-    gw_store_eval(st, "rooms", 3, (int)(8 + CHAT_DEFAULT_ROOMS), argv, NULL, cb, arg);
-}
-
-json_t *gw_store_rooms_json(const struct redisReply *reply, bool *more)
-{
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)
-        return NULL;
-    *more = reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1;
-    json_t *rooms = json_array();
-    for (size_t i = 1; i + 2 < reply->elements + 0 && rooms; i += 3) {
-        const redisReply *name = reply->element[i], *meta = reply->element[i + 1],
-                         *count = reply->element[i + 2];
-        if (name->type != REDIS_REPLY_STRING)
+    rc->more = reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1;
+    char now[24], key[GW_KEY_MAX];
+    snprintf(now, sizeof(now), "%lld", reply->element[1]->integer);
+    rc->rooms = json_array();
+    rc->pending = 1; /* this function's own, so no count finishes the call early */
+    for (size_t i = 2; i + 1 < reply->elements && rc->rooms; i += 2) {
+        const redisReply *name = reply->element[i], *meta = reply->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || !chat_valid_room_name(name->str) ||
+            !gw_key_room(key, sizeof(key), rc->st->ctx->cfg->prefix, name->str, "members"))
             continue;
         json_t *m =
             meta->type == REDIS_REPLY_STRING ? json_loadb(meta->str, meta->len, 0, NULL) : NULL;
         json_t *topic = json_object_get(m, "topic");
-        json_array_append_new(
-            rooms,
-            json_pack("{s:s, s:s, s:I}", "name", name->str, "topic",
-                      json_is_string(topic) ? json_string_value(topic) : "", "members",
-                      (json_int_t)(count->type == REDIS_REPLY_INTEGER ? count->integer : 0)));
+        json_array_append_new(rc->rooms,
+                              json_pack("{s:s, s:s, s:i}", "name", name->str, "topic",
+                                        json_is_string(topic) ? json_string_value(topic) : "",
+                                        "members", 0));
         json_decref(m);
+        struct room_count *c = malloc(sizeof(*c));
+        if (!c) {
+            rc->failed = true;
+            break;
+        }
+        c->rc = rc;
+        c->index = json_array_size(rc->rooms) - 1;
+        rc->pending++;
+        const char *argv[] = {"ZCOUNT", key, now, "+inf"};
+        gw_bus_command(bus, on_member_count, c, 4, argv, NULL);
     }
-    return rooms;
+    if (!rc->rooms)
+        rc->failed = true;
+    if (--rc->pending == 0)
+        rooms_call_finish(rc);
+}
+
+/* Runs rooms.lua with argv[3..] (now, mode, limit, mode's args) after its keys. */
+static void rooms_eval(struct gw_store *st, int argc, const char **argv, gw_store_rooms_cb cb,
+                       void *arg)
+{
+    const char *prefix = st->ctx->cfg->prefix;
+    char keys[3][GW_KEY_MAX];
+    struct rooms_call *rc = calloc(1, sizeof(*rc));
+    if (!rc || !gw_key_rooms(keys[0], GW_KEY_MAX, prefix) ||
+        !gw_key_room_names(keys[1], GW_KEY_MAX, prefix) ||
+        !gw_key_rooms_popular(keys[2], GW_KEY_MAX, prefix)) {
+        free(rc);
+        cb(arg, NULL, false);
+        return;
+    }
+    rc->st = st;
+    rc->cb = cb;
+    rc->arg = arg;
+    argv[0] = keys[0];
+    argv[1] = keys[1];
+    argv[2] = keys[2];
+    argv[3] = ""; /* live member counts on Redis' clock */
+    gw_store_eval(st, "rooms", 3, argc, argv, NULL, on_rooms_listed, rc);
+}
+
+void gw_store_list_rooms(struct gw_store *st, const char *q, const char *after, int limit,
+                         gw_store_rooms_cb cb, void *arg)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *argv[] = {NULL, NULL, NULL, NULL, "page", lim, q ? q : "", after ? after : ""};
+    rooms_eval(st, 8, argv, cb, arg);
+}
+
+void gw_store_welcome_rooms(struct gw_store *st, gw_store_rooms_cb cb, void *arg)
+{
+    char lim[16];
+    const char *argv[6 + CHAT_DEFAULT_ROOMS] = {NULL, NULL, NULL, NULL, "welcome", lim};
+    snprintf(lim, sizeof(lim), "%d", GW_WELCOME_ROOMS);
+    for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
+        argv[6 + i] = chat_default_rooms[i].name;
+    rooms_eval(st, (int)(6 + CHAT_DEFAULT_ROOMS), argv, cb, arg);
 }
 
 void gw_store_history_range(struct gw_store *st, const char *seq_key, const char *hist_key,

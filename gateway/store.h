@@ -51,9 +51,11 @@ void gw_store_save_user(struct gw_store *st, const struct chat_identity *who, gw
  * capped nor counted.  cb may be NULL. */
 void gw_store_create_room(struct gw_store *st, const char *room, const char *meta,
                           const char *event, const char *creator, gw_bus_reply_cb cb, void *arg);
-/* room_sweep.lua: deletes up to 50 rooms idle for --room-ttl (nobody in
- * them, no message), never the default rooms.  A no-op with --room-ttl 0. */
-void gw_store_sweep_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg);
+/* room_sweep.lua and room_idle.lua: deletes up to 50 rooms idle for
+ * --room-ttl (nobody in them, no message), never the default rooms, logging
+ * each.  A no-op with --room-ttl 0.  done (may be NULL) runs once, when every
+ * step has been answered. */
+void gw_store_sweep_rooms(struct gw_store *st, void (*done)(void *arg), void *arg);
 
 /* Creates the default rooms (general, random, tech) if missing.  Called
  * whenever the bus comes up. */
@@ -72,17 +74,19 @@ void gw_store_history_range(struct gw_store *st, const char *seq_key, const char
                             const char *mode, int64_t bound, int limit, size_t max_bytes,
                             gw_bus_reply_cb cb, void *arg);
 
+/* Gets a rooms listing: rooms [{name, topic, members}] (the callback owns it)
+ * and whether rooms were left out; rooms NULL when Redis failed. */
+typedef void (*gw_store_rooms_cb)(void *arg, json_t *rooms, bool more);
+
 /* rooms.lua, bounded: the rooms whose name starts with q (NULL: any), after
- * the name `after` (NULL: from the first), by name, at most limit. */
+ * the name `after` (NULL: from the first), by name, at most limit, each with
+ * its live member count.  cb runs exactly once. */
 void gw_store_list_rooms(struct gw_store *st, const char *q, const char *after, int limit,
-                         gw_bus_reply_cb cb, void *arg);
+                         gw_store_rooms_cb cb, void *arg);
 /* The welcome's list: the default rooms, then the others by users present,
  * at most GW_WELCOME_ROOMS. */
 #define GW_WELCOME_ROOMS 200
-void gw_store_welcome_rooms(struct gw_store *st, gw_bus_reply_cb cb, void *arg);
-/* Turns a rooms.lua reply into [{name, topic, members}], with *more set when
- * rooms were left out (NULL when the reply is NULL or an error). */
-json_t *gw_store_rooms_json(const struct redisReply *reply, bool *more);
+void gw_store_welcome_rooms(struct gw_store *st, gw_store_rooms_cb cb, void *arg);
 
 /* A user's read markers (chat:user:{uid}:read, field "room:<name>" or
  * "dm:<peer id>" -> seq), all of them (HGETALL).  cb runs exactly once. */

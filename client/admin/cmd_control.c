@@ -139,6 +139,9 @@ struct room_command {
     char control[ADMIN_KEY_MAX]; /* the control channel */
     char seq[ADMIN_KEY_MAX];     /* the room's seq, WATCHed too */
     long long seq_now;           /* read after WATCH */
+    redisReply *members;         /* delete-room: the room's member ids, read after WATCH */
+    /* Reads what queue needs, before MULTI (may be NULL); false after printing why. */
+    bool (*prepare)(struct room_command *c, redisContext *rc);
     /* Queues the commands; false after printing why. */
     bool (*queue)(struct room_command *c, redisContext *rc);
     int (*report)(struct room_command *c, const redisReply *exec);
@@ -175,6 +178,8 @@ static int room_command_run(struct room_command *c)
         }
         c->seq_now = seq->type == REDIS_REPLY_STRING ? strtoll(seq->str, NULL, 10) : 0;
         freeReplyObject(seq);
+        if (c->prepare && !c->prepare(c, rc))
+            goto done;
         const char *multi[] = {"MULTI"};
         if (!send_argv(rc, 1, multi) || !c->queue(c, rc))
             goto done;
@@ -191,6 +196,8 @@ static int room_command_run(struct room_command *c)
     admin_fail("%s kept changing (%d tries); try again", c->room, ADMIN_WATCH_TRIES);
 
 done:
+    freeReplyObject(c->members);
+    c->members = NULL;
     redisFree(rc);
     return rv;
 }
@@ -207,29 +214,68 @@ static bool queue_control(struct room_command *c, redisContext *rc, json_t *msg)
     return ok;
 }
 
-/* The same deleter as the --room-ttl sweep (room_sweep.lua), told to take
- * this one room now. */
+/* The members whose holder sets go with the room (a member who joins after
+ * this read leaves a holder set that expires a minute after its last
+ * refresh). */
+static bool read_members(struct room_command *c, redisContext *rc)
+{
+    char members[ADMIN_KEY_MAX];
+    admin_key(members, c->o->prefix, "room:{", c->room, "}:members");
+    const char *argv[] = {"ZRANGE", members, "0", "-1"};
+    freeReplyObject(c->members);
+    c->members = admin_redis_check(rc, redisCommandArgv(rc, 4, argv, NULL), REDIS_REPLY_ARRAY,
+                                   "ZRANGE members");
+    return c->members != NULL;
+}
+
+/* The same unlisting as the --room-ttl sweep (room_sweep.lua), told to take
+ * this one room now, then the room's keys, all in the room's hash slot. */
 static bool queue_delete(struct room_command *c, redisContext *rc)
 {
     const char *prefix = c->o->prefix;
-    char names[ADMIN_KEY_MAX], popular[ADMIN_KEY_MAX], active[ADMIN_KEY_MAX], head[ADMIN_KEY_MAX];
-    admin_key(names, prefix, "rooms:names", "", "");
-    admin_key(popular, prefix, "rooms:popular", "", "");
-    admin_key(active, prefix, "rooms:active", "", "");
-    admin_key(head, prefix, "room:{", "", "");
-    const char *argv[11 + CHAT_DEFAULT_ROOMS] = {
-        "EVAL", gw_lua_room_sweep, "4",     c->rooms, names, popular,
-        active, "delete",          c->room, head,     "}:"};
+    char tag[80], names[ADMIN_KEY_MAX], popular[ADMIN_KEY_MAX], active[ADMIN_KEY_MAX];
+    admin_key(tag, "{", prefix, "rooms", "}");
+    admin_key(names, prefix, "rooms:names", "", tag);
+    admin_key(popular, prefix, "rooms:popular", "", tag);
+    admin_key(active, prefix, "rooms:active", "", tag);
+    const char *argv[10 + CHAT_DEFAULT_ROOMS] = {
+        "EVAL", gw_lua_room_sweep, "4", c->rooms, names, popular, active, "unlist", c->room, ""};
     for (size_t i = 0; i < CHAT_DEFAULT_ROOMS; i++)
-        argv[11 + i] = chat_default_rooms[i].name;
-    return send_argv(rc, (int)(11 + CHAT_DEFAULT_ROOMS), argv) &&
-           queue_control(c, rc, json_pack("{s:s, s:s}", "type", "delete_room", "room", c->room));
+        argv[10 + i] = chat_default_rooms[i].name;
+    static const char *const kinds[] = {"}:history", "}:seq", "}:members", "}:reactions",
+                                        "}:users"};
+    size_t nkinds = sizeof(kinds) / sizeof(kinds[0]);
+    size_t n = 1 + nkinds + c->members->elements;
+    char(*keys)[ADMIN_KEY_MAX] = calloc(n, ADMIN_KEY_MAX);
+    const char **del = calloc(n, sizeof(*del));
+    bool ok = keys && del;
+    if (ok) {
+        char holders[ADMIN_KEY_MAX];
+        admin_key(holders, "", c->room, "}:holders:", "");
+        del[0] = "DEL";
+        for (size_t i = 0; i < nkinds; i++) {
+            admin_key(keys[1 + i], prefix, "room:{", c->room, kinds[i]);
+            del[1 + i] = keys[1 + i];
+        }
+        for (size_t i = 0; i < c->members->elements; i++) {
+            admin_key(keys[1 + nkinds + i], prefix, "room:{", holders,
+                      c->members->element[i]->str ? c->members->element[i]->str : "");
+            del[1 + nkinds + i] = keys[1 + nkinds + i];
+        }
+        ok =
+            send_argv(rc, (int)(10 + CHAT_DEFAULT_ROOMS), argv) &&
+            queue_control(c, rc, json_pack("{s:s, s:s}", "type", "delete_room", "room", c->room)) &&
+            send_argv(rc, (int)n, del);
+    }
+    free(keys);
+    free(del);
+    return ok;
 }
 
 static int report_delete(struct room_command *c, const redisReply *exec)
 {
     const redisReply *deleted = exec->elements > 0 ? exec->element[0] : NULL;
-    if (!deleted || deleted->type != REDIS_REPLY_ARRAY || deleted->elements != 1)
+    if (!deleted || deleted->type != REDIS_REPLY_INTEGER || deleted->integer != 1)
         return admin_fail("Redis EVAL room_sweep: %s was not deleted",
                           deleted && deleted->type == REDIS_REPLY_ERROR ? deleted->str : c->room);
     long long nodes = exec_integer(exec, 1);
@@ -243,8 +289,11 @@ int admin_cmd_delete_room(const struct admin_options *o)
     if (chat_is_default_room(o->text))
         return admin_fail("%s is a default room (general, random, tech): it cannot be deleted",
                           o->text);
-    struct room_command c = {
-        .o = o, .room = o->text, .queue = queue_delete, .report = report_delete};
+    struct room_command c = {.o = o,
+                             .room = o->text,
+                             .prepare = read_members,
+                             .queue = queue_delete,
+                             .report = report_delete};
     return room_command_run(&c);
 }
 

@@ -173,12 +173,14 @@ int admin_cmd_online(const struct admin_options *o)
     redisReply *ids = NULL;
     json_t *users = NULL;
     int rv = ADMIN_EXIT_FAIL;
-    char key[ADMIN_KEY_MAX], now[32];
+    char key[ADMIN_KEY_MAX], now[32], tag[80]; /* "{" + a prefix of at most 64 + "online}" */
 
     if (!rc)
         return ADMIN_EXIT_FAIL;
     snprintf(now, sizeof(now), "%lld", (long long)admin_now_ms());
     admin_key(key, o->prefix, "online", "", "");
+    /* The holder sets share the online set's hash slot (gateway/keys.h). */
+    admin_key(tag, "{", o->prefix, "online", "}");
     ids = admin_redis_check(
         rc, redisCommand(rc, "ZRANGEBYSCORE %s %s +inf LIMIT 0 %d", key, now, ADMIN_ONLINE_MAX),
         REDIS_REPLY_ARRAY, "ZRANGEBYSCORE online");
@@ -188,7 +190,7 @@ int admin_cmd_online(const struct admin_options *o)
         const redisReply *id = ids->element[i];
         admin_key(key, o->prefix, "user:{", id->str, "}");
         redisAppendCommand(rc, "HMGET %s name avatar", key);
-        admin_key(key, o->prefix, "user:{", id->str, "}:nodes");
+        admin_key(key, o->prefix, "online:nodes:", id->str, tag);
         redisAppendCommand(rc, "ZRANGEBYSCORE %s %s +inf", key, now);
     }
     users = json_array();

@@ -627,7 +627,7 @@ START_TEST(test_delete_room)
     snprintf(holders, sizeof(holders), PREFIX "room:{ops}:holders:%s", ada_id);
     ck_assert_int_eq(redis_int(rc, "EXISTS %s", holders), 0);
     ck_assert_int_eq(redis_int(rc, "HEXISTS " PREFIX "rooms %s", "ops"), 0);
-    redisReply *r = redisCommand(rc, "ZSCORE " PREFIX "rooms:names %s", "ops");
+    redisReply *r = redisCommand(rc, "ZSCORE " PREFIX "rooms:names{" PREFIX "rooms} %s", "ops");
     ck_assert(r && r->type == REDIS_REPLY_NIL);
     freeReplyObject(r);
     redisFree(rc);

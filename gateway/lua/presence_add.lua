@@ -1,14 +1,17 @@
 -- presence_add.lua: mark a user present (in a room, or online) through one node.
 -- KEYS[1] presence zset (member: user id, score: expiry ms),
--- KEYS[2] holder zset of that user (member: node id, score: expiry ms).
+-- KEYS[2] holder zset of that user (member: node id, score: expiry ms),
+-- KEYS[3] the presence zset's user hash (user id -> user JSON {"id","name","avatar"}, what
+-- users.lua lists and presence_reap.lua announces). All three share one hash slot.
 -- ARGV[1] user id, ARGV[2] node id, ARGV[3] expiry ms, ARGV[4] now ms, ARGV[5] channel
 -- (ARGV[4] "": now is Redis' TIME and ARGV[3] the entry's lifetime in ms, so every
 -- node's entries are scored on one clock whatever the nodes' clocks say)
--- ("" publishes nothing), ARGV[6] event JSON, ARGV[7] popularity zset ("" for none: online
--- presence) and ARGV[8] room name: a user who appears adds one to the room's score.
--- Returns 1 when the user was absent (the event was published), 0 otherwise. Calling it
--- again refreshes the expiries; an entry that expired but was not reaped yet still counts
--- as present, so a refresh never sends a second join.
+-- ("" publishes nothing), ARGV[6] event JSON, ARGV[7] user JSON.
+-- Returns {appeared, present}: appeared is 1 when the user was absent (the event was
+-- published), 0 otherwise; present is the number of live entries now (the caller keeps the
+-- room popularity index, which lives in another slot). Calling it again refreshes the
+-- expiries; an entry that expired but was not reaped yet still counts as present, so a
+-- refresh never sends a second join.
 local function redis_now()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -37,15 +40,15 @@ if ttl < 0 then
 end
 redis.call('PEXPIRE', KEYS[2], string.format('%d', ttl + 60000))
 
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[7])
+local appeared = 0
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     redis.call('ZADD', KEYS[1], 'GT', exp_s, ARGV[1])
-    return 0
+else
+    redis.call('ZADD', KEYS[1], exp_s, ARGV[1])
+    if ARGV[5] ~= '' then
+        redis.call('PUBLISH', ARGV[5], ARGV[6])
+    end
+    appeared = 1
 end
-redis.call('ZADD', KEYS[1], exp_s, ARGV[1])
-if ARGV[7] and ARGV[7] ~= '' then
-    redis.call('ZINCRBY', ARGV[7], 1, ARGV[8])
-end
-if ARGV[5] ~= '' then
-    redis.call('PUBLISH', ARGV[5], ARGV[6])
-end
-return 1
+return {appeared, redis.call('ZCOUNT', KEYS[1], now_s, '+inf')}

@@ -1,14 +1,15 @@
--- rooms.lua: a bounded list of rooms with their meta JSON and live member count.
+-- rooms.lua: a bounded list of rooms with their meta JSON.
 -- KEYS[1] rooms hash (name -> meta JSON), KEYS[2] names zset (every room, score 0:
--- ordered by name, byte order), KEYS[3] popularity zset (room -> users present,
--- kept by the presence scripts).
--- ARGV[1] now ms ("": Redis' TIME), ARGV[2] + room + ARGV[3] members zset (score: expiry ms),
--- ARGV[4] mode, ARGV[5] limit (1-1000), then:
---   "page":    ARGV[6] name prefix ("" for all), ARGV[7] list names after this one ("": from
+-- ordered by name, byte order), KEYS[3] popularity zset (room -> users present, kept by the
+-- gateways from the presence scripts' counts). All three share one hash slot.
+-- ARGV[1] now ms ("": Redis' TIME), ARGV[2] mode, ARGV[3] limit (1-1000), then:
+--   "page":    ARGV[4] name prefix ("" for all), ARGV[5] list names after this one ("": from
 --              the start): rooms by name;
---   "welcome": ARGV[6..] the default rooms: those first, then the others by the number of
+--   "welcome": ARGV[4..] the default rooms: those first, then the others by the number of
 --              users present, most first.
--- Returns {more, name1, meta1, count1, name2, ...}: more is 1 when rooms were left out.
+-- Returns {more, now, name1, meta1, name2, meta2, ...}: more is 1 when rooms were left out,
+-- now the time the caller counts each room's live members at (ZCOUNT of its members zset
+-- from now: that zset lives in the room's own slot, out of this script's reach).
 -- Reads at most limit + 1 rooms, whatever the total; the names index is rebuilt from the
 -- hash when their sizes differ (rooms created before the index existed).
 local function redis_now()
@@ -21,11 +22,11 @@ if now_s == '' then
 elseif not (#now_s <= 15 and now_s:match('^%d+$')) then
     return redis.error_reply('ERR rooms: now must be an integer')
 end
-local limit = tonumber(ARGV[5] or '')
+local limit = tonumber(ARGV[3] or '')
 if not limit or limit < 1 or limit > 1000 or limit ~= math.floor(limit) then
     return redis.error_reply('ERR rooms: limit must be an integer 1-1000')
 end
-if ARGV[4] ~= 'page' and ARGV[4] ~= 'welcome' then
+if ARGV[2] ~= 'page' and ARGV[2] ~= 'welcome' then
     return redis.error_reply('ERR rooms: mode must be page or welcome')
 end
 
@@ -40,7 +41,7 @@ if redis.call('ZCARD', KEYS[2]) ~= redis.call('HLEN', KEYS[1]) then
     until cursor == '0'
 end
 
-local out = {0}
+local out = {0, tonumber(now_s)}
 local listed = 0
 local function add(name)
     local meta = redis.call('HGET', KEYS[1], name)
@@ -49,12 +50,11 @@ local function add(name)
     end
     out[#out + 1] = name
     out[#out + 1] = meta
-    out[#out + 1] = redis.call('ZCOUNT', ARGV[2] .. name .. ARGV[3], now_s, '+inf')
     listed = listed + 1
 end
 
-if ARGV[4] == 'page' then
-    local q, after = ARGV[6] or '', ARGV[7] or ''
+if ARGV[2] == 'page' then
+    local q, after = ARGV[4] or '', ARGV[5] or ''
     local min, max = '-', '+'
     if q ~= '' then
         min, max = '[' .. q, '[' .. q .. '\255'
@@ -73,7 +73,7 @@ if ARGV[4] == 'page' then
 end
 
 local seen = {}
-for i = 6, #ARGV do
+for i = 4, #ARGV do
     if listed < limit then
         add(ARGV[i])
         seen[ARGV[i]] = true
@@ -81,7 +81,7 @@ for i = 6, #ARGV do
 end
 local want = limit - listed
 if want > 0 then
-    local popular = redis.call('ZREVRANGE', KEYS[3], 0, want + #ARGV - 5)
+    local popular = redis.call('ZREVRANGE', KEYS[3], 0, want + #ARGV - 3)
     for _, name in ipairs(popular) do
         if listed < limit and not seen[name] then
             add(name)

@@ -14,6 +14,7 @@
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 TCase *delivery_tcase(void);
@@ -23,6 +24,14 @@ TCase *load_tcase(void);
 TCase *errors_tcase(void);
 TCase *layout_tcase(void);
 TCase *marks_tcase(void);
+/* Several masters only (CHAT_TEST_REDIS_CLUSTER=3): a live reshard under traffic. */
+TCase *reshard_tcase(void);
+/* --durability replica against one Redis with a replica. */
+TCase *durability_tcase(void);
+/* Six nodes only (CHAT_TEST_REDIS_CLUSTER=6): acked messages lost to a master's kill -9. */
+TCase *failover_tcase(void);
+/* One master, a replica and a sentinel: --redis redis-sentinel:// through a failover. */
+TCase *sentinel_tcase(void);
 
 /* Generous: the sanitizer build of the gateway is several times slower. */
 #define CT_WAIT_MS 8000
@@ -93,6 +102,10 @@ const char *ct_user_id(json_t *user);
 /* A synchronous connection to the test Redis; asserts. */
 redisContext *ct_redis(const struct h_cluster *cl);
 /* Integer reply of a command, or -1. */
+/* A command on rc, or, when rc's node answers MOVED (several masters), on the node
+ * that owns the key; NULL on failure.  The reply is the caller's. */
+redisReply *ct_redis_cmd(redisContext *rc, const char *fmt, ...);
+redisReply *ct_redis_vcmd(redisContext *rc, const char *fmt, va_list ap);
 long long ct_redis_int(redisContext *rc, const char *fmt, ...);
 
 /* Replaces the harness's Redis with one on the same port that persists

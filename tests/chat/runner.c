@@ -1,8 +1,28 @@
 /* Runs the chat-over-Redis suites; CK_RUN_CASE=delivery (private, failure,
- * load, errors, layout, marks) runs one of them, CT_KEEP=1 keeps the logs. */
+ * load, errors, layout, marks, reshard) runs one of them, CT_CASES=a,b,c a
+ * few, CT_KEEP=1 keeps the logs.  reshard needs several masters
+ * (CHAT_TEST_REDIS_CLUSTER=3) and is only added then. */
 #include "chat_tests.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+static void add(Suite *s, const char *name, TCase *(*make)(void))
+{
+    const char *only = getenv("CT_CASES");
+    size_t n = strlen(name);
+    if (only && *only) {
+        const char *p = only;
+        bool found = false;
+        while (!found && (p = strstr(p, name)) != NULL) {
+            found = (p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ',');
+            p += n;
+        }
+        if (!found)
+            return;
+    }
+    suite_add_tcase(s, make());
+}
 
 int main(void)
 {
@@ -10,13 +30,21 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    suite_add_tcase(s, delivery_tcase());
-    suite_add_tcase(s, private_tcase());
-    suite_add_tcase(s, failure_tcase());
-    suite_add_tcase(s, load_tcase());
-    suite_add_tcase(s, errors_tcase());
-    suite_add_tcase(s, layout_tcase());
-    suite_add_tcase(s, marks_tcase());
+    add(s, "delivery", delivery_tcase);
+    add(s, "private", private_tcase);
+    add(s, "failure", failure_tcase);
+    add(s, "load", load_tcase);
+    add(s, "errors", errors_tcase);
+    add(s, "layout", layout_tcase);
+    add(s, "marks", marks_tcase);
+    if (h_redis_masters() == 1 && !h_redis_cluster_mode()) {
+        add(s, "durability", durability_tcase);
+        add(s, "sentinel", sentinel_tcase);
+    }
+    if (h_redis_masters() == 3)
+        add(s, "reshard", reshard_tcase);
+    if (h_redis_nodes() == 6)
+        add(s, "failover", failover_tcase);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

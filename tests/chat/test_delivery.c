@@ -128,7 +128,7 @@ END_TEST
 /* LRANGE key: at most max entries, consecutive seqs ending at last_seq. */
 static void check_list(redisContext *rc, const char *key, long long max, long long last_seq)
 {
-    redisReply *r = redisCommand(rc, "LRANGE %s 0 -1", key);
+    redisReply *r = ct_redis_cmd(rc, "LRANGE %s 0 -1", key);
     long long n, want;
 
     ck_assert_ptr_nonnull(r);

@@ -22,7 +22,7 @@ static long long wall_ms(void)
 
 static void assert_type(redisContext *rc, const char *key, const char *type)
 {
-    redisReply *r = redisCommand(rc, "TYPE %s", key);
+    redisReply *r = ct_redis_cmd(rc, "TYPE %s", key);
 
     ck_assert_ptr_nonnull(r);
     ck_assert_msg(r->type == REDIS_REPLY_STATUS && strcmp(r->str, type) == 0,
@@ -33,7 +33,7 @@ static void assert_type(redisContext *rc, const char *key, const char *type)
 /* The score of member in a sorted set: an expiry in ms, in the future. */
 static void assert_expiry_score(redisContext *rc, const char *key, const char *member)
 {
-    redisReply *r = redisCommand(rc, "ZSCORE %s %s", key, member);
+    redisReply *r = ct_redis_cmd(rc, "ZSCORE %s %s", key, member);
     long long now = wall_ms(), score;
 
     ck_assert_ptr_nonnull(r);
@@ -85,7 +85,7 @@ START_TEST(test_redis_layout)
     for (int i = 0; i < 4; i++) {
         static const char *const rooms[] = {"general", "random", "tech", "lay"};
 
-        r = redisCommand(rc, "HGET chat:rooms %s", rooms[i]);
+        r = ct_redis_cmd(rc, "HGET chat:rooms %s", rooms[i]);
         ck_assert_msg(r && r->type == REDIS_REPLY_STRING, "chat:rooms has no %s", rooms[i]);
         j = json_loads(r->str, 0, NULL);
         ck_assert_msg(j && json_object_get(j, "topic") && json_object_get(j, "created_by") &&
@@ -114,13 +114,13 @@ START_TEST(test_redis_layout)
 
     snprintf(key, sizeof(key), "chat:user:{%s}", a.id);
     assert_type(rc, key, "hash");
-    r = redisCommand(rc, "HGET %s name", key);
+    r = ct_redis_cmd(rc, "HGET %s name", key);
     ck_assert_msg(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "Layout_A") == 0, "%s name",
                   key);
     freeReplyObject(r);
     ck_assert_int_eq(ct_redis_int(rc, "HEXISTS %s last_seen", key), 1);
 
-    r = redisCommand(rc, "GET chat:nick:{layout_a}");
+    r = ct_redis_cmd(rc, "GET chat:nick:{layout_a}");
     ck_assert_msg(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, a.id) == 0,
                   "chat:nick:{layout_a} does not hold a's id");
     freeReplyObject(r);
@@ -153,7 +153,7 @@ START_TEST(test_redis_layout)
     ck_assert_msg(numsub(rc, "chat:room:{general}") == 0,
                   "gw1 still subscribed to a room it has no member of");
     ck_assert_msg(numsub(rc, ch) == 0, "gw1 still subscribed to a user it has no connection of");
-    r = redisCommand(rc, "ZSCORE chat:online %s", a.id);
+    r = ct_redis_cmd(rc, "ZSCORE chat:online %s", a.id);
     ck_assert_msg(r && r->type == REDIS_REPLY_NIL, "a still in chat:online after closing");
     freeReplyObject(r);
 

@@ -153,11 +153,13 @@ void h_dump_log(const struct h_proc *p)
     fclose(f);
 }
 
-static bool redis_ping(int port)
+/* One inline command, and whether the reply (its first 4 KiB) contains want. */
+static bool redis_says(int port, const char *cmd, const char *want)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
-    char buf[64] = {0};
+    char buf[4096] = {0};
     struct pollfd pfd;
+    size_t got = 0;
     bool ok = false;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -166,14 +168,46 @@ static bool redis_ping(int port)
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
+        send(fd, cmd, strlen(cmd), MSG_NOSIGNAL) == (ssize_t)strlen(cmd)) {
         pfd.fd = fd;
         pfd.events = POLLIN;
-        if (poll(&pfd, 1, 500) == 1 && recv(fd, buf, sizeof(buf) - 1, 0) > 0)
-            ok = strncmp(buf, "+PONG", 5) == 0;
+        while (!ok && got < sizeof(buf) - 1 && poll(&pfd, 1, 500) == 1) {
+            ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            ok = strstr(buf, want) != NULL;
+        }
     }
     close(fd);
     return ok;
+}
+
+static bool redis_ping(int port)
+{
+    return redis_says(port, "PING\r\n", "+PONG");
+}
+
+bool h_redis_cluster_mode(void)
+{
+    const char *v = getenv("CHAT_TEST_REDIS_CLUSTER");
+
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+int h_redis_cluster_ready(int port)
+{
+    long deadline = now_ms() + 10000;
+
+    /* A restarted node finds its slots in nodes.conf; a new one is given them all.
+     * Either way it serves nothing until it says cluster_state:ok. */
+    redis_says(port, "CLUSTER ADDSLOTSRANGE 0 16383\r\n", "+OK");
+    while (!redis_says(port, "CLUSTER INFO\r\n", "cluster_state:ok")) {
+        if (now_ms() > deadline)
+            return -1;
+        usleep(20000);
+    }
+    return 0;
 }
 
 int h_suite_begin(char *dir, size_t dir_size)
@@ -202,27 +236,201 @@ void h_suite_end(const char *dir)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+int h_redis_masters(void)
+{
+    const char *v = getenv("CHAT_TEST_REDIS_CLUSTER");
+
+    return v && (strcmp(v, "3") == 0 || strcmp(v, "6") == 0) ? 3 : 1;
+}
+
+int h_redis_nodes(void)
+{
+    const char *v = getenv("CHAT_TEST_REDIS_CLUSTER");
+
+    return v && strcmp(v, "6") == 0 ? 6 : h_redis_masters();
+}
+
+/* Waits up to 10 s for the redis-server just started as p to answer PING
+ * (its log is printed when it does not, or exits); 0 or -1. */
+static int wait_ping(struct h_proc *p)
+{
+    long deadline = now_ms() + 10000;
+
+    while (!redis_ping(p->port)) {
+        if (now_ms() > deadline || h_proc_wait(p, 0) != -1 || p->pid == 0) {
+            h_dump_log(p);
+            return -1;
+        }
+        usleep(20000);
+    }
+    return 0;
+}
+
+/* Starts one redis-server as p (its port chosen when 0), a replica of the
+ * server on port replica_of unless that is 0, and waits for PING. */
+static int redis_spawn(struct h_cluster *cl, struct h_proc *p, const char *name, int replica_of)
+{
+    char port[16], bus[16], conf[64], master[16];
+
+    if (p->port <= 0)
+        p->port = h_free_port();
+    if (p->port < 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", p->port);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/%s.log", cl->dir, name);
+    snprintf(conf, sizeof(conf), "%s.conf", name);
+    const char *argv[] = {
+        "redis-server", "--port",      port, "--bind", "127.0.0.1", "--save", "",   "--appendonly",
+        "no",           "--daemonize", "no", "--dir",  cl->dir,     NULL,     NULL, NULL,
+        NULL,           NULL,          NULL, NULL,     NULL,        NULL,     NULL};
+    if (replica_of > 0) {
+        snprintf(master, sizeof(master), "%d", replica_of);
+        argv[13] = "--replicaof";
+        argv[14] = "127.0.0.1";
+        argv[15] = master;
+    } else if (h_redis_cluster_mode()) {
+        /* The bus port would be port + 10000 by default, past 65535 for a high port. */
+        snprintf(bus, sizeof(bus), "%d", h_free_port());
+        argv[13] = "--cluster-enabled";
+        argv[14] = "yes";
+        argv[15] = "--cluster-port";
+        argv[16] = bus;
+        argv[17] = "--cluster-config-file";
+        argv[18] = conf;
+        /* A master killed by a test is failed over within about two seconds. */
+        argv[19] = "--cluster-node-timeout";
+        argv[20] = "1000";
+    }
+    p->pid = spawn(argv, p->log_path, -1, -1);
+    if (p->pid < 0)
+        return -1;
+    return wait_ping(p);
+}
+
+/* Three masters (and a replica each with 6 nodes): redis-cli --cluster create
+ * spreads the slots over them. */
+static int redis_cluster_create(struct h_cluster *cl)
+{
+    char addr[6][32];
+    char *out = NULL, *err = NULL;
+    int n = h_redis_nodes();
+    struct h_proc *nodes[6] = {&cl->redis};
+    const char *argv[16] = {"/usr/bin/redis-cli", "--cluster", "create"};
+    int argc = 3;
+
+    for (int i = 0; i < n; i++) {
+        nodes[i] = i == 0 ? &cl->redis : &cl->redis_more[i - 1];
+        snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", nodes[i]->port);
+        argv[argc++] = addr[i];
+    }
+    if (n == 6) {
+        argv[argc++] = "--cluster-replicas";
+        argv[argc++] = "1";
+    }
+    argv[argc++] = "--cluster-yes";
+    int status = h_run_capture(argv, &out, &err, 20000);
+    if (status != 0)
+        fprintf(stderr, "redis-cli --cluster create: %s%s\n", out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    if (status != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        long deadline = now_ms() + 10000;
+        while (!redis_says(nodes[i]->port, "CLUSTER INFO\r\n", "cluster_state:ok")) {
+            if (now_ms() > deadline)
+                return -1;
+            usleep(20000);
+        }
+    }
+    /* A replica whose first sync has not finished cannot be promoted. */
+    for (int i = 0; i < n; i++) {
+        long deadline = now_ms() + 20000;
+        while (redis_says(nodes[i]->port, "INFO replication\r\n", "role:slave") &&
+               !redis_says(nodes[i]->port, "INFO replication\r\n", "master_link_status:up")) {
+            if (now_ms() > deadline)
+                return -1;
+            usleep(20000);
+        }
+    }
+    return 0;
+}
+
 int h_redis_start(struct h_cluster *cl)
 {
-    char port[16];
-    long deadline;
+    if (redis_spawn(cl, &cl->redis, "redis", 0) != 0)
+        return -1;
+    if (h_redis_masters() == 3) {
+        for (int i = 1; i < h_redis_nodes(); i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "redis%d", i + 1);
+            if (redis_spawn(cl, &cl->redis_more[i - 1], name, 0) != 0)
+                return -1;
+        }
+        return redis_cluster_create(cl);
+    }
+    if (h_redis_cluster_mode() && h_redis_cluster_ready(cl->redis.port) != 0) {
+        h_dump_log(&cl->redis);
+        return -1;
+    }
+    return 0;
+}
 
-    if (cl->redis.port <= 0)
-        cl->redis.port = h_free_port();
-    if (cl->redis.port < 0)
+int h_redis_node_restart(struct h_cluster *cl, struct h_proc *p)
+{
+    char name[32];
+    int index = p == &cl->redis ? 0 : (int)(p - cl->redis_more) + 1;
+
+    if (index == 0)
+        snprintf(name, sizeof(name), "redis");
+    else
+        snprintf(name, sizeof(name), "redis%d", index + 1);
+    return redis_spawn(cl, p, name, 0);
+}
+
+int h_sentinel_start(struct h_cluster *cl, struct h_proc *p, const char *master_name,
+                     int replica_port)
+{
+    char conf[192], port[16];
+
+    p->port = h_free_port();
+    if (p->port < 0)
         return -1;
-    snprintf(port, sizeof(port), "%d", cl->redis.port);
-    snprintf(cl->redis.log_path, sizeof(cl->redis.log_path), "%s/redis.log", cl->dir);
-    const char *argv[] = {"redis-server", "--port",      port, "--bind",
-                          "127.0.0.1",    "--save",      "",   "--appendonly",
-                          "no",           "--daemonize", "no", NULL};
-    cl->redis.pid = spawn(argv, cl->redis.log_path, -1, -1);
-    if (cl->redis.pid < 0)
+    snprintf(port, sizeof(port), "%d", p->port);
+    snprintf(conf, sizeof(conf), "%s/sentinel-%d.conf", cl->dir, p->port);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/sentinel-%d.log", cl->dir, p->port);
+    FILE *f = fopen(conf, "w");
+    if (!f)
         return -1;
-    deadline = now_ms() + 10000;
-    while (!redis_ping(cl->redis.port)) {
-        if (now_ms() > deadline || h_proc_wait(&cl->redis, 0) != -1 || cl->redis.pid == 0) {
-            h_dump_log(&cl->redis);
+    /* One sentinel is its own quorum; a master silent for 1 s is down.  The
+     * replica is named so the sentinel need not wait for the master's INFO
+     * (every 10 s) to learn of it. */
+    fprintf(f,
+            "sentinel monitor %s 127.0.0.1 %d 1\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 3000\n",
+            master_name, cl->redis.port, master_name, master_name);
+    if (replica_port > 0)
+        fprintf(f, "sentinel known-replica %s 127.0.0.1 %d\n", master_name, replica_port);
+    fclose(f);
+    const char *argv[] = {"redis-server", conf,        "--sentinel", "--port", port,
+                          "--bind",       "127.0.0.1", "--dir",      cl->dir,  NULL};
+    p->pid = spawn(argv, p->log_path, -1, -1);
+    if (p->pid < 0)
+        return -1;
+    return wait_ping(p);
+}
+
+int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p)
+{
+    long deadline = now_ms() + 10000;
+
+    if (redis_spawn(cl, p, "replica", cl->redis.port) != 0)
+        return -1;
+    while (!redis_says(cl->redis.port, "INFO replication\r\n", "connected_slaves:1") ||
+           !redis_says(p->port, "INFO replication\r\n", "master_link_status:up")) {
+        if (now_ms() > deadline) {
+            h_dump_log(p);
             return -1;
         }
         usleep(20000);
@@ -232,6 +440,9 @@ int h_redis_start(struct h_cluster *cl)
 
 int h_redis_stop(struct h_cluster *cl)
 {
+    for (int i = 0; i < 5; i++)
+        if (cl->redis_more[i].pid > 0)
+            h_proc_stop(&cl->redis_more[i], 5000);
     return h_proc_stop(&cl->redis, 5000) >= 0 ? 0 : -1;
 }
 
@@ -256,7 +467,7 @@ int h_cluster_init(struct h_cluster *cl)
 int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
 {
     const char *argv[64];
-    char port[16], redis[64], node[16];
+    char port[16], redis[256], node[16];
     int i = cl->n_gw, n = 0, status;
     struct h_proc *g;
     long deadline;
@@ -267,7 +478,15 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
     g = &cl->gw[i];
     g->port = h_free_port();
     snprintf(port, sizeof(port), "%d", g->port);
-    snprintf(redis, sizeof(redis), "redis://127.0.0.1:%d/0", cl->redis.port);
+    if (h_redis_masters() == 3) {
+        /* Every node a seed: a test may kill any one of them. */
+        size_t off =
+            (size_t)snprintf(redis, sizeof(redis), "redis-cluster://127.0.0.1:%d", cl->redis.port);
+        for (int k = 1; k < h_redis_nodes() && off < sizeof(redis); k++)
+            off += (size_t)snprintf(redis + off, sizeof(redis) - off, ",127.0.0.1:%d",
+                                    cl->redis_more[k - 1].port);
+    } else
+        snprintf(redis, sizeof(redis), "redis://127.0.0.1:%d/0", cl->redis.port);
     snprintf(node, sizeof(node), "gw%d", i + 1);
     /* Through a copy: gcc -O2 cannot tell cl->dir and g->log_path apart (-Wrestrict). */
     char dir[sizeof(cl->dir)];
@@ -316,7 +535,7 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args)
     return -1;
 }
 
-static bool log_has(const char *path, const char *needle)
+bool h_log_has(const char *path, const char *needle)
 {
     char line[1024];
     bool found = false;
@@ -341,7 +560,7 @@ int h_cluster_stop(struct h_cluster *cl)
         /* A gateway still running must exit 0 on SIGTERM, and no gateway
          * may have reported a sanitizer error. */
         if ((running && (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) ||
-            log_has(cl->gw[i].log_path, "Sanitizer")) {
+            h_log_has(cl->gw[i].log_path, "Sanitizer")) {
             fprintf(stderr, "gateway gw%d: bad exit (status %d) or sanitizer report\n", i + 1,
                     status);
             h_dump_log(&cl->gw[i]);

@@ -32,6 +32,7 @@ struct h_proc {
 struct h_cluster {
     char dir[128]; /* temp dir for logs, removed by h_cluster_stop */
     struct h_proc redis;
+    struct h_proc redis_more[5]; /* CHAT_TEST_REDIS_CLUSTER=3 or 6: the other nodes */
     struct h_proc gw[H_MAX_GATEWAYS];
     char http_url[H_MAX_GATEWAYS][64]; /* http://127.0.0.1:P */
     char ws_url[H_MAX_GATEWAYS][64];   /* ws://127.0.0.1:P/ws */
@@ -62,6 +63,35 @@ int h_cluster_add_gateway(struct h_cluster *cl, const char *const *extra_args);
 /* Starts redis-server again on its old port (or a free one the first time)
  * and waits for PING; 0 or -1. */
 int h_redis_start(struct h_cluster *cl);
+/* CHAT_TEST_REDIS_CLUSTER set (not "0"): every redis-server the harness starts is a
+ * one-node Redis Cluster owning all 16384 slots.  It serves every key, but refuses a
+ * command or script whose keys span slots, and SELECT, as a real cluster does: the
+ * suites run that way prove that the gateway keeps to what Redis Cluster allows. */
+bool h_redis_cluster_mode(void);
+/* 3 when CHAT_TEST_REDIS_CLUSTER is "3": three masters (redis-cli --cluster create), the
+ * gateways given redis-cluster:// with two of them as seeds; else 1. */
+int h_redis_masters(void);
+/* How many redis-servers make the cluster: 6 when CHAT_TEST_REDIS_CLUSTER is "6"
+ * (three masters, a replica each: --cluster-replicas 1, every node a seed of the
+ * gateways), else h_redis_masters(). */
+int h_redis_nodes(void);
+/* In cluster mode, gives the node at port every slot unless it has them (nodes.conf)
+ * and waits up to 10 s for cluster_state:ok; 0 or -1. */
+int h_redis_cluster_ready(int port);
+/* Starts a redis-server replicating cl's (port chosen when p->port is 0) and waits
+ * until the master counts it as connected and its link is up; 0 or -1.  Stop it
+ * with h_proc_stop. */
+int h_redis_replica_start(struct h_cluster *cl, struct h_proc *p);
+/* Starts cluster node p (cl->redis or one of cl->redis_more) again, on its port
+ * and with its nodes.conf, and waits for PING; 0 or -1. */
+int h_redis_node_restart(struct h_cluster *cl, struct h_proc *p);
+/* Starts a sentinel (redis-server --sentinel) watching cl's Redis as master_name,
+ * quorum 1, down after 1 s, told of the replica on replica_port (unless 0), and
+ * waits for PING; 0 or -1.  Stop it with h_proc_stop. */
+int h_sentinel_start(struct h_cluster *cl, struct h_proc *p, const char *master_name,
+                     int replica_port);
+/* Whether the file at path contains needle (a process's log). */
+bool h_log_has(const char *path, const char *needle);
 /* Stops redis-server by PID; 0 or -1. */
 int h_redis_stop(struct h_cluster *cl);
 /* Stops gateways and redis by PID, frees the event base, removes the dir.

@@ -66,12 +66,14 @@ out:
     return ok;
 }
 
-static pid_t spawn(const char *bin, int port)
+static pid_t spawn(const char *bin, int port, const char *cluster_dir)
 {
-    char port_str[16];
+    char port_str[16], bus_str[16];
     pid_t pid;
 
     snprintf(port_str, sizeof(port_str), "%d", port);
+    /* The cluster bus port would be port + 10000, past 65535 for a high port. */
+    snprintf(bus_str, sizeof(bus_str), "%d", free_port());
     pid = fork();
     if (pid != 0)
         return pid;
@@ -81,12 +83,49 @@ static pid_t spawn(const char *bin, int port)
     int null_fd = open("/dev/null", O_WRONLY);
     if (null_fd >= 0)
         dup2(null_fd, STDOUT_FILENO);
-    execlp(bin, bin, "--port", port_str, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-           "--daemonize", "no", "--loglevel", "warning", (char *)NULL);
+    if (cluster_dir != NULL)
+        execlp(bin, bin, "--port", port_str, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+               "no", "--daemonize", "no", "--loglevel", "warning", "--cluster-enabled", "yes",
+               "--dir", cluster_dir, "--cluster-port", bus_str, (char *)NULL);
+    else
+        execlp(bin, bin, "--port", port_str, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+               "no", "--daemonize", "no", "--loglevel", "warning", (char *)NULL);
     _exit(127);
 }
 
-int lua_test_redis_start(const char *bin, pid_t *pid, int *port)
+/* A single-node Redis Cluster: the node takes every slot, then answers
+ * cluster_state:ok.  It serves every key, but refuses what a real cluster
+ * refuses: a script or command whose keys span slots, a script touching a
+ * key it did not declare in another slot. */
+static int cluster_claim_slots(int port)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *r;
+    int ok = 0;
+
+    if (c == NULL || c->err)
+        goto out;
+    r = redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383");
+    if (r == NULL)
+        goto out;
+    freeReplyObject(r);
+    for (int i = 0; i < 100 && !ok; i++) {
+        r = redisCommand(c, "CLUSTER INFO");
+        ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+             strstr(r->str, "cluster_state:ok") != NULL;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (!ok)
+            sleep_ms(50);
+    }
+out:
+    if (c != NULL)
+        redisFree(c);
+    return ok;
+}
+
+int lua_test_redis_start(const char *bin, const char *cluster_dir, pid_t *pid, int *port)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
         int p = free_port();
@@ -94,7 +133,7 @@ int lua_test_redis_start(const char *bin, pid_t *pid, int *port)
 
         if (p < 0)
             return -1;
-        child = spawn(bin, p);
+        child = spawn(bin, p, cluster_dir);
         if (child < 0)
             return -1;
         /* Up to 5 s for the server to answer, unless it exits (port taken, bad binary). */
@@ -106,6 +145,8 @@ int lua_test_redis_start(const char *bin, pid_t *pid, int *port)
                 break;
             }
             if (ping(p)) {
+                if (cluster_dir != NULL && !cluster_claim_slots(p))
+                    break;
                 *pid = child;
                 *port = p;
                 return 0;
@@ -180,13 +221,51 @@ const char *lua_test_script(const char *name)
     return NULL;
 }
 
+/*
+ * Prepended to every script the tests run: a local `redis` that shadows the
+ * global one for the rest of the chunk and refuses any command on a key the
+ * script was not given in KEYS.  A one-node Redis Cluster does not catch that
+ * (the node owns every slot, and 7.0 checks only the declared keys), a real
+ * one only when the key lands on another node; this catches it every time.
+ * A key is the first argument, every argument for the multi-key commands, and
+ * none for the commands below that take no key.
+ */
+static const char strict_keys[] =
+    "local redis = (function()\n"
+    "  local real, declared = redis, {}\n"
+    "  for _, k in ipairs(KEYS) do declared[k] = true end\n"
+    "  local nokey = {TIME = true, PUBLISH = true}\n"
+    "  local allkeys = {DEL = true, EXISTS = true, UNLINK = true, MGET = true}\n"
+    "  local function check(cmd, ...)\n"
+    "    local name, args = string.upper(cmd), {...}\n"
+    "    if nokey[name] then return end\n"
+    "    local last = allkeys[name] and #args or 1\n"
+    "    for i = 1, last do\n"
+    "      if not declared[tostring(args[i])] then\n"
+    "        error('undeclared key ' .. tostring(args[i]) .. ' in ' .. name)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  return setmetatable({\n"
+    "    call = function(cmd, ...) check(cmd, ...) return real.call(cmd, ...) end,\n"
+    "    pcall = function(cmd, ...) check(cmd, ...) return real.pcall(cmd, ...) end,\n"
+    "  }, {__index = real})\n"
+    "end)()\n";
+
 redisReply *lua_test_eval(redisContext *c, const char *name, int nkeys, size_t argc,
                           const char *const *argv)
 {
     const char *all[64];
     char sha[41];
     char nkeys_str[24];
-    redisReply *r = CMD(c, "SCRIPT", "LOAD", lua_test_script(name));
+    const char *script = lua_test_script(name);
+    size_t len = sizeof(strict_keys) + strlen(script);
+    char *source = malloc(len);
+
+    ck_assert_ptr_nonnull(source);
+    snprintf(source, len, "%s%s", strict_keys, script);
+    redisReply *r = CMD(c, "SCRIPT", "LOAD", source);
+    free(source);
 
     ck_assert_msg(r->type == REDIS_REPLY_STRING, "SCRIPT LOAD %s: %s", name,
                   r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
@@ -200,7 +279,10 @@ redisReply *lua_test_eval(redisContext *c, const char *name, int nkeys, size_t a
     all[2] = lua_test_itoa(nkeys_str, nkeys);
     for (size_t i = 0; i < argc; i++)
         all[i + 3] = argv[i];
-    return lua_test_cmd(c, argc + 3, all);
+    r = lua_test_cmd(c, argc + 3, all);
+    ck_assert_msg(r->type != REDIS_REPLY_ERROR || strstr(r->str, "undeclared key") == NULL,
+                  "%s: %s", name, r->str);
+    return r;
 }
 
 void lua_test_expect_int(redisReply *r, long long want)
@@ -241,6 +323,18 @@ void lua_test_expect_strings(redisReply *r, size_t n, const char *const *want)
     for (size_t i = 0; i < n; i++) {
         ck_assert_int_eq(r->element[i]->type, REDIS_REPLY_STRING);
         ck_assert_str_eq(r->element[i]->str, want[i]);
+    }
+    freeReplyObject(r);
+}
+
+void lua_test_expect_ints(redisReply *r, size_t n, const long long *want)
+{
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY, "want array, got type %d %s", r->type,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "");
+    ck_assert_uint_eq(r->elements, n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(r->element[i]->type, REDIS_REPLY_INTEGER);
+        ck_assert_int_eq(r->element[i]->integer, want[i]);
     }
     freeReplyObject(r);
 }

@@ -28,9 +28,11 @@ struct redisReply;
     lua_test_eval((c), (name), (nkeys), LUA_TEST_ARGC(__VA_ARGS__), LUA_TEST_ARGV(__VA_ARGS__))
 
 /* Starts `bin` (redis-server) on a free 127.0.0.1 port without persistence and waits until it
- * answers PING. Returns 0 with *pid and *port set, or -1. The server gets SIGTERM if this
- * process dies first (PR_SET_PDEATHSIG). */
-int lua_test_redis_start(const char *bin, pid_t *pid, int *port);
+ * answers PING. With cluster_dir (its nodes.conf goes there) it is a Redis Cluster of one
+ * node owning every slot, which refuses cross-slot access as a real cluster does. Returns 0
+ * with *pid and *port set, or -1. The server gets SIGTERM if this process dies first
+ * (PR_SET_PDEATHSIG). */
+int lua_test_redis_start(const char *bin, const char *cluster_dir, pid_t *pid, int *port);
 /* SIGTERM to pid, then SIGKILL if it has not exited within 5 s; reaps it. */
 void lua_test_redis_stop(pid_t pid);
 
@@ -54,6 +56,12 @@ void lua_test_expect_error(struct redisReply *r);
 
 /* Asserts an array reply of exactly these n strings, then frees it. */
 void lua_test_expect_strings(struct redisReply *r, size_t n, const char *const *want);
+/* Asserts an array reply of exactly these n integers, then frees it. */
+void lua_test_expect_ints(struct redisReply *r, size_t n, const long long *want);
+/* EXPECT_INTS(reply, 1, 2): the same with the integers inline. */
+#define EXPECT_INTS(r, ...)                                                                        \
+    lua_test_expect_ints((r), sizeof((const long long[]){__VA_ARGS__}) / sizeof(long long),        \
+                         (const long long[]){__VA_ARGS__})
 /* ZADD key score member, asserting that the member was new. */
 void lua_test_zadd(struct redisContext *c, const char *key, long long score, const char *member);
 /* Asserts ZSCORE key member == want. */
@@ -80,5 +88,6 @@ TCase *post_tcase(void);
 TCase *presence_tcase(void);
 TCase *catalog_tcase(void);
 TCase *marks_tcase(void);
+TCase *keyslot_tcase(void);
 
 #endif /* LUA_TEST_H */

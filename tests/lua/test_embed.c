@@ -35,31 +35,26 @@ out:
 
 START_TEST(table_lists_every_script)
 {
-    static const char *const names[] = {"history_range",
-                                        "history_since",
-                                        "message_edit",
-                                        "nick_claim",
-                                        "post",
-                                        "presence_add",
-                                        "presence_reap",
-                                        "presence_remove",
-                                        "reaction_toggle",
-                                        "read_mark",
-                                        "room_create",
-                                        "room_sweep",
-                                        "rooms",
-                                        "users"};
+    static const char *const names[] = {
+        "history_range", "history_since",   "message_edit",     "nick_claim",
+        "post",          "presence_add",    "presence_expired", "presence_online",
+        "presence_reap", "presence_remove", "reaction_toggle",  "read_mark",
+        "room_create",   "room_idle",       "room_sweep",       "rooms",
+        "users"};
     const char *const named[] = {gw_lua_history_range,
                                  gw_lua_history_since,
                                  gw_lua_message_edit,
                                  gw_lua_nick_claim,
                                  gw_lua_post,
                                  gw_lua_presence_add,
+                                 gw_lua_presence_expired,
+                                 gw_lua_presence_online,
                                  gw_lua_presence_reap,
                                  gw_lua_presence_remove,
                                  gw_lua_reaction_toggle,
                                  gw_lua_read_mark,
                                  gw_lua_room_create,
+                                 gw_lua_room_idle,
                                  gw_lua_room_sweep,
                                  gw_lua_rooms,
                                  gw_lua_users};

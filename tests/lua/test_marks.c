@@ -107,7 +107,7 @@ START_TEST(read_mark_only_moves_forward)
     redisReply *r;
 
     lua_test_expect_str(CMD(c, "SET", SEQ, "10"), "OK");
-    r = EVAL(c, "read_mark", 2, READ, SEQ, "room:general", "4", "60", UCHAN, head);
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "4", "60", UCHAN, head, "10");
     ck_assert_int_eq(r->element[0]->integer, 4);
     ck_assert_int_eq(r->element[1]->integer, 1);
     freeReplyObject(r);
@@ -116,39 +116,41 @@ START_TEST(read_mark_only_moves_forward)
     lua_test_expect_ttl(c, READ, 1, 60);
 
     /* Backwards and equal: unchanged, nothing published. */
-    r = EVAL(c, "read_mark", 2, READ, SEQ, "room:general", "2", "60", UCHAN, head);
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "2", "60", UCHAN, head, "10");
     ck_assert_int_eq(r->element[0]->integer, 4);
     ck_assert_int_eq(r->element[1]->integer, 0);
     freeReplyObject(r);
-    r = EVAL(c, "read_mark", 2, READ, SEQ, "room:general", "4", "60", UCHAN, head);
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "4", "60", UCHAN, head, "10");
     ck_assert_int_eq(r->element[1]->integer, 0);
     freeReplyObject(r);
     lua_test_expect_quiet(c, sub, UCHAN);
 
     /* Beyond the conversation: capped at its seq. */
-    r = EVAL(c, "read_mark", 2, READ, SEQ, "room:general", "999", "60", UCHAN, head);
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "999", "60", UCHAN, head, "10");
     ck_assert_int_eq(r->element[0]->integer, 10);
     freeReplyObject(r);
     lua_test_expect_message(sub, UCHAN, "{\"type\":\"read\",\"room\":\"general\",\"seq\":10}");
 
     /* The conversation started over (seq 3 now): the marker follows it down. */
     lua_test_expect_str(CMD(c, "SET", SEQ, "3"), "OK");
-    r = EVAL(c, "read_mark", 2, READ, SEQ, "room:general", "1", "60", UCHAN, head);
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "1", "60", UCHAN, head, "3");
     ck_assert_int_eq(r->element[0]->integer, 1);
     ck_assert_int_eq(r->element[1]->integer, 1);
     freeReplyObject(r);
     lua_test_expect_message(sub, UCHAN, "{\"type\":\"read\",\"room\":\"general\",\"seq\":1}");
 
     /* Nothing to read yet: no field at all. */
-    r = EVAL(c, "read_mark", 2, READ, "t:room:{empty}:seq", "room:empty", "5", "60", UCHAN, head);
+    r = EVAL(c, "read_mark", 1, READ, "room:empty", "5", "60", UCHAN, head, "0");
     ck_assert_int_eq(r->element[0]->integer, 0);
     freeReplyObject(r);
     lua_test_expect_int(CMD(c, "HEXISTS", READ, "room:empty"), 0);
 
     lua_test_expect_error(
-        EVAL(c, "read_mark", 2, READ, SEQ, "room:general", "1e3", "60", UCHAN, head));
+        EVAL(c, "read_mark", 1, READ, "room:general", "1e3", "60", UCHAN, head, "3"));
     lua_test_expect_error(
-        EVAL(c, "read_mark", 2, READ, SEQ, "room:general", "-1", "60", UCHAN, head));
+        EVAL(c, "read_mark", 1, READ, "room:general", "-1", "60", UCHAN, head, "3"));
+    lua_test_expect_error(
+        EVAL(c, "read_mark", 1, READ, "room:general", "1", "60", UCHAN, head, "x"));
     lua_test_expect_quiet(c, sub, UCHAN);
     redisFree(sub);
     redisFree(c);

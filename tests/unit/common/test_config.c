@@ -47,6 +47,8 @@ static const char *const env_names[] = {
     "CHAT_MAX_CONNS_PER_IP",
     "CHAT_LOGIN_RATE",
     "CHAT_REDIS_TIMEOUT",
+    "CHAT_DURABILITY",
+    "CHAT_DURABILITY_TIMEOUT",
     "CHAT_METRICS_BIND",
     "CHAT_MAX_ROOMS",
     "CHAT_ROOM_CREATE_RATE",
@@ -403,6 +405,75 @@ START_TEST(test_redis_url_parse)
 }
 END_TEST
 
+START_TEST(test_redis_cluster_url)
+{
+    struct chat_redis_url u;
+    char err[128];
+    ck_assert_int_eq(chat_redis_url_parse("redis-cluster://us%40r:p@ss@10.0.0.1:7000,h2:7001,[::1]",
+                                          &u, err, sizeof(err)),
+                     0);
+    ck_assert(u.cluster);
+    ck_assert_str_eq(u.host, "10.0.0.1");
+    ck_assert_int_eq(u.port, 7000);
+    ck_assert_str_eq(u.user, "us@r");
+    ck_assert_str_eq(u.password, "p@ss");
+    ck_assert_uint_eq(u.nseeds, 3);
+    ck_assert_str_eq(u.seeds[0].host, "10.0.0.1");
+    ck_assert_int_eq(u.seeds[0].port, 7000);
+    ck_assert_str_eq(u.seeds[1].host, "h2");
+    ck_assert_int_eq(u.seeds[1].port, 7001);
+    ck_assert_str_eq(u.seeds[2].host, "::1");
+    ck_assert_int_eq(u.seeds[2].port, 6379);
+    chat_redis_url_deinit(&u);
+    ck_assert_uint_eq(u.nseeds, 0);
+
+    ck_assert_int_eq(chat_redis_url_parse("redis-cluster://h:1", &u, err, sizeof(err)), 0);
+    ck_assert_uint_eq(u.nseeds, 1);
+    chat_redis_url_deinit(&u);
+    ck_assert_int_eq(chat_redis_url_parse("redis://h:1", &u, err, sizeof(err)), 0);
+    ck_assert(!u.cluster);
+    ck_assert_uint_eq(u.nseeds, 0);
+    chat_redis_url_deinit(&u);
+
+    static const char *const bad[] = {"redis-cluster://h:1/0", "redis-cluster://h:1,,h:2",
+                                      "redis-cluster://h:1,",  "redis-cluster://h:99999",
+                                      "redis-cluster://",      "redis-cluster://h:1?x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(chat_redis_url_parse(bad[i], &u, err, sizeof(err)) == -1, "%s", bad[i]);
+        ck_assert_ptr_null(u.host);
+        ck_assert_ptr_null(u.seeds);
+    }
+}
+END_TEST
+
+START_TEST(test_redis_sentinel_url)
+{
+    struct chat_redis_url u;
+    char err[128];
+    ck_assert_int_eq(chat_redis_url_parse("redis-sentinel://:pw@s1:26379,s2:26380/chat.master-1",
+                                          &u, err, sizeof(err)),
+                     0);
+    ck_assert(u.sentinel);
+    ck_assert(!u.cluster);
+    ck_assert_str_eq(u.master_name, "chat.master-1");
+    ck_assert_str_eq(u.password, "pw");
+    ck_assert_uint_eq(u.nseeds, 2);
+    ck_assert_str_eq(u.seeds[1].host, "s2");
+    ck_assert_int_eq(u.seeds[1].port, 26380);
+    chat_redis_url_deinit(&u);
+    ck_assert_ptr_null(u.master_name);
+
+    static const char *const bad[] = {"redis-sentinel://s1:1",     "redis-sentinel://s1:1/",
+                                      "redis-sentinel://s1:1/a b", "redis-sentinel:///m",
+                                      "redis-sentinel://s1:1,/m",  "redis-sentinel://s1:1/m?x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(chat_redis_url_parse(bad[i], &u, err, sizeof(err)) == -1, "%s", bad[i]);
+        ck_assert_ptr_null(u.master_name);
+        ck_assert_ptr_null(u.seeds);
+    }
+}
+END_TEST
+
 START_TEST(test_unknown_and_stray)
 {
     clear_env();
@@ -712,6 +783,8 @@ TCase *config_tcase(void)
     tcase_add_test(tc, test_dev_random_secret);
     tcase_add_test(tc, test_redis_urls);
     tcase_add_test(tc, test_redis_url_parse);
+    tcase_add_test(tc, test_redis_cluster_url);
+    tcase_add_test(tc, test_redis_sentinel_url);
     tcase_add_test(tc, test_unknown_and_stray);
     tcase_add_test(tc, test_help);
     tcase_add_test(tc, test_public_key);

@@ -1,0 +1,178 @@
+/*
+ * What a master killed under load loses (CHAT_TEST_REDIS_CLUSTER=6: three
+ * masters with a replica each, CT_CASES=failover; not part of tests/run).
+ * Four clients on two gateways post to one room without pause; 3 s in, the
+ * master owning the room's slot gets SIGKILL and the cluster promotes its
+ * replica.  At the end, every acked message is looked for in the room's
+ * history on the new master.  2 s after the kill the old master is started
+ * again and rejoins as the new master's replica (until then that shard has no
+ * replica, and --durability replica acks nothing there).  CT_DURABILITY (primary or replica) is the
+ * gateways' --durability.  Prints one line of figures; asserts that the
+ * gateways follow the promoted replica within 10 s, and, with replica, that no
+ * acked message is lost.
+ */
+#include "chat_tests.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define FO_CLIENTS 4
+#define FO_SECONDS 12
+#define FO_KILL_AT_MS 3000
+#define FO_MAX (FO_CLIENTS * 20000)
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The harness process serving port (the room's master). */
+static struct h_proc *proc_of(struct h_cluster *cl, int port)
+{
+    if (cl->redis.port == port)
+        return &cl->redis;
+    for (int i = 0; i < 5; i++)
+        if (cl->redis_more[i].port == port)
+            return &cl->redis_more[i];
+    return NULL;
+}
+
+static int master_of_room(int any_port)
+{
+    struct timeval tv = {2, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", any_port, tv);
+    ck_assert(rc && rc->err == 0);
+    redisReply *slot = redisCommand(rc, "CLUSTER KEYSLOT chat:room:{fo}:seq");
+    redisReply *map = redisCommand(rc, "CLUSTER SLOTS");
+    int port = 0;
+    ck_assert(slot && slot->type == REDIS_REPLY_INTEGER && map && map->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < map->elements; i++) {
+        redisReply *r = map->element[i];
+        if (slot->integer >= r->element[0]->integer && slot->integer <= r->element[1]->integer)
+            port = (int)r->element[2]->element[1]->integer;
+    }
+    freeReplyObject(slot);
+    freeReplyObject(map);
+    redisFree(rc);
+    return port;
+}
+
+START_TEST(test_failover_loss)
+{
+    struct h_cluster *cl = ct_fixture();
+    struct ct_user u[FO_CLIENTS];
+    struct tc *all[FO_CLIENTS];
+    const char *mode = getenv("CT_DURABILITY") ? getenv("CT_DURABILITY") : "primary";
+    const char *args[] = {"--rate", "1000000/1000000", "--history", "100000", "--durability", mode,
+                          NULL};
+    static char acked[FO_MAX][24];
+    size_t nacked = 0, sent = 0, unavailable = 0, timeouts = 0, other = 0;
+
+    ct_cluster_start(cl, 2, args);
+    ct_team(cl, "fo_", FO_CLIENTS, "fo", u, all);
+    int master = master_of_room(cl->redis.port);
+    struct h_proc *victim = proc_of(cl, master);
+    ck_assert_ptr_nonnull(victim);
+    int survivor = master == cl->redis.port ? cl->redis_more[0].port : cl->redis.port;
+
+    long start = mono_ms(), killed_at = 0, first_ack_after = 0;
+    bool restarted = false;
+    char other_code[32] = "-";
+    for (int n = 0; mono_ms() - start < FO_SECONDS * 1000 && sent + FO_CLIENTS <= FO_MAX; n++) {
+        char ids[FO_CLIENTS][24];
+        for (int i = 0; i < FO_CLIENTS; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "c%d-%d", i, n);
+            ct_send(all[i],
+                    "{\"type\":\"message\",\"room\":\"fo\",\"kind\":\"text\",\"body\":\"x\","
+                    "\"id\":\"%s\"}",
+                    ids[i]);
+            sent++;
+        }
+        for (int i = 0; i < FO_CLIENTS; i++) {
+            json_t *r = ct_reply(all[i], ids[i], 6000);
+            const char *type = r ? ct_json_str(r, "type") : NULL;
+            if (type && strcmp(type, "ack") == 0) {
+                memcpy(acked[nacked++], ids[i], sizeof(ids[i]));
+                if (killed_at && !first_ack_after)
+                    first_ack_after = mono_ms();
+            } else if (type && strcmp(type, "error") == 0 &&
+                       strcmp(ct_json_str(r, "code"), "unavailable") == 0) {
+                unavailable++;
+            } else if (!r) {
+                timeouts++;
+            } else {
+                other++;
+                snprintf(other_code, sizeof(other_code), "%s",
+                         type && strcmp(type, "error") == 0 ? ct_json_str(r, "code") : "?");
+            }
+            json_decref(r);
+        }
+        if (!killed_at && mono_ms() - start >= FO_KILL_AT_MS) {
+            kill(victim->pid, SIGKILL);
+            waitpid(victim->pid, NULL, 0);
+            victim->pid = 0;
+            killed_at = mono_ms();
+        }
+        if (killed_at && !restarted && mono_ms() - killed_at >= 2000) {
+            ck_assert_int_eq(h_redis_node_restart(cl, victim), 0);
+            restarted = true;
+        }
+    }
+    ck_assert_msg(killed_at > 0, "the master was never killed");
+
+    /* What the promoted replica holds. */
+    struct timeval tv = {2, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", survivor, tv);
+    ck_assert(rc && rc->err == 0);
+    redisSetTimeout(rc, tv);
+    /* Until the survivors agree who serves the slot, they may point at the dead master. */
+    redisReply *hist = NULL;
+    for (long until = mono_ms() + 10000; mono_ms() < until;) {
+        hist = ct_redis_cmd(rc, "LRANGE chat:room:{fo}:history 0 -1");
+        if (hist && hist->type == REDIS_REPLY_ARRAY)
+            break;
+        freeReplyObject(hist);
+        hist = NULL;
+        h_loop_for(cl->base, 200);
+    }
+    ck_assert_msg(hist, "history unreadable: acked=%zu unavailable=%zu timeouts=%zu", nacked,
+                  unavailable, timeouts);
+    size_t lost = 0;
+    for (size_t k = 0; k < nacked; k++) {
+        char needle[40];
+        bool found = false;
+        snprintf(needle, sizeof(needle), "\"id\":\"%.23s\"", acked[k]);
+        for (size_t j = 0; j < hist->elements && !found; j++)
+            found = strstr(hist->element[j]->str, needle) != NULL;
+        lost += !found;
+    }
+    fprintf(stderr,
+            "failover durability=%s sent=%zu acked=%zu unavailable=%zu timeouts=%zu other=%zu "
+            "(%s) history=%zu acked_lost=%zu first_ack_after_kill_ms=%ld\n",
+            mode, sent, nacked, unavailable, timeouts, other, other_code, hist->elements, lost,
+            first_ack_after ? first_ack_after - killed_at : -1);
+    freeReplyObject(hist);
+    redisFree(rc);
+    ck_assert_msg(first_ack_after && first_ack_after - killed_at <= 10000,
+                  "no ack within 10 s of the kill");
+    if (strcmp(mode, "replica") == 0)
+        ck_assert_msg(lost == 0, "%zu acked messages lost with --durability replica", lost);
+    ct_team_free(FO_CLIENTS, u, all);
+}
+END_TEST
+
+TCase *failover_tcase(void)
+{
+    TCase *tc = tcase_create("failover");
+
+    tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_failover_loss);
+    return tc;
+}
