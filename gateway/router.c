@@ -457,10 +457,8 @@ void gw_router_node_event(struct gw_router *r, const char *payload, size_t len)
     gw_frame_z_deinit(&z);
 }
 
-/* online/offline, one frame each, to the clients that did not ask for
- * presence_batch. */
-static void send_each(struct gw_router *r, struct client_list *list, const char *payload,
-                      size_t len)
+void gw_router_send_each(struct gw_router *r, struct client_list *list, const char *payload,
+                         size_t len)
 {
     struct gw_frame_z z = {0};
     struct gw_frame f;
@@ -499,7 +497,7 @@ void gw_router_on_message(struct gw_router *r, const char *channel, size_t chann
     (void)channel_len;
     if (strcmp(channel, r->all_channel) == 0) {
         if (gw_presence_batch_event(r, payload, len))
-            send_each(r, &r->legacy_clients, payload, len);
+            gw_router_send_each(r, &r->legacy_clients, payload, len);
         else
             gw_router_node_event(r, payload, len);
         return;

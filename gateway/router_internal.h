@@ -153,6 +153,10 @@ void gw_presence_batch_free(struct gw_presence_batch *b);
  * recorded for the next presence_batch, if any client here wants one), false
  * for any other event. */
 bool gw_presence_batch_event(struct gw_router *r, const char *payload, size_t len);
+/* One frame of payload, built (and compressed) once, to every client of list
+ * (legacy_clients or batch_clients). */
+void gw_router_send_each(struct gw_router *r, struct client_list *list, const char *payload,
+                         size_t len);
 /* --presence-batch, or longer on a node with more batch clients than
  * --presence-budget frames per second allow. */
 int64_t gw_presence_batch_interval_ms(const struct gw_router *r);

@@ -8,7 +8,6 @@
 
 #include "config.h"
 #include "dict.h"
-#include "frame.h"
 #include "log.h"
 #include "router.h"
 #include "router_internal.h"
@@ -100,16 +99,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         p = append_users(b, false, p + sizeof(mid) - 1);
         memcpy(p, "]}", 2);
         p += 2;
-        struct gw_frame_z z = {0};
-        struct gw_frame f;
-        gw_frame_text_shared(&f, &z, payload, (size_t)(p - payload));
-        struct gw_client *c = LIST_FIRST(&r->batch_clients);
-        while (c) {
-            struct gw_client *next = LIST_NEXT(c, in_mode);
-            gw_router_send_frame(r, c, &f);
-            c = next;
-        }
-        gw_frame_z_deinit(&z);
+        gw_router_send_each(r, &r->batch_clients, payload, (size_t)(p - payload));
         free(payload);
     }
     batch_clear(b);
