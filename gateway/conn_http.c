@@ -41,18 +41,13 @@ void gw_conn_request_reset(struct gw_http_request *req)
 bool gw_conn_reset_parser(struct gw_conn *c)
 {
     if (c->http)
-        gw_conn_request_reset(&c->http->req);
-    else if (!(c->http = calloc(1, sizeof(*c->http))))
+        gw_conn_request_reset(&c->http->req); /* frees what the zeroing below forgets */
+    else if (!(c->http = malloc(sizeof(*c->http))))
         return false;
-    struct gw_conn_parse *h = c->http;
-    http_parser_init(&h->parser, HTTP_REQUEST);
-    h->parser.data = c;
-    h->head_bytes = 0;
+    *c->http = (struct gw_conn_parse){0};
+    http_parser_init(&c->http->parser, HTTP_REQUEST);
+    c->http->parser.data = c;
     c->header_deadline_ms = 0;
-    h->last_was_value = false;
-    h->headers_done = false;
-    h->message_done = false;
-    h->limit_status = 0;
     return true;
 }
 

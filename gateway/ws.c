@@ -573,8 +573,8 @@ static void op_tick(void *owner, int64_t now)
         ws->last_ping_ms = now;
         /* Written directly (wslay's send callback never leaves half a frame
          * behind), so pinging an idle connection needs no wslay context. */
-        static const uint8_t ping[] = {0x89, 0x00};
-        evbuffer_add(gw_conn_output(ws->conn), ping, sizeof(ping));
+        uint8_t ping[10];
+        evbuffer_add(gw_conn_output(ws->conn), ping, gw_frame_header_op(ping, WSLAY_PING, 0));
     }
     if (ws->h->on_tick && !gw_conn_closing(ws->conn))
         ws->h->on_tick(ws->arg, now);
