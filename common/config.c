@@ -127,6 +127,11 @@ static const struct opt opts[] = {
      "permessage-deflate (RFC 7692) on /ws and /echo when the client offers it"},
     {"deflate-min", "CHAT_DEFLATE_MIN", "BYTES", OPT_SIZE, OFF(deflate_min), 0, 67108864, "128",
      NULL, "messages shorter than this go out uncompressed even when deflate was negotiated"},
+    {"deflate-client-context", "CHAT_DEFLATE_CLIENT_CONTEXT", "on|off", OPT_SWITCH,
+     OFF(deflate_client_context), 0, 0, "off", NULL,
+     "let clients keep their compression window between messages (off: the answer asks for "
+     "client_no_context_takeover; on: ~40 KiB of inflate state per connection that sends "
+     "compressed messages)"},
     {"help", NULL, NULL, OPT_HELP, 0, 0, 0, NULL, NULL, "print this help and exit (also -h)"},
     {"version", NULL, NULL, OPT_VERSION, 0, 0, 0, NULL, NULL,
      "print the version and the git commit and exit"},

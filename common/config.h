@@ -80,28 +80,30 @@ struct chat_config {
                                         100..10000000: the interval stretches past
                                         --presence-batch to keep below it */
     int drain_timeout;               /* --drain-timeout, CHAT_DRAIN_TIMEOUT, 10 s, 1..600 */
-    int drain_grace;         /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
-                                this long before sockets close, so the load balancer
-                                takes the node out of rotation first */
-    char *trusted_proxies;   /* --trusted-proxies, CHAT_TRUSTED_PROXIES, NULL: none */
-    int max_rooms;           /* --max-rooms, CHAT_MAX_ROOMS, 10000, 0: no cap */
-    int room_create_rate;    /* --room-create-rate, CHAT_ROOM_CREATE_RATE, 10 per hour */
-    int large_message_rate;  /* --large-message-rate, bytes/s node-wide past 64 KiB a message */
-    int room_ttl;            /* --room-ttl, CHAT_ROOM_TTL, 30 days, 0: forever */
-    char *metrics_bind;      /* --metrics-bind, CHAT_METRICS_BIND, NULL: /metrics on --port */
-    int redis_timeout;       /* --redis-timeout, CHAT_REDIS_TIMEOUT, 2 s, 1..60 */
-    bool durability_replica; /* --durability, CHAT_DURABILITY: primary (false, default) or
-                                replica: a message is acked once WAIT 1 confirms a replica */
-    int durability_timeout;  /* --durability-timeout, CHAT_DURABILITY_TIMEOUT, 1000 ms,
-                                10..60000: WAIT's timeout, then error unavailable */
-    int header_timeout;      /* --header-timeout, CHAT_HEADER_TIMEOUT, 10 s: 408 after */
-    int max_connections;     /* --max-connections, CHAT_MAX_CONNECTIONS, 0: from the
-                                descriptor limit (the gateway computes it) */
-    int max_conns_per_ip;    /* --max-conns-per-ip, CHAT_MAX_CONNS_PER_IP, 256, 0: none */
-    int login_rate;          /* --login-rate, CHAT_LOGIN_RATE, 60 per minute, 0: none */
-    bool deflate;            /* --deflate on|off, CHAT_DEFLATE, on: permessage-deflate */
-    size_t deflate_min;      /* --deflate-min, CHAT_DEFLATE_MIN, 128 bytes: shorter messages
-                                are sent uncompressed */
+    int drain_grace;             /* --drain-grace, CHAT_DRAIN_GRACE, 3 s, 0..60: /healthz says 503
+                                    this long before sockets close, so the load balancer
+                                    takes the node out of rotation first */
+    char *trusted_proxies;       /* --trusted-proxies, CHAT_TRUSTED_PROXIES, NULL: none */
+    int max_rooms;               /* --max-rooms, CHAT_MAX_ROOMS, 10000, 0: no cap */
+    int room_create_rate;        /* --room-create-rate, CHAT_ROOM_CREATE_RATE, 10 per hour */
+    int large_message_rate;      /* --large-message-rate, bytes/s node-wide past 64 KiB a message */
+    int room_ttl;                /* --room-ttl, CHAT_ROOM_TTL, 30 days, 0: forever */
+    char *metrics_bind;          /* --metrics-bind, CHAT_METRICS_BIND, NULL: /metrics on --port */
+    int redis_timeout;           /* --redis-timeout, CHAT_REDIS_TIMEOUT, 2 s, 1..60 */
+    bool durability_replica;     /* --durability, CHAT_DURABILITY: primary (false, default) or
+                                    replica: a message is acked once WAIT 1 confirms a replica */
+    int durability_timeout;      /* --durability-timeout, CHAT_DURABILITY_TIMEOUT, 1000 ms,
+                                    10..60000: WAIT's timeout, then error unavailable */
+    int header_timeout;          /* --header-timeout, CHAT_HEADER_TIMEOUT, 10 s: 408 after */
+    int max_connections;         /* --max-connections, CHAT_MAX_CONNECTIONS, 0: from the
+                                    descriptor limit (the gateway computes it) */
+    int max_conns_per_ip;        /* --max-conns-per-ip, CHAT_MAX_CONNS_PER_IP, 256, 0: none */
+    int login_rate;              /* --login-rate, CHAT_LOGIN_RATE, 60 per minute, 0: none */
+    bool deflate;                /* --deflate on|off, CHAT_DEFLATE, on: permessage-deflate */
+    size_t deflate_min;          /* --deflate-min, CHAT_DEFLATE_MIN, 128 bytes: shorter messages
+                                    are sent uncompressed */
+    bool deflate_client_context; /* --deflate-client-context on|off, CHAT_DEFLATE_CLIENT_CONTEXT,
+                                    off: clients compress every message afresh */
 };
 
 /* chat_config_load() results */

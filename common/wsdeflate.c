@@ -164,7 +164,7 @@ static const char *read_ext(const char *p, struct ext *e, bool *malformed)
     return p;
 }
 
-bool chat_wsdeflate_negotiate(const char *offers, struct chat_wsdeflate *out)
+bool chat_wsdeflate_negotiate(const char *offers, bool client_context, struct chat_wsdeflate *out)
 {
     memset(out, 0, sizeof(*out));
     struct ext e;
@@ -174,10 +174,11 @@ bool chat_wsdeflate_negotiate(const char *offers, struct chat_wsdeflate *out)
             continue;
         out->on = true;
         out->server_no_context_takeover = true;
-        out->client_no_context_takeover = true;
+        out->client_no_context_takeover = !client_context || (e.seen & P_CLIENT_NCT);
         out->server_max_window_bits = (uint8_t)((e.seen & P_SERVER_BITS) ? e.server_bits : 15);
-        /* What the client compresses with is its business (its window is at
-         * most 15, which the gateway's inflate always has). */
+        /* Without context the client's window is its business (at most 15,
+         * which the node's inflate stream has); with context it is the
+         * size of the window the gateway keeps for it. */
         out->client_max_window_bits = (uint8_t)(e.client_bits > 0 ? e.client_bits : 15);
         return true;
     }
@@ -191,6 +192,12 @@ int chat_wsdeflate_response(const struct chat_wsdeflate *d, char *out, size_t ou
     if (n > 0 && (size_t)n < outlen && d->server_max_window_bits < 15)
         n += snprintf(out + n, outlen - (size_t)n, "; server_max_window_bits=%u",
                       (unsigned)d->server_max_window_bits);
+    /* A window the client keeps is one the server keeps too: the size it
+     * offered is made binding (7.1.2.2). */
+    if (n > 0 && (size_t)n < outlen && !d->client_no_context_takeover &&
+        d->client_max_window_bits < 15)
+        n += snprintf(out + n, outlen - (size_t)n, "; client_max_window_bits=%u",
+                      (unsigned)d->client_max_window_bits);
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 

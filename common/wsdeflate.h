@@ -32,12 +32,13 @@ struct chat_wsdeflate {
  * (several header lines joined with ", "), or NULL.  Takes the first
  * permessage-deflate offer whose parameters are valid and can be met; an
  * offer with an unknown, repeated or malformed parameter is skipped (RFC 7692
- * 5), never an error.  The answer always has server_no_context_takeover and
- * client_no_context_takeover (7.1.1.1: a server may ask for it unasked), so
- * neither side keeps a window per connection.  Returns true and fills *out
+ * 5), never an error.  The answer always has server_no_context_takeover, and
+ * client_no_context_takeover (7.1.1.1: a server may ask for it unasked)
+ * unless client_context allows the client to keep its window, in which case
+ * it has it only when the client offered it.  Returns true and fills *out
  * when one is accepted; false (out->on false) when none is.
  */
-bool chat_wsdeflate_negotiate(const char *offers, struct chat_wsdeflate *out);
+bool chat_wsdeflate_negotiate(const char *offers, bool client_context, struct chat_wsdeflate *out);
 
 /* The Sec-WebSocket-Extensions value answering a negotiated *d into out;
  * 0, or -1 when outlen is too small. */

@@ -58,3 +58,35 @@ int gw_deflate_inflate(struct gw_deflate *d, const void *in, size_t len, size_t 
     }
     return chat_wsdeflate_inflate(&d->inflater, true, in, len, max, out, outlen);
 }
+
+struct gw_inflate_window {
+    z_stream zs;
+};
+
+struct gw_inflate_window *gw_inflate_window_new(unsigned bits)
+{
+    if (bits < 8 || bits > 15)
+        return NULL;
+    struct gw_inflate_window *w = calloc(1, sizeof(*w));
+    /* zlib compresses a raw stream asked for a 256-byte window with 512
+     * bytes, so a zlib client that agreed to 8 may still refer 512 back. */
+    if (w && inflateInit2(&w->zs, -(int)(bits < 9 ? 9 : bits)) != Z_OK) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void gw_inflate_window_free(struct gw_inflate_window *w)
+{
+    if (!w)
+        return;
+    inflateEnd(&w->zs);
+    free(w);
+}
+
+int gw_inflate_window_inflate(struct gw_inflate_window *w, const void *in, size_t len, size_t max,
+                              char **out, size_t *outlen)
+{
+    return chat_wsdeflate_inflate(&w->zs, false, in, len, max, out, outlen);
+}

@@ -43,4 +43,21 @@ int gw_deflate_compress(struct gw_deflate *d, unsigned bits, const void *in, siz
 int gw_deflate_inflate(struct gw_deflate *d, const void *in, size_t len, size_t max, char **out,
                        size_t *outlen);
 
+/*
+ * The window of one client that keeps its compression context between
+ * messages (--deflate-client-context): its messages may refer back into the
+ * ones before, so this stream lives as long as the connection.  zlib makes
+ * the 2^bits window on the first inflate, so a client that never sends a
+ * compressed message costs only this handle.
+ */
+struct gw_inflate_window;
+
+/* bits: the client's window, 8..15.  NULL on no memory. */
+struct gw_inflate_window *gw_inflate_window_new(unsigned bits);
+/* NULL is a no-op. */
+void gw_inflate_window_free(struct gw_inflate_window *w);
+/* As gw_deflate_inflate, continuing the client's stream. */
+int gw_inflate_window_inflate(struct gw_inflate_window *w, const void *in, size_t len, size_t max,
+                              char **out, size_t *outlen);
+
 #endif

@@ -417,15 +417,17 @@ static void route_rooms(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_h
 
 /*
  * permessage-deflate, when the node has it on and the client offers it in a
- * form we can meet: the server's window bits for gw_ws_options, 0 for none.
+ * form we can meet: *d says what was negotiated (d->on false for nothing).
  * Offers may come in several header lines, which count as one comma list
  * (RFC 9110 5.3); a value that does not fit here is not negotiated.
  */
-static uint8_t negotiate_deflate(struct gw_ctx *ctx, const struct gw_http_request *req,
-                                 char *answer, size_t answer_len)
+static void negotiate_deflate(struct gw_ctx *ctx, const struct gw_http_request *req,
+                              struct chat_wsdeflate *d, char *answer, size_t answer_len)
 {
+    memset(d, 0, sizeof(*d));
+    answer[0] = '\0';
     if (!ctx->cfg->deflate || !ctx->deflate)
-        return 0;
+        return;
     char offers[2048];
     size_t used = 0;
     for (int i = 0; i < req->nheaders; i++) {
@@ -434,14 +436,20 @@ static uint8_t negotiate_deflate(struct gw_ctx *ctx, const struct gw_http_reques
         int n = snprintf(offers + used, sizeof(offers) - used, "%s%s", used ? ", " : "",
                          req->headers[i].value);
         if (n < 0 || (size_t)n >= sizeof(offers) - used)
-            return 0;
+            return;
         used += (size_t)n;
     }
-    struct chat_wsdeflate d;
-    if (!used || !chat_wsdeflate_negotiate(offers, &d) ||
-        chat_wsdeflate_response(&d, answer, answer_len) != 0)
-        return 0;
-    return d.server_max_window_bits;
+    if (!used || !chat_wsdeflate_negotiate(offers, ctx->cfg->deflate_client_context, d) ||
+        chat_wsdeflate_response(d, answer, answer_len) != 0) {
+        memset(d, 0, sizeof(*d));
+        answer[0] = '\0';
+    }
+}
+
+/* The client's window bits when it keeps its context, 0 when it does not. */
+static uint8_t deflate_client_bits(const struct chat_wsdeflate *d)
+{
+    return d->on && !d->client_no_context_takeover ? d->client_max_window_bits : 0;
 }
 
 /* extensions: the Sec-WebSocket-Extensions answer, or "". */
@@ -536,13 +544,12 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         gw_conn_respond_error(c, req, 403, "forbidden", "origin not allowed");
         return;
     }
-    char extensions[160] = "";
-    uint8_t deflate_bits = negotiate_deflate(ctx, req, extensions, sizeof(extensions));
-    if (!deflate_bits)
-        extensions[0] = '\0';
+    char extensions[160];
+    struct chat_wsdeflate deflate;
+    negotiate_deflate(ctx, req, &deflate, extensions, sizeof(extensions));
     if (echo) {
         write_101(c, accept, extensions);
-        gw_ws_start_echo(ctx, c, deflate_bits);
+        gw_ws_start_echo(ctx, c, deflate.server_max_window_bits, deflate_client_bits(&deflate));
         return;
     }
     struct chat_identity who;
@@ -568,7 +575,8 @@ static void route_ws(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http
         return;
     }
     unsigned flags = gw_http_query_is(req, "presence", "batch") ? GW_SESSION_PRESENCE_BATCH : 0;
-    flags |= GW_SESSION_DEFLATE(deflate_bits);
+    flags |= GW_SESSION_DEFLATE(deflate.server_max_window_bits) |
+             GW_SESSION_DEFLATE_CLIENT(deflate_client_bits(&deflate));
     write_101(c, accept, extensions);
     gw_session_start(ctx, c, &who, flags, gw_handlers_dispatch); /* takes who */
 }

@@ -57,6 +57,9 @@ static const struct {
     [GW_G_WS_PARSERS] = {"chat_ws_parsers",
                          "WebSocket sessions holding a frame parser (the others are idle "
                          "between frames)"},
+    [GW_G_DEFLATE_CLIENT_WINDOWS] = {"chat_deflate_client_windows",
+                                     "inflate streams kept for clients that compress with "
+                                     "context (--deflate-client-context)"},
 };
 
 /* Upper bounds in microseconds of every histogram's buckets: from a fast

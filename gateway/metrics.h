@@ -40,9 +40,10 @@ enum gw_gauge {
     GW_G_CONNECTIONS,      /* open WebSocket sessions */
     GW_G_HTTP_CONNECTIONS, /* open TCP connections of any kind */
     GW_G_SUBSCRIPTIONS,
-    GW_G_UNSENT_BYTES, /* output queued to clients and not yet written (each second) */
-    GW_G_BACKLOG,      /* live messages held by rooms waiting for a join or a repair */
-    GW_G_WS_PARSERS,   /* sessions holding a wslay context: the rest are idle */
+    GW_G_UNSENT_BYTES,           /* output queued to clients and not yet written (each second) */
+    GW_G_BACKLOG,                /* live messages held by rooms waiting for a join or a repair */
+    GW_G_WS_PARSERS,             /* sessions holding a wslay context: the rest are idle */
+    GW_G_DEFLATE_CLIENT_WINDOWS, /* inflate streams kept for clients with context */
     GW_G_COUNT
 };
 

@@ -684,6 +684,7 @@ void gw_session_start(struct gw_ctx *ctx, struct gw_conn *c, struct chat_identit
         .ping_interval_ms = ctx->cfg->ping_interval * 1000,
         .idle_timeout_ms = ctx->cfg->idle_timeout * 1000,
         .deflate_bits = GW_SESSION_DEFLATE_BITS(flags),
+        .deflate_client_bits = GW_SESSION_DEFLATE_CLIENT_BITS(flags),
     };
     s->ws = gw_ws_attach(c, &o, &session_handler, s);
     if (!s->ws) {

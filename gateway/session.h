@@ -46,6 +46,10 @@ enum gw_session_flags {
  * in the flags' second byte (gw_ws_options.deflate_bits). */
 #define GW_SESSION_DEFLATE(b) ((unsigned)(b) << 8)
 #define GW_SESSION_DEFLATE_BITS(flags) ((uint8_t)(((flags) >> 8) & 0xff))
+/* ...and the client's window when it keeps it, in the third byte
+ * (gw_ws_options.deflate_client_bits). */
+#define GW_SESSION_DEFLATE_CLIENT(b) ((unsigned)(b) << 16)
+#define GW_SESSION_DEFLATE_CLIENT_BITS(flags) ((uint8_t)(((flags) >> 16) & 0xff))
 
 /* After a 101: takes over c and *who (moved; *who is left empty); flags are
  * enum gw_session_flags. */

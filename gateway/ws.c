@@ -53,6 +53,7 @@ struct gw_ws {
     size_t msg_cap;
     bool in_data_frame; /* the frame being read is part of it (not a control frame) */
     bool msg_deflated;  /* its first frame had RSV1: msg holds deflate data */
+    struct gw_inflate_window *client_window; /* opts.deflate_client_bits: made on first use */
     /* A close frame being read: its reason is checked here (check_close_reason). */
     uint8_t close_in[125];
     size_t close_in_len, close_in_want;
@@ -268,9 +269,17 @@ static char *inflate_message(struct gw_ws *ws, uint8_t opcode, char *data, size_
 {
     char *out = NULL;
     size_t outlen = 0;
-    int rc = ws->ctx->deflate ? gw_deflate_inflate(ws->ctx->deflate, data, *len,
-                                                   ws->opts.max_message, &out, &outlen)
-                              : CHAT_WSDEFLATE_E_NOMEM;
+    int rc = CHAT_WSDEFLATE_E_NOMEM;
+    if (ws->opts.deflate_client_bits) {
+        if (!ws->client_window &&
+            (ws->client_window = gw_inflate_window_new(ws->opts.deflate_client_bits)))
+            gw_metrics_gauge_add(ws->ctx->metrics, GW_G_DEFLATE_CLIENT_WINDOWS, 1);
+        if (ws->client_window)
+            rc = gw_inflate_window_inflate(ws->client_window, data, *len, ws->opts.max_message,
+                                           &out, &outlen);
+    } else if (ws->ctx->deflate) {
+        rc = gw_deflate_inflate(ws->ctx->deflate, data, *len, ws->opts.max_message, &out, &outlen);
+    }
     gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_IN_WIRE, *len);
     free(data);
     if (rc == CHAT_WSDEFLATE_OK && opcode == WSLAY_TEXT_FRAME && chat_utf8_count(out, outlen) < 0)
@@ -544,6 +553,10 @@ static void op_free(void *owner)
         wslay_event_context_free(ws->wslay);
         gw_metrics_gauge_add(ws->ctx->metrics, GW_G_WS_PARSERS, -1);
     }
+    if (ws->client_window) {
+        gw_inflate_window_free(ws->client_window);
+        gw_metrics_gauge_add(ws->ctx->metrics, GW_G_DEFLATE_CLIENT_WINDOWS, -1);
+    }
     free(ws->msg);
     free(ws);
 }
@@ -607,8 +620,8 @@ struct gw_ws *gw_ws_attach(struct gw_conn *c, const struct gw_ws_options *opts,
     ws->h = h;
     ws->arg = arg;
     ws->opts = *opts;
-    if (!ws->ctx->deflate)
-        ws->opts.deflate_bits = 0; /* no streams to do it with */
+    if (!ws->ctx->deflate || !ws->opts.deflate_bits)
+        ws->opts.deflate_bits = ws->opts.deflate_client_bits = 0; /* no streams to do it with */
     ws->admit.granted = on_admitted;
     ws->stats.conn_id = gw_conn_id(c);
     ws->opened_ms = ws->last_rx_ms = ws->last_ping_ms = gw_mono_ms();

@@ -81,8 +81,13 @@ struct gw_ws_options {
     bool echo_binary; /* /echo: binary messages come back as they are (else 1003) */
     /* permessage-deflate was negotiated (http.c): the server's window bits,
      * 8..15; 0 when it was not.  Neither side keeps context between
-     * messages, so nothing else about it lives per connection. */
+     * messages, so nothing else about it lives per connection... */
     uint8_t deflate_bits;
+    /* ...unless the client keeps its window (--deflate-client-context and
+     * an offer without client_no_context_takeover): its window bits, 8..15,
+     * and the connection keeps an inflate stream from its first compressed
+     * message on; 0 when each message it sends stands alone. */
+    uint8_t deflate_client_bits;
 };
 
 /* Takes over c (after the 101 head was written).  NULL on no memory, in which
@@ -104,8 +109,9 @@ void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 bool gw_ws_is_open(const struct gw_ws *ws);
 
 /* After a 101 on /echo: every text message comes back unchanged.
- * deflate_bits as in gw_ws_options. */
-void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c, uint8_t deflate_bits);
+ * deflate_bits and deflate_client_bits as in gw_ws_options. */
+void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c, uint8_t deflate_bits,
+                      uint8_t deflate_client_bits);
 uint64_t gw_ws_conn_id(const struct gw_ws *ws);
 
 #endif

@@ -35,7 +35,8 @@ static const struct gw_ws_handler echo_handler = {
     .on_closed = echo_closed,
 };
 
-void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c, uint8_t deflate_bits)
+void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c, uint8_t deflate_bits,
+                      uint8_t deflate_client_bits)
 {
     struct echo *e = calloc(1, sizeof(*e));
     if (!e) {
@@ -48,6 +49,7 @@ void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c, uint8_t deflate_bit
         .idle_timeout_ms = ctx->cfg->idle_timeout * 1000,
         .echo_binary = true,
         .deflate_bits = deflate_bits,
+        .deflate_client_bits = deflate_client_bits,
     };
     e->ws = gw_ws_attach(c, &o, &echo_handler, e);
     if (!e->ws)

@@ -14,16 +14,22 @@
 
 #define LIMIT 4096
 
-static void offer(const char *text)
+static void offer(const char *text, bool client_context)
 {
     struct chat_wsdeflate d;
-    bool ok = chat_wsdeflate_negotiate(text, &d);
+    bool ok = chat_wsdeflate_negotiate(text, client_context, &d);
     FUZZ_CHECK(ok == d.on);
     if (!ok)
         return;
     FUZZ_CHECK(d.server_max_window_bits >= 8 && d.server_max_window_bits <= 15);
     char answer[160];
     FUZZ_CHECK(chat_wsdeflate_response(&d, answer, sizeof(answer)) == 0);
+    FUZZ_CHECK(d.client_max_window_bits >= 8 && d.client_max_window_bits <= 15);
+    FUZZ_CHECK(client_context || d.client_no_context_takeover);
+    /* libchat_client's offer never lets the client keep a window, so only
+     * such answers are ones it must accept. */
+    if (!d.client_no_context_takeover)
+        return;
     struct chat_wsdeflate back;
     FUZZ_CHECK(chat_wsdeflate_parse_response(answer, &back) == 0);
     FUZZ_CHECK(back.on && back.server_no_context_takeover && back.client_no_context_takeover);
@@ -82,9 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(text != NULL);
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
-    if (data[0] % 3 == 0)
-        offer(text);
-    else
+    if (data[0] % 3 == 0) {
+        offer(text, false);
+        offer(text, true);
+    } else
         answer(text);
     free(text);
     return 0;

@@ -58,6 +58,7 @@ static const char *const env_names[] = {
     "CHAT_PRESENCE_BATCH",
     "CHAT_DEFLATE",
     "CHAT_DEFLATE_MIN",
+    "CHAT_DEFLATE_CLIENT_CONTEXT",
 };
 
 static void clear_env(void)
@@ -741,6 +742,12 @@ START_TEST(test_deflate)
     ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, (char *)NULL), CHAT_CONFIG_OK);
     ck_assert(cfg.deflate);
     ck_assert_uint_eq(cfg.deflate_min, 128);
+    ck_assert(!cfg.deflate_client_context);
+    chat_config_deinit(&cfg);
+    ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, "--deflate-client-context", "on",
+                          (char *)NULL),
+                     CHAT_CONFIG_OK);
+    ck_assert(cfg.deflate_client_context);
     chat_config_deinit(&cfg);
     ck_assert_int_eq(
         load(&cfg, "--jwt-secret=" SECRET, "--deflate", "off", "--deflate-min=0", (char *)NULL),
@@ -750,9 +757,11 @@ START_TEST(test_deflate)
     chat_config_deinit(&cfg);
     setenv("CHAT_DEFLATE", "no", 1);
     setenv("CHAT_DEFLATE_MIN", "4096", 1);
+    setenv("CHAT_DEFLATE_CLIENT_CONTEXT", "yes", 1);
     ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, (char *)NULL), CHAT_CONFIG_OK);
     ck_assert(!cfg.deflate);
     ck_assert_uint_eq(cfg.deflate_min, 4096);
+    ck_assert(cfg.deflate_client_context);
     chat_config_deinit(&cfg);
     /* The flag wins over the environment. */
     ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, "--deflate=on", (char *)NULL),

@@ -12,7 +12,7 @@
 struct form {
     const char *text;
     bool ok;
-    int bits; /* server_max_window_bits it sets, 0 when none */
+    int bits; /* the window bits it sets, 0 when none */
 };
 
 static const struct form server_nct[] = {
@@ -41,8 +41,8 @@ static const struct form server_bits[] = {
 static const struct form client_bits[] = {
     {"", true, 0},
     {"; client_max_window_bits", true, 0},
-    {"; client_max_window_bits=9", true, 0},
-    {"; client_max_window_bits=15", true, 0},
+    {"; client_max_window_bits=9", true, 9},
+    {"; client_max_window_bits=15", true, 15},
     {"; client_max_window_bits=16", false, 0},
     {"; client_max_window_bits=x", false, 0},
     {"; client_max_window_bits; client_max_window_bits=10", false, 0},
@@ -50,43 +50,53 @@ static const struct form client_bits[] = {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Every combination of the four parameters: accepted exactly when each one
- * is, answered with both no_context_takeover and the window asked for. */
+/* Every combination of the four parameters, with and without letting the
+ * client keep its window: accepted exactly when each one is, answered with
+ * server_no_context_takeover, the server window asked for, and
+ * client_no_context_takeover unless the client may keep context and did not
+ * offer to drop it (then with the client window it offered, if any). */
 START_TEST(test_negotiate_every_combination)
 {
     size_t tried = 0;
-    for (size_t a = 0; a < N(server_nct); a++)
-        for (size_t b = 0; b < N(client_nct); b++)
-            for (size_t c = 0; c < N(server_bits); c++)
-                for (size_t d = 0; d < N(client_bits); d++) {
-                    char offer[512];
-                    snprintf(offer, sizeof(offer), "permessage-deflate%s%s%s%s",
-                             server_bits[c].text, client_nct[b].text, client_bits[d].text,
-                             server_nct[a].text);
-                    bool want = server_nct[a].ok && client_nct[b].ok && server_bits[c].ok &&
-                                client_bits[d].ok;
-                    struct chat_wsdeflate got;
-                    ck_assert_msg(chat_wsdeflate_negotiate(offer, &got) == want, "offer '%s'",
-                                  offer);
-                    ck_assert(got.on == want);
-                    tried++;
-                    if (!want)
-                        continue;
-                    int bits = server_bits[c].bits ? server_bits[c].bits : 15;
-                    ck_assert_int_eq(got.server_max_window_bits, bits);
-                    ck_assert(got.server_no_context_takeover && got.client_no_context_takeover);
-                    char answer[160], expect[160];
-                    ck_assert_int_eq(chat_wsdeflate_response(&got, answer, sizeof(answer)), 0);
-                    snprintf(expect, sizeof(expect),
-                             "permessage-deflate; server_no_context_takeover; "
-                             "client_no_context_takeover%s",
-                             bits < 15 ? "; server_max_window_bits=" : "");
-                    if (bits < 15)
-                        snprintf(expect + strlen(expect), sizeof(expect) - strlen(expect), "%d",
-                                 bits);
-                    ck_assert_str_eq(answer, expect);
-                }
-    ck_assert_uint_eq(tried, N(server_nct) * N(client_nct) * N(server_bits) * N(client_bits));
+    for (int context = 0; context < 2; context++)
+        for (size_t a = 0; a < N(server_nct); a++)
+            for (size_t b = 0; b < N(client_nct); b++)
+                for (size_t c = 0; c < N(server_bits); c++)
+                    for (size_t d = 0; d < N(client_bits); d++) {
+                        char offer[512];
+                        snprintf(offer, sizeof(offer), "permessage-deflate%s%s%s%s",
+                                 server_bits[c].text, client_nct[b].text, client_bits[d].text,
+                                 server_nct[a].text);
+                        bool want = server_nct[a].ok && client_nct[b].ok && server_bits[c].ok &&
+                                    client_bits[d].ok;
+                        struct chat_wsdeflate got;
+                        ck_assert_msg(chat_wsdeflate_negotiate(offer, context, &got) == want,
+                                      "offer '%s'", offer);
+                        ck_assert(got.on == want);
+                        tried++;
+                        if (!want)
+                            continue;
+                        int bits = server_bits[c].bits ? server_bits[c].bits : 15;
+                        ck_assert_int_eq(got.server_max_window_bits, bits);
+                        bool want_nct = !context || client_nct[b].text[0];
+                        int cbits = client_bits[d].bits ? client_bits[d].bits : 15;
+                        ck_assert(got.server_no_context_takeover);
+                        ck_assert(got.client_no_context_takeover == want_nct);
+                        ck_assert_int_eq(got.client_max_window_bits, cbits);
+                        char answer[160], expect[160];
+                        ck_assert_int_eq(chat_wsdeflate_response(&got, answer, sizeof(answer)), 0);
+                        snprintf(expect, sizeof(expect),
+                                 "permessage-deflate; server_no_context_takeover%s",
+                                 want_nct ? "; client_no_context_takeover" : "");
+                        if (bits < 15)
+                            snprintf(expect + strlen(expect), sizeof(expect) - strlen(expect),
+                                     "; server_max_window_bits=%d", bits);
+                        if (!want_nct && cbits < 15)
+                            snprintf(expect + strlen(expect), sizeof(expect) - strlen(expect),
+                                     "; client_max_window_bits=%d", cbits);
+                        ck_assert_str_eq(answer, expect);
+                    }
+    ck_assert_uint_eq(tried, 2 * N(server_nct) * N(client_nct) * N(server_bits) * N(client_bits));
 }
 END_TEST
 
@@ -97,12 +107,12 @@ START_TEST(test_negotiate_lists)
     ck_assert(chat_wsdeflate_negotiate("permessage-deflate; server_max_window_bits=7, "
                                        "permessage-deflate; server_max_window_bits=10, "
                                        "permessage-deflate; server_max_window_bits=12",
-                                       &d));
+                                       false, &d));
     ck_assert_int_eq(d.server_max_window_bits, 10);
     /* Other extensions, case, whitespace and empty list items. */
     ck_assert(chat_wsdeflate_negotiate(" , x-webkit-deflate-frame ,\tPermessage-Deflate ;"
                                        "Server_Max_Window_Bits = 9 ,",
-                                       &d));
+                                       false, &d));
     ck_assert_int_eq(d.server_max_window_bits, 9);
     /* Refused: nothing, other extensions only, unknown parameters, junk. */
     static const char *const refused[] = {
@@ -118,10 +128,11 @@ START_TEST(test_negotiate_lists)
         "\"permessage-deflate\"",
     };
     for (size_t i = 0; i < N(refused); i++)
-        ck_assert_msg(!chat_wsdeflate_negotiate(refused[i], &d) && !d.on, "'%s'", refused[i]);
-    ck_assert(!chat_wsdeflate_negotiate(NULL, &d));
+        ck_assert_msg(!chat_wsdeflate_negotiate(refused[i], false, &d) && !d.on, "'%s'",
+                      refused[i]);
+    ck_assert(!chat_wsdeflate_negotiate(NULL, false, &d));
     /* Junk after an acceptable offer does not matter: it was taken first. */
-    ck_assert(chat_wsdeflate_negotiate("permessage-deflate, \x01", &d));
+    ck_assert(chat_wsdeflate_negotiate("permessage-deflate, \x01", false, &d));
     /* An answer that does not fit. */
     char small[16];
     ck_assert_int_eq(chat_wsdeflate_response(&d, small, sizeof(small)), -1);

@@ -483,18 +483,23 @@ START_TEST(test_ping_and_idle)
 }
 END_TEST
 
-/* The gateway's chat_ws_parsers gauge. */
-static long ws_parsers(void)
+/* One of the gateway's gauges, found by "\\nname{" in /metrics. */
+static long gauge(const char *name)
 {
     struct tg_resp *r = tg_get("/metrics");
     ck_assert_int_eq(r->status, 200);
-    const char *line = strstr(r->body, "\nchat_ws_parsers");
-    ck_assert_msg(line, "no chat_ws_parsers in /metrics");
+    const char *line = strstr(r->body, name);
+    ck_assert_msg(line, "no %s in /metrics", name + 1);
     line = strchr(line + 1, ' ');
     ck_assert_ptr_nonnull(line);
     long n = strtol(line + 1, NULL, 10);
     tg_resp_release(r);
     return n;
+}
+
+static long ws_parsers(void)
+{
+    return gauge("\nchat_ws_parsers{");
 }
 
 /* Polls the gauge until it is want (the gateway reads on its own time). */
@@ -675,7 +680,8 @@ static void expect_echo(struct tg_conn *c, const void *want, size_t len)
 {
     struct frame f;
     ck_assert_msg(ws_recv(c, &f), "no echo");
-    ck_assert_int_eq(f.opcode, OP_TEXT);
+    ck_assert_msg(f.opcode == OP_TEXT, "echo of %zu bytes: opcode %d (close code %d)", len,
+                  f.opcode, f.opcode == 8 && f.len >= 2 ? f.payload[0] << 8 | f.payload[1] : 0);
     ck_assert(f.fin);
     ck_assert_msg(f.rsv1 == (len >= 128), "echo of %zu bytes: rsv1 %d", len, f.rsv1);
     char *data = (char *)f.payload;
@@ -882,6 +888,119 @@ START_TEST(test_deflate_bad_data_1007)
 }
 END_TEST
 
+/* A client's stream kept across messages, as a browser's would be without
+ * client_no_context_takeover: the second message refers back into the first. */
+struct client_stream {
+    z_stream zs;
+};
+
+static void client_stream_init(struct client_stream *cs, int bits)
+{
+    memset(cs, 0, sizeof(*cs));
+    ck_assert_int_eq(deflateInit2(&cs->zs, 6, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+}
+
+/* keep: the stream goes on from the last message (else it starts afresh). */
+static void client_stream_send(struct client_stream *cs, struct tg_conn *c, const char *text,
+                               bool keep)
+{
+    size_t len = strlen(text);
+    if (!keep)
+        ck_assert_int_eq(deflateReset(&cs->zs), Z_OK);
+    uint8_t out[4096];
+    ck_assert_uint_lt(len, sizeof(out) - 64);
+    cs->zs.next_in = (Bytef *)text;
+    cs->zs.avail_in = (uInt)len;
+    cs->zs.next_out = out;
+    cs->zs.avail_out = sizeof(out);
+    ck_assert_int_eq(deflate(&cs->zs, Z_SYNC_FLUSH), Z_OK);
+    size_t zlen = sizeof(out) - cs->zs.avail_out;
+    ck_assert_uint_ge(zlen, 4);
+    ws_send_raw(c, OP_TEXT, true, 4, true, out, zlen - 4); /* tail dropped */
+}
+
+/*
+ * --deflate-client-context on: a client that does not offer
+ * client_no_context_takeover may keep its window, the answer says so, and
+ * the gateway keeps one inflate stream for it (a gauge counts them) from
+ * its first compressed message until it closes.  Off (the default), the
+ * same stream is refused with 1007 (it refers to bytes the gateway did not
+ * keep).
+ */
+START_TEST(test_deflate_client_context)
+{
+    char *first = chat_text(600);
+    char second[700];
+    snprintf(second, sizeof(second), "again: %s", first);
+    struct client_stream cs;
+
+    /* Off: the answer asks for client_no_context_takeover. */
+    struct tg_conn *c = ws_open_deflate();
+    client_stream_init(&cs, 15);
+    client_stream_send(&cs, c, first, true);
+    expect_echo(c, first, strlen(first));
+    client_stream_send(&cs, c, second, true);
+    expect_close(c, 1007);
+    deflateEnd(&cs.zs);
+    tg_conn_close(c);
+
+    static const char *const on[] = {"CHAT_DEFLATE_CLIENT_CONTEXT=on", NULL};
+    tg_gateway_restart(on);
+    static const struct {
+        const char *extra;
+        const char *answer;
+    } cases[] = {
+        {"Sec-WebSocket-Extensions: permessage-deflate\r\n",
+         "permessage-deflate; server_no_context_takeover"},
+        {"Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n",
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+        {"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n",
+         "permessage-deflate; server_no_context_takeover; client_max_window_bits=10"},
+        {"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+         "permessage-deflate; server_no_context_takeover"},
+    };
+    const int bits[] = {15, 15, 10, 15};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char ext[256];
+        c = ws_open_ext(cases[i].extra, ext, sizeof(ext));
+        ck_assert_msg(strcmp(ext, cases[i].answer) == 0, "offer #%zu: answer '%s', want '%s'", i,
+                      ext, cases[i].answer);
+        bool keeps = strstr(ext, "client_no_context_takeover") == NULL;
+        ck_assert_int_eq(gauge("\nchat_deflate_client_windows{"), 0);
+        client_stream_init(&cs, bits[i]);
+        client_stream_send(&cs, c, first, keeps);
+        expect_echo(c, first, strlen(first));
+        client_stream_send(&cs, c, second, keeps);
+        expect_echo(c, second, strlen(second));
+        ck_assert_int_eq(gauge("\nchat_deflate_client_windows{"), keeps ? 1 : 0);
+        /* Plain messages in between leave the window alone. */
+        ws_send_text(c, "plain");
+        expect_echo(c, "plain", 5);
+        client_stream_send(&cs, c, first, keeps);
+        expect_echo(c, first, strlen(first));
+        deflateEnd(&cs.zs);
+        tg_conn_close(c);
+        for (int64_t until = tg_mono_ms() + 3000;
+             gauge("\nchat_deflate_client_windows{") != 0 && tg_mono_ms() < until;)
+            poll(NULL, 0, 10);
+        ck_assert_int_eq(gauge("\nchat_deflate_client_windows{"), 0);
+    }
+    /* The zip bomb is bounded the same way with a kept window. */
+    c = ws_open_ext("Sec-WebSocket-Extensions: permessage-deflate\r\n", (char[256]){0}, 256);
+    size_t n = 1 << 20;
+    char *zeros = calloc(1, n);
+    uint8_t *z = malloc(n + 64);
+    ck_assert(zeros && z);
+    size_t zlen = zcompress(zeros, n, z);
+    ws_send_raw(c, OP_TEXT, true, 4, true, z, zlen);
+    expect_close(c, 1009);
+    tg_conn_close(c);
+    free(zeros);
+    free(z);
+    free(first);
+}
+END_TEST
+
 TCase *ws_deflate_tcase(void)
 {
     TCase *tc = tcase_create("ws_deflate");
@@ -893,5 +1012,6 @@ TCase *ws_deflate_tcase(void)
     tcase_add_test(tc, test_deflate_fragmented);
     tcase_add_test(tc, test_deflate_zip_bomb_1009);
     tcase_add_test(tc, test_deflate_bad_data_1007);
+    tcase_add_test(tc, test_deflate_client_context);
     return tc;
 }
