@@ -1,6 +1,65 @@
 #include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
 
 #include "frame.h"
+
+struct gw_blob {
+    unsigned refs;
+    size_t len;
+    char *bytes;
+};
+
+struct gw_blob *gw_blob_adopt(char *bytes, size_t len)
+{
+    struct gw_blob *b = malloc(sizeof(*b));
+    if (!b) {
+        free(bytes);
+        return NULL;
+    }
+    *b = (struct gw_blob){.refs = 1, .len = len, .bytes = bytes};
+    return b;
+}
+
+struct gw_blob *gw_blob_copy(const void *bytes, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, bytes, len);
+    return gw_blob_adopt(copy, len);
+}
+
+const char *gw_blob_bytes(const struct gw_blob *b)
+{
+    return b->bytes;
+}
+
+void gw_blob_release(struct gw_blob *b)
+{
+    if (b && --b->refs == 0) {
+        free(b->bytes);
+        free(b);
+    }
+}
+
+static void blob_drained(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    gw_blob_release(arg);
+}
+
+int gw_blob_append(struct evbuffer *out, struct gw_blob *b)
+{
+    b->refs++;
+    if (evbuffer_add_reference(out, b->bytes, b->len, blob_drained, b) != 0) {
+        b->refs--;
+        return -1;
+    }
+    return 0;
+}
 
 size_t gw_frame_header(uint8_t *out, size_t len)
 {
@@ -42,7 +101,8 @@ void gw_frame_text_shared(struct gw_frame *f, struct gw_frame_z *z, const char *
 
 void gw_frame_z_deinit(struct gw_frame_z *z)
 {
-    free(z->data);
+    gw_blob_release(z->data);
+    gw_blob_release(z->copy);
     *z = (struct gw_frame_z){0};
 }
 

@@ -19,11 +19,38 @@
  * zero-initialises it and calls gw_frame_z_deinit when it is done.
  */
 struct gw_frame_z {
-    uint8_t bits; /* window it was compressed for; 0: not made yet */
-    bool plain;   /* compression failed or did not shrink it: send it plain */
-    char *data;   /* malloc'd compressed payload */
+    uint8_t bits;         /* window it was compressed for; 0: not made yet */
+    bool plain;           /* compression failed or did not shrink it: send it plain */
+    struct gw_blob *data; /* the compressed payload */
     size_t len;
+    /* The plain payload, copied once when a recipient's share of it would be
+     * at least GW_FRAME_SHARE_MIN, so that every recipient's output refers to
+     * one copy (gw_blob_append) instead of holding its own. */
+    struct gw_blob *copy;
 };
+
+/*
+ * Bytes referred to by many output buffers at once: a 1 MiB image to 1,000
+ * local members queues 1 MiB, not 1 GiB, however slowly they read.
+ * Refcounted; loop thread only.
+ */
+struct gw_blob;
+struct evbuffer;
+
+/* Payloads from this size on are shared by reference; below it a copy
+ * into the output buffer's last chain costs less than a chain of its own. */
+#define GW_FRAME_SHARE_MIN (8u * 1024)
+
+/* Takes bytes (malloc'd); NULL on no memory, bytes freed then. */
+struct gw_blob *gw_blob_adopt(char *bytes, size_t len);
+/* A copy of bytes; NULL on no memory. */
+struct gw_blob *gw_blob_copy(const void *bytes, size_t len);
+const char *gw_blob_bytes(const struct gw_blob *b);
+/* Drops one reference; the last frees it.  NULL is a no-op. */
+void gw_blob_release(struct gw_blob *b);
+/* Appends b's bytes to out without copying them; the reference it takes is
+ * dropped when out has written or drained them.  0, or -1 on no memory. */
+int gw_blob_append(struct evbuffer *out, struct gw_blob *b);
 
 struct gw_frame {
     uint8_t header[10];

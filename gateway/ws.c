@@ -692,7 +692,7 @@ static const char *compressed_payload(struct gw_ws *ws, const struct gw_frame *f
     struct gw_frame_z *z = f->z;
     if (z && z->bits == bits) {
         *len = z->len;
-        return z->plain ? NULL : z->data;
+        return z->plain ? NULL : gw_blob_bytes(z->data);
     }
     char *out = NULL;
     size_t outlen = 0;
@@ -707,7 +707,14 @@ static const char *compressed_payload(struct gw_ws *ws, const struct gw_frame *f
         outlen = f->len;
     }
     if (z && z->bits == 0) {
-        *z = (struct gw_frame_z){.bits = (uint8_t)bits, .plain = plain, .data = out, .len = outlen};
+        z->bits = (uint8_t)bits;
+        z->len = outlen;
+        if (!plain && !(z->data = gw_blob_adopt(out, outlen)))
+            plain = true; /* out went with it */
+        z->plain = plain;
+        if (plain)
+            return NULL;
+        out = (char *)gw_blob_bytes(z->data);
     } else {
         *owned = out;
     }
@@ -715,6 +722,23 @@ static const char *compressed_payload(struct gw_ws *ws, const struct gw_frame *f
         return NULL;
     *len = outlen;
     return out;
+}
+
+/* The blob to append by reference for a fan-out's payload of len bytes at
+ * payload (the plain one or its shared compressed form), or NULL to copy it:
+ * small, not a fan-out, or no memory for the shared copy. */
+static struct gw_blob *shared_payload(const struct gw_frame *f, const char *payload, size_t len)
+{
+    struct gw_frame_z *z = f->z;
+    if (!z || len < GW_FRAME_SHARE_MIN)
+        return NULL;
+    if (z->data && payload == gw_blob_bytes(z->data))
+        return z->data;
+    if (payload != f->payload)
+        return NULL; /* compressed for this connection alone */
+    if (!z->copy)
+        z->copy = gw_blob_copy(f->payload, f->len);
+    return z->copy;
 }
 
 static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
@@ -752,7 +776,9 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
         gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_OUT_RAW, f->len);
     }
     struct evbuffer *out = gw_conn_output(ws->conn);
-    int rc = evbuffer_add(out, header, header_len) != 0 || evbuffer_add(out, payload, len) != 0
+    struct gw_blob *shared = shared_payload(f, payload, len);
+    int rc = evbuffer_add(out, header, header_len) != 0 ||
+                     (shared ? gw_blob_append(out, shared) : evbuffer_add(out, payload, len)) != 0
                  ? GW_ERR_NOMEM
                  : GW_OK;
     free(owned);

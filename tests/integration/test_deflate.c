@@ -163,6 +163,34 @@ START_TEST(test_mixed_clients_share_a_room)
         json_decref(m);
     }
     ck_assert_int_eq(metric(0, "chat_deflate_compressions_total"), comp0);
+
+    /* Under it, an image whose compressed form is still over
+     * GW_FRAME_SHARE_MIN: compressed once, and that one compressed copy is
+     * what every deflate recipient's output refers to. */
+    enum { MID = 40000 };
+    char *mid = malloc(sizeof(head) + MID + 3);
+    ck_assert_ptr_nonnull(mid);
+    memcpy(mid, head, sizeof(head) - 1);
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned x = 12345;
+    for (size_t i = 0; i < MID; i++, x = x * 1103515245u + 12345u)
+        mid[sizeof(head) - 1 + i] = b64[(x >> 16) & 63];
+    memcpy(mid + sizeof(head) - 1 + MID, "\"}", 3);
+    wire0 = metric(0, "chat_deflate_out_bytes_total");
+    ck_assert_int_eq(tc_send(c[3], mid), 0);
+    mid[sizeof(head) - 1 + MID] = '\0'; /* the body alone, to compare with */
+    for (int i = 0; i <= CLIENTS; i++) {
+        json_t *m = tc_wait_type(c[i], "message", 3 * H_TIMEOUT_MS);
+        ck_assert_msg(m != NULL, "client %d: the mid-size image is missing", i);
+        ck_assert_str_eq(json_string_value(json_object_get(m, "body")),
+                         mid + sizeof(head) - 1 - strlen("data:image/png;base64,"));
+        json_decref(m);
+    }
+    ck_assert_int_eq(metric(0, "chat_deflate_compressions_total"), comp0 + 1);
+    wire = metric(0, "chat_deflate_out_bytes_total") - wire0;
+    /* Two deflate recipients on gateway 0, each sent more than 8 KiB. */
+    ck_assert_msg(wire > 2 * 8192 && wire < 2 * MID, "compressed bytes out %llu", wire);
+    free(mid);
     for (int i = 0; i <= CLIENTS; i++)
         tc_free(c[i]);
 }
