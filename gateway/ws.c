@@ -44,6 +44,7 @@ struct gw_ws {
     int sending;        /* a gw_ws_send_* call is on the stack */
     bool read_paused;   /* output over GW_WS_READ_PAUSE: input waits */
     bool admit_waiting; /* a large message waits for admission: input waits */
+    bool admit_owed;    /* ...or an inflated one is paid for after the fact */
     /* The data message being received, assembled here rather than by wslay
      * (no buffering): its pages are touched as its bytes come, and the
      * handler takes the buffer without a copy. */
@@ -93,7 +94,7 @@ static void request_close(struct gw_ws *ws, uint16_t code, const char *reason)
     /* Input is ignored from now on: a slot or a place in the queue would
      * only keep others waiting. */
     gw_admit_release(ws->ctx->admit, &ws->admit);
-    ws->admit_waiting = false;
+    ws->admit_waiting = ws->admit_owed = false;
     ws->close_code = code;
     snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
 }
@@ -246,7 +247,10 @@ static char *take_message(struct gw_ws *ws, size_t *len)
     *len = ws->msg_len;
     ws->msg = NULL;
     ws->msg_bytes = ws->msg_len = ws->msg_cap = 0;
-    gw_admit_release(ws->ctx->admit, &ws->admit);
+    /* A debt still queued (charge_inflated) stays: a message wslay had
+     * already buffered must not cancel what the one before it owes. */
+    if (!ws->admit_owed)
+        gw_admit_release(ws->ctx->admit, &ws->admit);
     return msg;
 }
 
@@ -254,9 +258,39 @@ static void on_admitted(struct gw_admit_waiter *w)
 {
     struct gw_ws *ws = (struct gw_ws *)((char *)w - offsetof(struct gw_ws, admit));
     ws->admit_waiting = false;
+    if (ws->admit_owed) {
+        /* Paid for messages already handled: unless one is being assembled,
+         * nothing needs the slot, and holding it idle would look like a
+         * stalled upload. */
+        ws->admit_owed = false;
+        if (!ws->msg)
+            gw_admit_release(ws->ctx->admit, &ws->admit);
+    }
     if (!ws->read_paused)
         gw_conn_hold_input(ws->conn, false);
     proceed(ws); /* wslay resumes the frame it stopped in */
+}
+
+/*
+ * Large messages pay --large-message-rate tokens for their bytes past
+ * GW_WS_SMALL_MESSAGE before they are read (on_wslay_frame_start), but a
+ * compressed one is small on the wire and only shows its size once inflated:
+ * a client could make the node inflate and parse megabytes a second without
+ * ever waiting its turn.  So the inflated bytes not yet paid for are
+ * charged now, and until the node's bucket has them the connection is not
+ * read again; this message, already inflated, goes on.
+ */
+static void charge_inflated(struct gw_ws *ws, size_t wire_len, size_t inflated_len)
+{
+    size_t paid = wire_len > GW_WS_SMALL_MESSAGE ? wire_len : GW_WS_SMALL_MESSAGE;
+    if (inflated_len <= paid)
+        return;
+    if (gw_admit_acquire(ws->ctx->admit, &ws->admit, inflated_len - paid)) {
+        gw_admit_release(ws->ctx->admit, &ws->admit);
+        return;
+    }
+    ws->admit_waiting = ws->admit_owed = true;
+    gw_conn_hold_input(ws->conn, true);
 }
 
 /*
@@ -287,6 +321,7 @@ static char *inflate_message(struct gw_ws *ws, uint8_t opcode, char *data, size_
     switch (rc) {
     case CHAT_WSDEFLATE_OK:
         gw_metrics_add(ws->ctx->metrics, GW_M_DEFLATE_IN_RAW, outlen);
+        charge_inflated(ws, *len, outlen);
         *len = outlen;
         return out;
     case CHAT_WSDEFLATE_E_TOO_BIG:

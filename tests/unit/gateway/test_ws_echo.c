@@ -1001,6 +1001,42 @@ START_TEST(test_deflate_client_context)
 }
 END_TEST
 
+/*
+ * A compressed message is small on the wire, so it passes no admission
+ * while it is read; once inflated, its bytes past 64 KiB are charged to the
+ * node's --large-message-rate bucket, and the connection is not read again
+ * until the bucket has them.  Eight messages of 200 KiB, each sent after
+ * the echo of the one before: the first seven owe 7 x 136 KiB; the bucket
+ * starts with one --max-message (256 KiB) and grants whenever it is above
+ * zero (so one message's worth of debt is never waited for), which leaves
+ * (952 - 256 - 136) KiB at 512 KiB/s, 1.1 s, before the eighth may be read;
+ * without the charge all eight take a few milliseconds.
+ */
+START_TEST(test_deflate_inflated_bytes_admitted)
+{
+    static const char *const env[] = {"CHAT_MAX_MESSAGE=262144", "CHAT_LARGE_MESSAGE_RATE=524288",
+                                      NULL};
+    tg_gateway_restart(env);
+    enum { N = 8, SIZE = 200 * 1024 };
+    char *text = chat_text(SIZE);
+    struct tg_conn *c = ws_open_deflate();
+    int64_t t0 = tg_mono_ms();
+    /* One at a time: what wslay has already buffered is handled before the
+     * hold, so the pacing shows in what is read after each echo. */
+    for (int i = 0; i < N; i++) {
+        ws_send_deflated(c, text, SIZE);
+        expect_echo(c, text, SIZE);
+    }
+    int64_t took = tg_mono_ms() - t0;
+    ck_assert_msg(took >= 900, "8 compressed 200 KiB messages echoed in %lld ms", (long long)took);
+    /* Paid up, the connection is read as before, and holds no slot. */
+    ws_send_text(c, "after");
+    expect_echo(c, "after", 5);
+    tg_conn_close(c);
+    free(text);
+}
+END_TEST
+
 TCase *ws_deflate_tcase(void)
 {
     TCase *tc = tcase_create("ws_deflate");
@@ -1013,5 +1049,6 @@ TCase *ws_deflate_tcase(void)
     tcase_add_test(tc, test_deflate_zip_bomb_1009);
     tcase_add_test(tc, test_deflate_bad_data_1007);
     tcase_add_test(tc, test_deflate_client_context);
+    tcase_add_test(tc, test_deflate_inflated_bytes_admitted);
     return tc;
 }
