@@ -106,8 +106,8 @@ static const struct opt opts[] = {
     {"metrics-bind", "CHAT_METRICS_BIND", "ADDR:PORT", OPT_STRING, OFF(metrics_bind), 0, 0, NULL,
      "off", "serve /metrics (and /healthz) on this address only, not on --port (IPv6 in [ ])"},
     {"redis-timeout", "CHAT_REDIS_TIMEOUT", "SEC", OPT_INT, OFF(redis_timeout), 1, 60, "2", NULL,
-     "a Redis command or connect not answered this long marks Redis down (requests get "
-     "unavailable, /healthz 503), 1-60"},
+     "a Redis command or connect not answered this long, with no other reply coming on that "
+     "connection, marks Redis down (requests get unavailable, /healthz 503), 1-60"},
     {"durability", "CHAT_DURABILITY", "MODE", OPT_DURABILITY, OFF(durability_replica), 0, 0,
      "primary", NULL,
      "primary: a message is acked once Redis has it; replica: only once WAIT confirms a "

@@ -79,7 +79,7 @@ struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void 
     p->bus = bus;
     p->cb = cb;
     p->arg = arg;
-    p->start_us = now_us();
+    p->start_us = p->idle_since_us = now_us();
     p->ac = ac;
     TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     return p;
@@ -87,9 +87,17 @@ struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void 
 
 void gw_bus_pending_done(struct pending *p, struct redisReply *reply)
 {
+    if (reply) {
+        int64_t now = now_us();
+        for (struct pending *q = TAILQ_NEXT(p, link); q; q = TAILQ_NEXT(q, link)) {
+            if (q->ac == p->ac) {
+                q->idle_since_us = now;
+                break;
+            }
+        }
+        gw_metrics_redis_rtt(p->bus->ctx->metrics, now - p->start_us);
+    }
     TAILQ_REMOVE(&p->bus->in_flight, p, link);
-    if (reply)
-        gw_metrics_redis_rtt(p->bus->ctx->metrics, now_us() - p->start_us);
     redisAsyncContext *outer = p->bus->reply_ac;
     p->bus->reply_ac = reply ? p->ac : NULL;
     p->cb(p->bus, reply, p->arg);
@@ -377,7 +385,8 @@ static void send_probe(struct gw_bus *bus, int64_t now)
 
 /*
  * Every BUS_WATCH_MS: a connect or handshake past --redis-timeout, or a
- * command unanswered that long, drops the connection; an idle command
+ * command unanswered that long with no reply at all coming on its
+ * connection meanwhile, drops the connection; an idle command
  * connection is PINGed; a probe is published on this node's own channel and
  * must come back through the subscriber, or delivery counts as stalled (and
  * a subscriber that stays silent is dropped and rebuilt).
@@ -399,13 +408,14 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         }
     }
     struct pending *oldest = TAILQ_FIRST(&bus->in_flight);
-    if (oldest && now - oldest->start_us / 1000 > timeout) {
+    if (oldest && now - oldest->idle_since_us / 1000 > timeout) {
+        int64_t waited = now - oldest->idle_since_us / 1000;
         if (bus->slots && oldest->ac != bus->cmd.ac) {
             chat_log(CHAT_LOG_WARN, "redis_hung conn=master reason=command waited_ms=%lld",
-                     (long long)(now - oldest->start_us / 1000));
+                     (long long)waited);
             gw_bus_cluster_drop(bus, oldest->ac);
         } else {
-            link_drop(bus, &bus->cmd, "command", now - oldest->start_us / 1000);
+            link_drop(bus, &bus->cmd, "command", waited);
         }
         return;
     }

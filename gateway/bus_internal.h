@@ -39,6 +39,10 @@ struct pending {
     gw_bus_reply_cb cb;
     void *arg;
     int64_t start_us;
+    /* Since when its connection has shown no progress: its start, or the
+     * last reply before it on the same connection.  The hang watchdog goes
+     * by this, so a queue behind a long, flowing reply is not a hang. */
+    int64_t idle_since_us;
     TAILQ_ENTRY(pending) link;
     /* Redis Cluster only: where it went, and a copy of the command for a
      * MOVED or ASK redirection (at most BUS_REDIRECTS_MAX of them). */

@@ -7,8 +7,8 @@
 --             position is still in history (recovered), else "before" 0.
 -- ARGV[2] seq bound, ARGV[3] count limit, ARGV[4] byte cap of the messages
 -- (0: none): "before" keeps the newest that fit, "after" the oldest.
--- Only the range asked for is read (LRANGE of those indexes), whatever the
--- list holds.
+-- Only the range asked for is read, whatever the list holds, and with a cap
+-- only as much of it as fits.
 -- Returns {current_seq, more (0/1), recovered (0/1), msg...}: more is 1 when
 -- further messages exist in the page's direction.
 for i, name in ipairs({'', 'bound', 'limit', 'cap'}) do
@@ -56,7 +56,43 @@ end
 if hi < lo then
     return {current, 0, recovered}
 end
-local msgs = redis.call('LRANGE', KEYS[2], lo, hi)
+local msgs
+if cap > 0 then
+    -- One message at a time from the end that is kept, stopping at the cap:
+    -- a page of 50 images of 1 MiB then costs Redis the ~4 MiB it returns,
+    -- not 50 MiB copied into Lua per join (which let a few joins a second
+    -- stall every client of this Redis).
+    local step, i, stop = 1, lo, hi
+    if mode ~= 'after' then
+        step, i, stop = -1, hi, lo
+    end
+    local got, total = {}, 0
+    while true do
+        local m = redis.call('LINDEX', KEYS[2], i)
+        if not m or (#got > 0 and total + #m > cap) then
+            break
+        end
+        total = total + #m
+        got[#got + 1] = m
+        if i == stop then
+            break
+        end
+        i = i + step
+    end
+    if mode == 'after' then
+        msgs, hi = got, lo + #got - 1
+    else
+        msgs, lo = {}, hi - #got + 1
+        for k = #got, 1, -1 do
+            msgs[#msgs + 1] = got[k]
+        end
+    end
+    if #msgs == 0 then
+        return {current, 0, recovered}
+    end
+else
+    msgs = redis.call('LRANGE', KEYS[2], lo, hi)
+end
 local more = 0
 if mode == 'after' then
     if hi < n - 1 then more = 1 end

@@ -19,7 +19,7 @@ still answers /healthz and exits 0 on SIGTERM.
 
     fanout_memory.py --gateway PATH [--members N] [--max-growth MIB]
 """
-import argparse, base64, json, os, re, signal, socket, subprocess, sys, tempfile, time
+import argparse, base64, os, re, signal, socket, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile  # noqa: E402  (WS client, login, redis and process helpers)
@@ -78,14 +78,10 @@ def main():
     signal.alarm(150)
     tmp = tempfile.mkdtemp(prefix="chatgw-fanout-memory-")
     redis, redis_port = hostile.start_redis(tmp)
-    log = os.path.join(tmp, "gw.log")
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1",
-               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    gw = subprocess.Popen([args.gateway, "--port", "0", "--bind", "127.0.0.1", "--redis",
-                           f"redis://127.0.0.1:{redis_port}/0", "--jwt-secret", hostile.SECRET,
-                           "--node-id", "fanout", "--rate", "1000/1000", "--login-rate", "0",
-                           "--max-conns-per-ip", "0", "--deflate", "off", "--drain-grace", "0"],
-                          stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+    gw, log = hostile.start_gateway(args.gateway, tmp, redis_port, "fanout",
+                                    ["--rate", "1000/1000", "--login-rate", "0",
+                                     "--max-conns-per-ip", "0", "--deflate", "off",
+                                     "--drain-grace", "0"])
     failures = []
     try:
         port = hostile.wait_listening(log, gw)
@@ -130,16 +126,11 @@ def main():
         for ws in members + [reader, sender]:
             ws.s.close()
     finally:
-        code = hostile.stop(gw)
-        hostile.stop(redis)
-    if code != 0:
-        failures.append(f"gateway exit {code} (see {log})")
-    for f in failures:
-        print("not ok -", f)
-    if failures:
-        return 1
-    print("ok - one shared copy for every slow member; the reader got it intact")
-    return 0
+        if sys.exc_info()[0] is not None:
+            failures.append("stopped by an exception (below)")
+        status = hostile.finish(failures, gw, redis, log,
+                                "one shared copy for every slow member; the reader got it intact")
+    return status
 
 
 if __name__ == "__main__":

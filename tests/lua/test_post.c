@@ -319,6 +319,22 @@ START_TEST(history_range_reads_only_the_page)
                  "11,12");
     expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "after", "0", "50", cap), 12, 1, 0, "3,4");
     expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "after", "0", "50", "1"), 12, 1, 0, "3");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "before", "7", "50", cap), 12, 1, 0,
+                 "5,6");
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "since", "8", "50", cap), 12, 1, 1,
+                 "9,10");
+    /* ...and reads no more of the list than that: the newest two that fit and
+     * the one that did not, plus the oldest for its seq. */
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+    expect_range(EVAL(c, "history_range", 2, SEQ, HIST, "before", "0", "50", cap), 12, 1, 0,
+                 "11,12");
+    r = redisCommand(c, "INFO commandstats");
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    const char *lindex = strstr(r->str, "cmdstat_lindex:calls=");
+    ck_assert_ptr_nonnull(lindex);
+    ck_assert_int_le(atoi(lindex + strlen("cmdstat_lindex:calls=")), 4);
+    ck_assert_ptr_null(strstr(r->str, "cmdstat_lrange:"));
+    freeReplyObject(r);
     lua_test_expect_error(EVAL(c, "history_range", 2, SEQ, HIST, "sideways", "0", "1", "0"));
     lua_test_expect_error(EVAL(c, "history_range", 2, SEQ, HIST, "before", "-1", "1", "0"));
     lua_test_expect_error(EVAL(c, "history_range", 2, SEQ, HIST, "before", "0", "x", "0"));
