@@ -108,6 +108,13 @@ size_t admin_redis_masters(const struct admin_redis *db);
 struct redisContext *admin_redis_master(struct admin_redis *db, size_t i);
 int admin_redis_master_addr(const struct admin_redis *db, size_t i, char *buf, size_t len);
 
+/* How many subscribers a PUBLISH on channel that answered published
+ * reached: published itself, except on a cluster, where PUBLISH counts one
+ * node's subscribers while the message reaches every node's: there, the sum
+ * of PUBSUB NUMSUB over the masters (a subscriber on a replica is not
+ * counted).  Best effort: a master that does not answer counts 0. */
+long long admin_redis_listeners(struct admin_redis *db, const char *channel, long long published);
+
 /* r if it is a reply of the expected type, else NULL after printing why
  * (what names the command) and freeing r; a NULL r is a failed connection. */
 struct redisReply *admin_redis_check(struct admin_redis *db, struct redisReply *r, int type,

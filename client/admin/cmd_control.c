@@ -123,7 +123,7 @@ int admin_cmd_kick(const struct admin_options *o)
                                       "PUBLISH control");
     if (!r)
         goto done;
-    long long nodes = r->integer;
+    long long nodes = admin_redis_listeners(db, control, r->integer);
     freeReplyObject(r);
     rv = report(o, json_pack("{s:s, s:I}", "kicked", user, "nodes", (json_int_t)nodes),
                 "kicked %s: %lld gateway%s closing its connections (code 4003)", user, nodes,
@@ -167,6 +167,15 @@ static int room_watch(struct room_command *c)
         return 1;
     const char *watch[] = {"WATCH", c->seq, c->rooms};
     redisReply *r = admin_redis_raw(c->db, c->rc, c->split ? 2 : 3, watch);
+    /* A transaction cannot follow an ASK (ASKING covers one command): while
+     * the room's slot migrates, it waits for the reshard to finish. */
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0) {
+        admin_fail("the hash slot of %s is being migrated (%s); try again when the reshard is "
+                   "done",
+                   c->room, r->str);
+        freeReplyObject(r);
+        return -1;
+    }
     if (admin_redis_redirected(c->db, r)) {
         freeReplyObject(r);
         return 0;
@@ -351,7 +360,7 @@ static int report_delete(struct room_command *c, const redisReply *exec)
     if (!c->split && (!deleted || deleted->type != REDIS_REPLY_INTEGER || deleted->integer != 1))
         return admin_fail("Redis EVAL room_sweep: %s was not deleted",
                           deleted && deleted->type == REDIS_REPLY_ERROR ? deleted->str : c->room);
-    long long nodes = exec_integer(exec, publish);
+    long long nodes = admin_redis_listeners(c->db, c->control, exec_integer(exec, publish));
     return report(c->o, json_pack("{s:s, s:I}", "deleted", c->room, "nodes", (json_int_t)nodes),
                   "deleted room %s: %lld gateway%s dropping it", c->room, nodes,
                   nodes == 1 ? "" : "s");
@@ -387,7 +396,8 @@ static bool queue_purge(struct room_command *c)
 
 static int report_purge(struct room_command *c, const redisReply *exec)
 {
-    long long messages = exec_integer(exec, 0), nodes = exec_integer(exec, 2);
+    long long messages = exec_integer(exec, 0);
+    long long nodes = admin_redis_listeners(c->db, c->control, exec_integer(exec, 2));
     return report(
         c->o,
         json_pack("{s:s, s:I, s:I, s:I}", "purged", c->room, "seq", (json_int_t)c->seq_now,

@@ -243,8 +243,11 @@ struct admin_redis *admin_redis_open(const struct admin_options *o)
         rv = db->map ? load_map(db) : -1;
         if (rv < 0 && !db->map)
             set_err(db, "out of memory");
-        else if (rv < 0 && db->url.nseeds > 1)
-            set_err(db, "%s (and no other seed answered)", db->err);
+        else if (rv < 0 && db->url.nseeds > 1) {
+            char last[sizeof(db->err)];
+            memcpy(last, db->err, sizeof(last));
+            set_err(db, "%s (tried every seed)", last);
+        }
     } else if (db->url.sentinel) {
         rv = find_master(db);
     } else {
@@ -477,4 +480,23 @@ redisReply *admin_redis_check(struct admin_redis *db, redisReply *r, int type, c
     }
     freeReplyObject(r);
     return NULL;
+}
+
+long long admin_redis_listeners(struct admin_redis *db, const char *channel, long long published)
+{
+    if (!db->map)
+        return published;
+    /* A cluster's PUBLISH counts the subscribers of the node it ran on only,
+     * and each gateway subscribes through one node of its own choosing. */
+    long long sum = 0;
+    for (size_t i = 0; i < gw_slots_count(db->map); i++) {
+        redisContext *rc = admin_redis_master(db, i);
+        const char *argv[] = {"PUBSUB", "NUMSUB", channel};
+        redisReply *r = rc ? admin_redis_raw(db, rc, 3, argv) : NULL;
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[1]->type == REDIS_REPLY_INTEGER)
+            sum += r->element[1]->integer;
+        freeReplyObject(r);
+    }
+    return sum > published ? sum : published;
 }
