@@ -774,6 +774,76 @@ static int master_of(const char *key)
 
 #define SPREAD_USERS 8
 
+/* A reply of fmt (with arg) from the cluster node at port, of type want. */
+static redisReply *node_cmd(int port, int want, const char *fmt, const char *arg)
+{
+    redisContext *rc = redis_open_port(port);
+    redisReply *r = redisCommand(rc, fmt, arg);
+    redisFree(rc);
+    ck_assert_msg(r && r->type == want, "%s on %d: %s", fmt, port,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return r;
+}
+
+static void node_ok(int port, const char *fmt, const char *arg)
+{
+    freeReplyObject(node_cmd(port, REDIS_REPLY_STATUS, fmt, arg));
+}
+
+/* MIGRATE of key from the node at port from to the one at to. */
+static void migrate_key(int from, int to, const char *key)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", to);
+    const char *argv[] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", key};
+    redisContext *rc = redis_open_port(from);
+    redisReply *r = redisCommandArgv(rc, 8, argv, NULL);
+    ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "MIGRATE %s: %s", key,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    redisFree(rc);
+}
+
+/* Starts moving the slot of room from the cluster node at port from to the
+ * one at to as redis-cli --cluster reshard does (IMPORTING, MIGRATING), and
+ * moves the room's key `first` only: the slot stays half-moved, so a command
+ * on that key gets ASK.  Returns the slot (text) for migrate_finish. */
+static void migrate_start(const char *room, int from, int to, const char *first, char *slot,
+                          char *to_id)
+{
+    redisReply *r = node_cmd(from, REDIS_REPLY_INTEGER, "CLUSTER KEYSLOT %s", room);
+    snprintf(slot, 16, "%lld", r->integer);
+    freeReplyObject(r);
+    r = node_cmd(from, REDIS_REPLY_STRING, "CLUSTER MYID", NULL);
+    char from_id[64];
+    snprintf(from_id, sizeof(from_id), "%s", r->str);
+    freeReplyObject(r);
+    r = node_cmd(to, REDIS_REPLY_STRING, "CLUSTER MYID", NULL);
+    snprintf(to_id, 64, "%s", r->str);
+    freeReplyObject(r);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %s IMPORTING %s", slot, from_id);
+    node_ok(to, cmd, NULL);
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %s MIGRATING %s", slot, to_id);
+    node_ok(from, cmd, NULL);
+    migrate_key(from, to, first);
+}
+
+/* Moves the rest of slot's keys, then gives the slot to to_id on every
+ * master. */
+static void migrate_finish(const char *slot, int from, int to, const char *to_id)
+{
+    char cmd[160];
+    redisReply *keys = node_cmd(from, REDIS_REPLY_ARRAY, "CLUSTER GETKEYSINSLOT %s 1000", slot);
+    for (size_t i = 0; i < keys->elements; i++)
+        migrate_key(from, to, keys->element[i]->str);
+    freeReplyObject(keys);
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %s NODE %s", slot, to_id);
+    node_ok(to, cmd, NULL);
+    node_ok(from, cmd, NULL);
+    node_ok(cl.redis_more[1].port, cmd, NULL);
+}
+
 /* Three gateways, eight users on two of them, a room whose keys are on
  * another master than the rooms hash.  On a cluster the users' hashes, the
  * heartbeats and the room spread over the masters (asserted), the third
@@ -856,11 +926,21 @@ START_TEST(test_spread)
     }
     send_message(t[0], "qa", "q1");
     send_message(t[1], "qa", "q2");
+    /* On a cluster, qa's slot half-moved from the first master to the second:
+     * its member count is read through an ASK. */
+    char slot[16], to_id[64];
+    if (redis_mode() == MODE_CLUSTER)
+        migrate_start("qa", cl.redis.port, cl.redis_more[0].port, PREFIX "room:{qa}:members", slot,
+                      to_id);
     j = redis_json("rooms");
     json_t *qa = find_by(json_object_get(j, "rooms"), "name", "qa");
     ck_assert_ptr_nonnull(qa);
     ck_assert_int_eq(json_integer_value(json_object_get(qa, "members")), 2);
     json_decref(j);
+    if (redis_mode() == MODE_CLUSTER) {
+        migrate_finish(slot, cl.redis.port, cl.redis_more[0].port, to_id);
+        ck_assert_int_eq(master_of(PREFIX "room:{qa}:seq"), 1);
+    }
 
     /* purge: history gone, seq kept, both members told by their gateways */
     j = control_json("purge", "qa");
