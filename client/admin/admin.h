@@ -32,7 +32,7 @@ struct redisReply;
 struct admin_options {
     const char *text;      /* broadcast: the text; kick: the user; delete-room, purge: the room */
     const char *url;       /* gateway WebSocket URL */
-    const char *redis_url; /* redis://... */
+    const char *redis_url; /* redis://, redis-cluster:// or redis-sentinel://... */
     const char *prefix;    /* Redis key prefix */
     const char *secret;    /* JWT secret */
     const char *user_id;   /* token: required; broadcast: ADMIN_DEFAULT_ID */

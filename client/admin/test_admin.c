@@ -486,6 +486,8 @@ START_TEST(test_errors)
     ck_assert_ptr_nonnull(strstr(out, "kick USER"));
     ck_assert_ptr_nonnull(strstr(out, "delete-room ROOM"));
     ck_assert_ptr_nonnull(strstr(out, "purge ROOM"));
+    ck_assert_ptr_nonnull(strstr(out, "redis-cluster://"));
+    ck_assert_ptr_nonnull(strstr(out, "redis-sentinel://"));
     free(out);
     free(err);
     ck_assert_int_eq(admin(&out, &err, "--version", (char *)NULL), 0);
