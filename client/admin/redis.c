@@ -29,6 +29,7 @@ struct link {
     char host[ADMIN_HOST_MAX];
     int port;
     redisContext *rc;
+    size_t pending; /* appended commands whose replies are not read yet */
 };
 
 /* An appended command whose reply is not read yet; cmd is kept to send it
@@ -132,28 +133,44 @@ static int link_get(struct admin_redis *db, const char *host, int port)
     snprintf(l->host, sizeof(l->host), "%s", host);
     l->port = port;
     l->rc = rc;
+    l->pending = 0;
     return (int)db->nlinks++;
 }
 
-/* Reads the slot map from the connection at link i; 0 or -1 (db->err set). */
-static int load_map_from(struct admin_redis *db, int i)
+/* Reads the slot map from host:port; 0 or -1 (db->err set).  A MOVED read
+ * amid a pipeline must not wait behind the replies still queued on that
+ * node's connection, nor take one of them: a busy connection is not used. */
+static int load_map_from(struct admin_redis *db, const char *host, int port)
 {
-    struct link *l = &db->links[i];
-    redisReply *r = redisCommand(l->rc, "CLUSTER SLOTS");
+    redisContext *own = NULL, *rc = NULL;
+    for (size_t i = 0; i < db->nlinks && !rc; i++) {
+        if (db->links[i].port == port && strcmp(db->links[i].host, host) == 0 &&
+            db->links[i].pending == 0)
+            rc = db->links[i].rc;
+    }
+    if (!rc) {
+        int l = db->head == db->tail ? link_get(db, host, port) : -1;
+        rc = l >= 0 ? db->links[l].rc : (own = dial(db, host, port, true));
+    }
+    if (!rc)
+        return -1;
+    redisReply *r = redisCommand(rc, "CLUSTER SLOTS");
     int rv = -1;
     if (!r)
-        set_err(db, "Redis at %s:%d: CLUSTER SLOTS: %s", l->host, l->port, l->rc->errstr);
+        set_err(db, "Redis at %s:%d: CLUSTER SLOTS: %s", host, port, rc->errstr);
     else if (r->type == REDIS_REPLY_ERROR)
-        set_err(db, "Redis at %s:%d is not a cluster node (redis-cluster://): %s", l->host, l->port,
+        set_err(db, "Redis at %s:%d is not a cluster node (redis-cluster://): %s", host, port,
                 r->str);
-    else if (gw_slots_load(db->map, r, l->host) != 0)
+    else if (gw_slots_load(db->map, r, host) != 0)
         set_err(db,
                 "the Redis Cluster of %s:%d does not serve every hash slot (cluster down or "
                 "not yet created?)",
-                l->host, l->port);
+                host, port);
     else
         rv = 0;
     freeReplyObject(r);
+    if (own)
+        redisFree(own);
     return rv;
 }
 
@@ -163,13 +180,15 @@ static int load_map(struct admin_redis *db)
 {
     const struct chat_redis_url *u = &db->url;
     for (size_t i = 0; i < u->nseeds; i++) {
-        int l = link_get(db, u->seeds[i].host, u->seeds[i].port);
-        if (l >= 0 && load_map_from(db, l) == 0)
+        if (load_map_from(db, u->seeds[i].host, u->seeds[i].port) == 0)
             return 0;
     }
-    for (size_t i = 0; i < gw_slots_count(db->map); i++) {
-        int l = link_get(db, gw_slots_host(db->map, i), gw_slots_port(db->map, i));
-        if (l >= 0 && load_map_from(db, l) == 0)
+    /* The map's addresses are copied: a load that works replaces them. */
+    size_t n = gw_slots_count(db->map);
+    for (size_t i = 0; i < n && i < gw_slots_count(db->map); i++) {
+        char host[ADMIN_HOST_MAX];
+        snprintf(host, sizeof(host), "%s", gw_slots_host(db->map, i));
+        if (load_map_from(db, host, gw_slots_port(db->map, i)) == 0)
             return 0;
     }
     return -1;
@@ -385,6 +404,7 @@ int admin_redis_append(struct admin_redis *db, int argc, const char **argv)
         return -1;
     }
     db->queue[db->tail++] = (struct pending){.link = (size_t)l, .cmd = cmd, .len = (size_t)len};
+    db->links[l].pending++;
     db->flushed = false;
     return 0;
 }
@@ -438,6 +458,7 @@ redisReply *admin_redis_next(struct admin_redis *db)
     if (db->head == db->tail)
         db->head = db->tail = 0;
     struct link *l = &db->links[p.link];
+    l->pending--;
     void *got = NULL;
     redisReply *r = NULL;
     if (redisGetReply(l->rc, &got) != REDIS_OK)
