@@ -167,8 +167,8 @@ static int room_watch(struct room_command *c)
         return 1;
     const char *watch[] = {"WATCH", c->seq, c->rooms};
     redisReply *r = admin_redis_raw(c->db, c->rc, c->split ? 2 : 3, watch);
-    /* A transaction cannot follow an ASK (ASKING covers one command): while
-     * the room's slot migrates, it waits for the reshard to finish. */
+    /* A transaction cannot follow an ASK (ASKING covers one command), so
+     * while the room's slot migrates the command is refused, plainly. */
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0) {
         admin_fail("the hash slot of %s is being migrated (%s); try again when the reshard is "
                    "done",

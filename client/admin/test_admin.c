@@ -971,7 +971,9 @@ START_TEST(test_spread)
     json_decref(j);
     json_decref(reply_to(t[0], "room_deleted"));
     ck_assert_int_eq(redis_int(rc, "EXISTS %s", PREFIX "room:{qa}:seq"), 0);
-    ck_assert_int_eq(redis_int(rc, "EXISTS %s", PREFIX "room:{qa}:members"), 0);
+    /* Not :members: a gateway's presence refresh already on its way when the
+     * room went may write it once more (it expires). */
+    ck_assert_int_eq(redis_int(rc, "EXISTS %s", PREFIX "room:{qa}:history"), 0);
     ck_assert_int_eq(redis_int(rc, "HEXISTS " PREFIX "rooms %s", "qa"), 0);
     redisFree(rc);
     control_expect("delete-room", "qa", 1, "no room named qa");
