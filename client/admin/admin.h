@@ -2,6 +2,7 @@
 #define CHAT_ADMIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct json_t;
@@ -31,7 +32,7 @@ struct redisReply;
 struct admin_options {
     const char *text;      /* broadcast: the text; kick: the user; delete-room, purge: the room */
     const char *url;       /* gateway WebSocket URL */
-    const char *redis_url; /* redis://... */
+    const char *redis_url; /* redis://, redis-cluster:// or redis-sentinel://... */
     const char *prefix;    /* Redis key prefix */
     const char *secret;    /* JWT secret */
     const char *user_id;   /* token: required; broadcast: ADMIN_DEFAULT_ID */
@@ -58,12 +59,65 @@ int admin_cmd_purge(const struct admin_options *o);
 
 #define ADMIN_KEY_MAX 512
 
-/* Connects, authenticates and selects the db of --redis; NULL after printing
- * why. */
-struct redisContext *admin_redis_connect(const struct admin_options *o);
+/*
+ * The Redis of --redis (redis.c), as the gateways find it: redis://, the
+ * master redis-sentinel:// names, or the masters of a redis-cluster://.
+ * Errors are printed by admin_redis_open and admin_redis_check; the others
+ * leave why in admin_redis_errstr.
+ */
+struct admin_redis;
+
+/* Connects (and authenticates, selects the db, asks the sentinels, reads
+ * the cluster's slot map); NULL after printing why. */
+struct admin_redis *admin_redis_open(const struct admin_options *o);
+/* NULL is a no-op. */
+void admin_redis_free(struct admin_redis *db);
+bool admin_redis_is_cluster(const struct admin_redis *db);
+/* Why the last call failed. */
+const char *admin_redis_errstr(const struct admin_redis *db);
+
+/* Queues a command (argv borrowed) on the master of its key (gateway/slots.c
+ * knows which argument is the key; keyless commands such as PUBLISH go to any
+ * node); 0 or -1.  Replies come back with admin_redis_next in the order the
+ * commands were appended, MOVED and ASK followed.  Between the first append
+ * and the last next, only these two may be used on db. */
+int admin_redis_append(struct admin_redis *db, int argc, const char **argv);
+/* The reply (the caller frees it), or NULL when the connection failed. */
+struct redisReply *admin_redis_next(struct admin_redis *db);
+/* append, then next. */
+struct redisReply *admin_redis_command(struct admin_redis *db, int argc, const char **argv);
+
+/* The connection (borrowed) to the master of key's slot, for what must stay
+ * on one connection (WATCH, MULTI ... EXEC); NULL when it cannot be opened. */
+struct redisContext *admin_redis_node(struct admin_redis *db, const char *key);
+/* Whether keys a and b may share a transaction: always on one server, on a
+ * cluster when they hash to one slot. */
+bool admin_redis_same_slot(const struct admin_redis *db, const char *a, const char *b);
+/* One command on rc (one of db's connections); NULL with admin_redis_errstr
+ * set when the connection failed. */
+struct redisReply *admin_redis_raw(struct admin_redis *db, struct redisContext *rc, int argc,
+                                   const char **argv);
+/* True when r is a MOVED or ASK redirection (the slot map is read again
+ * after a MOVED): the caller starts its transaction over. */
+bool admin_redis_redirected(struct admin_redis *db, const struct redisReply *r);
+
+/* The masters, for what every one of them must answer (SCAN): 1 for one
+ * server; each one's connection (borrowed; NULL when it cannot be opened) and
+ * its host:port. */
+size_t admin_redis_masters(const struct admin_redis *db);
+struct redisContext *admin_redis_master(struct admin_redis *db, size_t i);
+int admin_redis_master_addr(const struct admin_redis *db, size_t i, char *buf, size_t len);
+
+/* How many subscribers a PUBLISH on channel that answered published
+ * reached: published itself, except on a cluster, where PUBLISH counts one
+ * node's subscribers while the message reaches every node's: there, the sum
+ * of PUBSUB NUMSUB over the masters (a subscriber on a replica is not
+ * counted).  Best effort: a master that does not answer counts 0. */
+long long admin_redis_listeners(struct admin_redis *db, const char *channel, long long published);
+
 /* r if it is a reply of the expected type, else NULL after printing why
- * (what names the command) and freeing r. */
-struct redisReply *admin_redis_check(struct redisContext *rc, struct redisReply *r, int type,
+ * (what names the command) and freeing r; a NULL r is a failed connection. */
+struct redisReply *admin_redis_check(struct admin_redis *db, struct redisReply *r, int type,
                                      const char *what);
 /* prefix + head + name + tail into buf (ADMIN_KEY_MAX bytes), as
  * gateway/keys.c builds its keys. */

@@ -2,8 +2,8 @@
  * chat-admin online, nodes, rooms: read-only views of the keys the gateways
  * keep in Redis (PROTOCOL.md section 5), with the same expiry rules the
  * gateways apply: a presence entry counts while its score (expiry, ms) is
- * in the future.  Synchronous hiredis; per-key lookups are pipelined.  The
- * connection and key helpers are shared with cmd_control.c (admin.h).
+ * in the future.  Per-key lookups are pipelined (redis.c sends each to the
+ * master of its slot); the key helpers are shared with cmd_control.c.
  */
 #include "admin.h"
 #include "config.h"
@@ -15,88 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define ADMIN_ONLINE_MAX 10000 /* as the gateway's users list */
+#define ONLINE_MAX_TEXT "10000" /* as the gateway's users list */
 #define ADMIN_SCAN_COUNT "1000"
-
-/* ---- connection ---- */
-
-redisContext *admin_redis_connect(const struct admin_options *o)
-{
-    struct chat_redis_url url;
-    char why[160];
-    redisContext *rc = NULL;
-    redisReply *r = NULL;
-
-    if (chat_redis_url_parse(o->redis_url, &url, why, sizeof(why)) < 0) {
-        admin_fail("--redis: %s", why);
-        return NULL;
-    }
-    struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
-    rc = redisConnectWithTimeout(url.host, url.port, tv);
-    if (!rc || rc->err) {
-        admin_fail("cannot connect to Redis at %s:%d: %s", url.host, url.port,
-                   rc ? rc->errstr : "out of memory");
-        goto fail;
-    }
-    redisSetTimeout(rc, tv);
-    if (url.password) {
-        if (url.user)
-            r = redisCommand(rc, "AUTH %s %s", url.user, url.password);
-        else
-            r = redisCommand(rc, "AUTH %s", url.password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            admin_fail("Redis at %s:%d refused the credentials: %s", url.host, url.port,
-                       r ? r->str : rc->errstr);
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    if (url.db != 0) {
-        r = redisCommand(rc, "SELECT %d", url.db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            admin_fail("Redis SELECT %d: %s", url.db, r ? r->str : rc->errstr);
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    chat_redis_url_deinit(&url);
-    return rc;
-
-fail:
-    freeReplyObject(r);
-    if (rc)
-        redisFree(rc);
-    chat_redis_url_deinit(&url);
-    return NULL;
-}
-
-redisReply *admin_redis_check(redisContext *rc, redisReply *r, int type, const char *what)
-{
-    if (!r) {
-        admin_fail("Redis %s: %s", what, rc->errstr[0] ? rc->errstr : "no reply");
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        admin_fail("Redis %s: %s", what, r->str);
-    } else if (r->type != type) {
-        admin_fail("Redis %s: unexpected reply type %d", what, r->type);
-    } else {
-        return r;
-    }
-    freeReplyObject(r);
-    return NULL;
-}
-
-/* Reads the reply of one pipelined command. */
-static redisReply *admin_redis_next(redisContext *rc)
-{
-    void *r = NULL;
-    if (redisGetReply(rc, &r) != REDIS_OK)
-        return NULL;
-    return r;
-}
 
 void admin_key(char *buf, const char *prefix, const char *head, const char *name, const char *tail)
 {
@@ -169,36 +89,42 @@ static void sort_array(json_t *arr, int (*cmp)(const void *, const void *))
 
 int admin_cmd_online(const struct admin_options *o)
 {
-    redisContext *rc = admin_redis_connect(o);
+    struct admin_redis *db = admin_redis_open(o);
     redisReply *ids = NULL;
     json_t *users = NULL;
     int rv = ADMIN_EXIT_FAIL;
     char key[ADMIN_KEY_MAX], now[32], tag[80]; /* "{" + a prefix of at most 64 + "online}" */
 
-    if (!rc)
+    if (!db)
         return ADMIN_EXIT_FAIL;
     snprintf(now, sizeof(now), "%lld", (long long)admin_now_ms());
     admin_key(key, o->prefix, "online", "", "");
     /* The holder sets share the online set's hash slot (gateway/keys.h). */
     admin_key(tag, "{", o->prefix, "online", "}");
-    ids = admin_redis_check(
-        rc, redisCommand(rc, "ZRANGEBYSCORE %s %s +inf LIMIT 0 %d", key, now, ADMIN_ONLINE_MAX),
-        REDIS_REPLY_ARRAY, "ZRANGEBYSCORE online");
+    const char *range[] = {"ZRANGEBYSCORE", key, now, "+inf", "LIMIT", "0", ONLINE_MAX_TEXT};
+    ids = admin_redis_check(db, admin_redis_command(db, 7, range), REDIS_REPLY_ARRAY,
+                            "ZRANGEBYSCORE online");
     if (!ids)
         goto done;
+    /* A user's hash lives in the user's slot, the holder set in the online
+     * set's: on a cluster, two masters answer for each user. */
     for (size_t i = 0; i < ids->elements; i++) {
         const redisReply *id = ids->element[i];
         admin_key(key, o->prefix, "user:{", id->str, "}");
-        redisAppendCommand(rc, "HMGET %s name avatar", key);
+        const char *hmget[] = {"HMGET", key, "name", "avatar"};
+        if (admin_redis_append(db, 4, hmget) < 0)
+            goto append_failed;
         admin_key(key, o->prefix, "online:nodes:", id->str, tag);
-        redisAppendCommand(rc, "ZRANGEBYSCORE %s %s +inf", key, now);
+        const char *holders[] = {"ZRANGEBYSCORE", key, now, "+inf"};
+        if (admin_redis_append(db, 4, holders) < 0)
+            goto append_failed;
     }
     users = json_array();
     for (size_t i = 0; users && i < ids->elements; i++) {
         const char *id = ids->element[i]->str;
         redisReply *fields =
-            admin_redis_check(rc, admin_redis_next(rc), REDIS_REPLY_ARRAY, "HMGET user");
-        redisReply *holders = admin_redis_check(rc, admin_redis_next(rc), REDIS_REPLY_ARRAY,
+            admin_redis_check(db, admin_redis_next(db), REDIS_REPLY_ARRAY, "HMGET user");
+        redisReply *holders = admin_redis_check(db, admin_redis_next(db), REDIS_REPLY_ARRAY,
                                                 "ZRANGEBYSCORE user nodes");
         if (!fields || !holders) {
             freeReplyObject(fields);
@@ -250,11 +176,14 @@ int admin_cmd_online(const struct admin_options *o)
     }
     printf("%zu user%s online\n", json_array_size(users), json_array_size(users) == 1 ? "" : "s");
     rv = ADMIN_EXIT_OK;
+    goto done;
 
+append_failed:
+    admin_fail("Redis: %s", admin_redis_errstr(db));
 done:
     json_decref(users);
     freeReplyObject(ids);
-    redisFree(rc);
+    admin_redis_free(db);
     return rv;
 }
 
@@ -272,14 +201,45 @@ static void glob_escape(const char *s, char *out, size_t len)
     out[o] = '\0';
 }
 
+/* SCANs master m for pattern, every key found set in keys; 0 or -1 after
+ * printing why. */
+static int scan_into(struct admin_redis *db, size_t m, const char *pattern, json_t *keys)
+{
+    char cursor[32] = "0", what[300] = "SCAN ";
+    admin_redis_master_addr(db, m, what + 5, sizeof(what) - 5);
+    redisContext *rc = admin_redis_master(db, m);
+    if (!rc) {
+        admin_fail("Redis %s: %s", what, admin_redis_errstr(db));
+        return -1;
+    }
+    do {
+        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", ADMIN_SCAN_COUNT};
+        redisReply *r =
+            admin_redis_check(db, admin_redis_raw(db, rc, 6, argv), REDIS_REPLY_ARRAY, what);
+        if (!r)
+            return -1;
+        if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[1]->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            admin_fail("Redis %s: unexpected reply", what);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++)
+            json_object_set_new(keys, r->element[1]->element[i]->str, json_true());
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
 int admin_cmd_nodes(const struct admin_options *o)
 {
-    redisContext *rc = admin_redis_connect(o);
+    struct admin_redis *db = admin_redis_open(o);
     json_t *keys = NULL, *nodes = NULL;
     int rv = ADMIN_EXIT_FAIL;
-    char pattern[ADMIN_KEY_MAX], escaped[ADMIN_KEY_MAX / 2 - 16], cursor[32] = "0";
+    char pattern[ADMIN_KEY_MAX], escaped[ADMIN_KEY_MAX / 2 - 16];
 
-    if (!rc)
+    if (!db)
         return ADMIN_EXIT_FAIL;
     /* Heartbeats are node:{ID} strings with a TTL (gateway/presence.c); SCAN,
      * unlike KEYS, does not block the server on a big keyspace. */
@@ -288,42 +248,33 @@ int admin_cmd_nodes(const struct admin_options *o)
     keys = json_object(); /* a set: SCAN may return a key twice */
     if (!keys)
         goto done;
-    do {
-        redisReply *r = admin_redis_check(
-            rc, redisCommand(rc, "SCAN %s MATCH %s COUNT " ADMIN_SCAN_COUNT, cursor, pattern),
-            REDIS_REPLY_ARRAY, "SCAN");
-        if (!r)
+    /* A cluster spreads the heartbeats over its masters by node id. */
+    for (size_t m = 0; m < admin_redis_masters(db); m++) {
+        if (scan_into(db, m, pattern, keys) < 0)
             goto done;
-        if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            admin_fail("Redis SCAN: unexpected reply");
-            goto done;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            json_object_set_new(keys, r->element[1]->element[i]->str, json_true());
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    }
 
     const char *key;
     json_t *unused;
     json_object_foreach(keys, key, unused)
     {
-        redisAppendCommand(rc, "GET %s", key);
-        redisAppendCommand(rc, "PTTL %s", key);
+        const char *get[] = {"GET", key}, *pttl[] = {"PTTL", key};
+        if (admin_redis_append(db, 2, get) < 0 || admin_redis_append(db, 2, pttl) < 0) {
+            admin_fail("Redis GET node: %s", admin_redis_errstr(db));
+            goto done;
+        }
     }
     nodes = json_array();
     int64_t now = admin_now_ms();
     size_t head = strlen(o->prefix) + strlen("node:{");
     json_object_foreach(keys, key, unused)
     {
-        redisReply *val = admin_redis_next(rc);
-        redisReply *ttl = admin_redis_next(rc);
+        redisReply *val = admin_redis_next(db);
+        redisReply *ttl = admin_redis_next(db);
         if (!val || !ttl) {
             freeReplyObject(val);
             freeReplyObject(ttl);
-            admin_fail("Redis GET node: %s", rc->errstr);
+            admin_fail("Redis GET node: %s", admin_redis_errstr(db));
             goto done;
         }
         size_t klen = strlen(key);
@@ -372,7 +323,7 @@ int admin_cmd_nodes(const struct admin_options *o)
 done:
     json_decref(keys);
     json_decref(nodes);
-    redisFree(rc);
+    admin_redis_free(db);
     return rv;
 }
 
@@ -380,28 +331,33 @@ done:
 
 int admin_cmd_rooms(const struct admin_options *o)
 {
-    redisContext *rc = admin_redis_connect(o);
+    struct admin_redis *db = admin_redis_open(o);
     redisReply *all = NULL;
     json_t *rooms = NULL;
     int rv = ADMIN_EXIT_FAIL;
     char key[ADMIN_KEY_MAX], now[32];
 
-    if (!rc)
+    if (!db)
         return ADMIN_EXIT_FAIL;
     snprintf(now, sizeof(now), "%lld", (long long)admin_now_ms());
     admin_key(key, o->prefix, "rooms", "", "");
-    all = admin_redis_check(rc, redisCommand(rc, "HGETALL %s", key), REDIS_REPLY_ARRAY,
+    const char *hgetall[] = {"HGETALL", key};
+    all = admin_redis_check(db, admin_redis_command(db, 2, hgetall), REDIS_REPLY_ARRAY,
                             "HGETALL rooms");
     if (!all)
         goto done;
     for (size_t i = 0; i + 1 < all->elements; i += 2) {
         admin_key(key, o->prefix, "room:{", all->element[i]->str, "}:members");
-        redisAppendCommand(rc, "ZCOUNT %s %s +inf", key, now);
+        const char *zcount[] = {"ZCOUNT", key, now, "+inf"};
+        if (admin_redis_append(db, 4, zcount) < 0) {
+            admin_fail("Redis ZCOUNT members: %s", admin_redis_errstr(db));
+            goto done;
+        }
     }
     rooms = json_array();
     for (size_t i = 0; i + 1 < all->elements; i += 2) {
         redisReply *count =
-            admin_redis_check(rc, admin_redis_next(rc), REDIS_REPLY_INTEGER, "ZCOUNT members");
+            admin_redis_check(db, admin_redis_next(db), REDIS_REPLY_INTEGER, "ZCOUNT members");
         if (!count)
             goto done;
         const redisReply *name = all->element[i], *meta_text = all->element[i + 1];
@@ -441,6 +397,6 @@ int admin_cmd_rooms(const struct admin_options *o)
 done:
     json_decref(rooms);
     freeReplyObject(all);
-    redisFree(rc);
+    admin_redis_free(db);
     return rv;
 }

@@ -4,6 +4,12 @@
  * checked through the gateway (a second client sees the broadcast, /api/me
  * takes the token).  The gateway runs with a non-default --prefix so the
  * Redis commands must honour --prefix.
+ *
+ * The Redis commands run three ways, each its own ctest: against one
+ * redis-server (redis://), against three cluster masters
+ * (CHAT_TEST_REDIS_CLUSTER=3, redis-cluster://, the harness's cluster) and
+ * behind a sentinel (CHAT_ADMIN_TEST_SENTINEL=1, redis-sentinel://); the
+ * gateways get the same URL as chat-admin.
  */
 #include "chat_client.h"
 #include "harness.h"
@@ -32,7 +38,18 @@
 #define RUN_TIMEOUT_MS 20000
 
 static struct h_cluster cl;
-static char redis_url[64];
+static char redis_url[160];
+static struct h_proc sentinel;
+
+enum redis_mode { MODE_PLAIN, MODE_CLUSTER, MODE_SENTINEL };
+
+static enum redis_mode redis_mode(void)
+{
+    const char *s = getenv("CHAT_ADMIN_TEST_SENTINEL");
+    if (h_redis_masters() == 3)
+        return MODE_CLUSTER;
+    return s && *s && strcmp(s, "0") != 0 ? MODE_SENTINEL : MODE_PLAIN;
+}
 
 static const char *gateway_bin(void)
 {
@@ -45,7 +62,7 @@ static const char *gateway_bin(void)
  * gateway_bin() and with --prefix; it is registered in cl so h_cluster_stop
  * stops it by PID and checks its exit status.
  */
-static int start_gateway(int i)
+static int start_gateway_on(int i, const char *url)
 {
     struct h_proc *g = &cl.gw[i];
     char port[16], node[16];
@@ -61,7 +78,7 @@ static int start_gateway(int i)
     snprintf(cl.ws_url[i], sizeof(cl.ws_url[i]), "ws://127.0.0.1:%d/ws", g->port);
     const char *argv[] = {
         gateway_bin(), "--port",         port,         "--bind",        "127.0.0.1", "--redis",
-        redis_url,     "--jwt-secret",   H_JWT_SECRET, "--node-id",     node,        "--prefix",
+        url,           "--jwt-secret",   H_JWT_SECRET, "--node-id",     node,        "--prefix",
         PREFIX,        "--presence-ttl", "3",          "--drain-grace", "0",         NULL};
     pid_t parent = getpid();
     g->pid = fork();
@@ -92,16 +109,37 @@ static int start_gateway(int i)
     return -1;
 }
 
+static int start_gateway(int i)
+{
+    return start_gateway_on(i, redis_url);
+}
+
 static void setup(void)
 {
     h_watchdog(150);
     ck_assert_int_eq(h_cluster_init(&cl), 0);
-    snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", cl.redis.port);
+    switch (redis_mode()) {
+    case MODE_PLAIN:
+        snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", cl.redis.port);
+        break;
+    case MODE_CLUSTER:
+        /* Two of the three masters as seeds, as an operator would give them. */
+        snprintf(redis_url, sizeof(redis_url), "redis-cluster://127.0.0.1:%d,127.0.0.1:%d",
+                 cl.redis.port, cl.redis_more[0].port);
+        break;
+    case MODE_SENTINEL:
+        memset(&sentinel, 0, sizeof(sentinel));
+        ck_assert_int_eq(h_sentinel_start(&cl, &sentinel, "adm", 0), 0);
+        snprintf(redis_url, sizeof(redis_url), "redis-sentinel://127.0.0.1:%d/adm", sentinel.port);
+        break;
+    }
     ck_assert_msg(start_gateway(0) == 0, "gateway %s did not start", gateway_bin());
 }
 
 static void teardown(void)
 {
+    if (sentinel.pid > 0)
+        h_proc_stop(&sentinel, 5000);
     ck_assert_int_eq(h_cluster_stop(&cl), 0);
 }
 
@@ -448,6 +486,8 @@ START_TEST(test_errors)
     ck_assert_ptr_nonnull(strstr(out, "kick USER"));
     ck_assert_ptr_nonnull(strstr(out, "delete-room ROOM"));
     ck_assert_ptr_nonnull(strstr(out, "purge ROOM"));
+    ck_assert_ptr_nonnull(strstr(out, "redis-cluster://"));
+    ck_assert_ptr_nonnull(strstr(out, "redis-sentinel://"));
     free(out);
     free(err);
     ck_assert_int_eq(admin(&out, &err, "--version", (char *)NULL), 0);
@@ -479,16 +519,36 @@ static bool log_has(int i, const char *needle)
     return false;
 }
 
+static redisContext *redis_open_port(int port)
+{
+    redisContext *rc = redisConnect("127.0.0.1", port);
+    ck_assert_msg(rc && !rc->err, "cannot connect to the test redis at %d", port);
+    return rc;
+}
+
 static redisContext *redis_open(void)
 {
-    redisContext *rc = redisConnect("127.0.0.1", cl.redis.port);
-    ck_assert_msg(rc && !rc->err, "cannot connect to the test redis");
-    return rc;
+    return redis_open_port(cl.redis.port);
+}
+
+/* fmt with arg on rc; on a cluster, once more on the node a MOVED names (rc
+ * stays as it is: the redirected connection is closed again). */
+static redisReply *redis_cmd(redisContext *rc, const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(rc, fmt, arg);
+    int port;
+    if (r && r->type == REDIS_REPLY_ERROR && sscanf(r->str, "MOVED %*d 127.0.0.1:%d", &port) == 1) {
+        freeReplyObject(r);
+        redisContext *moved = redis_open_port(port);
+        r = redisCommand(moved, fmt, arg);
+        redisFree(moved);
+    }
+    return r;
 }
 
 static long long redis_int(redisContext *rc, const char *fmt, const char *arg)
 {
-    redisReply *r = redisCommand(rc, fmt, arg);
+    redisReply *r = redis_cmd(rc, fmt, arg);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
     long long v = r->integer;
@@ -627,7 +687,7 @@ START_TEST(test_delete_room)
     snprintf(holders, sizeof(holders), PREFIX "room:{ops}:holders:%s", ada_id);
     ck_assert_int_eq(redis_int(rc, "EXISTS %s", holders), 0);
     ck_assert_int_eq(redis_int(rc, "HEXISTS " PREFIX "rooms %s", "ops"), 0);
-    redisReply *r = redisCommand(rc, "ZSCORE " PREFIX "rooms:names{" PREFIX "rooms} %s", "ops");
+    redisReply *r = redis_cmd(rc, "ZSCORE " PREFIX "rooms:names{" PREFIX "rooms} %s", "ops");
     ck_assert(r && r->type == REDIS_REPLY_NIL);
     freeReplyObject(r);
     redisFree(rc);
@@ -696,6 +756,259 @@ START_TEST(test_purge)
 }
 END_TEST
 
+/* The index of the cluster master that holds key (EXISTS answers there
+ * without a redirection); 0 outside a cluster. */
+static int master_of(const char *key)
+{
+    if (redis_mode() != MODE_CLUSTER)
+        return 0;
+    for (int i = 0; i < 3; i++) {
+        redisContext *rc = redis_open_port(i == 0 ? cl.redis.port : cl.redis_more[i - 1].port);
+        redisReply *r = redisCommand(rc, "EXISTS %s", key);
+        bool here = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+        redisFree(rc);
+        if (here)
+            return i;
+    }
+    return -1;
+}
+
+#define SPREAD_USERS 8
+
+/* A reply of fmt (with arg) from the cluster node at port, of type want. */
+static redisReply *node_cmd(int port, int want, const char *fmt, const char *arg)
+{
+    redisContext *rc = redis_open_port(port);
+    redisReply *r = redisCommand(rc, fmt, arg);
+    redisFree(rc);
+    ck_assert_msg(r && r->type == want, "%s on %d: %s", fmt, port,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return r;
+}
+
+static void node_ok(int port, const char *fmt, const char *arg)
+{
+    freeReplyObject(node_cmd(port, REDIS_REPLY_STATUS, fmt, arg));
+}
+
+/* MIGRATE of key from the node at port from to the one at to. */
+static void migrate_key(int from, int to, const char *key)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", to);
+    const char *argv[] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", key};
+    redisContext *rc = redis_open_port(from);
+    redisReply *r = redisCommandArgv(rc, 8, argv, NULL);
+    ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "MIGRATE %s: %s", key,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    redisFree(rc);
+}
+
+/* Starts moving the slot of room from the cluster node at port from to the
+ * one at to as redis-cli --cluster reshard does (IMPORTING, MIGRATING), and
+ * moves the room's key `first` only: the slot stays half-moved, so a command
+ * on that key gets ASK.  Returns the slot (text) for migrate_finish. */
+static void migrate_start(const char *room, int from, int to, const char *first, char *slot,
+                          char *to_id)
+{
+    redisReply *r = node_cmd(from, REDIS_REPLY_INTEGER, "CLUSTER KEYSLOT %s", room);
+    snprintf(slot, 16, "%lld", r->integer);
+    freeReplyObject(r);
+    r = node_cmd(from, REDIS_REPLY_STRING, "CLUSTER MYID", NULL);
+    char from_id[64];
+    snprintf(from_id, sizeof(from_id), "%s", r->str);
+    freeReplyObject(r);
+    r = node_cmd(to, REDIS_REPLY_STRING, "CLUSTER MYID", NULL);
+    snprintf(to_id, 64, "%s", r->str);
+    freeReplyObject(r);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %s IMPORTING %s", slot, from_id);
+    node_ok(to, cmd, NULL);
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %s MIGRATING %s", slot, to_id);
+    node_ok(from, cmd, NULL);
+    migrate_key(from, to, first);
+}
+
+/* Moves the rest of slot's keys, then gives the slot to to_id on every
+ * master. */
+static void migrate_finish(const char *slot, int from, int to, const char *to_id)
+{
+    char cmd[160];
+    redisReply *keys = node_cmd(from, REDIS_REPLY_ARRAY, "CLUSTER GETKEYSINSLOT %s 1000", slot);
+    for (size_t i = 0; i < keys->elements; i++)
+        migrate_key(from, to, keys->element[i]->str);
+    freeReplyObject(keys);
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %s NODE %s", slot, to_id);
+    node_ok(to, cmd, NULL);
+    node_ok(from, cmd, NULL);
+    node_ok(cl.redis_more[1].port, cmd, NULL);
+}
+
+/* Three gateways, eight users on two of them, a room whose keys are on
+ * another master than the rooms hash.  On a cluster the users' hashes, the
+ * heartbeats and the room spread over the masters (asserted), the third
+ * gateway subscribes through another node than the first two (its seeds in
+ * the other order), and every command still sees and reaches everything. */
+START_TEST(test_spread)
+{
+    char url[sizeof(redis_url)], key[160];
+    snprintf(url, sizeof(url), "%s", redis_url);
+    if (redis_mode() == MODE_CLUSTER)
+        snprintf(url, sizeof(url), "redis-cluster://127.0.0.1:%d,127.0.0.1:%d",
+                 cl.redis_more[0].port, cl.redis.port);
+    ck_assert_msg(start_gateway(1) == 0, "gw2 did not start");
+    ck_assert_msg(start_gateway_on(2, url) == 0, "gw3 did not start");
+
+    struct tc *t[SPREAD_USERS];
+    char *ids[SPREAD_USERS];
+    bool masters[3] = {false};
+    for (int i = 0; i < SPREAD_USERS; i++) {
+        char nick[8], *token = NULL;
+        int gw = i % 2 ? 2 : 0;
+        snprintf(nick, sizeof(nick), "u%d", i);
+        ck_assert_int_eq(h_login(&cl, gw, nick, &token, &ids[i]), 200);
+        t[i] = connect_token(gw, token);
+        free(token);
+        snprintf(key, sizeof(key), PREFIX "user:{%s}", ids[i]);
+        int m = master_of(key);
+        ck_assert_int_ge(m, 0);
+        masters[m] = true;
+    }
+    if (redis_mode() == MODE_CLUSTER) {
+        ck_assert_msg(masters[0] + masters[1] + masters[2] >= 2, "the users are on one master");
+        /* gw1's heartbeat on the second master, gw3's on the first (CRC16). */
+        ck_assert_int_ne(master_of(PREFIX "node:{gw1}"), master_of(PREFIX "node:{gw3}"));
+        ck_assert_int_ne(master_of(PREFIX "rooms"), master_of(PREFIX "room:{qa}:seq"));
+    }
+
+    /* online: everyone, with the node each is on */
+    json_t *j = NULL;
+    for (int k = 0; k < 50; k++) {
+        json_decref(j);
+        j = redis_json("online");
+        if (json_integer_value(json_object_get(j, "count")) == SPREAD_USERS)
+            break;
+        h_loop_for(cl.base, 100);
+    }
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "count")), SPREAD_USERS);
+    for (int i = 0; i < SPREAD_USERS; i++) {
+        json_t *u = find_by(json_object_get(j, "users"), "id", ids[i]);
+        char nick[8];
+        snprintf(nick, sizeof(nick), "u%d", i);
+        ck_assert_ptr_nonnull(u);
+        ck_assert_str_eq(json_string_value(json_object_get(u, "name")), nick);
+        ck_assert_str_eq(json_string_value(json_array_get(json_object_get(u, "nodes"), 0)),
+                         i % 2 ? "gw3" : "gw1");
+    }
+    json_decref(j);
+
+    /* nodes: the three heartbeats, wherever each lives */
+    j = NULL;
+    for (int k = 0; k < 50; k++) {
+        json_decref(j);
+        j = redis_json("nodes");
+        if (json_integer_value(json_object_get(j, "connections")) == SPREAD_USERS &&
+            json_array_size(json_object_get(j, "nodes")) == 3)
+            break;
+        h_loop_for(cl.base, 100);
+    }
+    ck_assert_int_eq(json_array_size(json_object_get(j, "nodes")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "connections")), SPREAD_USERS);
+    json_t *n3 = find_by(json_object_get(j, "nodes"), "node", "gw3");
+    ck_assert_ptr_nonnull(n3);
+    ck_assert_int_eq(json_integer_value(json_object_get(n3, "connections")), SPREAD_USERS / 2);
+    json_decref(j);
+
+    /* a room with a member on gw1 and one on gw3 */
+    for (int i = 0; i < 2; i++) {
+        tc_send(t[i], "{\"type\":\"join\",\"room\":\"qa\",\"id\":\"jq\"}");
+        json_decref(reply_to(t[i], "joined"));
+    }
+    send_message(t[0], "qa", "q1");
+    send_message(t[1], "qa", "q2");
+    /* On a cluster, qa's slot half-moved from the first master to the second:
+     * its member count is read through an ASK. */
+    char slot[16], to_id[64];
+    if (redis_mode() == MODE_CLUSTER)
+        migrate_start("qa", cl.redis.port, cl.redis_more[0].port, PREFIX "room:{qa}:members", slot,
+                      to_id);
+    j = redis_json("rooms");
+    json_t *qa = find_by(json_object_get(j, "rooms"), "name", "qa");
+    ck_assert_ptr_nonnull(qa);
+    ck_assert_int_eq(json_integer_value(json_object_get(qa, "members")), 2);
+    json_decref(j);
+    if (redis_mode() == MODE_CLUSTER) {
+        migrate_finish(slot, cl.redis.port, cl.redis_more[0].port, to_id);
+        ck_assert_int_eq(master_of(PREFIX "room:{qa}:seq"), 1);
+    }
+
+    /* purge: history gone, seq kept, both members told by their gateways */
+    j = control_json("purge", "qa");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "messages")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "seq")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "nodes")), 3);
+    json_decref(j);
+    for (int i = 0; i < 2; i++)
+        json_decref(reply_to(t[i], "room_purged"));
+    redisContext *rc = redis_open();
+    ck_assert_int_eq(redis_int(rc, "LLEN %s", PREFIX "room:{qa}:history"), 0);
+    redisReply *r = redis_cmd(rc, "GET %s", PREFIX "room:{qa}:seq");
+    ck_assert(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "2") == 0);
+    freeReplyObject(r);
+
+    /* kick a user of gw3: 4003 there; all three gateways heard it */
+    j = control_json("kick", ids[1]);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "nodes")), 3);
+    json_decref(j);
+    ck_assert_int_eq(tc_wait_closed(t[1], H_TIMEOUT_MS), 4003);
+
+    /* delete-room: unlisted on the rooms hash's master, keys gone on the room's */
+    j = control_json("delete-room", "qa");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "deleted")), "qa");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "nodes")), 3);
+    json_decref(j);
+    json_decref(reply_to(t[0], "room_deleted"));
+    ck_assert_int_eq(redis_int(rc, "EXISTS %s", PREFIX "room:{qa}:seq"), 0);
+    /* Not :members: a gateway's presence refresh already on its way when the
+     * room went may write it once more (it expires). */
+    ck_assert_int_eq(redis_int(rc, "EXISTS %s", PREFIX "room:{qa}:history"), 0);
+    ck_assert_int_eq(redis_int(rc, "HEXISTS " PREFIX "rooms %s", "qa"), 0);
+    redisFree(rc);
+    control_expect("delete-room", "qa", 1, "no room named qa");
+    control_expect("purge", "qa", 1, "no room named qa");
+
+    /* what is wrong with the URL is said plainly */
+    char *out = NULL, *err = NULL, bad[160];
+    const char *needle = "is not a cluster node";
+    if (redis_mode() == MODE_PLAIN) {
+        snprintf(bad, sizeof(bad), "redis-cluster://127.0.0.1:%d", cl.redis.port);
+    } else if (redis_mode() == MODE_SENTINEL) {
+        snprintf(bad, sizeof(bad), "redis-sentinel://127.0.0.1:%d/nosuch", sentinel.port);
+        needle = "knows no master named nosuch";
+    } else {
+        snprintf(bad, sizeof(bad), "redis-cluster://127.0.0.1:%d,127.0.0.1:%d", h_free_port(),
+                 h_free_port());
+        needle = "cannot connect to Redis";
+    }
+    ck_assert_int_eq(admin(&out, &err, "online", "--redis", bad, (char *)NULL), 1);
+    ck_assert_msg(strstr(err, needle), "stderr '%s' lacks '%s'", err, needle);
+    free(out);
+    free(err);
+    snprintf(bad, sizeof(bad), "redis-sentinel://127.0.0.1:%d/adm", h_free_port());
+    ck_assert_int_eq(admin(&out, &err, "kick", "u1", "--redis", bad, (char *)NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err, "cannot connect to Redis"));
+    free(out);
+    free(err);
+
+    for (int i = 0; i < SPREAD_USERS; i++) {
+        tc_free(t[i]);
+        free(ids[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     char dir[128];
@@ -706,9 +1019,13 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_redis_views);
-    tcase_add_test(tc, test_broadcast);
-    tcase_add_test(tc, test_token);
-    tcase_add_test(tc, test_errors);
+    /* Only the Redis commands depend on the kind of Redis. */
+    if (redis_mode() == MODE_PLAIN) {
+        tcase_add_test(tc, test_broadcast);
+        tcase_add_test(tc, test_token);
+        tcase_add_test(tc, test_errors);
+    }
+    tcase_add_test(tc, test_spread);
     tcase_add_test(tc, test_kick);
     tcase_add_test(tc, test_delete_room);
     tcase_add_test(tc, test_purge);
