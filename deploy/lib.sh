@@ -35,3 +35,27 @@ haproxy_view() {
     }
     awk -F, -v s="$2" '$1 == "gateways" && $2 == s { print $18; exit }' <<<"$csv"
 }
+
+# free_base_port OFFSET...: prints a port P in 20000..30990 (a multiple of 10) such
+# that nothing listens on 127.0.0.1:P+OFFSET for any OFFSET; fails after 50 tries.
+# Below 32768, where Linux's ephemeral range starts: a port in that range can be
+# taken by any outgoing connection (a gateway's to Redis) between the check and
+# the bind. For test and benchmark clusters of deploy/cluster.
+free_base_port() {
+    local p q busy
+    for _ in $(seq 1 50); do
+        p=$((20000 + (RANDOM % 1100) * 10))
+        busy=0
+        for q in "$@"; do
+            if port_open $((p + q)); then
+                busy=1
+                break
+            fi
+        done
+        if [ "$busy" = 0 ]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
