@@ -77,6 +77,11 @@ static void on_replicated(struct gw_bus *bus, struct redisReply *reply, void *ar
 static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     struct gw_op *op = arg;
+    /* A DM on a cluster: the users' channels are in their own slots, not the
+     * conversation's, so the script left the publishing to us (stored is
+     * stored: published even if the sender is gone meanwhile). */
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 4)
+        gw_bus_publish_returned(bus, reply, 4, reply->element[3]);
     if (gw_op_finished(op, reply))
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
@@ -122,8 +127,9 @@ void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_ke
     char max[16], ttl[16];
     snprintf(max, sizeof(max), "%d", ctx->cfg->history);
     snprintf(ttl, sizeof(ttl), "%d", op->req.id ? GW_IDEMPOTENCY_SEC : 0);
-    const char *argv[] = {seq_key, hist_key, idem_key, max, head, tail_json, ttl, ch1, ch2};
-    gw_store_eval(ctx->store, "post", 3, ch2 ? 9 : 8, argv, NULL, on_posted, op);
+    const char *pub = gw_bus_script_publish_cmd(ctx->bus, seq_key, ch1);
+    const char *argv[] = {seq_key, hist_key, idem_key, max, head, tail_json, ttl, pub, ch1, ch2};
+    gw_store_eval(ctx->store, "post", 3, ch2 ? 10 : 9, argv, NULL, on_posted, op);
     free(tail_json);
 }
 
@@ -311,7 +317,7 @@ void gw_handle_typing(struct gw_session *s, const struct chat_request *req)
     char *payload = malloc(n);
     if (payload) {
         snprintf(payload, n, "t|%s|%s", who->id, text);
-        const char *argv[] = {"PUBLISH", channel, payload};
+        const char *argv[] = {gw_bus_publish_cmd(ctx->bus, channel), channel, payload};
         gw_bus_command(ctx->bus, NULL, NULL, 3, argv, NULL);
     }
     free(payload);
@@ -349,7 +355,7 @@ void gw_handle_broadcast(struct gw_session *s, struct chat_request *req)
         gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
         return;
     }
-    const char *argv[] = {"PUBLISH", channel, text};
+    const char *argv[] = {gw_bus_publish_cmd(ctx->bus, channel), channel, text};
     gw_bus_command(ctx->bus, on_broadcast, op, 3, argv, NULL);
     free(text);
 }

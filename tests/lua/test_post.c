@@ -58,7 +58,7 @@ static void expected_msg(char *buf, size_t size, const char *head, struct ack a,
 
 static struct ack post(redisContext *c, const char *max, const char *tail, const char *ttl)
 {
-    return take_ack(EVAL(c, "post", 3, SEQ, HIST, IDEM, max, HEAD, tail, ttl, CHAN));
+    return take_ack(EVAL(c, "post", 3, SEQ, HIST, IDEM, max, HEAD, tail, ttl, "PUBLISH", CHAN));
 }
 
 START_TEST(seq_has_no_gaps_and_message_is_exact)
@@ -147,8 +147,8 @@ START_TEST(idempotent_replay_returns_first_ack)
     lua_test_expect_quiet(c, sub, CHAN);
 
     /* Another key is a new message. */
-    again = take_ack(
-        EVAL(c, "post", 3, SEQ, HIST, "t:idem:{general}:u1:c8", "200", HEAD, TAIL, "300", CHAN));
+    again = take_ack(EVAL(c, "post", 3, SEQ, HIST, "t:idem:{general}:u1:c8", "200", HEAD, TAIL,
+                          "300", "PUBLISH", CHAN));
     ck_assert_int_eq(again.seq, 2);
     ck_assert_int_eq(again.replayed, 0);
     redisFree(sub);
@@ -177,7 +177,7 @@ START_TEST(dm_publishes_on_both_channels)
     char msg[1024];
     struct ack a =
         take_ack(EVAL(c, "post", 3, "t:dm:{a:b}:seq", "t:dm:{a:b}:history", "t:idem:{a:b}:a:x1",
-                      "200", head, TAIL, "300", "t:user:{a}", "t:user:{b}"));
+                      "200", head, TAIL, "300", "PUBLISH", "t:user:{a}", "t:user:{b}"));
 
     ck_assert_int_eq(a.seq, 1);
     expected_msg(msg, sizeof(msg), head, a, TAIL);
@@ -221,10 +221,12 @@ START_TEST(bad_arguments_are_errors_and_write_nothing)
 
     for (size_t i = 0; i < sizeof(bad_max) / sizeof(bad_max[0]); i++)
         lua_test_expect_error(
-            EVAL(c, "post", 3, SEQ, HIST, IDEM, bad_max[i], HEAD, TAIL, "0", CHAN));
-    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "x", CHAN));
-    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "-5", CHAN));
-    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "300"));
+            EVAL(c, "post", 3, SEQ, HIST, IDEM, bad_max[i], HEAD, TAIL, "0", "PUBLISH", CHAN));
+    lua_test_expect_error(
+        EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "x", "PUBLISH", CHAN));
+    lua_test_expect_error(
+        EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "-5", "PUBLISH", CHAN));
+    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "300", "PUBLISH"));
     lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM));
     lua_test_expect_int(CMD(c, "EXISTS", SEQ, HIST, IDEM), 0);
     redisFree(c);
