@@ -97,8 +97,9 @@ static void shard_drop(struct shard_link *l, const char *why)
     struct gw_bus *bus = l->bus;
     if (!l->bev)
         return;
-    chat_log(CHAT_LOG_WARN, "redis_disconnected conn=shard addr=%s:%d error=\"%s\"", l->host,
-             l->port, why);
+    if (!bus->freeing)
+        chat_log(CHAT_LOG_WARN, "redis_disconnected conn=shard addr=%s:%d error=\"%s\"", l->host,
+                 l->port, why);
     bufferevent_free(l->bev);
     l->bev = NULL;
     redisReaderFree(l->reader);
