@@ -111,6 +111,10 @@ redisReply *ct_redis_cmd(redisContext *rc, const char *fmt, ...);
 redisReply *ct_redis_vcmd(redisContext *rc, const char *fmt, va_list ap);
 long long ct_redis_int(redisContext *rc, const char *fmt, ...);
 
+/* CLIENT KILL TYPE pubsub on every Redis node (on several masters a
+ * gateway's sharded subscriptions are on the masters of their channels); how
+ * many it killed. */
+long long ct_kill_pubsub(const struct h_cluster *cl);
 /* A synchronous connection to the Redis node at port (5 s timeouts); asserts. */
 redisContext *ct_redis_at(int port);
 /* The port of the master that serves key's slot, per CLUSTER SLOTS of the

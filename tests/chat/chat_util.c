@@ -377,6 +377,20 @@ redisContext *ct_redis_at(int port)
     return rc;
 }
 
+long long ct_kill_pubsub(const struct h_cluster *cl)
+{
+    long long killed = 0;
+    for (int i = 0; i < h_redis_nodes(); i++) {
+        redisContext *rc = ct_redis_at(i == 0 ? cl->redis.port : cl->redis_more[i - 1].port);
+        redisReply *r = redisCommand(rc, "CLIENT KILL TYPE pubsub");
+        ck_assert(r && r->type == REDIS_REPLY_INTEGER);
+        killed += r->integer;
+        freeReplyObject(r);
+        redisFree(rc);
+    }
+    return killed;
+}
+
 int ct_slot_owner(int any_port, const char *key)
 {
     redisContext *rc = ct_redis_at(any_port);
