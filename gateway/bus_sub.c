@@ -245,7 +245,10 @@ void gw_bus_unsubscribe(struct gw_bus *bus, const char *channel)
         return;
     if (--ch->refs > 0)
         return;
-    if (!transport_up(bus, ch) || ch->state == CH_NONE)
+    /* A sharded channel's connection may outlive the command connection:
+     * tell it, or it keeps delivering a channel nobody here wants. */
+    bool can_send = ch->sharded ? ch->shard && !bus->freeing : bus->sub.state == LINK_READY;
+    if (!can_send || ch->state == CH_NONE)
         forget(bus, ch);
     else if (ch->state == CH_SUBSCRIBED)
         send_unsubscribe(bus, ch);
