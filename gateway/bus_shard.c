@@ -91,6 +91,22 @@ bool gw_bus_shard_send(struct shard_link *l, bool subscribe, const char *channel
     return send_cmd(l, subscribe ? SC_SUB : SC_UNSUB, channel, 2, argv);
 }
 
+/* Frees the connection's socket, reader and queue: l is CLOSED. */
+static void shard_reset(struct shard_link *l)
+{
+    if (l->bev)
+        bufferevent_free(l->bev);
+    l->bev = NULL;
+    if (l->reader)
+        redisReaderFree(l->reader);
+    l->reader = NULL;
+    struct shard_cmd *c;
+    while ((c = pop_sent(l)))
+        free(c);
+    l->state = LINK_CLOSED;
+    l->ping_sent_ms = 0;
+}
+
 /* Closes l's connection; its channels are lost (and subscribed again). */
 static void shard_drop(struct shard_link *l, const char *why)
 {
@@ -100,15 +116,7 @@ static void shard_drop(struct shard_link *l, const char *why)
     if (!bus->freeing)
         chat_log(CHAT_LOG_WARN, "redis_disconnected conn=shard addr=%s:%d error=\"%s\"", l->host,
                  l->port, why);
-    bufferevent_free(l->bev);
-    l->bev = NULL;
-    redisReaderFree(l->reader);
-    l->reader = NULL;
-    struct shard_cmd *c;
-    while ((c = pop_sent(l)))
-        free(c);
-    l->state = LINK_CLOSED;
-    l->ping_sent_ms = 0;
+    shard_reset(l);
     if (bus->freeing)
         return;
     gw_metrics_add(bus->ctx->metrics, GW_M_REDIS_RECONNECTS, 1);
@@ -240,15 +248,7 @@ static bool shard_connect(struct gw_bus *bus, struct shard_link *l)
     return true;
 fail:
     chat_log(CHAT_LOG_WARN, "redis_connect_failed conn=shard addr=%s:%d", l->host, l->port);
-    if (l->bev)
-        bufferevent_free(l->bev);
-    l->bev = NULL;
-    redisReaderFree(l->reader);
-    l->reader = NULL;
-    struct shard_cmd *c;
-    while ((c = pop_sent(l)))
-        free(c);
-    l->state = LINK_CLOSED;
+    shard_reset(l);
     return false;
 }
 
