@@ -164,7 +164,8 @@ void gw_handle_message(struct gw_session *s, struct chat_request *req)
 
 struct history_op {
     struct gw_op op;
-    bool failed;          /* the existence check already answered */
+    char seq[GW_KEY_MAX]; /* the conversation's, read once it is known to exist */
+    char hist[GW_KEY_MAX];
     json_t *reply;        /* while the reactions are read */
     struct evbuffer *raw; /* the page's stored messages, comma separated */
 };
@@ -192,10 +193,6 @@ static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
     (void)bus;
     struct history_op *h = arg;
     struct gw_op *op = &h->op;
-    if (h->failed) {
-        gw_op_done(op);
-        return;
-    }
     if (gw_op_finished(op, reply))
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
@@ -237,17 +234,22 @@ static void on_history_exists(struct gw_bus *bus, struct redisReply *reply, void
     (void)bus;
     struct history_op *h = arg;
     struct gw_op *op = &h->op;
-    /* The history reply follows on the same connection; it ends the op. */
-    if (gw_session_closed(op->s))
+    /* The page is read only after this answer: on a cluster the room (or
+     * user) and its history are on different masters, whose answers may
+     * come in either order, and only one of them may end the op. */
+    if (gw_op_finished(op, reply && reply->type == REDIS_REPLY_ERROR ? NULL : reply))
         return;
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        gw_session_send_error(op->s, op->req.id, CHAT_ERR_UNAVAILABLE, "redis unavailable");
-        h->failed = true;
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        gw_session_send_error(op->s, op->req.id, CHAT_ERR_NOT_FOUND,
-                              op->req.room ? "no such room" : "no such user");
-        h->failed = true;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        gw_op_error(op, CHAT_ERR_NOT_FOUND, op->req.room ? "no such room" : "no such user");
+        return;
     }
+    const struct chat_request *rq = &op->req;
+    gw_store_history_range(gw_session_ctx(op->s)->store, h->seq, h->hist,
+                           rq->has_after ? "after" : "before",
+                           rq->has_after    ? rq->after
+                           : rq->has_before ? rq->before
+                                            : 0,
+                           rq->limit, GW_REPLY_MESSAGES_MAX, on_history, h);
 }
 
 void gw_handle_history(struct gw_session *s, struct chat_request *req)
@@ -260,7 +262,7 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
     struct gw_ctx *ctx = gw_session_ctx(s);
     const char *prefix = ctx->cfg->prefix;
     const char *me = gw_session_who(s)->id;
-    char key[GW_KEY_MAX], seq[GW_KEY_MAX], hist[GW_KEY_MAX];
+    char key[GW_KEY_MAX];
     const char *exists[3];
     int nexists;
     bool ok;
@@ -269,14 +271,14 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
         exists[2] = op->req.room;
         nexists = 3;
         ok = gw_key_rooms(key, sizeof(key), prefix) &&
-             gw_key_room(seq, sizeof(seq), prefix, op->req.room, "seq") &&
-             gw_key_room(hist, sizeof(hist), prefix, op->req.room, "history");
+             gw_key_room(h->seq, sizeof(h->seq), prefix, op->req.room, "seq") &&
+             gw_key_room(h->hist, sizeof(h->hist), prefix, op->req.room, "history");
     } else {
         exists[0] = "EXISTS";
         nexists = 2;
         ok = gw_key_user(key, sizeof(key), prefix, op->req.with, NULL) &&
-             gw_key_dm(seq, sizeof(seq), prefix, me, op->req.with, "seq") &&
-             gw_key_dm(hist, sizeof(hist), prefix, me, op->req.with, "history");
+             gw_key_dm(h->seq, sizeof(h->seq), prefix, me, op->req.with, "seq") &&
+             gw_key_dm(h->hist, sizeof(h->hist), prefix, me, op->req.with, "history");
     }
     if (!ok) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
@@ -284,12 +286,6 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
     }
     exists[1] = key;
     gw_bus_command(ctx->bus, on_history_exists, h, nexists, exists, NULL);
-    const struct chat_request *rq = &op->req;
-    gw_store_history_range(ctx->store, seq, hist, rq->has_after ? "after" : "before",
-                           rq->has_after    ? rq->after
-                           : rq->has_before ? rq->before
-                                            : 0,
-                           rq->limit, GW_REPLY_MESSAGES_MAX, on_history, h);
 }
 
 /* ---- typing, broadcast ---- */
