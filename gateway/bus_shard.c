@@ -131,10 +131,11 @@ static bool on_answer(struct shard_link *l, const redisReply *r)
 {
     struct gw_bus *bus = l->bus;
     l->pong_ms = gw_mono_ms();
-    const char *kind = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
-                               r->element[0]->type == REDIS_REPLY_STRING
-                           ? r->element[0]->str
-                           : NULL;
+    /* A push: {kind, channel, ...}. */
+    bool push = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+                r->element[0]->type == REDIS_REPLY_STRING &&
+                r->element[1]->type == REDIS_REPLY_STRING;
+    const char *kind = push ? r->element[0]->str : NULL;
     if (kind && strcasecmp(kind, "smessage") == 0) {
         gw_bus_sub_push(bus, l, r);
         return true;
@@ -142,7 +143,7 @@ static bool on_answer(struct shard_link *l, const redisReply *r)
     /* An unasked sunsubscribe: the slot has moved to another master. */
     bool unasked = kind && strcasecmp(kind, "sunsubscribe") == 0 &&
                    (!l->sent || l->sent->kind != SC_UNSUB ||
-                    strcmp(l->sent->channel, r->element[1]->str ? r->element[1]->str : "") != 0);
+                    strcmp(l->sent->channel, r->element[1]->str) != 0);
     if (unasked) {
         chat_log(CHAT_LOG_INFO, "redis_shard_moved channel=%s addr=%s:%d", r->element[1]->str,
                  l->host, l->port);
@@ -191,8 +192,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         return;
     }
     evbuffer_drain(in, n);
-    /* An answer may drop the link (bus_sub.c never does, but a push that
-     * resubscribes may end here again): stop when it is gone. */
+    /* Stop when an answer ended the link (one out of step). */
     while (l->bev) {
         void *reply = NULL;
         if (redisReaderGetReply(l->reader, &reply) != REDIS_OK) {
