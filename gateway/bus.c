@@ -276,8 +276,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     } else {
         bus->sub.ac = NULL;
         bus->sub.state = LINK_CLOSED;
-        gw_metrics_gauge_add(bus->ctx->metrics, GW_G_SUBSCRIPTIONS,
-                             -gw_metrics_gauge(bus->ctx->metrics, GW_G_SUBSCRIPTIONS));
         gw_bus_sub_lost(bus);
         chat_log(CHAT_LOG_WARN, "redis_disconnected conn=subscriber error=\"%s\"",
                  ac->err ? ac->errstr : "closed");
@@ -419,8 +417,10 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    if (bus->slots)
+    if (bus->slots) {
         gw_bus_cluster_watch(bus, now, timeout);
+        gw_bus_shard_watch(bus, now, timeout);
+    }
     if (bus->cmd.state == LINK_READY && !oldest && now - bus->ping_sent_ms >= 1000) {
         bus->ping_sent_ms = now;
         const char *argv[] = {"PING"};
@@ -448,7 +448,38 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 bool gw_bus_delivery_ok(const struct gw_bus *bus)
 {
     return bus->cmd.state == LINK_READY && bus->sub.state == LINK_READY &&
-           gw_mono_ms() - bus->probe_seen_ms <= BUS_PROBE_STALL_MS;
+           gw_mono_ms() - bus->probe_seen_ms <= BUS_PROBE_STALL_MS &&
+           (!bus->slots || gw_bus_shard_ok(bus));
+}
+
+const char *gw_bus_publish_cmd(const struct gw_bus *bus, const char *channel)
+{
+    return gw_bus_sharded(bus, channel) ? "SPUBLISH" : "PUBLISH";
+}
+
+const char *gw_bus_script_publish_cmd(const struct gw_bus *bus, const char *key,
+                                      const char *channel)
+{
+    if (!gw_bus_sharded(bus, channel))
+        return "PUBLISH";
+    return gw_slots_keyslot(key, strlen(key)) == gw_slots_keyslot(channel, strlen(channel))
+               ? "SPUBLISH"
+               : "";
+}
+
+void gw_bus_publish_returned(struct gw_bus *bus, const struct redisReply *reply, size_t from,
+                             const struct redisReply *payload)
+{
+    size_t step = payload ? 1 : 2;
+    for (size_t i = from; i + step - 1 < reply->elements; i += step) {
+        const redisReply *ch = reply->element[i];
+        const redisReply *msg = payload ? payload : reply->element[i + 1];
+        if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
+            continue;
+        const char *argv[] = {gw_bus_publish_cmd(bus, ch->str), ch->str, msg->str};
+        const size_t lens[] = {strlen(argv[0]), ch->len, msg->len};
+        gw_bus_command(bus, NULL, NULL, 3, argv, lens);
+    }
 }
 
 struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
@@ -509,8 +540,10 @@ void gw_bus_close(struct gw_bus *bus)
     if (!bus || bus->freeing)
         return;
     bus->freeing = true;
-    if (bus->slots)
+    if (bus->slots) {
         gw_bus_cluster_close(bus);
+        gw_bus_shard_close(bus);
+    }
     gw_bus_sentinel_close(bus);
     link_close(&bus->cmd);
     link_close(&bus->sub);

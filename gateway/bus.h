@@ -8,7 +8,8 @@
 
 /*
  * The Redis connections of one node (hiredis async on libevent): one for
- * commands, one for SUBSCRIBE.  Reconnects with backoff on its own timer and
+ * commands, one for SUBSCRIBE (on a cluster also one command connection and
+ * one SSUBSCRIBE connection per master).  Reconnects with backoff on its own timer and
  * re-subscribes every channel that still has local interest.  A connect, a
  * handshake or a command unanswered for --redis-timeout drops the connection
  * (pending callbacks get NULL), so nothing waits on a frozen Redis.
@@ -64,6 +65,25 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
  * connection so far, the one just answered included.  cb runs exactly once. */
 int gw_bus_wait_replicas(struct gw_bus *bus, int replicas, int timeout_ms, gw_bus_reply_cb cb,
                          void *arg);
+
+/* The command that publishes on channel: "SPUBLISH" for a room's or a user's
+ * channel on a Redis Cluster (sharded: SSUBSCRIBEd on its slot's master, and
+ * only there), else "PUBLISH".  Scripts are given it with their channels. */
+const char *gw_bus_publish_cmd(const struct gw_bus *bus, const char *channel);
+
+/* The publish command for a script whose keys include key and that
+ * publishes on channel: as gw_bus_publish_cmd, except "" when channel is
+ * sharded but in another slot than key (a DM's script, whose keys are the
+ * conversation's, publishing on each user's channel): a script cannot reach
+ * outside its slot, so it returns the events and the caller publishes them
+ * (gw_bus_publish_returned). */
+const char *gw_bus_script_publish_cmd(const struct gw_bus *bus, const char *key,
+                                      const char *channel);
+/* Publishes what a script given "" returned: reply->element[from..] as pairs
+ * of channel and payload, or, with payload non-NULL (borrowed), that payload
+ * on each channel of element[from..].  Fire and forget. */
+void gw_bus_publish_returned(struct gw_bus *bus, const struct redisReply *reply, size_t from,
+                             const struct redisReply *payload);
 
 /* Adds one reference to channel.  ready (may be NULL) runs once the node is
  * subscribed (at once when it already is), or with ok=false when Redis is

@@ -282,6 +282,9 @@ static void on_slots(redisAsyncContext *ac, void *r, void *privdata)
     if (!bus->map_ready)
         chat_log(CHAT_LOG_INFO, "redis_cluster_map masters=%zu", gw_slots_count(bus->slots));
     bus->map_ready = true;
+    /* Sharded channels asked for before the map, or whose slot moved: they
+     * go (again) to the master the map names now. */
+    bus->shard_retry = true;
     gw_bus_notify_state(bus);
 }
 

@@ -69,6 +69,25 @@ struct node_link {
     int port;
 };
 
+/* Redis Cluster: the sharded subscriber connection to one master
+ * (bus_shard.c).  hiredis 0.14's async API drops the replies of SSUBSCRIBE
+ * (it knows only subscribe/message), so this one is a bufferevent and a
+ * redisReader.  Redis answers in order, and an error (MOVED) names no
+ * channel: sent holds what each answer belongs to. */
+struct shard_cmd;
+struct shard_link {
+    struct gw_bus *bus;
+    char host[256];
+    int port;
+    struct bufferevent *bev; /* NULL when closed */
+    redisReader *reader;
+    enum link_state state; /* CONNECTING or READY while bev is set */
+    int64_t state_since_ms;
+    int64_t ping_sent_ms; /* 0: no PING unanswered */
+    int64_t pong_ms;      /* last answer of any kind */
+    struct shard_cmd *sent, **sent_tail;
+};
+
 struct gw_bus {
     struct gw_ctx *ctx;
     struct link cmd;
@@ -102,6 +121,13 @@ struct gw_bus {
     struct node_link **nodes;
     size_t nnodes;
     size_t seed; /* the seed cmd and sub connect to next */
+    /* The sharded subscriber connections, one per master that serves a
+     * channel of ours; shard_retry: a sharded channel waits to be
+     * subscribed (again). */
+    struct shard_link **shards;
+    size_t nshards;
+    bool shard_retry;
+    int64_t shard_waiting_ms; /* since when a retry left some unsent (0: none) */
     /* Sentinel (redis-sentinel://) only: a connection to one sentinel, which
      * asks for the master's address and then listens on +switch-master; cmd
      * and sub go to that address once it is known. */
@@ -164,7 +190,42 @@ struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void 
 /* bus.c's reply path, shared: removes p from in_flight, measures, calls back. */
 void gw_bus_pending_done(struct pending *p, struct redisReply *reply);
 
-/* ---- bus_sub.c, for bus.c ---- */
+/* ---- bus_shard.c, for bus.c and bus_sub.c ---- */
+
+/* True when channel is one of the sharded kind (room, user) on a cluster. */
+bool gw_bus_sharded(const struct gw_bus *bus, const char *channel);
+/* The sharded subscriber connection to host:port (host NULL: the master of
+ * channel's slot per the map), connecting it if need be; NULL when there is
+ * none to be had now. */
+struct shard_link *gw_bus_shard_link(struct gw_bus *bus, const char *channel, const char *host,
+                                     int port);
+/* Queues SSUBSCRIBE (subscribe) or SUNSUBSCRIBE channel on l; false on no memory. */
+bool gw_bus_shard_send(struct shard_link *l, bool subscribe, const char *channel);
+/* The watchdog's turn: connect timeouts, PING every second on each
+ * connection, one unanswered for timeout_ms drops it; channels waiting for a
+ * subscription are sent again. */
+void gw_bus_shard_watch(struct gw_bus *bus, int64_t now_ms, int64_t timeout_ms);
+/* True when every sharded connection answers (its PINGs come back). */
+bool gw_bus_shard_ok(const struct gw_bus *bus);
+/* Frees every sharded connection (their channels are lost), and the array. */
+void gw_bus_shard_close(struct gw_bus *bus);
+
+/* ---- bus_sub.c, for bus.c and bus_shard.c ---- */
+
+/* A push on a subscriber connection (from: the sharded one it came on, NULL
+ * for the classic one): message, (s)subscribe, (s)unsubscribe.  reply is
+ * borrowed. */
+void gw_bus_sub_push(struct gw_bus *bus, struct shard_link *from, const struct redisReply *reply);
+/* Redis answered SSUBSCRIBE channel on from with an error: MOVED names the
+ * master to ask (host, port), anything else leaves host NULL. */
+void gw_bus_sub_refused(struct gw_bus *bus, struct shard_link *from, const char *channel,
+                        const char *host, int port);
+/* The sharded connection l is lost: its channels are unsubscribed, their
+ * waiters hear ok=false, and those still wanted are subscribed again on the
+ * watchdog's next turn. */
+void gw_bus_sub_shard_lost(struct gw_bus *bus, struct shard_link *l);
+/* Subscribes every sharded channel that is wanted and not subscribed. */
+void gw_bus_sub_retry(struct gw_bus *bus);
 
 /* The subscriber connection is up: channels nobody wants any more are
  * forgotten, the others are subscribed again. */

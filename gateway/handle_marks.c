@@ -156,8 +156,10 @@ static void on_read_seq(struct gw_bus *bus, struct redisReply *reply, void *arg)
     event_head(head, sizeof(head), "read", &op->req, op->req.with, -1);
     snprintf(seq, sizeof(seq), "%lld", (long long)op->req.seq);
     snprintf(ttl, sizeof(ttl), "%d", GW_USER_TTL_SEC);
-    const char *argv[] = {key, r->c.field, seq, ttl, channel, head, current};
-    gw_store_eval(ctx->store, "read_mark", 1, 7, argv, NULL, on_read, op);
+    const char *argv[] = {
+        key,     r->c.field, seq,     ttl,
+        channel, head,       current, gw_bus_script_publish_cmd(ctx->bus, key, channel)};
+    gw_store_eval(ctx->store, "read_mark", 1, 8, argv, NULL, on_read, op);
 }
 
 void gw_handle_read(struct gw_session *s, struct chat_request *req)
@@ -177,10 +179,20 @@ void gw_handle_read(struct gw_session *s, struct chat_request *req)
 
 /* ---- edit, delete ---- */
 
+/* A DM's events on a cluster come back from the script as channel and event
+ * pairs after the first `from` elements (gw_bus_script_publish_cmd): stored
+ * is stored, so they go out whatever became of the session. */
+static void publish_returned(struct gw_bus *bus, const struct redisReply *reply, size_t from)
+{
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > from &&
+        reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "ok") == 0)
+        gw_bus_publish_returned(bus, reply, from, NULL);
+}
+
 static void on_edited(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
-    (void)bus;
     struct gw_op *op = arg;
+    publish_returned(bus, reply, 1);
     if (gw_op_finished(op, reply))
         return;
     const char *st = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
@@ -234,15 +246,16 @@ void gw_handle_edit(struct gw_session *s, struct chat_request *req)
     char seq[24], cps[24], head[2][GW_KEY_MAX];
     snprintf(seq, sizeof(seq), "%lld", (long long)rq->seq);
     snprintf(cps, sizeof(cps), "%ld", edit ? chat_utf8_count(rq->body, rq->body_len) : 0L);
-    const char *argv[8 + 2 * 2] = {c.hist,
+    const char *argv[9 + 2 * 2] = {c.hist,
                                    c.reactions,
                                    edit ? "edit" : "delete",
                                    seq,
                                    who->id,
                                    who->admin ? "1" : "0",
                                    edit ? body : "",
-                                   cps};
-    int argc = 8;
+                                   cps,
+                                   gw_bus_script_publish_cmd(ctx->bus, c.hist, c.channel[0])};
+    int argc = 9;
     for (int i = 0; i < c.nchannels; i++) {
         event_head(head[i], sizeof(head[i]), edit ? "edited" : "deleted", rq, c.peer[i],
                    (long long)rq->seq);
@@ -257,8 +270,8 @@ void gw_handle_edit(struct gw_session *s, struct chat_request *req)
 
 static void on_reacted(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
-    (void)bus;
     struct gw_op *op = arg;
+    publish_returned(bus, reply, 2);
     if (gw_op_finished(op, reply))
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
@@ -306,9 +319,16 @@ void gw_handle_react(struct gw_session *s, struct chat_request *req)
     snprintf(seq, sizeof(seq), "%lld", (long long)rq->seq);
     snprintf(kinds, sizeof(kinds), "%d", GW_REACTION_KINDS_MAX);
     snprintf(total, sizeof(total), "%d", GW_REACTIONS_MAX);
-    const char *argv[8 + 2 * 2] = {c.hist,    c.reactions, seq,   gw_session_who(s)->id,
-                                   rq->emoji, emoji,       kinds, total};
-    int argc = 8;
+    const char *argv[9 + 2 * 2] = {c.hist,
+                                   c.reactions,
+                                   seq,
+                                   gw_session_who(s)->id,
+                                   rq->emoji,
+                                   emoji,
+                                   kinds,
+                                   total,
+                                   gw_bus_script_publish_cmd(ctx->bus, c.hist, c.channel[0])};
+    int argc = 9;
     for (int i = 0; i < c.nchannels; i++) {
         event_head(head[i], sizeof(head[i]), "reaction", rq, c.peer[i], (long long)rq->seq);
         argv[argc++] = c.channel[i];

@@ -77,6 +77,11 @@ static void on_replicated(struct gw_bus *bus, struct redisReply *reply, void *ar
 static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     struct gw_op *op = arg;
+    /* A DM on a cluster: the users' channels are in their own slots, not the
+     * conversation's, so the script left the publishing to us (stored is
+     * stored: published even if the sender is gone meanwhile). */
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 4)
+        gw_bus_publish_returned(bus, reply, 4, reply->element[3]);
     if (gw_op_finished(op, reply))
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
@@ -122,8 +127,9 @@ void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_ke
     char max[16], ttl[16];
     snprintf(max, sizeof(max), "%d", ctx->cfg->history);
     snprintf(ttl, sizeof(ttl), "%d", op->req.id ? GW_IDEMPOTENCY_SEC : 0);
-    const char *argv[] = {seq_key, hist_key, idem_key, max, head, tail_json, ttl, ch1, ch2};
-    gw_store_eval(ctx->store, "post", 3, ch2 ? 9 : 8, argv, NULL, on_posted, op);
+    const char *pub = gw_bus_script_publish_cmd(ctx->bus, seq_key, ch1);
+    const char *argv[] = {seq_key, hist_key, idem_key, max, head, tail_json, ttl, pub, ch1, ch2};
+    gw_store_eval(ctx->store, "post", 3, ch2 ? 10 : 9, argv, NULL, on_posted, op);
     free(tail_json);
 }
 
@@ -158,7 +164,8 @@ void gw_handle_message(struct gw_session *s, struct chat_request *req)
 
 struct history_op {
     struct gw_op op;
-    bool failed;          /* the existence check already answered */
+    char seq[GW_KEY_MAX]; /* the conversation's, read once it is known to exist */
+    char hist[GW_KEY_MAX];
     json_t *reply;        /* while the reactions are read */
     struct evbuffer *raw; /* the page's stored messages, comma separated */
 };
@@ -186,10 +193,6 @@ static void on_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
     (void)bus;
     struct history_op *h = arg;
     struct gw_op *op = &h->op;
-    if (h->failed) {
-        gw_op_done(op);
-        return;
-    }
     if (gw_op_finished(op, reply))
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
@@ -231,17 +234,22 @@ static void on_history_exists(struct gw_bus *bus, struct redisReply *reply, void
     (void)bus;
     struct history_op *h = arg;
     struct gw_op *op = &h->op;
-    /* The history reply follows on the same connection; it ends the op. */
-    if (gw_session_closed(op->s))
+    /* The page is read only after this answer: on a cluster the room (or
+     * user) and its history are on different masters, whose answers may
+     * come in either order, and only one of them may end the op. */
+    if (gw_op_finished(op, reply && reply->type == REDIS_REPLY_ERROR ? NULL : reply))
         return;
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        gw_session_send_error(op->s, op->req.id, CHAT_ERR_UNAVAILABLE, "redis unavailable");
-        h->failed = true;
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        gw_session_send_error(op->s, op->req.id, CHAT_ERR_NOT_FOUND,
-                              op->req.room ? "no such room" : "no such user");
-        h->failed = true;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        gw_op_error(op, CHAT_ERR_NOT_FOUND, op->req.room ? "no such room" : "no such user");
+        return;
     }
+    const struct chat_request *rq = &op->req;
+    gw_store_history_range(gw_session_ctx(op->s)->store, h->seq, h->hist,
+                           rq->has_after ? "after" : "before",
+                           rq->has_after    ? rq->after
+                           : rq->has_before ? rq->before
+                                            : 0,
+                           rq->limit, GW_REPLY_MESSAGES_MAX, on_history, h);
 }
 
 void gw_handle_history(struct gw_session *s, struct chat_request *req)
@@ -254,7 +262,7 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
     struct gw_ctx *ctx = gw_session_ctx(s);
     const char *prefix = ctx->cfg->prefix;
     const char *me = gw_session_who(s)->id;
-    char key[GW_KEY_MAX], seq[GW_KEY_MAX], hist[GW_KEY_MAX];
+    char key[GW_KEY_MAX];
     const char *exists[3];
     int nexists;
     bool ok;
@@ -263,14 +271,14 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
         exists[2] = op->req.room;
         nexists = 3;
         ok = gw_key_rooms(key, sizeof(key), prefix) &&
-             gw_key_room(seq, sizeof(seq), prefix, op->req.room, "seq") &&
-             gw_key_room(hist, sizeof(hist), prefix, op->req.room, "history");
+             gw_key_room(h->seq, sizeof(h->seq), prefix, op->req.room, "seq") &&
+             gw_key_room(h->hist, sizeof(h->hist), prefix, op->req.room, "history");
     } else {
         exists[0] = "EXISTS";
         nexists = 2;
         ok = gw_key_user(key, sizeof(key), prefix, op->req.with, NULL) &&
-             gw_key_dm(seq, sizeof(seq), prefix, me, op->req.with, "seq") &&
-             gw_key_dm(hist, sizeof(hist), prefix, me, op->req.with, "history");
+             gw_key_dm(h->seq, sizeof(h->seq), prefix, me, op->req.with, "seq") &&
+             gw_key_dm(h->hist, sizeof(h->hist), prefix, me, op->req.with, "history");
     }
     if (!ok) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "key too long");
@@ -278,12 +286,6 @@ void gw_handle_history(struct gw_session *s, struct chat_request *req)
     }
     exists[1] = key;
     gw_bus_command(ctx->bus, on_history_exists, h, nexists, exists, NULL);
-    const struct chat_request *rq = &op->req;
-    gw_store_history_range(ctx->store, seq, hist, rq->has_after ? "after" : "before",
-                           rq->has_after    ? rq->after
-                           : rq->has_before ? rq->before
-                                            : 0,
-                           rq->limit, GW_REPLY_MESSAGES_MAX, on_history, h);
 }
 
 /* ---- typing, broadcast ---- */
@@ -311,7 +313,7 @@ void gw_handle_typing(struct gw_session *s, const struct chat_request *req)
     char *payload = malloc(n);
     if (payload) {
         snprintf(payload, n, "t|%s|%s", who->id, text);
-        const char *argv[] = {"PUBLISH", channel, payload};
+        const char *argv[] = {gw_bus_publish_cmd(ctx->bus, channel), channel, payload};
         gw_bus_command(ctx->bus, NULL, NULL, 3, argv, NULL);
     }
     free(payload);
@@ -349,7 +351,7 @@ void gw_handle_broadcast(struct gw_session *s, struct chat_request *req)
         gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
         return;
     }
-    const char *argv[] = {"PUBLISH", channel, text};
+    const char *argv[] = {gw_bus_publish_cmd(ctx->bus, channel), channel, text};
     gw_bus_command(ctx->bus, on_broadcast, op, 3, argv, NULL);
     free(text);
 }

@@ -89,6 +89,20 @@ const char *gw_key_user(char *buf, size_t len, const char *prefix, const char *u
     return build(buf, len, prefix, "user:{%s}:%s", uid, what);
 }
 
+bool gw_key_channel_sharded(const char *prefix, const char *channel)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(channel, prefix, n) != 0)
+        return false;
+    const char *rest = channel + n;
+    const char *kind = strncmp(rest, "room:{", 6) == 0   ? rest + 6
+                       : strncmp(rest, "user:{", 6) == 0 ? rest + 6
+                                                         : NULL;
+    /* The name, then the closing brace last: a key such as history is no channel. */
+    const char *close = kind ? strchr(kind, '}') : NULL;
+    return close && close > kind && close[1] == '\0';
+}
+
 const char *gw_key_dm(char *buf, size_t len, const char *prefix, const char *a, const char *b,
                       const char *what)
 {

@@ -1,6 +1,7 @@
 #ifndef GW_KEYS_H
 #define GW_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -63,6 +64,12 @@ gw_key_room_holders(char *buf, size_t len, const char *prefix, const char *room,
  * what is NULL, else "<prefix>user:{UID}:<what>" (dms, nodes). */
 __attribute__((warn_unused_result)) const char *
 gw_key_user(char *buf, size_t len, const char *prefix, const char *uid, const char *what);
+
+/* True for a room's or a user's channel ("<prefix>room:{ROOM}",
+ * "<prefix>user:{UID}"): on a Redis Cluster those are sharded channels, in
+ * the slot of their hash tag.  Every other channel (all, control, probe) is
+ * not. */
+bool gw_key_channel_sharded(const char *prefix, const char *channel);
 
 /* "<prefix>dm:{A:B}:<what>" for the conversation of users a and b, in either
  * order (A < B, comparing bytes). */

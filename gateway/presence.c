@@ -130,22 +130,38 @@ static void add(struct gw_presence *p, const char *room, const struct pkeys *k, 
     char exp[32];
     snprintf(exp, sizeof(exp), "%lld", (long long)lifetime_ms(p));
     const char *now = ""; /* Redis' TIME, and exp is a lifetime */
-    const char *argv[] = {k->set, k->holder, k->users,   uid,   p->ctx->cfg->node_id,
-                          exp,    now,       k->channel, event, user};
+    const char *argv[] = {k->set,
+                          k->holder,
+                          k->users,
+                          uid,
+                          p->ctx->cfg->node_id,
+                          exp,
+                          now,
+                          k->channel,
+                          event,
+                          user,
+                          gw_bus_script_publish_cmd(p->ctx->bus, k->set, k->channel)};
     struct room_call *rc = room_call_new(p, room);
     if (rc)
-        gw_store_eval(p->ctx->store, "presence_add", 3, 10, argv, NULL, on_changed, rc);
+        gw_store_eval(p->ctx->store, "presence_add", 3, 11, argv, NULL, on_changed, rc);
 }
 
 static void del(struct gw_presence *p, const char *room, const struct pkeys *k, const char *uid,
                 const char *event)
 {
     const char *now = ""; /* Redis' TIME */
-    const char *argv[] = {k->set, k->holder,  k->users, uid, p->ctx->cfg->node_id,
-                          now,    k->channel, event};
+    const char *argv[] = {k->set,
+                          k->holder,
+                          k->users,
+                          uid,
+                          p->ctx->cfg->node_id,
+                          now,
+                          k->channel,
+                          event,
+                          gw_bus_script_publish_cmd(p->ctx->bus, k->set, k->channel)};
     struct room_call *rc = room_call_new(p, room);
     if (rc)
-        gw_store_eval(p->ctx->store, "presence_remove", 3, 8, argv, NULL, on_changed, rc);
+        gw_store_eval(p->ctx->store, "presence_remove", 3, 9, argv, NULL, on_changed, rc);
 }
 
 static char *online_event(const char *type, const struct chat_identity *who)
@@ -329,8 +345,8 @@ static void on_expired(struct gw_bus *bus, struct redisReply *reply, void *arg)
      * timer's next turn), until a batch comes back short. */
     if (n >= GW_REAP_BATCH && p->reap_timer)
         event_active(p->reap_timer, EV_TIMEOUT, 0);
-    /* keys: set, users, holders...; args: now, channel, head, tail, ids... */
-    size_t argc = 2 + n + 4 + n;
+    /* keys: set, users, holders...; args: now, channel, head, tail, publish, ids... */
+    size_t argc = 2 + n + 5 + n;
     const char **argv = calloc(argc, sizeof(*argv));
     char(*holders)[GW_KEY_MAX] = calloc(n, GW_KEY_MAX);
     size_t m = 0;
@@ -344,7 +360,7 @@ static void on_expired(struct gw_bus *bus, struct redisReply *reply, void *arg)
                           : gw_key_online_holders(holders[m], GW_KEY_MAX, prefix, e->str)))
             continue;
         argv[2 + m] = holders[m];
-        argv[2 + n + 4 + m] = e->str;
+        argv[2 + n + 5 + m] = e->str;
         m++;
     }
     if (m == 0)
@@ -357,9 +373,10 @@ static void on_expired(struct gw_bus *bus, struct redisReply *reply, void *arg)
     args[1] = rc->k.channel;
     args[2] = rc->head;
     args[3] = "}";
+    args[4] = gw_bus_script_publish_cmd(p->ctx->bus, rc->k.set, rc->k.channel);
     for (size_t i = 0; i < m; i++)
-        args[4 + i] = argv[2 + n + 4 + i];
-    gw_store_eval(p->ctx->store, "presence_reap", (int)(2 + m), (int)(2 + m + 4 + m), argv, NULL,
+        args[5 + i] = argv[2 + n + 5 + i];
+    gw_store_eval(p->ctx->store, "presence_reap", (int)(2 + m), (int)(2 + m + 5 + m), argv, NULL,
                   on_reaped, rc);
     rc = NULL;
 out:

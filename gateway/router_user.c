@@ -65,12 +65,17 @@ static void user_send_all(struct gw_router *r, struct user *u, const char *paylo
     gw_frame_z_deinit(&z);
 }
 
+static void start_user_repair(struct gw_router *r, struct user *u);
+static void backlog_push_user(struct user *u, const char *payload, size_t len);
+
 /* Delivers a private message (or anything else on the user's channel) to
  * every local client of u, once: a message whose seq is not above the last
  * one delivered for its conversation is a repeat.  min_ts > 0 skips messages
- * older than that (a repair only replays what this node should have seen). */
+ * older than that (a repair only replays what this node should have seen).
+ * live: it came from the channel, and a seq past the next one of a
+ * conversation this node has seen starts a repair (the message waits). */
 static void user_deliver(struct gw_router *r, struct user *u, const char *payload, size_t len,
-                         int64_t min_ts)
+                         int64_t min_ts, bool live)
 {
     int64_t seq = len > 17 && memcmp(payload, "{\"type\":\"private\"", 17) == 0
                       ? gw_router_message_seq(payload, len)
@@ -91,9 +96,18 @@ static void user_deliver(struct gw_router *r, struct user *u, const char *payloa
     const char *peer = strcmp(from, u->who.id) == 0 ? to : from;
     int64_t last = (int64_t)(intptr_t)gw_dict_get(u->convs, peer);
     bool fresh = seq > last && ts >= min_ts;
-    if (fresh)
+    /* On a cluster the two sides of a DM publish from their own gateways
+     * (docs/architecture.md, sharded pub/sub), so one may overtake the
+     * other: history has what was skipped. */
+    bool gap = live && fresh && last > 0 && seq > last + 1;
+    if (fresh && !gap)
         gw_dict_set(u->convs, peer, (void *)(intptr_t)seq);
     json_decref(msg);
+    if (gap) {
+        backlog_push_user(u, payload, len);
+        start_user_repair(r, u);
+        return;
+    }
     if (fresh)
         user_send_all(r, u, payload, len);
 }
@@ -123,8 +137,6 @@ static struct user *repair_user(const struct user_repair *ur)
     return u && u->generation == ur->generation ? u : NULL;
 }
 
-static void start_user_repair(struct gw_router *r, struct user *u);
-
 static void user_repair_step(struct user_repair *ur)
 {
     if (--ur->outstanding > 0 || !ur->listed)
@@ -152,7 +164,7 @@ static void user_repair_step(struct user_repair *ur)
             STAILQ_REMOVE_HEAD(&pending, link);
             u = repair_user(ur);
             if (u)
-                user_deliver(r, u, e->data, e->len, 0);
+                user_deliver(r, u, e->data, e->len, 0, false);
             free(e);
         }
     }
@@ -167,7 +179,8 @@ static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply,
         for (size_t i = 1; i < reply->elements; i++) {
             struct user *u = repair_user(ur);
             if (u && reply->element[i]->type == REDIS_REPLY_STRING)
-                user_deliver(ur->r, u, reply->element[i]->str, reply->element[i]->len, u->since_ms);
+                user_deliver(ur->r, u, reply->element[i]->str, reply->element[i]->len, u->since_ms,
+                             false);
         }
     }
     user_repair_step(ur);
@@ -224,7 +237,7 @@ void gw_router_user_message(struct gw_router *r, struct user *u, const char *pay
     if (u->repairing)
         backlog_push_user(u, payload, len);
     else
-        user_deliver(r, u, payload, len, 0);
+        user_deliver(r, u, payload, len, 0, true);
 }
 
 void gw_router_user_subscribed(struct gw_router *r, struct user *u)

@@ -308,8 +308,18 @@ void gw_store_create_room(struct gw_store *st, const char *room, const char *met
     }
     snprintf(cap, sizeof(cap), "%d", creator ? cfg->max_rooms : 0);
     snprintf(rate, sizeof(rate), "%d", creator ? cfg->room_create_rate : 0);
-    const char *argv[] = {key, names, active, quota, room, meta, channel, event, cap, rate};
-    gw_store_eval(st, "room_create", 4, 10, argv, NULL, cb, arg);
+    const char *argv[] = {key,
+                          names,
+                          active,
+                          quota,
+                          room,
+                          meta,
+                          channel,
+                          event,
+                          cap,
+                          rate,
+                          gw_bus_script_publish_cmd(st->ctx->bus, key, channel)};
+    gw_store_eval(st, "room_create", 4, 11, argv, NULL, cb, arg);
 }
 
 /* The idle-room sweep, in the steps room_sweep.lua describes: candidates

@@ -4,7 +4,8 @@
 -- ARGV[1] "edit" or "delete", ARGV[2] seq, ARGV[3] caller's user id, ARGV[4] "1" when the
 -- caller is an admin (may delete anyone's message), ARGV[5] edit: the new body as a JSON
 -- string literal ("..." with its quotes, escaped as the stored messages are), ARGV[6] edit:
--- the new body's length in code points (text is capped at 4000), ARGV[7..] pairs of
+-- the new body's length in code points (text is capped at 4000), ARGV[7] the publish
+-- command (PUBLISH, SPUBLISH, or "": return the events instead), ARGV[8..] pairs of
 -- channel and event JSON head (ending after the seq value; the script adds the rest).
 -- The entry keeps its place, seq, ts, sender and kind. Edit: the body is replaced and
 -- ,"edited":true,"edited_ts":T ends the object (once, however often it is edited). Delete:
@@ -12,7 +13,7 @@
 -- goes). The entry is rewritten as a string, never decoded and encoded again, so every
 -- byte the sender's message had before the body stays as it was (the router reads the seq
 -- from that fixed head).
--- Returns {status}: "ok" (changed, published), "same" (nothing to do: the same body, or
+-- Returns {status}: "ok" (changed, published; with ARGV[7] "": {"ok", channel, event, ...}), "same" (nothing to do: the same body, or
 -- deleted already), "not_found", "forbidden" (someone else's message), "deleted" (edit of
 -- a deleted message), "image" (images cannot be edited), "too_large" (text over 4000).
 local mode = ARGV[1]
@@ -25,7 +26,11 @@ for _, i in ipairs({2, 6}) do
         return redis.error_reply('ERR message_edit: ARGV[' .. i .. '] must be an integer')
     end
 end
-if #ARGV < 8 or #ARGV % 2 ~= 0 then
+local pub = ARGV[7]
+if pub ~= 'PUBLISH' and pub ~= 'SPUBLISH' and pub ~= '' then
+    return redis.error_reply('ERR message_edit: ARGV[7] must be PUBLISH, SPUBLISH or ""')
+end
+if #ARGV < 9 or #ARGV % 2 ~= 1 then
     return redis.error_reply('ERR message_edit: channel and event head come in pairs')
 end
 local seq = tonumber(ARGV[2])
@@ -107,7 +112,13 @@ else
     redis.call('HDEL', KEYS[2], string.format('%d', seq))
 end
 redis.call('LSET', KEYS[1], idx, new)
-for i = 7, #ARGV, 2 do
-    redis.call('PUBLISH', ARGV[i], ARGV[i + 1] .. tail)
+local out = {'ok'}
+for i = 8, #ARGV, 2 do
+    if pub == '' then
+        out[#out + 1] = ARGV[i]
+        out[#out + 1] = ARGV[i + 1] .. tail
+    else
+        redis.call(pub, ARGV[i], ARGV[i + 1] .. tail)
+    end
 end
-return {'ok'}
+return out

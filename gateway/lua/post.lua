@@ -2,8 +2,11 @@
 -- KEYS[1] seq (string), KEYS[2] history (list), KEYS[3] idempotency key (string).
 -- ARGV[1] history max (int >= 1), ARGV[2] JSON head ending right before the seq value,
 -- ARGV[3] JSON tail starting right after the ts value, ARGV[4] idempotency TTL seconds
--- (0: no idempotency, KEYS[3] untouched), ARGV[5..n] channels to PUBLISH on.
--- Returns {seq, ts, 0}, or {first_seq, first_ts, 1} for a replayed idempotency key.
+-- (0: no idempotency, KEYS[3] untouched), ARGV[5] the publish command (PUBLISH, SPUBLISH, or
+-- "": publish nothing and return the message, for channels outside this script's slot),
+-- ARGV[6..n] channels to publish on (each in this script's slot for SPUBLISH).
+-- Returns {seq, ts, 0} ({seq, ts, 0, message, channel...} with ARGV[5] ""), or {first_seq, first_ts, 1}
+-- for a replayed idempotency key.
 -- Integers are printed with %d: tostring() on a Lua 5.1 number switches to exponent
 -- notation past 14 digits, and the stored JSON must be byte-exact.
 -- Numbers are decimal digits only (15 at most, exact in a double): tonumber() alone would
@@ -16,7 +19,11 @@ end
 if not ttl or ttl > 1000000000 then
     return redis.error_reply('ERR post: idempotency ttl must be an integer in 0..1000000000')
 end
-if #ARGV < 5 then
+local pub = ARGV[5]
+if pub ~= 'PUBLISH' and pub ~= 'SPUBLISH' and pub ~= '' then
+    return redis.error_reply('ERR post: ARGV[5] must be PUBLISH, SPUBLISH or ""')
+end
+if #ARGV < 6 and pub ~= '' then
     return redis.error_reply('ERR post: at least one channel is required')
 end
 
@@ -41,7 +48,14 @@ redis.call('LTRIM', KEYS[2], string.format('%d', -max), '-1')
 if ttl > 0 then
     redis.call('SET', KEYS[3], string.format('%d:%d', seq, ts), 'EX', string.format('%d', ttl))
 end
-for i = 5, #ARGV do
-    redis.call('PUBLISH', ARGV[i], msg)
+if pub == '' then
+    local out = {seq, ts, 0, msg}
+    for i = 6, #ARGV do
+        out[#out + 1] = ARGV[i]
+    end
+    return out
+end
+for i = 6, #ARGV do
+    redis.call(pub, ARGV[i], msg)
 end
 return {seq, ts, 0}

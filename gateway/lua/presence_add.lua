@@ -6,7 +6,8 @@
 -- ARGV[1] user id, ARGV[2] node id, ARGV[3] expiry ms, ARGV[4] now ms, ARGV[5] channel
 -- (ARGV[4] "": now is Redis' TIME and ARGV[3] the entry's lifetime in ms, so every
 -- node's entries are scored on one clock whatever the nodes' clocks say)
--- ("" publishes nothing), ARGV[6] event JSON, ARGV[7] user JSON.
+-- ("" publishes nothing), ARGV[6] event JSON, ARGV[7] user JSON, ARGV[8] the publish command
+-- (PUBLISH, or SPUBLISH for a channel in this script's slot).
 -- Returns {appeared, present}: appeared is 1 when the user was absent (the event was
 -- published), 0 otherwise; present is the number of live entries now (the caller keeps the
 -- room popularity index, which lives in another slot). Calling it again refreshes the
@@ -17,6 +18,9 @@ local function redis_now()
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local expiry = #ARGV[3] <= 15 and ARGV[3]:match('^%d+$') and tonumber(ARGV[3])
+if ARGV[8] ~= 'PUBLISH' and ARGV[8] ~= 'SPUBLISH' then
+    return redis.error_reply('ERR presence_add: ARGV[8] must be PUBLISH or SPUBLISH')
+end
 local now
 if ARGV[4] == '' then
     now = redis_now()
@@ -47,7 +51,7 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 else
     redis.call('ZADD', KEYS[1], exp_s, ARGV[1])
     if ARGV[5] ~= '' then
-        redis.call('PUBLISH', ARGV[5], ARGV[6])
+        redis.call(ARGV[8], ARGV[5], ARGV[6])
     end
     appeared = 1
 end

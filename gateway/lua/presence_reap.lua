@@ -3,7 +3,8 @@
 -- KEYS[1] presence zset (member: user id, score: expiry ms), KEYS[2] its user hash (user id
 -- -> user JSON), KEYS[3..n] the holder zset of each candidate, in the order of the ids.
 -- ARGV[1] now ms ("": Redis' TIME), ARGV[2] channel ("" publishes nothing), ARGV[3] event
--- head, ARGV[4] event tail (event = head .. user JSON .. tail), ARGV[5..] the candidate ids,
+-- head, ARGV[4] event tail (event = head .. user JSON .. tail), ARGV[5] the publish command
+-- (PUBLISH, or SPUBLISH for a channel in this script's slot), ARGV[6..] the candidate ids,
 -- one per holder key.
 -- Returns {present, reaped uid...}: present is the number of live entries afterwards. Many
 -- nodes run this concurrently with the same candidates; each id is checked again here, and
@@ -20,14 +21,17 @@ if now_s == '' then
 elseif not (#now_s <= 15 and now_s:match('^%d+$')) then
     return redis.error_reply('ERR presence_reap: now must be an integer')
 end
-if #KEYS - 2 ~= #ARGV - 4 then
+if ARGV[5] ~= 'PUBLISH' and ARGV[5] ~= 'SPUBLISH' then
+    return redis.error_reply('ERR presence_reap: ARGV[5] must be PUBLISH or SPUBLISH')
+end
+if #KEYS - 2 ~= #ARGV - 5 then
     return redis.error_reply('ERR presence_reap: one holder key per id')
 end
 local now = tonumber(now_s)
 
 local reaped = {}
-for i = 5, #ARGV do
-    local uid, holder = ARGV[i], KEYS[i - 2]
+for i = 6, #ARGV do
+    local uid, holder = ARGV[i], KEYS[i - 3]
     local score = tonumber(redis.call('ZSCORE', KEYS[1], uid))
     if score and score < now then
         redis.call('ZREMRANGEBYSCORE', holder, '-inf', '(' .. now_s)
@@ -45,7 +49,7 @@ for i = 5, #ARGV do
                            ',"avatar":null}'
             end
             if ARGV[2] ~= '' then
-                redis.call('PUBLISH', ARGV[2], ARGV[3] .. user .. ARGV[4])
+                redis.call(ARGV[5], ARGV[2], ARGV[3] .. user .. ARGV[4])
             end
             reaped[#reaped + 1] = uid
         end

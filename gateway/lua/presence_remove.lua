@@ -2,13 +2,17 @@
 -- KEYS[1] presence zset, KEYS[2] holder zset of that user, KEYS[3] user hash (as in
 -- presence_add.lua).
 -- ARGV[1] user id, ARGV[2] node id, ARGV[3] now ms, ARGV[4] channel ("" publishes nothing),
--- ARGV[5] event JSON.
+-- ARGV[5] event JSON, ARGV[6] the publish command (PUBLISH, or SPUBLISH for a channel in
+-- this script's slot).
 -- Returns {left, present}: left is 1 when this was the user's last live holder (the event
 -- was published), 0 when another node still holds the user or the user was not present;
 -- present is the number of live entries now.
 local function redis_now()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+if ARGV[6] ~= 'PUBLISH' and ARGV[6] ~= 'SPUBLISH' then
+    return redis.error_reply('ERR presence_remove: ARGV[6] must be PUBLISH or SPUBLISH')
 end
 -- ARGV[3] "": now is Redis' TIME (one clock for every node).
 local now_s = ARGV[3]
@@ -32,6 +36,6 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
 end
 redis.call('HDEL', KEYS[3], ARGV[1])
 if ARGV[4] ~= '' then
-    redis.call('PUBLISH', ARGV[4], ARGV[5])
+    redis.call(ARGV[6], ARGV[4], ARGV[5])
 end
 return {1, present()}

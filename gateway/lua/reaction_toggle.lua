@@ -3,11 +3,13 @@
 -- field seq -> JSON {"<emoji>": ["<user id>", ...]} (no empty lists, no empty objects).
 -- ARGV[1] seq, ARGV[2] user id, ARGV[3] emoji (UTF-8), ARGV[4] the emoji as a JSON string
 -- literal (for the event), ARGV[5] most distinct emoji on one message, ARGV[6] most
--- reactions (user, emoji pairs) on one message, ARGV[7..] pairs of channel and event JSON
+-- reactions (user, emoji pairs) on one message, ARGV[7] the publish command (PUBLISH,
+-- SPUBLISH, or "": return the events instead), ARGV[8..] pairs of channel and event JSON
 -- head (ending after the seq value; the script adds emoji, user and on).
 -- Fields of messages no longer in history are dropped whenever the hash holds more fields
 -- than history holds messages, so it stays as small as the history.
--- Returns {status, on}: status "ok" (on 1 added, 0 removed, event published), "not_found"
+-- Returns {status, on}: status "ok" (on 1 added, 0 removed, event published; with ARGV[7]
+-- "": {"ok", on, channel, event, ...}), "not_found"
 -- (not in history, or deleted), "limit" (a cap above would be passed).
 for _, i in ipairs({1, 5, 6}) do
     local v = ARGV[i]
@@ -15,7 +17,11 @@ for _, i in ipairs({1, 5, 6}) do
         return redis.error_reply('ERR reaction_toggle: ARGV[' .. i .. '] must be an integer')
     end
 end
-if #ARGV < 8 or #ARGV % 2 ~= 0 then
+local pub = ARGV[7]
+if pub ~= 'PUBLISH' and pub ~= 'SPUBLISH' and pub ~= '' then
+    return redis.error_reply('ERR reaction_toggle: ARGV[7] must be PUBLISH, SPUBLISH or ""')
+end
+if #ARGV < 9 or #ARGV % 2 ~= 1 then
     return redis.error_reply('ERR reaction_toggle: channel and event head come in pairs')
 end
 local seq, max_emoji, max_total = tonumber(ARGV[1]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -93,7 +99,13 @@ if redis.call('HLEN', KEYS[2]) > n then
 end
 local tail = ',"emoji":' .. ARGV[4] .. ',"user":"' .. uid .. '","on":' ..
                  (on == 1 and 'true' or 'false') .. '}'
-for i = 7, #ARGV, 2 do
-    redis.call('PUBLISH', ARGV[i], ARGV[i + 1] .. tail)
+local out = {'ok', on}
+for i = 8, #ARGV, 2 do
+    if pub == '' then
+        out[#out + 1] = ARGV[i]
+        out[#out + 1] = ARGV[i + 1] .. tail
+    else
+        redis.call(pub, ARGV[i], ARGV[i + 1] .. tail)
+    end
 end
-return {'ok', on}
+return out

@@ -6,6 +6,7 @@
 -- ARGV[5] event JSON head ending right before the seq value (the script closes it),
 -- ARGV[6] the conversation's current seq (integer >= 0), read by the caller just before:
 -- the conversation's seq key lives in the conversation's hash slot, not the user's.
+-- ARGV[7] the publish command (PUBLISH, or SPUBLISH: the channel is the user's, in KEYS[1]'s slot).
 -- The seq is capped at the conversation's current seq (nobody can have read further), and
 -- the marker never moves back, unless it is above that seq: then the conversation started
 -- over (Redis lost its data) and the marker follows it down.
@@ -15,6 +16,9 @@ for _, i in ipairs({2, 3, 6}) do
     if not (v and #v <= 15 and v:match('^%d+$')) then
         return redis.error_reply('ERR read_mark: ARGV[' .. i .. '] must be an integer')
     end
+end
+if ARGV[7] ~= 'PUBLISH' and ARGV[7] ~= 'SPUBLISH' then
+    return redis.error_reply('ERR read_mark: ARGV[7] must be PUBLISH or SPUBLISH')
 end
 local want, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local current = tonumber(ARGV[6])
@@ -33,5 +37,5 @@ end
 if ttl > 0 then
     redis.call('EXPIRE', KEYS[1], string.format('%d', ttl))
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. string.format('%d', want) .. '}')
+redis.call(ARGV[7], ARGV[4], ARGV[5] .. string.format('%d', want) .. '}')
 return {want, 1}

@@ -26,6 +26,9 @@ TCase *layout_tcase(void);
 TCase *marks_tcase(void);
 /* Several masters only (CHAT_TEST_REDIS_CLUSTER=3): a live reshard under traffic. */
 TCase *reshard_tcase(void);
+/* Several masters only: room and user channels are sharded (SSUBSCRIBE on
+ * their slot's master, and nowhere else). */
+TCase *shard_tcase(void);
 /* --durability replica against one Redis with a replica. */
 TCase *durability_tcase(void);
 /* Six nodes only (CHAT_TEST_REDIS_CLUSTER=6): acked messages lost to a master's kill -9. */
@@ -107,6 +110,18 @@ redisContext *ct_redis(const struct h_cluster *cl);
 redisReply *ct_redis_cmd(redisContext *rc, const char *fmt, ...);
 redisReply *ct_redis_vcmd(redisContext *rc, const char *fmt, va_list ap);
 long long ct_redis_int(redisContext *rc, const char *fmt, ...);
+
+/* CLIENT KILL TYPE pubsub on every Redis node (on several masters a
+ * gateway's sharded subscriptions are on the masters of their channels); how
+ * many it killed. */
+long long ct_kill_pubsub(const struct h_cluster *cl);
+/* A synchronous connection to the Redis node at port (5 s timeouts); asserts. */
+redisContext *ct_redis_at(int port);
+/* The port of the master that serves key's slot, per CLUSTER SLOTS of the
+ * node at any_port; asserts there is one. */
+int ct_slot_owner(int any_port, const char *key);
+/* PUBSUB SHARDNUMSUB channel on the node at port: its sharded subscribers there. */
+long long ct_shard_subscribers(int port, const char *channel);
 
 /* Replaces the harness's Redis with one on the same port that persists
  * every write (appendonly, appendfsync always, in the cluster dir); call

@@ -367,6 +367,62 @@ redisContext *ct_redis(const struct h_cluster *cl)
     return rc;
 }
 
+redisContext *ct_redis_at(int port)
+{
+    struct timeval tv = {5, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+
+    ck_assert_msg(rc && rc->err == 0, "connect %d", port);
+    redisSetTimeout(rc, tv);
+    return rc;
+}
+
+long long ct_kill_pubsub(const struct h_cluster *cl)
+{
+    long long killed = 0;
+    for (int i = 0; i < h_redis_nodes(); i++) {
+        redisContext *rc = ct_redis_at(i == 0 ? cl->redis.port : cl->redis_more[i - 1].port);
+        redisReply *r = redisCommand(rc, "CLIENT KILL TYPE pubsub");
+        ck_assert(r && r->type == REDIS_REPLY_INTEGER);
+        killed += r->integer;
+        freeReplyObject(r);
+        redisFree(rc);
+    }
+    return killed;
+}
+
+int ct_slot_owner(int any_port, const char *key)
+{
+    redisContext *rc = ct_redis_at(any_port);
+    redisReply *r = redisCommand(rc, "CLUSTER KEYSLOT %s", key);
+    ck_assert(r && r->type == REDIS_REPLY_INTEGER);
+    long long slot = r->integer;
+    freeReplyObject(r);
+    int port = 0;
+    redisReply *map = redisCommand(rc, "CLUSTER SLOTS");
+    ck_assert(map && map->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < map->elements; i++) {
+        redisReply *e = map->element[i];
+        if (slot >= e->element[0]->integer && slot <= e->element[1]->integer)
+            port = (int)e->element[2]->element[1]->integer;
+    }
+    freeReplyObject(map);
+    redisFree(rc);
+    ck_assert_int_gt(port, 0);
+    return port;
+}
+
+long long ct_shard_subscribers(int port, const char *channel)
+{
+    redisContext *rc = ct_redis_at(port);
+    redisReply *r = redisCommand(rc, "PUBSUB SHARDNUMSUB %s", channel);
+    ck_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    long long n = r->element[1]->integer;
+    freeReplyObject(r);
+    redisFree(rc);
+    return n;
+}
+
 redisReply *ct_redis_vcmd(redisContext *rc, const char *fmt, va_list ap)
 {
     va_list again;

@@ -1,7 +1,7 @@
 /* Runs the chat-over-Redis suites; CK_RUN_CASE=delivery (private, failure,
  * load, errors, layout, marks, reshard) runs one of them, CT_CASES=a,b,c a
- * few, CT_KEEP=1 keeps the logs.  reshard needs several masters
- * (CHAT_TEST_REDIS_CLUSTER=3) and is only added then. */
+ * few, CT_KEEP=1 keeps the logs.  reshard and shard need several masters
+ * (CHAT_TEST_REDIS_CLUSTER=3) and are only added then. */
 #include "chat_tests.h"
 
 #include <stdlib.h>
@@ -41,8 +41,10 @@ int main(void)
         add(s, "durability", durability_tcase);
         add(s, "sentinel", sentinel_tcase);
     }
-    if (h_redis_masters() == 3)
+    if (h_redis_masters() == 3) {
         add(s, "reshard", reshard_tcase);
+        add(s, "shard", shard_tcase);
+    }
     if (h_redis_nodes() == 6)
         add(s, "failover", failover_tcase);
     sr = srunner_create(s);

@@ -502,7 +502,6 @@ static void pubsub_killed(int warmup)
     struct ct_user u[3];
     struct tc *t[3];
     redisContext *rc;
-    redisReply *rep;
     char id[32];
     long long last = 0;
     struct seq_wait w = {t, 3, 0};
@@ -517,11 +516,8 @@ static void pubsub_killed(int warmup)
     w.last = last;
     ck_assert(h_loop_until(cl->base, all_reached, &w, CT_WAIT_MS));
     for (size_t round = 0; round < sizeof(burst) / sizeof(burst[0]); round++) {
-        rep = redisCommand(rc, "CLIENT KILL TYPE pubsub");
-        ck_assert_ptr_nonnull(rep);
-        ck_assert_int_eq(rep->type, REDIS_REPLY_INTEGER);
-        ck_assert_msg(rep->integer >= 3, "only %lld subscribers killed", rep->integer);
-        freeReplyObject(rep);
+        long long killed = ct_kill_pubsub(cl);
+        ck_assert_msg(killed >= 3, "only %lld subscribers killed", killed);
         /* posted right away, most likely while no node is subscribed */
         for (int k = 0; k < burst[round]; k++) {
             snprintf(id, sizeof(id), "k%zu-%d", round, k);
@@ -586,7 +582,6 @@ START_TEST(test_pubsub_killed_private)
     struct ct_user a, b;
     struct tc *t[3];
     redisContext *rc;
-    redisReply *rep;
     char id[16];
 
     ct_cluster_start(cl, 3, fast_args);
@@ -605,9 +600,7 @@ START_TEST(test_pubsub_killed_private)
     for (int i = 0; i < 3; i++)
         json_decref(ct_take(t[i], "private", NULL));
 
-    rep = redisCommand(rc, "CLIENT KILL TYPE pubsub");
-    ck_assert_ptr_nonnull(rep);
-    freeReplyObject(rep);
+    ct_kill_pubsub(cl);
     for (int k = 0; k < 3; k++)
         ct_send(t[0],
                 "{\"type\":\"private\",\"id\":\"p%d\",\"to\":\"%s\",\"kind\":\"text\","

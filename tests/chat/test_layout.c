@@ -44,8 +44,12 @@ static void assert_expiry_score(redisContext *rc, const char *key, const char *m
     freeReplyObject(r);
 }
 
+/* Nodes subscribed to channel.  On several masters a room's or a user's
+ * channel is sharded: counted on the master of its slot. */
 static long long numsub(redisContext *rc, const char *channel)
 {
+    if (h_redis_masters() > 1 && (strstr(channel, "room:{") || strstr(channel, "user:{")))
+        return ct_shard_subscribers(ct_slot_owner(rc->tcp.port, channel), channel);
     redisReply *r = redisCommand(rc, "PUBSUB NUMSUB %s", channel);
     long long n = -1;
 

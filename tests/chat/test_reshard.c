@@ -6,6 +6,8 @@
  * ASK) and after (it answers MOVED).  Every message is acked with the next
  * seq and reaches every member once, in order, and history holds them all.
  * (Before: the master serves it; during: TRYAGAIN and ASK; after: MOVED.)
+ * The room's sharded subscriptions follow the slot: the old owner ends them,
+ * the gateways subscribe on the new one and repair what they missed.
  */
 #include "chat_tests.h"
 
@@ -14,16 +16,6 @@
 #include <string.h>
 
 static const char *const fast_args[] = {"--rate", "500/500", NULL};
-
-static redisContext *node(int port)
-{
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
-
-    ck_assert_msg(rc && rc->err == 0, "connect %d", port);
-    redisSetTimeout(rc, tv);
-    return rc;
-}
 
 /* The reply of a command that must not fail (freed here; its integer or 0). */
 static long long must(redisContext *rc, redisReply *r, const char *what)
@@ -83,22 +75,13 @@ START_TEST(test_reshard_busy_room)
     ck_assert_int_eq(ct_post(all[1], "busy", "b2", "before 2"), 2);
 
     /* Who serves the room's slot, and a master to move it to. */
-    redisContext *any = node(ports[0]);
+    redisContext *any = ct_redis_at(ports[0]);
     long long slot =
         must(any, redisCommand(any, "CLUSTER KEYSLOT chat:room:{busy}:seq"), "KEYSLOT");
-    int src_port = 0;
-    redisReply *map = redisCommand(any, "CLUSTER SLOTS");
-    ck_assert(map && map->type == REDIS_REPLY_ARRAY);
-    for (size_t i = 0; i < map->elements; i++) {
-        redisReply *r = map->element[i];
-        if (slot >= r->element[0]->integer && slot <= r->element[1]->integer)
-            src_port = (int)r->element[2]->element[1]->integer;
-    }
-    freeReplyObject(map);
     redisFree(any);
-    ck_assert_int_gt(src_port, 0);
+    int src_port = ct_slot_owner(ports[0], "chat:room:{busy}");
     int dst_port = src_port == ports[0] ? ports[1] : ports[0];
-    redisContext *src = node(src_port), *dst = node(dst_port);
+    redisContext *src = ct_redis_at(src_port), *dst = ct_redis_at(dst_port);
     char src_id[64], dst_id[64];
     node_id(src, src_id, sizeof(src_id));
     node_id(dst, dst_id, sizeof(dst_id));
@@ -122,10 +105,22 @@ START_TEST(test_reshard_busy_room)
     ct_assert_seqs(json_object_get(hist, "messages"), 1, 2, "history while migrating");
     json_decref(hist);
     for (int i = 0; i < 3; i++) {
-        redisContext *rc = node(ports[i]);
+        redisContext *rc = ct_redis_at(ports[i]);
         must(rc, redisCommand(rc, "CLUSTER SETSLOT %lld NODE %s", slot, dst_id), "SETSLOT NODE");
         redisFree(rc);
     }
+    /* The source told each gateway its subscription ended (an unasked
+     * sunsubscribe): both subscribe again on the new owner. */
+    bool moved = false;
+    for (int waited = 0; !moved && waited < CT_WAIT_MS; waited += 100) {
+        moved = ct_shard_subscribers(dst_port, "chat:room:{busy}") == 2 &&
+                ct_shard_subscribers(src_port, "chat:room:{busy}") == 0;
+        if (!moved)
+            h_loop_for(cl->base, 100);
+    }
+    ck_assert_msg(moved, "room channel subscribers: %lld on the new owner, %lld on the old",
+                  ct_shard_subscribers(dst_port, "chat:room:{busy}"),
+                  ct_shard_subscribers(src_port, "chat:room:{busy}"));
     json_t *ack = ct_expect(all[2], "d1", "ack");
     ck_assert_int_eq(ct_json_int(ack, "seq"), 3);
     json_decref(ack);

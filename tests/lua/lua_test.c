@@ -234,7 +234,7 @@ static const char strict_keys[] =
     "local redis = (function()\n"
     "  local real, declared = redis, {}\n"
     "  for _, k in ipairs(KEYS) do declared[k] = true end\n"
-    "  local nokey = {TIME = true, PUBLISH = true}\n"
+    "  local nokey = {TIME = true, PUBLISH = true, SPUBLISH = true}\n"
     "  local allkeys = {DEL = true, EXISTS = true, UNLINK = true, MGET = true}\n"
     "  local function check(cmd, ...)\n"
     "    local name, args = string.upper(cmd), {...}\n"

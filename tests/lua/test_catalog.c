@@ -76,13 +76,13 @@ START_TEST(room_is_created_once)
     const char *meta = "{\"topic\":\"Rust\",\"created_by\":\"u1\",\"created_at\":1700000000000}";
     const char *event = "{\"type\":\"room_created\",\"room\":\"rust\",\"topic\":\"Rust\"}";
 
-    lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", meta, ALL, event, "0", "0"),
-        1);
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", meta, ALL,
+                             event, "0", "0", "PUBLISH"),
+                        1);
     lua_test_expect_message(sub, ALL, event);
-    lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", "{}", ALL, event, "0", "0"),
-        0);
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "rust", "{}", ALL,
+                             event, "0", "0", "PUBLISH"),
+                        0);
     lua_test_expect_str(CMD(c, "HGET", ROOMS, "rust"), meta);
     lua_test_expect_str(CMD(c, "ZSCORE", NAMES, "rust"), "0");
     lua_test_expect_quiet(c, sub, ALL);
@@ -201,21 +201,27 @@ START_TEST(room_create_cap_and_quota)
 {
     redisContext *c = lua_test_connect();
     const char *ev = "{}";
-    lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r1", "{}", "", ev, "3", "2"), 1);
-    lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r2", "{}", "", ev, "3", "2"), 1);
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r1", "{}", "", ev,
+                             "3", "2", "PUBLISH"),
+                        1);
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r2", "{}", "", ev,
+                             "3", "2", "PUBLISH"),
+                        1);
     /* quota: 2 per hour for this creator */
-    lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r3", "{}", "", ev, "3", "2"), -2);
-    lua_test_expect_int(
-        EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r1", "{}", "", ev, "3", "2"), 0);
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r3", "{}", "", ev,
+                             "3", "2", "PUBLISH"),
+                        -2);
+    lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE, QUOTA, "r1", "{}", "", ev,
+                             "3", "2", "PUBLISH"),
+                        0);
     /* another creator, then the cap of 3 */
     lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE,
-                             "t:rooms:created:u2:1{t:rooms}", "r3", "{}", "", ev, "3", "2"),
+                             "t:rooms:created:u2:1{t:rooms}", "r3", "{}", "", ev, "3", "2",
+                             "PUBLISH"),
                         1);
     lua_test_expect_int(EVAL(c, "room_create", 4, ROOMS, NAMES, ACTIVE,
-                             "t:rooms:created:u2:1{t:rooms}", "r4", "{}", "", ev, "3", "2"),
+                             "t:rooms:created:u2:1{t:rooms}", "r4", "{}", "", ev, "3", "2",
+                             "PUBLISH"),
                         -1);
     lua_test_expect_nil(CMD(c, "HGET", ROOMS, "r4"));
     redisFree(c);

@@ -95,7 +95,7 @@ static void expect_status(redisReply *r, const char *status)
 
 /* mode "edit" or "delete"; the event type is "edited" or "deleted". */
 #define EDIT(c, mode, seq, uid, admin, body, cps)                                                  \
-    EVAL(c, "message_edit", 2, HIST, REACT, mode, seq, uid, admin, body, cps, CHAN,                \
+    EVAL(c, "message_edit", 2, HIST, REACT, mode, seq, uid, admin, body, cps, "PUBLISH", CHAN,     \
          strcmp(mode, "edit") == 0 ? "{\"type\":\"edited\",\"room\":\"general\",\"seq\":" seq      \
                                    : "{\"type\":\"deleted\",\"room\":\"general\",\"seq\":" seq)
 
@@ -107,7 +107,7 @@ START_TEST(read_mark_only_moves_forward)
     redisReply *r;
 
     lua_test_expect_str(CMD(c, "SET", SEQ, "10"), "OK");
-    r = EVAL(c, "read_mark", 1, READ, "room:general", "4", "60", UCHAN, head, "10");
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "4", "60", UCHAN, head, "10", "PUBLISH");
     ck_assert_int_eq(r->element[0]->integer, 4);
     ck_assert_int_eq(r->element[1]->integer, 1);
     freeReplyObject(r);
@@ -116,41 +116,41 @@ START_TEST(read_mark_only_moves_forward)
     lua_test_expect_ttl(c, READ, 1, 60);
 
     /* Backwards and equal: unchanged, nothing published. */
-    r = EVAL(c, "read_mark", 1, READ, "room:general", "2", "60", UCHAN, head, "10");
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "2", "60", UCHAN, head, "10", "PUBLISH");
     ck_assert_int_eq(r->element[0]->integer, 4);
     ck_assert_int_eq(r->element[1]->integer, 0);
     freeReplyObject(r);
-    r = EVAL(c, "read_mark", 1, READ, "room:general", "4", "60", UCHAN, head, "10");
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "4", "60", UCHAN, head, "10", "PUBLISH");
     ck_assert_int_eq(r->element[1]->integer, 0);
     freeReplyObject(r);
     lua_test_expect_quiet(c, sub, UCHAN);
 
     /* Beyond the conversation: capped at its seq. */
-    r = EVAL(c, "read_mark", 1, READ, "room:general", "999", "60", UCHAN, head, "10");
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "999", "60", UCHAN, head, "10", "PUBLISH");
     ck_assert_int_eq(r->element[0]->integer, 10);
     freeReplyObject(r);
     lua_test_expect_message(sub, UCHAN, "{\"type\":\"read\",\"room\":\"general\",\"seq\":10}");
 
     /* The conversation started over (seq 3 now): the marker follows it down. */
     lua_test_expect_str(CMD(c, "SET", SEQ, "3"), "OK");
-    r = EVAL(c, "read_mark", 1, READ, "room:general", "1", "60", UCHAN, head, "3");
+    r = EVAL(c, "read_mark", 1, READ, "room:general", "1", "60", UCHAN, head, "3", "PUBLISH");
     ck_assert_int_eq(r->element[0]->integer, 1);
     ck_assert_int_eq(r->element[1]->integer, 1);
     freeReplyObject(r);
     lua_test_expect_message(sub, UCHAN, "{\"type\":\"read\",\"room\":\"general\",\"seq\":1}");
 
     /* Nothing to read yet: no field at all. */
-    r = EVAL(c, "read_mark", 1, READ, "room:empty", "5", "60", UCHAN, head, "0");
+    r = EVAL(c, "read_mark", 1, READ, "room:empty", "5", "60", UCHAN, head, "0", "PUBLISH");
     ck_assert_int_eq(r->element[0]->integer, 0);
     freeReplyObject(r);
     lua_test_expect_int(CMD(c, "HEXISTS", READ, "room:empty"), 0);
 
     lua_test_expect_error(
-        EVAL(c, "read_mark", 1, READ, "room:general", "1e3", "60", UCHAN, head, "3"));
+        EVAL(c, "read_mark", 1, READ, "room:general", "1e3", "60", UCHAN, head, "3", "PUBLISH"));
     lua_test_expect_error(
-        EVAL(c, "read_mark", 1, READ, "room:general", "-1", "60", UCHAN, head, "3"));
+        EVAL(c, "read_mark", 1, READ, "room:general", "-1", "60", UCHAN, head, "3", "PUBLISH"));
     lua_test_expect_error(
-        EVAL(c, "read_mark", 1, READ, "room:general", "1", "60", UCHAN, head, "x"));
+        EVAL(c, "read_mark", 1, READ, "room:general", "1", "60", UCHAN, head, "x", "PUBLISH"));
     lua_test_expect_quiet(c, sub, UCHAN);
     redisFree(sub);
     redisFree(c);
@@ -268,11 +268,11 @@ START_TEST(edit_finds_seq_after_trim_and_in_dm)
         store(c, i, FROM_U1, "text", "\"m\"", "");
     lua_test_expect_str(CMD(c, "LTRIM", HIST, "2", "-1"), "OK"); /* 3 4 5 left */
     expect_status(EVAL(c, "message_edit", 2, HIST, REACT, "edit", "2", "u1", "0", "\"e\"", "1",
-                       "t:user:{a}", "{\"type\":\"edited\",\"with\":\"b\",\"seq\":2"),
+                       "PUBLISH", "t:user:{a}", "{\"type\":\"edited\",\"with\":\"b\",\"seq\":2"),
                   "not_found");
     expect_status(EVAL(c, "message_edit", 2, HIST, REACT, "edit", "4", "u1", "0", "\"e\"", "1",
-                       "t:user:{a}", "{\"type\":\"edited\",\"with\":\"b\",\"seq\":4", "t:user:{b}",
-                       "{\"type\":\"edited\",\"with\":\"a\",\"seq\":4"),
+                       "PUBLISH", "t:user:{a}", "{\"type\":\"edited\",\"with\":\"b\",\"seq\":4",
+                       "t:user:{b}", "{\"type\":\"edited\",\"with\":\"a\",\"seq\":4"),
                   "ok");
     expect_event(sub, "t:user:{a}",
                  "{\"type\":\"edited\",\"with\":\"b\",\"seq\":4,\"body\":\"e\",\"edited_ts\":T}");
@@ -287,8 +287,8 @@ START_TEST(edit_finds_seq_after_trim_and_in_dm)
 END_TEST
 
 #define REACTX(c, seq, uid, emoji, emoji_json)                                                     \
-    EVAL(c, "reaction_toggle", 2, HIST, REACT, seq, uid, emoji, emoji_json, "3", "4", CHAN,        \
-         "{\"type\":\"reaction\",\"room\":\"general\",\"seq\":" seq)
+    EVAL(c, "reaction_toggle", 2, HIST, REACT, seq, uid, emoji, emoji_json, "3", "4", "PUBLISH",   \
+         CHAN, "{\"type\":\"reaction\",\"room\":\"general\",\"seq\":" seq)
 
 static void expect_toggle(redisReply *r, const char *status, long long on)
 {

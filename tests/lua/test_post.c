@@ -58,7 +58,7 @@ static void expected_msg(char *buf, size_t size, const char *head, struct ack a,
 
 static struct ack post(redisContext *c, const char *max, const char *tail, const char *ttl)
 {
-    return take_ack(EVAL(c, "post", 3, SEQ, HIST, IDEM, max, HEAD, tail, ttl, CHAN));
+    return take_ack(EVAL(c, "post", 3, SEQ, HIST, IDEM, max, HEAD, tail, ttl, "PUBLISH", CHAN));
 }
 
 START_TEST(seq_has_no_gaps_and_message_is_exact)
@@ -147,8 +147,8 @@ START_TEST(idempotent_replay_returns_first_ack)
     lua_test_expect_quiet(c, sub, CHAN);
 
     /* Another key is a new message. */
-    again = take_ack(
-        EVAL(c, "post", 3, SEQ, HIST, "t:idem:{general}:u1:c8", "200", HEAD, TAIL, "300", CHAN));
+    again = take_ack(EVAL(c, "post", 3, SEQ, HIST, "t:idem:{general}:u1:c8", "200", HEAD, TAIL,
+                          "300", "PUBLISH", CHAN));
     ck_assert_int_eq(again.seq, 2);
     ck_assert_int_eq(again.replayed, 0);
     redisFree(sub);
@@ -177,7 +177,7 @@ START_TEST(dm_publishes_on_both_channels)
     char msg[1024];
     struct ack a =
         take_ack(EVAL(c, "post", 3, "t:dm:{a:b}:seq", "t:dm:{a:b}:history", "t:idem:{a:b}:a:x1",
-                      "200", head, TAIL, "300", "t:user:{a}", "t:user:{b}"));
+                      "200", head, TAIL, "300", "PUBLISH", "t:user:{a}", "t:user:{b}"));
 
     ck_assert_int_eq(a.seq, 1);
     expected_msg(msg, sizeof(msg), head, a, TAIL);
@@ -186,6 +186,37 @@ START_TEST(dm_publishes_on_both_channels)
     lua_test_expect_str(CMD(c, "LINDEX", "t:dm:{a:b}:history", "0"), msg);
     lua_test_expect_quiet(c, sub, "t:user:{a}");
     lua_test_expect_quiet(c, sub, "t:user:{b}");
+    redisFree(sub);
+    redisFree(c);
+}
+END_TEST
+
+/* A DM on a cluster: the users' channels are outside the conversation's slot,
+ * so the script publishes nothing and hands the message and channels back. */
+START_TEST(dm_returns_its_events_when_asked)
+{
+    redisContext *c = lua_test_connect();
+    redisContext *sub = lua_test_subscribe("t:user:{a}", "t:user:{b}");
+    const char *head = "{\"type\":\"private\",\"seq\":";
+    char msg[1024];
+    redisReply *r = EVAL(c, "post", 3, "t:dm:{a:b}:seq", "t:dm:{a:b}:history", "t:idem:{a:b}:a:x2",
+                         "200", head, TAIL, "0", "", "t:user:{a}", "t:user:{b}");
+
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY && r->elements == 6, "type %d", r->type);
+    struct ack a = {r->element[0]->integer, r->element[1]->integer, r->element[2]->integer};
+    ck_assert_int_eq(a.seq, 1);
+    ck_assert_int_eq(a.replayed, 0);
+    expected_msg(msg, sizeof(msg), head, a, TAIL);
+    ck_assert_str_eq(r->element[3]->str, msg);
+    ck_assert_str_eq(r->element[4]->str, "t:user:{a}");
+    ck_assert_str_eq(r->element[5]->str, "t:user:{b}");
+    freeReplyObject(r);
+    lua_test_expect_quiet(c, sub, "t:user:{a}");
+    lua_test_expect_quiet(c, sub, "t:user:{b}");
+    /* Any other command is refused before anything is stored. */
+    lua_test_expect_error(EVAL(c, "post", 3, "t:dm:{a:b}:seq", "t:dm:{a:b}:history",
+                               "t:idem:{a:b}:a:x3", "200", head, TAIL, "0", "DEL", "t:user:{a}"));
+    lua_test_expect_int(CMD(c, "LLEN", "t:dm:{a:b}:history"), 1);
     redisFree(sub);
     redisFree(c);
 }
@@ -221,10 +252,12 @@ START_TEST(bad_arguments_are_errors_and_write_nothing)
 
     for (size_t i = 0; i < sizeof(bad_max) / sizeof(bad_max[0]); i++)
         lua_test_expect_error(
-            EVAL(c, "post", 3, SEQ, HIST, IDEM, bad_max[i], HEAD, TAIL, "0", CHAN));
-    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "x", CHAN));
-    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "-5", CHAN));
-    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "300"));
+            EVAL(c, "post", 3, SEQ, HIST, IDEM, bad_max[i], HEAD, TAIL, "0", "PUBLISH", CHAN));
+    lua_test_expect_error(
+        EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "x", "PUBLISH", CHAN));
+    lua_test_expect_error(
+        EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "-5", "PUBLISH", CHAN));
+    lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM, "200", HEAD, TAIL, "300", "PUBLISH"));
     lua_test_expect_error(EVAL(c, "post", 3, SEQ, HIST, IDEM));
     lua_test_expect_int(CMD(c, "EXISTS", SEQ, HIST, IDEM), 0);
     redisFree(c);
@@ -353,6 +386,7 @@ TCase *post_tcase(void)
     tcase_add_test(tc, idempotent_replay_returns_first_ack);
     tcase_add_test(tc, ttl_zero_leaves_the_idempotency_key_alone);
     tcase_add_test(tc, dm_publishes_on_both_channels);
+    tcase_add_test(tc, dm_returns_its_events_when_asked);
     tcase_add_test(tc, large_integers_print_without_exponent);
     tcase_add_test(tc, bad_arguments_are_errors_and_write_nothing);
     tcase_add_test(tc, history_since_reads_seq_and_list);

@@ -32,7 +32,7 @@ static redisReply *add(redisContext *c, const char *node, long long expiry, long
     char e[24], n[24];
 
     return EVAL(c, "presence_add", 3, MEMBERS, HOLDER, USERS, "u1", node, lua_test_itoa(e, expiry),
-                lua_test_itoa(n, now), CHAN, JOIN, U1);
+                lua_test_itoa(n, now), CHAN, JOIN, U1, "PUBLISH");
 }
 
 static redisReply *remove_node(redisContext *c, const char *node, long long now)
@@ -40,7 +40,7 @@ static redisReply *remove_node(redisContext *c, const char *node, long long now)
     char n[24];
 
     return EVAL(c, "presence_remove", 3, MEMBERS, HOLDER, USERS, "u1", node, lua_test_itoa(n, now),
-                CHAN, LEAVE);
+                CHAN, LEAVE, "PUBLISH");
 }
 
 /* Reaps u1, u2 and u3 of the online set (whichever of them expired). */
@@ -49,7 +49,7 @@ static redisReply *reap(redisContext *c, long long now)
     char n[24];
 
     return EVAL(c, "presence_reap", 5, ONLINE, ONLINE_USERS, ONLINE_H1, ONLINE_H2, ONLINE_H3,
-                lua_test_itoa(n, now), ALL, OFF_HEAD, OFF_TAIL, "u1", "u2", "u3");
+                lua_test_itoa(n, now), ALL, OFF_HEAD, OFF_TAIL, "PUBLISH", "u1", "u2", "u3");
 }
 
 START_TEST(join_once_leave_with_the_last_node)
@@ -151,16 +151,16 @@ START_TEST(presence_bad_arguments)
     redisContext *c = lua_test_connect();
 
     lua_test_expect_error(EVAL(c, "presence_add", 3, MEMBERS, HOLDER, USERS, "u1", "n1", "soon",
-                               "1", CHAN, JOIN, U1));
-    lua_test_expect_error(
-        EVAL(c, "presence_add", 3, MEMBERS, HOLDER, USERS, "u1", "n1", "1", "inf", CHAN, JOIN, U1));
-    lua_test_expect_error(
-        EVAL(c, "presence_remove", 3, MEMBERS, HOLDER, USERS, "u1", "n1", "now", CHAN, LEAVE));
-    lua_test_expect_error(
-        EVAL(c, "presence_reap", 3, ONLINE, ONLINE_USERS, ONLINE_H1, "-1", ALL, "", "", "u1"));
+                               "1", CHAN, JOIN, U1, "PUBLISH"));
+    lua_test_expect_error(EVAL(c, "presence_add", 3, MEMBERS, HOLDER, USERS, "u1", "n1", "1", "inf",
+                               CHAN, JOIN, U1, "PUBLISH"));
+    lua_test_expect_error(EVAL(c, "presence_remove", 3, MEMBERS, HOLDER, USERS, "u1", "n1", "now",
+                               CHAN, LEAVE, "PUBLISH"));
+    lua_test_expect_error(EVAL(c, "presence_reap", 3, ONLINE, ONLINE_USERS, ONLINE_H1, "-1", ALL,
+                               "", "", "PUBLISH", "u1"));
     /* One holder key per id. */
-    lua_test_expect_error(
-        EVAL(c, "presence_reap", 3, ONLINE, ONLINE_USERS, ONLINE_H1, "", ALL, "", "", "u1", "u2"));
+    lua_test_expect_error(EVAL(c, "presence_reap", 3, ONLINE, ONLINE_USERS, ONLINE_H1, "", ALL, "",
+                               "", "PUBLISH", "u1", "u2"));
     lua_test_expect_error(EVAL(c, "presence_expired", 1, ONLINE, "", "0"));
     lua_test_expect_error(EVAL(c, "presence_expired", 1, ONLINE, "x", "10"));
     lua_test_expect_int(CMD(c, "EXISTS", MEMBERS, HOLDER, USERS), 0);

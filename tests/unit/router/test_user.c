@@ -174,6 +174,32 @@ START_TEST(test_user_repair_after_resubscribe)
 }
 END_TEST
 
+/* A DM's two sides publish from their own gateways on a cluster, so seq 3
+ * can arrive before seq 2: the gap is repaired from history, and the late 2
+ * is a repeat. */
+START_TEST(test_user_repair_on_gap)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a = h_attach(&h, "alice");
+    publish_private(&h, "alice", "bob", "alice", 1, TS_NEW);
+    publish_private(&h, "alice", "alice", "bob", 3, TS_NEW);
+    h_assert_seqs(&h, a, "1");
+    const char *peers[] = {"bob"};
+    fake_bus_answer(h.bus, dms_listing(&h, "alice"), strings(1, peers));
+    const struct pm bob[] = {
+        {"bob", "alice", 1, TS_NEW}, {"bob", "alice", 2, TS_NEW}, {"alice", "bob", 3, TS_NEW}};
+    fake_bus_answer(h.bus, dm_history(&h, "alice", "bob"), dm_reply(3, 3, bob));
+    h_assert_seqs(&h, a, "1,2,3");
+    publish_private(&h, "alice", "bob", "alice", 2, TS_NEW);
+    /* A conversation seen for the first time has no gap to find. */
+    publish_private(&h, "alice", "carol", "alice", 7, TS_NEW);
+    h_assert_seqs(&h, a, "1,2,3,7");
+    ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_fini(&h);
+}
+END_TEST
+
 START_TEST(test_user_repair_failure_releases_held)
 {
     struct harness h;
@@ -237,6 +263,7 @@ TCase *user_tcase(void)
     TCase *tc = tcase_create("user");
     tcase_add_test(tc, test_private_dedup_per_conversation);
     tcase_add_test(tc, test_user_repair_after_resubscribe);
+    tcase_add_test(tc, test_user_repair_on_gap);
     tcase_add_test(tc, test_user_repair_failure_releases_held);
     tcase_add_test(tc, test_user_repair_user_gone);
     return tc;
