@@ -504,6 +504,7 @@ static pid_t spawn_redis(const struct h_cluster *cl)
     const char *argv[] = {"redis-server", "--port", port,           "--bind",      "127.0.0.1",
                           "--save",       "",       "--appendonly", "yes",         "--appendfsync",
                           "always",       "--dir",  cl->dir,        "--daemonize", "no",
+                          NULL,           NULL,     NULL,           NULL,          NULL,
                           NULL,           NULL,     NULL,           NULL,          NULL};
     char bus[16];
     if (h_redis_cluster_mode()) {
@@ -513,6 +514,13 @@ static pid_t spawn_redis(const struct h_cluster *cl)
         argv[16] = "yes";
         argv[17] = "--cluster-port";
         argv[18] = bus;
+        /* The node file the harness started it with (redis_spawn: "<name>.conf"):
+         * on several masters a restarted node must come back as itself, with
+         * its slots, not as a new node claiming every slot. */
+        argv[19] = "--cluster-config-file";
+        argv[20] = "redis.conf";
+        argv[21] = "--cluster-node-timeout";
+        argv[22] = "1000";
     }
     execvp(argv[0], (char *const *)argv);
     _exit(127);
