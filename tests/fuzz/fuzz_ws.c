@@ -258,6 +258,8 @@ static void check_answer(const struct answer *a, const struct offer *o,
         return;
     FUZZ_CHECK(a->server_nct);
     FUZZ_CHECK(a->client_nct == (o->client_nct || !cfg->deflate_client_context));
+    /* 7.1.2.1 wants server_max_window_bits answered whenever offered; the
+     * gateway leaves out =15, the default, which clients read the same */
     if (o->server_bits < 0)
         FUZZ_CHECK(a->server_bits == -1);
     else
@@ -295,6 +297,7 @@ static void check_output(const struct gwh_run *r, const uint8_t *frames, size_t 
     check_answer(&a, o, run_cfg);
 
     struct gwh_msgs data = {0}, pings = {0};
+    int fail_code = 0;
     if (!session_mode) {
         /* the client keeps its window only when the answer has no
          * client_no_context_takeover; without it the server's inflate
@@ -303,7 +306,8 @@ static void check_output(const struct gwh_run *r, const uint8_t *frames, size_t 
         bool keep = a.on && !a.client_nct;
         if (a.on)
             gwh_inflater_init(&inf, keep && a.client_bits > 0 ? (unsigned)a.client_bits : 15, keep);
-        gwh_client_messages(frames, frames_len, &data, &pings, a.on ? &inf : NULL, GWH_MAX_MESSAGE);
+        gwh_client_messages(frames, frames_len, &data, &pings, a.on ? &inf : NULL, GWH_MAX_MESSAGE,
+                            &fail_code);
         if (a.on)
             gwh_inflater_end(&inf);
     }
@@ -314,6 +318,14 @@ static void check_output(const struct gwh_run *r, const uint8_t *frames, size_t 
         cb.deflate_min = run_cfg->deflate_min;
     }
     int close_code = gwh_check_frames(r->out + head_len, r->out_len - head_len, &cb);
+    /* A compressed message that does not inflate, after nothing the gateway
+     * refuses: every message before it came back, then its close code.
+     * Unless something else could end the connection first (an early FIN,
+     * timer ticks, a drain). */
+    if (fail_code && !(flags & (GWH_F_EARLY_EOF | GWH_F_DRAIN | (3 << GWH_F_TICKS_SHIFT)))) {
+        FUZZ_CHECK(e.ndata == data.n);
+        FUZZ_CHECK(close_code == fail_code);
+    }
     if (session_mode) {
         FUZZ_CHECK(close_code == -1 || close_code == 1011);
         if (!cut) {

@@ -803,16 +803,27 @@ static inline void gwh_msgs_free(struct gwh_msgs *m)
  * inf: permessage-deflate was negotiated (NULL: it was not).  A message
  * whose first frame has RSV1 is inflated with it (up to max bytes, text in
  * UTF-8), and `data` holds what it inflates to; one that does not inflate
- * ends the list there, as the server closes (1007, 1009).
+ * ends the list there, as the server closes.  *fail_code (when not NULL)
+ * says how: 1007 (not deflate data, or not UTF-8) or 1009 (over max), but
+ * only when every frame of the stream is one the gateway accepts as it is
+ * (masked, RSV1 only on the first frame of a data message, defined opcodes,
+ * minimal lengths, whole control frames of at most 125 bytes, fragments in
+ * order, messages of at most max bytes on the wire, plain text in UTF-8) and
+ * none is a close: so the gateway reached it, and nothing after it (read in
+ * the same turn) made a close of its own first; 0 otherwise.
  */
 static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_msgs *data,
-                                       struct gwh_msgs *pings, struct gwh_inflater *inf, size_t max)
+                                       struct gwh_msgs *pings, struct gwh_inflater *inf, size_t max,
+                                       int *fail_code)
 {
     size_t pos = 0;
     uint8_t *msg = NULL;
     size_t msg_len = 0;
     int msg_op = 0;
     bool msg_compressed = false;
+    bool strict = true;      /* every frame so far one the gateway accepts */
+    bool data_ended = false; /* a compressed message did not inflate */
+    int failed = 0;          /* ...and the close code it earns */
     while (len - pos >= 2) {
         uint8_t b0 = p[pos], b1 = p[pos + 1];
         size_t at = pos + 2;
@@ -822,6 +833,7 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
                 break;
             n = ((uint64_t)p[at] << 8) | p[at + 1];
             at += 2;
+            strict = strict && n >= 126;
         } else if (n == 127) {
             if (len - at < 8)
                 break;
@@ -829,7 +841,9 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
             for (int i = 0; i < 8; i++)
                 n = (n << 8) | p[at + i];
             at += 8;
+            strict = strict && n > 65535 && (n >> 63) == 0;
         }
+        strict = strict && (b1 & 0x80);
         const uint8_t *mask = NULL;
         if (b1 & 0x80) {
             if (len - at < 4)
@@ -846,6 +860,13 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
         int opcode = b0 & 0x0f;
         bool fin = (b0 & 0x80) != 0;
         bool stop = false;
+        unsigned rsv = b0 & 0x70;
+        if (rsv && !(inf && rsv == 0x40 && (opcode == 1 || opcode == 2)))
+            strict = false;
+        if (opcode >= 8 && (!fin || n > 125))
+            strict = false;
+        if ((opcode == 0 && !msg) || ((opcode == 1 || opcode == 2) && msg))
+            strict = false; /* a continuation alone, a message inside another */
         if (opcode == 1 || opcode == 2) {
             free(msg);
             msg = payload;
@@ -867,29 +888,45 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
             stop = true; /* close, or an opcode wslay refuses */
         }
         free(payload);
-        if (stop)
+        if (stop) {
+            /* the peer's close, or wslay's 1002, may come first */
+            strict = false;
             break;
-        if (fin && msg && (opcode <= 2)) {
+        }
+        if (msg && msg_len > max)
+            strict = false; /* 1009 before it is read */
+        if (fin && msg && (opcode <= 2) && !data_ended) {
             if (inf && msg_compressed) {
                 uint8_t *plain = NULL;
                 size_t plain_len = 0;
                 bool final;
-                if (gwh_inflate(inf, msg, msg_len, max, &plain, &plain_len, &final) != 0 ||
-                    (msg_op == 1 && fuzz_ref_utf8(plain, plain_len, NULL, NULL) < 0)) {
+                int rc = gwh_inflate(inf, msg, msg_len, max, &plain, &plain_len, &final);
+                if (rc != 0 || (msg_op == 1 && fuzz_ref_utf8(plain, plain_len, NULL, NULL) < 0)) {
+                    failed = rc == GWH_INFLATE_TOO_BIG ? 1009 : 1007;
+                    /* no message comes back after it, but the pings
+                     * already read with it may still be answered */
+                    data_ended = true;
                     free(plain);
-                    break;
+                    plain = NULL;
                 }
                 free(msg);
                 msg = plain;
                 msg_len = plain_len;
+            } else if (msg_op == 1 && fuzz_ref_utf8(msg, msg_len, NULL, NULL) < 0) {
+                strict = false; /* 1007 from wslay */
             }
-            gwh_msgs_push(data, msg_op, msg, msg_len);
+        }
+        if (fin && msg && (opcode <= 2)) {
+            if (!data_ended)
+                gwh_msgs_push(data, msg_op, msg, msg_len);
             free(msg);
             msg = NULL;
             msg_len = 0;
         }
     }
     free(msg);
+    if (fail_code)
+        *fail_code = strict ? failed : 0;
 }
 
 #endif
