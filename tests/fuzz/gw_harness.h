@@ -808,9 +808,10 @@ static inline void gwh_msgs_free(struct gwh_msgs *m)
  * only when every frame of the stream is one the gateway accepts as it is
  * (masked, RSV1 only on the first frame of a data message, defined opcodes,
  * minimal lengths, whole control frames of at most 125 bytes, fragments in
- * order, messages of at most max bytes on the wire, plain text in UTF-8) and
- * none is a close: so the gateway reached it, and nothing after it (read in
- * the same turn) made a close of its own first; 0 otherwise.
+ * order, messages of at most max bytes on the wire, plain text in UTF-8),
+ * none is a close and none is cut short: so the gateway reached it, and
+ * nothing after it (read in the same turn) made a close of its own first; 0
+ * otherwise.
  */
 static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_msgs *data,
                                        struct gwh_msgs *pings, struct gwh_inflater *inf, size_t max,
@@ -925,6 +926,8 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
         }
     }
     free(msg);
+    if (pos < len)
+        strict = false; /* a frame cut short: wslay may refuse its header */
     if (fail_code)
         *fail_code = strict ? failed : 0;
 }
