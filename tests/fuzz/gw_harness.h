@@ -809,9 +809,9 @@ static inline void gwh_msgs_free(struct gwh_msgs *m)
  * (masked, RSV1 only on the first frame of a data message, defined opcodes,
  * minimal lengths, whole control frames of at most 125 bytes, fragments in
  * order, messages of at most max bytes on the wire, plain text in UTF-8),
- * none is a close and none is cut short: so the gateway reached it, and
- * nothing after it (read in the same turn) made a close of its own first; 0
- * otherwise.
+ * none is a close and no frame or message is cut short: so the gateway
+ * reached it, and nothing after it (read in the same turn) made a close of
+ * its own first; 0 otherwise.
  */
 static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_msgs *data,
                                        struct gwh_msgs *pings, struct gwh_inflater *inf, size_t max,
@@ -896,6 +896,9 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
         }
         if (msg && msg_len > max)
             strict = false; /* 1009 before it is read */
+        if (fin && msg && (opcode <= 2) && !msg_compressed && msg_op == 1 &&
+            fuzz_ref_utf8(msg, msg_len, NULL, NULL) < 0)
+            strict = false; /* 1007 from wslay, even after a message that failed */
         if (fin && msg && (opcode <= 2) && !data_ended) {
             if (inf && msg_compressed) {
                 uint8_t *plain = NULL;
@@ -913,8 +916,6 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
                 free(msg);
                 msg = plain;
                 msg_len = plain_len;
-            } else if (msg_op == 1 && fuzz_ref_utf8(msg, msg_len, NULL, NULL) < 0) {
-                strict = false; /* 1007 from wslay */
             }
         }
         if (fin && msg && (opcode <= 2)) {
@@ -925,9 +926,9 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
             msg_len = 0;
         }
     }
+    if (msg || pos < len)
+        strict = false; /* a message or frame cut short: wslay may refuse what it has */
     free(msg);
-    if (pos < len)
-        strict = false; /* a frame cut short: wslay may refuse its header */
     if (fail_code)
         *fail_code = strict ? failed : 0;
 }
