@@ -229,6 +229,26 @@ int chat_wsdeflate_parse_response(const char *value, struct chat_wsdeflate *out)
 
 /* ---- one message through zlib ---- */
 
+/*
+ * A final block (BFINAL, which RFC 7692 7.2.3.4 allows as the flush) ends
+ * the sender's DEFLATE stream, and zlib's stream with it: inflated as it
+ * was, every later message of a sender that keeps its window came out empty.
+ * Its next message is a new DEFLATE stream that may still refer back into
+ * the window, so the window goes on into a fresh stream.
+ */
+static int restart_keeping_window(struct z_stream_s *zs)
+{
+    uInt len = 32768; /* zlib: always enough for inflateGetDictionary */
+    Bytef *window = malloc(len);
+    int z = window ? inflateGetDictionary(zs, window, &len) : Z_MEM_ERROR;
+    if (z == Z_OK)
+        z = inflateReset(zs);
+    if (z == Z_OK && len > 0)
+        z = inflateSetDictionary(zs, window, len);
+    free(window);
+    return z;
+}
+
 int chat_wsdeflate_inflate(struct z_stream_s *zs, bool fresh, const void *in, size_t len,
                            size_t max, char **out, size_t *outlen)
 {
@@ -272,6 +292,8 @@ int chat_wsdeflate_inflate(struct z_stream_s *zs, bool fresh, const void *in, si
             }
             if (z == Z_STREAM_END) {
                 part = 2; /* a final block: whatever follows is not inflated */
+                if (!fresh && restart_keeping_window(zs) != Z_OK)
+                    rc = CHAT_WSDEFLATE_E_NOMEM;
                 break;
             }
             if (z == Z_NEED_DICT || z == Z_DATA_ERROR || z == Z_STREAM_ERROR) {

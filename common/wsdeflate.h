@@ -63,7 +63,9 @@ enum chat_wsdeflate_err {
 /*
  * Inflates one message (its frames' payloads, concatenated) with zs, an
  * inflateInit2(-15) stream, reset first when fresh (the sender keeps no
- * context: server_no_context_takeover or client_no_context_takeover).  Stops as soon as the output
+ * context: server_no_context_takeover or client_no_context_takeover).  A
+ * message that ends in a final block ends there; when not fresh, zs then
+ * goes on into a new stream with the window kept.  Stops as soon as the output
  * passes max: a zip bomb costs max + 1 bytes, never what it would inflate to.
  * On OK *out is malloc'd (NUL-terminated, never NULL) with *outlen bytes.
  */

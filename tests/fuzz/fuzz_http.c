@@ -193,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *stream = expand_tokens(data + h, size - h, &len);
 
     struct gwh_run r;
-    gwh_start(&r, on_request, (flags & GWH_F_DRAINING) != 0);
+    gwh_start(&r, &gwh.cfg, on_request, (flags & GWH_F_DRAINING) != 0);
     gwh_feed(&r, stream, len, hdr + 1);
     /* everything written and answered before any timer, drain or FIN */
     bool complete = !(flags & GWH_F_EARLY_EOF) && !r.broken;

@@ -2,11 +2,14 @@
 """Writes the seeds of fuzz_http and fuzz_ws into tests/fuzz/corpus/.
 
 Each seed is the 4-byte header of gw_harness.h (flags, three chunk sizes)
-followed by the client's stream.  Run again after changing the format:
+followed by the client's stream; fuzz_ws's deflate seeds have one more header
+byte (the offer and the configuration, fuzz_ws.c).  Run again after changing
+the format:
     tests/fuzz/gateway_seeds.py
 """
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -17,6 +20,14 @@ DRAIN = 0x08
 DRAINING = 0x10
 ONE_STREAM = 0x20
 SESSION = 0x40
+DEFLATE = 0x80
+
+# fuzz_ws's deflate byte: the offer, its window bits, the configuration
+CLIENT_NCT = 0x01
+CLIENT_BITS = 0x02
+SERVER_BITS = 0x04
+CONTEXT = 0x40
+MIN_0 = 0x80
 
 WHOLE = b"\xff\xff\xff"  # 8 KiB chunks
 BYTES = b"\x00\x01\x02"  # 1, 2, 3 bytes
@@ -66,6 +77,49 @@ def frame(opcode, payload=b"", fin=True, mask=b"\x37\xfa\x21\x3d", rsv=0, length
     if mask is None:
         return head + payload
     return head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+
+
+def bits(n):
+    """The window bits N of the deflate byte."""
+    return (n - 8) << 3
+
+
+def dseed(dbyte=0, flags=0, chunks=WHOLE):
+    return seed(flags | DEFLATE, chunks) + bytes([dbyte])
+
+
+def deflate(data, wbits=15):
+    """One message compressed afresh (RFC 7692 7.2.1): a sync flush, its
+    00 00 ff ff dropped.  zlib makes no raw stream with a 2^8 window."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -max(wbits, 9))
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def deflate_stream(*messages, wbits=15):
+    """Messages compressed with one stream that keeps its window (context
+    takeover): later ones refer back into the earlier ones."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -max(wbits, 9))
+    out = []
+    for m in messages:
+        z = c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH)
+        out.append(z[:-4])
+    return out
+
+
+def deflate_final(data, zdict=None):
+    """A message flushed with a final block (BFINAL, RFC 7692 7.2.3.4), plus
+    the empty stored block header that lets 00 00 ff ff follow; zdict makes
+    it refer back into the text before (a sender that keeps its window)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=zdict) if zdict else \
+        zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH) + b"\x00"
+
+
+def ztext(data, **kw):
+    """A compressed text frame (RSV1) whose payload is data, already compressed."""
+    return frame(1, data, rsv=0x40, **kw)
 
 
 def text(s, **kw):
@@ -223,6 +277,68 @@ WS = {
     "session-one-stream": seed(SESSION | ONE_STREAM) + text('{"type":"rooms"}'),
     "session-ticks": seed(SESSION | TICKS_ALL),
 }
+
+ZERO = b"\0\0\0\0"
+HELLO = b"hello hello hello hello, compressed chat " * 4
+CTX = deflate_stream(b"the first message sets up the window: " + HELLO,
+                     b"the second refers back: " + HELLO, b"third " + HELLO)
+CTX10 = deflate_stream(HELLO, b"again " + HELLO, wbits=10)
+CTX8 = deflate_stream(HELLO, b"again " + HELLO, wbits=8)
+# 1500 bytes without repeats, then their first 300 again: a back reference
+# 1500 bytes back, past a window of 2^9
+NOISE = b"".join(b"%04x" % ((i * 40503) & 0xffff) for i in range(375))
+FAR = deflate_stream(NOISE, NOISE[:300])
+BOMB = deflate(b"\0" * (1 << 20))
+FRAG = deflate(HELLO + b"in three frames")
+
+WS.update({
+    "deflate-text": dseed() + ztext(deflate(HELLO)) + text("plain too") + close(1000),
+    "deflate-text-min0": dseed(MIN_0) + ztext(deflate(b"short")) + text("hi") + text(HELLO),
+    "deflate-zero-mask": dseed(MIN_0, chunks=SMALL) + ztext(deflate(HELLO), mask=ZERO)
+    + ztext(deflate("\u00e9t\u00e9 ".encode() * 40), mask=ZERO),
+    "deflate-binary": dseed(MIN_0) + frame(2, deflate(bytes(range(256)) * 4), rsv=0x40),
+    "deflate-empty": dseed(MIN_0) + ztext(deflate(b"")) + ztext(b"\x00") + ztext(b""),
+    "deflate-cnct": dseed(CLIENT_NCT | CONTEXT) + ztext(deflate(HELLO)) + ztext(deflate(HELLO)),
+    "deflate-client-bits": dseed(CLIENT_BITS | bits(11)) + ztext(deflate(HELLO, 11)),
+    "deflate-client-bits-bare": dseed(CLIENT_BITS | bits(15) | CONTEXT) + ztext(CTX[0]) + ztext(CTX[1]),
+    "deflate-server-bits9": dseed(SERVER_BITS | bits(9) | MIN_0) + ztext(deflate(HELLO * 8)),
+    "deflate-server-bits8": dseed(SERVER_BITS | bits(8) | MIN_0, chunks=SMALL) + text(HELLO * 8),
+    "deflate-all-params": dseed(CLIENT_NCT | CLIENT_BITS | SERVER_BITS | bits(12) | MIN_0)
+    + ztext(deflate(HELLO)) + text(HELLO),
+    "deflate-context": dseed(CONTEXT) + ztext(CTX[0]) + ztext(CTX[1]) + text("plain between")
+    + ztext(CTX[2]) + close(1000),
+    "deflate-context-off": dseed() + ztext(CTX[0]) + ztext(CTX[1]) + ztext(CTX[2]),
+    "deflate-context-bits10": dseed(CONTEXT | CLIENT_BITS | bits(10)) + ztext(CTX10[0])
+    + ztext(CTX10[1]),
+    "deflate-context-bits8": dseed(CONTEXT | CLIENT_BITS | bits(8), chunks=SMALL)
+    + ztext(CTX8[0]) + ztext(CTX8[1]),
+    "deflate-context-too-far": dseed(CONTEXT | CLIENT_BITS | bits(9)) + ztext(FAR[0])
+    + ztext(FAR[1]),
+    "deflate-context-far": dseed(CONTEXT) + ztext(FAR[0]) + ztext(FAR[1]),
+    "deflate-fragmented": dseed(MIN_0, chunks=SMALL) + ztext(FRAG[:10], fin=False)
+    + frame(9, b"mid") + frame(0, FRAG[10:20], fin=False) + frame(0, FRAG[20:]),
+    "deflate-fragmented-context": dseed(CONTEXT) + ztext(CTX[0][:7], fin=False)
+    + frame(0, CTX[0][7:]) + ztext(CTX[1]),
+    "deflate-bfinal": dseed() + ztext(deflate_final(HELLO)) + ztext(deflate(HELLO)),
+    "deflate-context-bfinal": dseed(CONTEXT) + ztext(deflate_final(HELLO))
+    + ztext(deflate_final(b"after a final block: " + HELLO, zdict=HELLO)),
+    "deflate-zip-bomb": dseed() + ztext(BOMB) + text("never"),
+    "deflate-zip-bomb-context": dseed(CONTEXT) + ztext(CTX[0]) + frame(2, BOMB, rsv=0x40),
+    "deflate-exactly-max": dseed() + ztext(deflate(b"m" * 4096)) + ztext(deflate(b"m" * 4097)),
+    "deflate-bad-data": dseed() + ztext(deflate(HELLO)) + ztext(b"\xff\xfe\xfd not deflate"),
+    "deflate-invalid-utf8": dseed() + ztext(deflate(b"ok \xc3\x28 " * 30)) + text("never"),
+    "deflate-rsv1-ping": dseed() + ztext(deflate(HELLO)) + frame(9, b"p", rsv=0x40),
+    "deflate-rsv1-close": dseed() + frame(8, struct.pack(">H", 1000), rsv=0x40),
+    "deflate-rsv1-continuation": dseed() + text("plain ", fin=False) + frame(0, b"x", rsv=0x40),
+    "deflate-rsv2": dseed() + text("rsv2", rsv=0x20),
+    "deflate-too-large-wire": dseed() + ztext(bytes(range(256)) * 17),
+    "deflate-one-stream": dseed(MIN_0, ONE_STREAM, BYTES) + ztext(deflate(HELLO)) + close(1000),
+    "deflate-early-eof": dseed(CONTEXT, EARLY_EOF) + ztext(CTX[0]) + ztext(CTX[1]),
+    "deflate-ticks": dseed(MIN_0, TICKS_ALL) + ztext(deflate(HELLO)),
+    "deflate-drain": dseed(MIN_0, DRAIN) + ztext(deflate(HELLO)),
+    "deflate-session": dseed(MIN_0, SESSION) + ztext(deflate(b'{"type":"ping","id":"1"}')),
+    "deflate-session-context": dseed(CONTEXT | MIN_0, SESSION) + ztext(CTX[0]) + ztext(CTX[1]),
+})
 
 
 def write(target, seeds):

@@ -21,6 +21,8 @@
  *   byte 0  flags: GWH_F_*
  *   byte 1-3  chunk sizes, used in turn: b & 0x7f + 1 bytes, times 64 when
  *             b & 0x80 (1..128 or 64..8192)
+ *   byte 4    fuzz_ws with GWH_F_DEFLATE only: the permessage-deflate offer
+ *             and configuration (fuzz_ws.c)
  */
 
 #include <arpa/inet.h>
@@ -34,11 +36,13 @@
 
 #include <event2/event.h>
 #include <event2/util.h>
+#include <zlib.h>
 
 #include "admit.h"
 #include "bus.h"
 #include "config.h"
 #include "conn.h"
+#include "deflate.h"
 #include "gateway.h"
 #include "keys.h"
 #include "log.h"
@@ -72,6 +76,9 @@
 #define GWH_F_ONE_STREAM 0x20
 /* fuzz_ws: /ws with a valid token (chat session) instead of /echo. */
 #define GWH_F_SESSION 0x40
+/* fuzz_ws: the upgrade offers permessage-deflate, under a configuration with
+ * --deflate on; one more header byte says how (fuzz_ws.c). */
+#define GWH_F_DEFLATE 0x80
 
 #define GWH_SECRET "fuzz-gateway-hs256-secret-0123456789abcdef"
 #define GWH_PING_SEC 20
@@ -101,8 +108,14 @@ static inline const void *gwh_memmem(const void *hay, size_t hlen, const void *n
 
 /* ---- process-wide fixtures (LLVMFuzzerInitialize) ---- */
 
+/* The variants of the deflate configuration, by these bits. */
+#define GWH_DEFLATE_CLIENT_CONTEXT 1 /* --deflate-client-context on */
+#define GWH_DEFLATE_MIN_0 2          /* --deflate-min 0 (else its default, 128) */
+#define GWH_DEFLATE_CONFIGS 4
+
 struct gwh_fixture {
     struct chat_config cfg;
+    struct chat_config cfg_deflate[GWH_DEFLATE_CONFIGS]; /* cfg with --deflate on */
     struct chat_token_verifier *verifier;
     char *token; /* valid for an hour, for GWH_USER_ID */
     char dir[512];
@@ -170,6 +183,54 @@ static inline void gwh_clear_env(void)
     }
 }
 
+/* The configuration every gateway target runs under, plus the arguments in
+ * extra (NULL-terminated; NULL for none).  --deflate is off unless extra
+ * turns it on: fuzz_http and plain fuzz_ws never negotiate it. */
+static inline void gwh_load_config(struct chat_config *cfg, const char *const *extra)
+{
+    char ping[16], idle[16], header[16], maxmsg[16];
+    snprintf(ping, sizeof(ping), "%d", GWH_PING_SEC);
+    snprintf(idle, sizeof(idle), "%d", GWH_IDLE_SEC);
+    snprintf(header, sizeof(header), "%d", GWH_HEADER_SEC);
+    snprintf(maxmsg, sizeof(maxmsg), "%d", GWH_MAX_MESSAGE);
+    const char *argv[40] = {"chat-gateway",
+                            "--jwt-secret",
+                            GWH_SECRET,
+                            "--static-dir",
+                            gwh.web,
+                            "--echo",
+                            "--redis",
+                            "redis://127.0.0.1:1",
+                            "--log-level",
+                            "error",
+                            "--node-id",
+                            "fuzz-node",
+                            "--max-message",
+                            maxmsg,
+                            "--ping-interval",
+                            ping,
+                            "--idle-timeout",
+                            idle,
+                            "--header-timeout",
+                            header,
+                            "--deflate",
+                            "off",
+                            NULL};
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        FUZZ_CHECK(argc + 1 < (int)(sizeof(argv) / sizeof(argv[0])));
+        argv[argc++] = extra[i];
+    }
+    argv[argc] = NULL;
+    char err[512];
+    int rc = chat_config_load(cfg, argc, (char **)argv, stdout, err, sizeof(err));
+    if (rc != CHAT_CONFIG_OK)
+        fprintf(stderr, "fuzz: config refused: %s\n", err);
+    FUZZ_CHECK(rc == CHAT_CONFIG_OK);
+}
+
 /* Config, verifier, token and the static directory; once per process. */
 static inline void gwh_init(void)
 {
@@ -191,39 +252,22 @@ static inline void gwh_init(void)
     snprintf(path, sizeof(path), "%s/outside.txt", gwh.dir);
     gwh_write_file(path, GWH_OUTSIDE "\n");
 
-    char ping[16], idle[16], header[16], maxmsg[16];
-    snprintf(ping, sizeof(ping), "%d", GWH_PING_SEC);
-    snprintf(idle, sizeof(idle), "%d", GWH_IDLE_SEC);
-    snprintf(header, sizeof(header), "%d", GWH_HEADER_SEC);
-    snprintf(maxmsg, sizeof(maxmsg), "%d", GWH_MAX_MESSAGE);
-    const char *argv[] = {"chat-gateway",
-                          "--jwt-secret",
-                          GWH_SECRET,
-                          "--static-dir",
-                          gwh.web,
-                          "--echo",
-                          "--redis",
-                          "redis://127.0.0.1:1",
-                          "--log-level",
-                          "error",
-                          "--node-id",
-                          "fuzz-node",
-                          "--max-message",
-                          maxmsg,
-                          "--ping-interval",
-                          ping,
-                          "--idle-timeout",
-                          idle,
-                          "--header-timeout",
-                          header,
-                          NULL};
-    int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
-    char err[512];
-    int rc = chat_config_load(&gwh.cfg, argc, (char **)argv, stdout, err, sizeof(err));
-    if (rc != CHAT_CONFIG_OK)
-        fprintf(stderr, "fuzz: config refused: %s\n", err);
-    FUZZ_CHECK(rc == CHAT_CONFIG_OK);
-    FUZZ_CHECK(gwh.cfg.echo && gwh.cfg.header_timeout == GWH_HEADER_SEC);
+    gwh_load_config(&gwh.cfg, NULL);
+    FUZZ_CHECK(gwh.cfg.echo && gwh.cfg.header_timeout == GWH_HEADER_SEC && !gwh.cfg.deflate);
+    for (unsigned v = 0; v < GWH_DEFLATE_CONFIGS; v++) {
+        const char *extra[] = {"--deflate",
+                               "on",
+                               "--deflate-client-context",
+                               (v & GWH_DEFLATE_CLIENT_CONTEXT) ? "on" : "off",
+                               (v & GWH_DEFLATE_MIN_0) ? "--deflate-min" : NULL,
+                               "0",
+                               NULL};
+        gwh_load_config(&gwh.cfg_deflate[v], extra);
+        FUZZ_CHECK(gwh.cfg_deflate[v].deflate &&
+                   gwh.cfg_deflate[v].deflate_client_context ==
+                       ((v & GWH_DEFLATE_CLIENT_CONTEXT) != 0) &&
+                   gwh.cfg_deflate[v].deflate_min == ((v & GWH_DEFLATE_MIN_0) ? 0 : 128));
+    }
     char why[256];
     FUZZ_CHECK(chat_config_token_verifier(&gwh.cfg, &gwh.verifier, why, sizeof(why)) == 0);
     chat_log_set_level(gwh.cfg.log_level);
@@ -277,16 +321,19 @@ static const struct gw_router_ops gwh_router_ops = {
 };
 
 /* Wires the modules as main.c's wire() does (no listener: the connection is
- * made here) and opens the connection. */
-static inline void gwh_start(struct gwh_run *r, gw_conn_request_cb on_request, bool draining)
+ * made here) and opens the connection.  cfg: gwh.cfg or one of
+ * gwh.cfg_deflate. */
+static inline void gwh_start(struct gwh_run *r, const struct chat_config *cfg,
+                             gw_conn_request_cb on_request, bool draining)
 {
     memset(r, 0, sizeof(*r));
     struct gw_ctx *ctx = &r->ctx;
-    ctx->cfg = &gwh.cfg;
+    ctx->cfg = cfg;
     ctx->verifier = gwh.verifier;
     ctx->base = event_base_new();
     ctx->metrics = gw_metrics_new();
-    FUZZ_CHECK(ctx->base && ctx->metrics);
+    ctx->deflate = cfg->deflate ? gw_deflate_new() : NULL;
+    FUZZ_CHECK(ctx->base && ctx->metrics && (!cfg->deflate || ctx->deflate));
     ctx->admit = gw_admit_new_for_node(ctx);
     ctx->penalty = gw_penalty_new(1024);
     FUZZ_CHECK(ctx->admit && ctx->penalty);
@@ -449,6 +496,7 @@ static inline void gwh_stop(struct gwh_run *r)
     gw_metrics_free(ctx->metrics);
     gw_admit_free(ctx->admit);
     gw_penalty_free(ctx->penalty);
+    gw_deflate_free(ctx->deflate);
     event_base_free(ctx->base);
 }
 
@@ -503,13 +551,112 @@ static inline bool gwh_find_header(const char *head, size_t len, const char *nam
     return false;
 }
 
+/* ---- permessage-deflate, inflated by the harness (RFC 7692 7.2.2) ---- */
+
+/*
+ * A reference inflater written from the RFC, not from common/wsdeflate.c:
+ * one raw zlib stream, reset before every message unless the sender keeps
+ * its window (context takeover).  A message ends at a final block (BFINAL,
+ * which RFC 7692 7.2.3.4 allows as the flush); the sender's next message is
+ * then a new DEFLATE stream, but with context takeover its back references
+ * still reach into the window of the messages before, so the window is
+ * carried over into the new stream.
+ */
+struct gwh_inflater {
+    z_stream zs;
+    bool keep;  /* context takeover: the window lives on between messages */
+    bool ended; /* the last message ended with a final block */
+};
+
+#define GWH_INFLATE_DATA (-1)    /* not a valid DEFLATE stream */
+#define GWH_INFLATE_TOO_BIG (-2) /* inflates past max */
+
+/* bits: the sender's window, 8..15; zlib cannot inflate with a window of
+ * 2^8 and its deflate makes 2^9 of it, so 8 reads as 9 (as the gateway does). */
+static inline void gwh_inflater_init(struct gwh_inflater *f, unsigned bits, bool keep)
+{
+    memset(f, 0, sizeof(*f));
+    f->keep = keep;
+    FUZZ_CHECK(bits >= 8 && bits <= 15);
+    FUZZ_CHECK(inflateInit2(&f->zs, -(int)(bits < 9 ? 9 : bits)) == Z_OK);
+}
+
+static inline void gwh_inflater_end(struct gwh_inflater *f)
+{
+    inflateEnd(&f->zs);
+}
+
+/*
+ * Inflates one message's payload (its frames' payloads, concatenated)
+ * followed by 00 00 ff ff.  0 with *out malloc'd (*outlen bytes, never more
+ * than max) and *final telling whether a final block ended it, or
+ * GWH_INFLATE_DATA / GWH_INFLATE_TOO_BIG.
+ */
+static inline int gwh_inflate(struct gwh_inflater *f, const uint8_t *in, size_t len, size_t max,
+                              uint8_t **out, size_t *outlen, bool *final)
+{
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    if (!f->keep) {
+        FUZZ_CHECK(inflateReset(&f->zs) == Z_OK);
+    } else if (f->ended) {
+        uint8_t window[32768];
+        uInt wlen = sizeof(window);
+        FUZZ_CHECK(inflateGetDictionary(&f->zs, window, &wlen) == Z_OK);
+        FUZZ_CHECK(inflateReset(&f->zs) == Z_OK);
+        FUZZ_CHECK(inflateSetDictionary(&f->zs, window, wlen) == Z_OK);
+    }
+    f->ended = false;
+    uint8_t *buf = malloc(max + 1);
+    FUZZ_CHECK(buf != NULL);
+    size_t used = 0;
+    int rc = 0;
+    for (int part = 0; part < 2 && rc == 0 && !f->ended; part++) {
+        f->zs.next_in = (Bytef *)(part == 0 ? in : tail);
+        f->zs.avail_in = (uInt)(part == 0 ? len : sizeof(tail));
+        for (;;) {
+            f->zs.next_out = buf + used;
+            f->zs.avail_out = (uInt)(max + 1 - used);
+            int z = inflate(&f->zs, Z_SYNC_FLUSH);
+            used = max + 1 - f->zs.avail_out;
+            if (used > max) {
+                rc = GWH_INFLATE_TOO_BIG;
+                break;
+            }
+            if (z == Z_STREAM_END) {
+                f->ended = true; /* what follows the final block is not read */
+                break;
+            }
+            if (z != Z_OK && z != Z_BUF_ERROR) {
+                rc = GWH_INFLATE_DATA;
+                break;
+            }
+            if (f->zs.avail_in == 0)
+                break;
+        }
+    }
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *outlen = used;
+    *final = f->ended;
+    return 0;
+}
+
 /* ---- the server's WebSocket frames (RFC 6455 section 5) ---- */
 
 struct gwh_frames_cb {
-    /* a complete data message (text 1, binary 2) */
+    /* a complete data message (text 1, binary 2), inflated when it was compressed */
     void (*data)(int opcode, const uint8_t *p, size_t len, void *arg);
     void (*pong)(const uint8_t *p, size_t len, void *arg);
     void *arg;
+    /* permessage-deflate was negotiated: the server's window bits (8..15);
+     * 0 when it was not.  The server never keeps its window
+     * (server_no_context_takeover) and compresses only messages of at least
+     * deflate_min bytes. */
+    unsigned deflate_bits;
+    size_t deflate_min;
 };
 
 static inline bool gwh_close_code_ok(unsigned code)
@@ -519,24 +666,33 @@ static inline bool gwh_close_code_ok(unsigned code)
 }
 
 /*
- * p[0..len) must be a sequence of whole, valid server frames: FIN and no RSV
- * bit (no extension is negotiated), a defined opcode, no mask, the minimal
- * length encoding, control frames of at most 125 bytes, text in UTF-8, a close
- * frame empty or with a valid code and a UTF-8 reason, and nothing after the
- * close frame.  The gateway never fragments.  Returns the close code (0 for
- * an empty close frame) or -1 when there is no close frame.
+ * p[0..len) must be a sequence of whole, valid server frames: FIN, no RSV
+ * bit but RSV1 on a compressed data message (with deflate negotiated), a
+ * defined opcode, no mask, the minimal length encoding, control frames of at
+ * most 125 bytes, text in UTF-8 (a compressed message once inflated: on a
+ * fresh stream with the server's window, ending in a sync flush, smaller
+ * than what it inflates to and not under deflate_min), a close frame empty
+ * or with a valid code and a UTF-8 reason, and nothing after the close
+ * frame.  The gateway never fragments.  Returns the close code (0 for an
+ * empty close frame) or -1 when there is no close frame.
  */
 static inline int gwh_check_frames(const uint8_t *p, size_t len, const struct gwh_frames_cb *cb)
 {
     size_t pos = 0;
     int close_code = -1;
+    struct gwh_inflater inf;
+    if (cb && cb->deflate_bits)
+        gwh_inflater_init(&inf, cb->deflate_bits, false);
     while (pos < len) {
         FUZZ_CHECK(close_code == -1); /* nothing after a close frame */
         FUZZ_CHECK(len - pos >= 2);
         uint8_t b0 = p[pos], b1 = p[pos + 1];
         pos += 2;
         int opcode = b0 & 0x0f;
-        FUZZ_CHECK((b0 & 0x70) == 0); /* RSV1-3 */
+        bool compressed = (b0 & 0x40) != 0;
+        FUZZ_CHECK((b0 & 0x30) == 0); /* RSV2-3 */
+        /* RSV1: a compressed data message */
+        FUZZ_CHECK(!compressed || (cb && cb->deflate_bits && (opcode == 1 || opcode == 2)));
         FUZZ_CHECK((b0 & 0x80) != 0); /* FIN: never fragmented */
         FUZZ_CHECK((b1 & 0x80) == 0); /* servers do not mask */
         FUZZ_CHECK(opcode == 1 || opcode == 2 || opcode == 8 || opcode == 9 || opcode == 10);
@@ -559,6 +715,17 @@ static inline int gwh_check_frames(const uint8_t *p, size_t len, const struct gw
         pos += (size_t)n;
         if (opcode >= 8)
             FUZZ_CHECK(n <= 125);
+        uint8_t *inflated = NULL;
+        if (compressed) {
+            size_t ilen = 0;
+            bool final = false;
+            FUZZ_CHECK(gwh_inflate(&inf, payload, (size_t)n, GW_DEFLATE_MAX_MESSAGE, &inflated,
+                                   &ilen, &final) == 0);
+            FUZZ_CHECK(!final); /* a sync flush, never a final block */
+            FUZZ_CHECK(n < ilen && ilen >= cb->deflate_min);
+            payload = inflated;
+            n = ilen;
+        }
         switch (opcode) {
         case 1:
             FUZZ_CHECK(fuzz_ref_utf8(payload, (size_t)n, NULL, NULL) >= 0);
@@ -585,7 +752,10 @@ static inline int gwh_check_frames(const uint8_t *p, size_t len, const struct gw
         default: /* ping */
             break;
         }
+        free(inflated);
     }
+    if (cb && cb->deflate_bits)
+        gwh_inflater_end(&inf);
     return close_code;
 }
 
@@ -629,14 +799,32 @@ static inline void gwh_msgs_free(struct gwh_msgs *m)
  * on purpose (mask optional, RSV ignored, a new message drops an unfinished
  * one): whatever wslay accepts this reads the same way, so the server's echo
  * must be a prefix of `data` and its pongs a prefix of `pings`.
+ *
+ * inf: permessage-deflate was negotiated (NULL: it was not).  A message
+ * whose first frame has RSV1 is inflated with it (up to max bytes, text in
+ * UTF-8), and `data` holds what it inflates to; one that does not inflate
+ * ends the list there, as the server closes.  *fail_code (when not NULL)
+ * says how: 1007 (not deflate data, or not UTF-8) or 1009 (over max), but
+ * only when every frame of the stream is one the gateway accepts as it is
+ * (masked, RSV1 only on the first frame of a data message, defined opcodes,
+ * minimal lengths, whole control frames of at most 125 bytes, fragments in
+ * order, messages of at most max bytes on the wire, plain text in UTF-8),
+ * none is a close and no frame or message is cut short: so the gateway
+ * reached it, and nothing after it (read in the same turn) made a close of
+ * its own first; 0 otherwise.
  */
 static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_msgs *data,
-                                       struct gwh_msgs *pings)
+                                       struct gwh_msgs *pings, struct gwh_inflater *inf, size_t max,
+                                       int *fail_code)
 {
     size_t pos = 0;
     uint8_t *msg = NULL;
     size_t msg_len = 0;
     int msg_op = 0;
+    bool msg_compressed = false;
+    bool strict = true;      /* every frame so far one the gateway accepts */
+    bool data_ended = false; /* a compressed message did not inflate */
+    int failed = 0;          /* ...and the close code it earns */
     while (len - pos >= 2) {
         uint8_t b0 = p[pos], b1 = p[pos + 1];
         size_t at = pos + 2;
@@ -646,6 +834,7 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
                 break;
             n = ((uint64_t)p[at] << 8) | p[at + 1];
             at += 2;
+            strict = strict && n >= 126;
         } else if (n == 127) {
             if (len - at < 8)
                 break;
@@ -653,7 +842,9 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
             for (int i = 0; i < 8; i++)
                 n = (n << 8) | p[at + i];
             at += 8;
+            strict = strict && n > 65535 && (n >> 63) == 0;
         }
+        strict = strict && (b1 & 0x80);
         const uint8_t *mask = NULL;
         if (b1 & 0x80) {
             if (len - at < 4)
@@ -670,11 +861,19 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
         int opcode = b0 & 0x0f;
         bool fin = (b0 & 0x80) != 0;
         bool stop = false;
+        unsigned rsv = b0 & 0x70;
+        if (rsv && !(inf && rsv == 0x40 && (opcode == 1 || opcode == 2)))
+            strict = false;
+        if (opcode >= 8 && (!fin || n > 125))
+            strict = false;
+        if ((opcode == 0 && !msg) || ((opcode == 1 || opcode == 2) && msg))
+            strict = false; /* a continuation alone, a message inside another */
         if (opcode == 1 || opcode == 2) {
             free(msg);
             msg = payload;
             msg_len = (size_t)n;
             msg_op = opcode;
+            msg_compressed = (b0 & 0x40) != 0;
             payload = NULL;
         } else if (opcode == 0) {
             if (msg) {
@@ -690,16 +889,48 @@ static inline void gwh_client_messages(const uint8_t *p, size_t len, struct gwh_
             stop = true; /* close, or an opcode wslay refuses */
         }
         free(payload);
-        if (stop)
+        if (stop) {
+            /* the peer's close, or wslay's 1002, may come first */
+            strict = false;
             break;
+        }
+        if (msg && msg_len > max)
+            strict = false; /* 1009 before it is read */
+        if (fin && msg && (opcode <= 2) && !msg_compressed && msg_op == 1 &&
+            fuzz_ref_utf8(msg, msg_len, NULL, NULL) < 0)
+            strict = false; /* 1007 from wslay, even after a message that failed */
+        if (fin && msg && (opcode <= 2) && !data_ended) {
+            if (inf && msg_compressed) {
+                uint8_t *plain = NULL;
+                size_t plain_len = 0;
+                bool final;
+                int rc = gwh_inflate(inf, msg, msg_len, max, &plain, &plain_len, &final);
+                if (rc != 0 || (msg_op == 1 && fuzz_ref_utf8(plain, plain_len, NULL, NULL) < 0)) {
+                    failed = rc == GWH_INFLATE_TOO_BIG ? 1009 : 1007;
+                    /* no message comes back after it, but the pings
+                     * already read with it may still be answered */
+                    data_ended = true;
+                    free(plain);
+                    plain = NULL;
+                }
+                free(msg);
+                msg = plain;
+                msg_len = plain_len;
+            }
+        }
         if (fin && msg && (opcode <= 2)) {
-            gwh_msgs_push(data, msg_op, msg, msg_len);
+            if (!data_ended)
+                gwh_msgs_push(data, msg_op, msg, msg_len);
             free(msg);
             msg = NULL;
             msg_len = 0;
         }
     }
+    if (msg || pos < len)
+        strict = false; /* a message or frame cut short: wslay may refuse what it has */
     free(msg);
+    if (fail_code)
+        *fail_code = strict ? failed : 0;
 }
 
 #endif

@@ -284,6 +284,53 @@ START_TEST(test_context_takeover)
 }
 END_TEST
 
+/* Compresses msg into z (a raw stream, window 2^15) and ends it with a
+ * final block, as a sender without an empty-block flush does (RFC 7692
+ * 7.2.3.4); dict: the window it starts from, or NULL.  Returns its length. */
+static size_t deflate_final(const char *msg, const char *dict, Bytef *z, size_t cap)
+{
+    z_stream def = {0};
+    ck_assert_int_eq(deflateInit2(&def, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    if (dict)
+        ck_assert_int_eq(deflateSetDictionary(&def, (const Bytef *)dict, (uInt)strlen(dict)), Z_OK);
+    def.next_in = (Bytef *)msg;
+    def.avail_in = (uInt)strlen(msg);
+    def.next_out = z;
+    def.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&def, Z_FINISH), Z_STREAM_END);
+    size_t n = cap - def.avail_out;
+    deflateEnd(&def);
+    return n;
+}
+
+/* A peer that keeps its window and ends each message with a final block:
+ * its next message is a new stream that still refers back into the window.
+ * It used to inflate to nothing (zlib's stream had ended). */
+START_TEST(test_context_after_final_block)
+{
+    const char *m1 = "the same sentence, twice over the wire";
+    const char *m2 = "again: the same sentence, twice over the wire";
+    Bytef z1[256], z2[256];
+    size_t l1 = deflate_final(m1, NULL, z1, sizeof(z1));
+    size_t l2 = deflate_final(m2, m1, z2, sizeof(z2));
+    z_stream *inf = new_inflater();
+    char *out;
+    size_t outlen;
+    /* as the gateway's window for a client: never reset, from the first */
+    ck_assert_int_eq(chat_wsdeflate_inflate(inf, false, z1, l1, 1000, &out, &outlen), 0);
+    ck_assert_str_eq(out, m1);
+    free(out);
+    ck_assert_int_eq(chat_wsdeflate_inflate(inf, false, z2, l2, 1000, &out, &outlen), 0);
+    ck_assert_str_eq(out, m2);
+    free(out);
+    /* past a second final block, a message that refers to nothing before */
+    ck_assert_int_eq(chat_wsdeflate_inflate(inf, false, z1, l1, 1000, &out, &outlen), 0);
+    ck_assert_str_eq(out, m1);
+    free(out);
+    free_inflater(inf);
+}
+END_TEST
+
 TCase *wsdeflate_tcase(void)
 {
     TCase *tc = tcase_create("wsdeflate");
@@ -294,5 +341,6 @@ TCase *wsdeflate_tcase(void)
     tcase_add_test(tc, test_round_trip_and_bounds);
     tcase_add_test(tc, test_zip_bomb);
     tcase_add_test(tc, test_context_takeover);
+    tcase_add_test(tc, test_context_after_final_block);
     return tc;
 }
