@@ -176,6 +176,7 @@ bool chat_wsdeflate_negotiate(const char *offers, bool client_context, struct ch
         out->server_no_context_takeover = true;
         out->client_no_context_takeover = !client_context || (e.seen & P_CLIENT_NCT);
         out->server_max_window_bits = (uint8_t)((e.seen & P_SERVER_BITS) ? e.server_bits : 15);
+        out->server_bits_offered = (e.seen & P_SERVER_BITS) != 0;
         /* Without context the client's window is its business (at most 15,
          * which the node's inflate stream has); with context it is the
          * size of the window the gateway keeps for it. */
@@ -189,7 +190,7 @@ int chat_wsdeflate_response(const struct chat_wsdeflate *d, char *out, size_t ou
 {
     int n = snprintf(out, outlen, "permessage-deflate; server_no_context_takeover%s",
                      d->client_no_context_takeover ? "; client_no_context_takeover" : "");
-    if (n > 0 && (size_t)n < outlen && d->server_max_window_bits < 15)
+    if (n > 0 && (size_t)n < outlen && (d->server_max_window_bits < 15 || d->server_bits_offered))
         n += snprintf(out + n, outlen - (size_t)n, "; server_max_window_bits=%u",
                       (unsigned)d->server_max_window_bits);
     /* A window the client keeps is one the server keeps too: the size it

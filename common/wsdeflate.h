@@ -25,6 +25,8 @@ struct chat_wsdeflate {
     bool client_no_context_takeover; /* the client does */
     uint8_t server_max_window_bits;  /* 8..15: the server's compression window */
     uint8_t client_max_window_bits;  /* 8..15: the client's */
+    bool server_bits_offered;        /* server_max_window_bits was in the offer: the answer
+                                        repeats it, even at 15 (RFC 7692 7.1.2.1) */
 };
 
 /*
