@@ -49,66 +49,138 @@ static void send_ack(struct gw_op *op, long long seq, long long ts)
     gw_op_done(op);
 }
 
-/* --durability replica: the ack waits for WAIT 1 on the connection that
- * stored the message. */
+/*
+ * --durability replica: the ack waits for WAIT 1 on the connection that
+ * stored the message, and so does its delivery: the script stored it without
+ * publishing (its events come back in the reply, kept here), because a
+ * failover before a replica has it would lose it after members saw it, and
+ * its seq would be used again.  Not confirmed, it is not published; the
+ * client's resend of the same id gets the stored message back from the
+ * script, and it is published once that WAIT confirms (a message published
+ * twice is dropped by the members' routers as already seen).
+ */
 struct replica_wait {
-    struct gw_op *op;
+    struct gw_op *op; /* NULL when the sender went away meanwhile */
     long long seq, ts;
+    /* What the script would have published: the message, on each channel (a
+     * room's, or a DM's two users'). */
+    char *msg;
+    size_t msg_len;
+    char *channels[2];
 };
+
+static void replica_wait_free(struct replica_wait *w)
+{
+    free(w->msg);
+    free(w->channels[0]);
+    free(w->channels[1]);
+    free(w);
+}
+
+/* Keeps the events of a post.lua reply {seq, ts, 0, msg, channel...}; false
+ * on no memory. */
+static bool keep_events(struct replica_wait *w, const redisReply *reply)
+{
+    const redisReply *msg = reply->element[3];
+    if (!(w->msg = malloc(msg->len + 1)))
+        return false;
+    memcpy(w->msg, msg->str, msg->len + 1);
+    w->msg_len = msg->len;
+    for (size_t i = 4, k = 0; i < reply->elements && k < 2; i++) {
+        const redisReply *ch = reply->element[i];
+        if (ch->type == REDIS_REPLY_STRING && !(w->channels[k++] = strdup(ch->str)))
+            return false;
+    }
+    return true;
+}
+
+static void publish_kept(struct gw_bus *bus, const struct replica_wait *w)
+{
+    for (int k = 0; k < 2 && w->channels[k]; k++) {
+        const char *argv[] = {gw_bus_publish_cmd(bus, w->channels[k]), w->channels[k], w->msg};
+        const size_t lens[] = {strlen(argv[0]), strlen(w->channels[k]), w->msg_len};
+        gw_bus_command(bus, NULL, NULL, 3, argv, lens);
+    }
+}
+
+/* WAIT holds the connection it is sent on: everything queued behind it waits
+ * too, so it must end well before the watchdog gives the connection up
+ * (--redis-timeout). */
+static int replica_timeout(const struct chat_config *cfg)
+{
+    int timeout = cfg->durability_timeout;
+    return timeout > cfg->redis_timeout * 1000 / 2 ? cfg->redis_timeout * 1000 / 2 : timeout;
+}
 
 static void on_replicated(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
-    (void)bus;
     struct replica_wait *w = arg;
     struct gw_op *op = w->op;
     long long seq = w->seq, ts = w->ts;
-    free(w);
-    if (gw_op_finished(op, reply))
+    bool confirmed = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1;
+    /* Confirmed is published even when the sender is gone meanwhile. */
+    if (confirmed && w->msg)
+        publish_kept(bus, w);
+    replica_wait_free(w);
+    if (!op || gw_op_finished(op, reply))
         return;
-    if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1) {
-        /* Stored on the master (and maybe delivered), not yet on a replica: the
-         * client resends the same id, which answers the first ack once it is. */
+    if (!confirmed) {
+        /* Stored on the master, not yet on a replica: the client resends the
+         * same id, which answers the first ack once it is. */
         gw_op_error(op, CHAT_ERR_UNAVAILABLE, "not confirmed by a replica");
         return;
     }
     send_ack(op, seq, ts);
 }
 
+/* The reply carries events to publish (post.lua with publish command ""). */
+static bool has_events(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 4 &&
+           reply->element[3]->type == REDIS_REPLY_STRING;
+}
+
 static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     struct gw_op *op = arg;
+    const struct chat_config *cfg = gw_session_ctx(op->s)->cfg;
     /* A DM on a cluster: the users' channels are in their own slots, not the
      * conversation's, so the script left the publishing to us (stored is
      * stored: published even if the sender is gone meanwhile). */
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 4)
+    if (!cfg->durability_replica && has_events(reply) && reply->element[2]->integer == 0)
         gw_bus_publish_returned(bus, reply, 4, reply->element[3]);
-    if (gw_op_finished(op, reply))
+    struct replica_wait *w = NULL;
+    if (cfg->durability_replica && reply && reply->type == REDIS_REPLY_ARRAY &&
+        reply->elements >= 3) {
+        /* Published once a replica has it, whatever becomes of the sender. */
+        if (!(w = calloc(1, sizeof(*w))) || (has_events(reply) && !keep_events(w, reply))) {
+            if (w)
+                replica_wait_free(w);
+            if (!gw_op_finished(op, reply))
+                gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
+            return;
+        }
+    }
+    if (gw_op_finished(op, reply)) {
+        if (w && w->msg)
+            gw_bus_wait_replicas(bus, 1, replica_timeout(cfg), on_replicated, w);
+        else if (w)
+            replica_wait_free(w);
         return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
         return;
     }
     long long seq = reply->element[0]->integer, ts = reply->element[1]->integer;
-    const struct chat_config *cfg = gw_session_ctx(op->s)->cfg;
     if (!cfg->durability_replica) {
         send_ack(op, seq, ts);
-        return;
-    }
-    struct replica_wait *w = malloc(sizeof(*w));
-    if (!w) {
-        gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
         return;
     }
     w->op = op;
     w->seq = seq;
     w->ts = ts;
-    /* WAIT holds the connection it is sent on: everything queued behind it
-     * waits too, so it must end well before the watchdog gives the
-     * connection up (--redis-timeout). */
-    int timeout = cfg->durability_timeout;
-    if (timeout > cfg->redis_timeout * 1000 / 2)
-        timeout = cfg->redis_timeout * 1000 / 2;
-    gw_bus_wait_replicas(bus, 1, timeout, on_replicated, w);
+    gw_bus_wait_replicas(bus, 1, replica_timeout(cfg), on_replicated, w);
 }
 
 void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_key,
@@ -127,7 +199,9 @@ void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_ke
     char max[16], ttl[16];
     snprintf(max, sizeof(max), "%d", ctx->cfg->history);
     snprintf(ttl, sizeof(ttl), "%d", op->req.id ? GW_IDEMPOTENCY_SEC : 0);
-    const char *pub = gw_bus_script_publish_cmd(ctx->bus, seq_key, ch1);
+    /* --durability replica publishes after WAIT (on_replicated), not in the script. */
+    const char *pub =
+        ctx->cfg->durability_replica ? "" : gw_bus_script_publish_cmd(ctx->bus, seq_key, ch1);
     const char *argv[] = {seq_key, hist_key, idem_key, max, head, tail_json, ttl, pub, ch1, ch2};
     gw_store_eval(ctx->store, "post", 3, ch2 ? 10 : 9, argv, NULL, on_posted, op);
     free(tail_json);

@@ -6,7 +6,8 @@
 -- "": publish nothing and return the message, for channels outside this script's slot),
 -- ARGV[6..n] channels to publish on (each in this script's slot for SPUBLISH).
 -- Returns {seq, ts, 0} ({seq, ts, 0, message, channel...} with ARGV[5] ""), or {first_seq, first_ts, 1}
--- for a replayed idempotency key.
+-- for a replayed idempotency key ({first_seq, first_ts, 1, message, channel...} with ARGV[5] ""
+-- while history still holds it).
 -- Integers are printed with %d: tostring() on a Lua 5.1 number switches to exponent
 -- notation past 14 digits, and the stored JSON must be byte-exact.
 -- Numbers are decimal digits only (15 at most, exact in a double): tonumber() alone would
@@ -32,6 +33,23 @@ if ttl > 0 then
     if prev then
         local s, t = string.match(prev, '^(%d+):(%d+)$')
         if s then
+            -- Publishing left to the caller: it may not have published the
+            -- first time (--durability replica publishes only once a replica
+            -- has it), so the stored message comes back too while history
+            -- still holds it.
+            if pub == '' then
+                local last = redis.call('LINDEX', KEYS[2], -1)
+                local last_seq = last and tonumber(string.match(last, '"seq":(%d+)'))
+                local back = last_seq and last_seq - tonumber(s)
+                local msg = back and back >= 0 and redis.call('LINDEX', KEYS[2], -1 - back)
+                if msg and string.find(msg, '"seq":' .. s .. ',', 1, true) then
+                    local out = {tonumber(s), tonumber(t), 1, msg}
+                    for i = 6, #ARGV do
+                        out[#out + 1] = ARGV[i]
+                    end
+                    return out
+                end
+            end
             return {tonumber(s), tonumber(t), 1}
         end
         -- A value we did not write: fall through and overwrite it below.
