@@ -744,9 +744,9 @@ START_TEST(test_deflate)
     ck_assert_uint_eq(cfg.deflate_min, 128);
     ck_assert(!cfg.deflate_client_context);
     chat_config_deinit(&cfg);
-    ck_assert_int_eq(load(&cfg, "--jwt-secret=" SECRET, "--deflate-client-context", "on",
-                          (char *)NULL),
-                     CHAT_CONFIG_OK);
+    ck_assert_int_eq(
+        load(&cfg, "--jwt-secret=" SECRET, "--deflate-client-context", "on", (char *)NULL),
+        CHAT_CONFIG_OK);
     ck_assert(cfg.deflate_client_context);
     chat_config_deinit(&cfg);
     ck_assert_int_eq(
