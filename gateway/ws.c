@@ -742,14 +742,14 @@ static const char *compressed_payload(struct gw_ws *ws, const struct gw_frame *f
         outlen = f->len;
     }
     if (z && z->bits == 0) {
-        z->bits = (uint8_t)bits;
-        z->len = outlen;
-        if (!plain && !(z->data = gw_blob_adopt(out, outlen)))
+        if (!plain && !(z->data = gw_blob_adopt(out, outlen))) {
             plain = true; /* out went with it */
+            outlen = f->len;
+        }
+        z->bits = (uint8_t)bits;
         z->plain = plain;
-        if (plain)
-            return NULL;
-        out = (char *)gw_blob_bytes(z->data);
+        z->len = outlen; /* the plain length when plain: what later recipients send */
+        out = plain ? NULL : (char *)gw_blob_bytes(z->data);
     } else {
         *owned = out;
     }
