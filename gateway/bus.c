@@ -457,6 +457,14 @@ const char *gw_bus_publish_cmd(const struct gw_bus *bus, const char *channel)
     return gw_bus_sharded(bus, channel) ? "SPUBLISH" : "PUBLISH";
 }
 
+int gw_bus_publish(struct gw_bus *bus, const char *channel, const char *msg, size_t len,
+                   gw_bus_reply_cb cb, void *arg)
+{
+    const char *argv[] = {gw_bus_publish_cmd(bus, channel), channel, msg};
+    const size_t lens[] = {strlen(argv[0]), strlen(channel), len};
+    return gw_bus_command(bus, cb, arg, 3, argv, lens);
+}
+
 const char *gw_bus_script_publish_cmd(const struct gw_bus *bus, const char *key,
                                       const char *channel)
 {
@@ -474,11 +482,8 @@ void gw_bus_publish_returned(struct gw_bus *bus, const struct redisReply *reply,
     for (size_t i = from; i + step - 1 < reply->elements; i += step) {
         const redisReply *ch = reply->element[i];
         const redisReply *msg = payload ? payload : reply->element[i + 1];
-        if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
-            continue;
-        const char *argv[] = {gw_bus_publish_cmd(bus, ch->str), ch->str, msg->str};
-        const size_t lens[] = {strlen(argv[0]), ch->len, msg->len};
-        gw_bus_command(bus, NULL, NULL, 3, argv, lens);
+        if (ch->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING)
+            gw_bus_publish(bus, ch->str, msg->str, msg->len, NULL, NULL);
     }
 }
 

@@ -71,6 +71,11 @@ int gw_bus_wait_replicas(struct gw_bus *bus, int replicas, int timeout_ms, gw_bu
  * only there), else "PUBLISH".  Scripts are given it with their channels. */
 const char *gw_bus_publish_cmd(const struct gw_bus *bus, const char *channel);
 
+/* Publishes len bytes of msg on channel with gw_bus_publish_cmd's command;
+ * cb (may be NULL) gets the reply, as with gw_bus_command. */
+int gw_bus_publish(struct gw_bus *bus, const char *channel, const char *msg, size_t len,
+                   gw_bus_reply_cb cb, void *arg);
+
 /* The publish command for a script whose keys include key and that
  * publishes on channel: as gw_bus_publish_cmd, except "" when channel is
  * sharded but in another slot than key (a DM's script, whose keys are the

@@ -96,11 +96,8 @@ static bool keep_events(struct replica_wait *w, const redisReply *reply)
 
 static void publish_kept(struct gw_bus *bus, const struct replica_wait *w)
 {
-    for (int k = 0; k < 2 && w->channels[k]; k++) {
-        const char *argv[] = {gw_bus_publish_cmd(bus, w->channels[k]), w->channels[k], w->msg};
-        const size_t lens[] = {strlen(argv[0]), strlen(w->channels[k]), w->msg_len};
-        gw_bus_command(bus, NULL, NULL, 3, argv, lens);
-    }
+    for (int k = 0; k < 2 && w->channels[k]; k++)
+        gw_bus_publish(bus, w->channels[k], w->msg, w->msg_len, NULL, NULL);
 }
 
 /* WAIT holds the connection it is sent on: everything queued behind it waits
@@ -140,47 +137,60 @@ static bool has_events(const redisReply *reply)
            reply->element[3]->type == REDIS_REPLY_STRING;
 }
 
+/* post.lua stored the message (or answered a replay): {seq, ts, replayed, ...}. */
+static bool stored(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3;
+}
+
 static void on_posted(struct gw_bus *bus, struct redisReply *reply, void *arg)
 {
     struct gw_op *op = arg;
-    const struct chat_config *cfg = gw_session_ctx(op->s)->cfg;
     /* A DM on a cluster: the users' channels are in their own slots, not the
      * conversation's, so the script left the publishing to us (stored is
-     * stored: published even if the sender is gone meanwhile). */
-    if (!cfg->durability_replica && has_events(reply) && reply->element[2]->integer == 0)
+     * stored: published even if the sender is gone meanwhile; a replay was
+     * published the first time). */
+    if (has_events(reply) && reply->element[2]->integer == 0)
         gw_bus_publish_returned(bus, reply, 4, reply->element[3]);
-    struct replica_wait *w = NULL;
-    if (cfg->durability_replica && reply && reply->type == REDIS_REPLY_ARRAY &&
-        reply->elements >= 3) {
-        /* Published once a replica has it, whatever becomes of the sender. */
-        if (!(w = calloc(1, sizeof(*w))) || (has_events(reply) && !keep_events(w, reply))) {
-            if (w)
-                replica_wait_free(w);
-            if (!gw_op_finished(op, reply))
-                gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
-            return;
-        }
+    if (gw_op_finished(op, reply))
+        return;
+    if (!stored(reply)) {
+        gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
+        return;
     }
+    send_ack(op, reply->element[0]->integer, reply->element[1]->integer);
+}
+
+/* --durability replica: what was stored waits for WAIT before it is
+ * published (whatever becomes of the sender) and acked (replica_wait). */
+static void on_posted_replica(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct gw_op *op = arg;
+    struct replica_wait *w = NULL;
+    if (stored(reply) &&
+        (!(w = calloc(1, sizeof(*w))) || (has_events(reply) && !keep_events(w, reply)))) {
+        if (w)
+            replica_wait_free(w);
+        if (!gw_op_finished(op, reply))
+            gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    int timeout = replica_timeout(gw_session_ctx(op->s)->cfg);
     if (gw_op_finished(op, reply)) {
         if (w && w->msg)
-            gw_bus_wait_replicas(bus, 1, replica_timeout(cfg), on_replicated, w);
+            gw_bus_wait_replicas(bus, 1, timeout, on_replicated, w);
         else if (w)
             replica_wait_free(w);
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+    if (!w) {
         gw_op_error(op, CHAT_ERR_INTERNAL, "storage error");
         return;
     }
-    long long seq = reply->element[0]->integer, ts = reply->element[1]->integer;
-    if (!cfg->durability_replica) {
-        send_ack(op, seq, ts);
-        return;
-    }
     w->op = op;
-    w->seq = seq;
-    w->ts = ts;
-    gw_bus_wait_replicas(bus, 1, replica_timeout(cfg), on_replicated, w);
+    w->seq = reply->element[0]->integer;
+    w->ts = reply->element[1]->integer;
+    gw_bus_wait_replicas(bus, 1, timeout, on_replicated, w);
 }
 
 void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_key,
@@ -200,10 +210,11 @@ void gw_handlers_post(struct gw_op *op, const char *seq_key, const char *hist_ke
     snprintf(max, sizeof(max), "%d", ctx->cfg->history);
     snprintf(ttl, sizeof(ttl), "%d", op->req.id ? GW_IDEMPOTENCY_SEC : 0);
     /* --durability replica publishes after WAIT (on_replicated), not in the script. */
-    const char *pub =
-        ctx->cfg->durability_replica ? "" : gw_bus_script_publish_cmd(ctx->bus, seq_key, ch1);
+    bool replica = ctx->cfg->durability_replica;
+    const char *pub = replica ? "" : gw_bus_script_publish_cmd(ctx->bus, seq_key, ch1);
     const char *argv[] = {seq_key, hist_key, idem_key, max, head, tail_json, ttl, pub, ch1, ch2};
-    gw_store_eval(ctx->store, "post", 3, ch2 ? 10 : 9, argv, NULL, on_posted, op);
+    gw_store_eval(ctx->store, "post", 3, ch2 ? 10 : 9, argv, NULL,
+                  replica ? on_posted_replica : on_posted, op);
     free(tail_json);
 }
 
@@ -386,9 +397,8 @@ void gw_handle_typing(struct gw_session *s, const struct chat_request *req)
     size_t n = strlen(text) + strlen(who->id) + 4;
     char *payload = malloc(n);
     if (payload) {
-        snprintf(payload, n, "t|%s|%s", who->id, text);
-        const char *argv[] = {gw_bus_publish_cmd(ctx->bus, channel), channel, payload};
-        gw_bus_command(ctx->bus, NULL, NULL, 3, argv, NULL);
+        int len = snprintf(payload, n, "t|%s|%s", who->id, text);
+        gw_bus_publish(ctx->bus, channel, payload, (size_t)len, NULL, NULL);
     }
     free(payload);
     free(text);
@@ -425,7 +435,6 @@ void gw_handle_broadcast(struct gw_session *s, struct chat_request *req)
         gw_op_error(op, CHAT_ERR_INTERNAL, "out of memory");
         return;
     }
-    const char *argv[] = {gw_bus_publish_cmd(ctx->bus, channel), channel, text};
-    gw_bus_command(ctx->bus, on_broadcast, op, 3, argv, NULL);
+    gw_bus_publish(ctx->bus, channel, text, strlen(text), on_broadcast, op);
     free(text);
 }
