@@ -84,6 +84,17 @@ void ct_expect_error(struct tc *t, const char *id, const char *code);
 json_t *ct_join(struct tc *t, const char *room, long long since);
 /* Sends a text message with request id `id` and returns the ack's seq. */
 long long ct_post(struct tc *t, const char *room, const char *id, const char *body);
+/* Sends the frame (printf-style) until its reply to id has type `type`,
+ * resending it after each `unavailable` (the same id: idempotent), for
+ * requests made while Redis fails over.  Returns that reply (new reference),
+ * or NULL after timeout_ms. */
+json_t *ct_request_until(struct tc *t, const char *id, const char *type, int timeout_ms,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Resends the same message (same id: idempotent) until it is acked; for
+ * requests that get `unavailable` while Redis fails over.  Returns the seq,
+ * or -1 after timeout_ms. */
+long long ct_post_until_acked(struct tc *t, const char *room, const char *id, const char *body,
+                              int timeout_ms);
 
 /* Queued frames of `type` (and `room`, when not NULL); ct_take removes them
  * and returns them in arrival order (new array). */

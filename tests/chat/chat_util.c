@@ -261,6 +261,47 @@ long long ct_post(struct tc *t, const char *room, const char *id, const char *bo
     return seq;
 }
 
+json_t *ct_request_until(struct tc *t, const char *id, const char *type, int timeout_ms,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    char *frame = NULL;
+    json_t *r = NULL;
+
+    va_start(ap, fmt);
+    ck_assert_int_ge(vasprintf(&frame, fmt, ap), 0);
+    va_end(ap);
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        const char *got;
+
+        ck_assert_int_eq(tc_send(t, frame), 0);
+        r = ct_reply(t, id, 5000);
+        got = r ? ct_json_str(r, "type") : NULL;
+        if (got && strcmp(got, type) == 0)
+            break;
+        ck_assert_msg(!got || strcmp(ct_json_str(r, "code"), "unavailable") == 0,
+                      "%s: %s %s, wanted %s or unavailable", id, got, ct_json_str(r, "code"), type);
+        json_decref(r);
+        r = NULL;
+        h_loop_for(t->base, 200);
+    }
+    free(frame);
+    return r;
+}
+
+long long ct_post_until_acked(struct tc *t, const char *room, const char *id, const char *body,
+                              int timeout_ms)
+{
+    json_t *r = ct_request_until(t, id, "ack", timeout_ms,
+                                 "{\"type\":\"message\",\"id\":\"%s\",\"room\":\"%s\","
+                                 "\"kind\":\"text\",\"body\":\"%s\"}",
+                                 id, room, body);
+    long long seq = r ? ct_json_int(r, "seq") : -1;
+
+    json_decref(r);
+    return seq;
+}
+
 static bool frame_matches(json_t *j, const char *type, const char *room)
 {
     const char *jt = ct_json_str(j, "type");

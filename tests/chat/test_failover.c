@@ -10,6 +10,7 @@
  * gateways' --durability.  Prints one line of figures; asserts that the
  * gateways follow the promoted replica within 10 s, and, with replica, that no
  * acked message is lost and no message a member saw live is.
+ * test_frozen_master: the same master frozen (SIGSTOP) instead of killed.
  */
 #include "chat_tests.h"
 
@@ -43,12 +44,12 @@ static struct h_proc *proc_of(struct h_cluster *cl, int port)
     return NULL;
 }
 
-static int master_of_room(int any_port)
+static int master_of_room(int any_port, const char *room)
 {
     struct timeval tv = {2, 0};
     redisContext *rc = redisConnectWithTimeout("127.0.0.1", any_port, tv);
     ck_assert(rc && rc->err == 0);
-    redisReply *slot = redisCommand(rc, "CLUSTER KEYSLOT chat:room:{fo}:seq");
+    redisReply *slot = redisCommand(rc, "CLUSTER KEYSLOT chat:room:{%s}:seq", room);
     redisReply *map = redisCommand(rc, "CLUSTER SLOTS");
     int port = 0;
     ck_assert(slot && slot->type == REDIS_REPLY_INTEGER && map && map->type == REDIS_REPLY_ARRAY);
@@ -76,7 +77,7 @@ START_TEST(test_failover_loss)
 
     ct_cluster_start(cl, 2, args);
     ct_team(cl, "fo_", FO_CLIENTS, "fo", u, all);
-    int master = master_of_room(cl->redis.port);
+    int master = master_of_room(cl->redis.port, "fo");
     struct h_proc *victim = proc_of(cl, master);
     ck_assert_ptr_nonnull(victim);
     int survivor = master == cl->redis.port ? cl->redis_more[0].port : cl->redis.port;
@@ -186,6 +187,56 @@ START_TEST(test_failover_loss)
 }
 END_TEST
 
+/* A master that stops answering without closing anything (SIGSTOP: the
+ * kernel keeps its connections open and even takes the gateways' bytes), as
+ * a frozen VM or a half-open connection would.  The cluster promotes its
+ * replica.  The gateways must notice that their sharded subscriber
+ * connection to it is hung and subscribe on the new master: a member gets
+ * what the new master acks while the old one is still frozen.  Then the old
+ * master resumes and rejoins as a replica: nothing is delivered twice. */
+START_TEST(test_frozen_master)
+{
+    struct h_cluster *cl = ct_fixture();
+    struct ct_user u[2];
+    struct tc *all[2];
+    const char *args[] = {"--rate", "500/500", NULL};
+
+    ct_cluster_start(cl, 2, args);
+    ct_team(cl, "fz_", 2, "frozen", u, all); /* one member per gateway */
+    ck_assert_int_eq(ct_post(all[0], "frozen", "f1", "before"), 1);
+    ck_assert(ct_wait_count(all, 2, "message", "frozen", 1, CT_WAIT_MS));
+    struct h_proc *victim = proc_of(cl, master_of_room(cl->redis.port, "frozen"));
+    ck_assert_ptr_nonnull(victim);
+
+    kill(victim->pid, SIGSTOP);
+    long stopped_at = mono_ms();
+    long long seq = ct_post_until_acked(all[0], "frozen", "f2", "while frozen", 15000);
+    long acked_after = mono_ms() - stopped_at;
+    bool delivered = ct_wait_count(&all[1], 1, "message", "frozen", 2, 10000);
+    long delivered_after = mono_ms() - stopped_at;
+    bool hung_seen = h_log_has(cl->gw[1].log_path, "redis_hung conn=shard");
+    kill(victim->pid, SIGCONT);
+    fprintf(stderr,
+            "frozen master: acked by the promoted replica after %ld ms, delivered on the "
+            "other gateway after %ld ms, hung shard connection logged: %s\n",
+            acked_after, delivered_after, hung_seen ? "yes" : "no");
+    ck_assert_msg(seq == 2, "no ack while the master was frozen (%lld)", seq);
+    ck_assert_msg(delivered, "the other gateway's member did not get f2 while the old master "
+                             "was frozen");
+
+    /* The old master is back (a replica now): everything once, in order. */
+    ck_assert_int_eq(ct_post_until_acked(all[1], "frozen", "f3", "after", 15000), 3);
+    ck_assert(ct_wait_count(all, 2, "message", "frozen", 3, CT_WAIT_MS));
+    h_loop_for(cl->base, 1500);
+    for (int i = 0; i < 2; i++) {
+        json_t *msgs = ct_take(all[i], "message", "frozen");
+        ct_assert_seqs(msgs, 1, 3, "frozen master");
+        json_decref(msgs);
+    }
+    ct_team_free(2, u, all);
+}
+END_TEST
+
 TCase *failover_tcase(void)
 {
     TCase *tc = tcase_create("failover");
@@ -193,5 +244,6 @@ TCase *failover_tcase(void)
     tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_failover_loss);
+    tcase_add_test(tc, test_frozen_master);
     return tc;
 }

@@ -67,27 +67,6 @@ static bool replica_ready(int port)
     return flags && link;
 }
 
-/* Posts id until it is acked (requests get unavailable while the gateway
- * moves); returns the seq, or -1 after timeout_ms. */
-static long long post_until_acked(struct h_cluster *cl, struct tc *t, const char *id,
-                                  int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 200) {
-        ct_send(t,
-                "{\"type\":\"message\",\"room\":\"sen\",\"kind\":\"text\",\"body\":\"x\","
-                "\"id\":\"%s\"}",
-                id);
-        json_t *r = ct_reply(t, id, 5000);
-        const char *type = r ? ct_json_str(r, "type") : NULL;
-        long long seq = type && strcmp(type, "ack") == 0 ? ct_json_int(r, "seq") : -1;
-        json_decref(r);
-        if (seq > 0)
-            return seq;
-        h_loop_for(cl->base, 200);
-    }
-    return -1;
-}
-
 START_TEST(test_sentinel_failover)
 {
     struct h_cluster *cl = ct_fixture();
@@ -128,8 +107,8 @@ START_TEST(test_sentinel_failover)
     }
     ck_assert_msg(switched, "the sentinel did not switch to the replica");
 
-    ck_assert_int_eq(post_until_acked(cl, all[0], "s3", 10000), 3);
-    ck_assert_int_eq(post_until_acked(cl, all[1], "s4", 10000), 4);
+    ck_assert_int_eq(ct_post_until_acked(all[0], "sen", "s3", "x", 10000), 3);
+    ck_assert_int_eq(ct_post_until_acked(all[1], "sen", "s4", "x", 10000), 4);
 
     /* The new master holds exactly what was acked, in order. */
     struct timeval tv = {2, 0};

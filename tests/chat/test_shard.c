@@ -104,6 +104,41 @@ START_TEST(test_room_and_user_channels_are_sharded)
 }
 END_TEST
 
+/* Leave and join again in one breath, twenty times, as the only member on
+ * its gateway: the gateway sends SSUBSCRIBE while its SUNSUBSCRIBE is still
+ * unanswered, and must end up subscribed (the owner counts both gateways),
+ * with live delivery working and nothing delivered twice. */
+START_TEST(test_resubscribe_while_unsubscribing)
+{
+    struct h_cluster *cl = ct_fixture();
+    struct ct_user u[2];
+    struct tc *all[2];
+    const char *ch = "chat:room:{resub}";
+    const char *const args[] = {"--rate", "500/500", NULL};
+
+    ct_cluster_start(cl, 2, args);
+    ct_team(cl, "rsb_", 2, "resub", u, all);
+    int owner = ct_slot_owner(cl->redis.port, ch);
+    ck_assert(wait_subscribers(cl, owner, ch, 2));
+    for (int cycle = 0; cycle < 20; cycle++) {
+        char leave[16], join[16];
+        snprintf(leave, sizeof(leave), "l%d", cycle);
+        snprintf(join, sizeof(join), "j%d", cycle);
+        ct_send(all[1], "{\"type\":\"leave\",\"room\":\"resub\",\"id\":\"%s\"}", leave);
+        ct_send(all[1], "{\"type\":\"join\",\"room\":\"resub\",\"id\":\"%s\"}", join);
+        json_decref(ct_expect(all[1], leave, "left"));
+        json_decref(ct_expect(all[1], join, "joined"));
+    }
+    ck_assert_msg(wait_subscribers(cl, owner, ch, 2), "subscribers after the churn: %lld",
+                  ct_shard_subscribers(owner, ch));
+    ck_assert_int_eq(ct_post(all[0], "resub", "after", "still here?"), 1);
+    ck_assert_msg(ct_wait_count(&all[1], 1, "message", "resub", 1, CT_WAIT_MS),
+                  "no live delivery after leave/join churn");
+    ck_assert_int_eq(ct_settle_count(all[1], "message", "resub", 500), 1);
+    ct_team_free(2, u, all);
+}
+END_TEST
+
 TCase *shard_tcase(void)
 {
     TCase *tc = tcase_create("shard");
@@ -111,5 +146,6 @@ TCase *shard_tcase(void)
     tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_room_and_user_channels_are_sharded);
+    tcase_add_test(tc, test_resubscribe_while_unsubscribing);
     return tc;
 }
