@@ -31,15 +31,49 @@
 /* Before the handshake we never buffer more than one maximal request. */
 #define GW_HTTP_READ_HIGH (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY + 4096)
 
-/* Adds delta to the open connections of addr; returns the new count. */
-static intptr_t addr_count(struct gw_conns *set, const char *addr, int delta)
+/*
+ * What one client address holds on this node: its open connections, and the
+ * bytes of large answers queued to them and not yet taken by the kernel (or
+ * promised to answers being prepared).  A guest's connections that ask for
+ * pages of images and never read would otherwise pin ~4 MiB each, 256
+ * connections an address (gw_conn_output_room).
+ */
+struct addr_use {
+    size_t conns;
+    size_t held;
+    bool proxy; /* a trusted proxy's own address: many clients, no limit */
+};
+
+/* c counts for its address from now on; returns the address's open
+ * connections (with c), 0 on no memory (no limit then applies to c). */
+static size_t addr_attach(struct gw_conns *set, struct gw_conn *c)
 {
-    intptr_t n = (intptr_t)gw_dict_get(set->per_addr, addr) + delta;
-    if (n <= 0)
-        gw_dict_del(set->per_addr, addr);
-    else if (gw_dict_set(set->per_addr, addr, (void *)n) != GW_OK)
-        return n; /* no memory: the limit is not enforced for this one */
-    return n;
+    struct addr_use *u = gw_dict_get(set->per_addr, c->addr);
+    if (!u) {
+        if (!(u = calloc(1, sizeof(*u))))
+            return 0;
+        const char *trusted = set->ctx->cfg->trusted_proxies;
+        u->proxy = trusted && gw_conn_proxy_trusted(trusted, c->addr);
+        if (gw_dict_set(set->per_addr, c->addr, u) != GW_OK) {
+            free(u);
+            return 0;
+        }
+    }
+    u->conns++;
+    c->use = u;
+    return u->conns;
+}
+
+static void addr_detach(struct gw_conns *set, struct gw_conn *c)
+{
+    struct addr_use *u = c->use;
+    if (!u)
+        return;
+    u->held -= c->held + c->promised;
+    c->held = c->promised = 0;
+    c->use = NULL;
+    if (--u->conns == 0)
+        free(gw_dict_del(set->per_addr, c->addr));
 }
 
 /* The one place a connection is freed. */
@@ -52,7 +86,7 @@ static void conn_free(struct gw_conn *c)
     if (c->flush_queued)
         TAILQ_REMOVE(&set->to_flush, c, flush_link);
     set->count--;
-    addr_count(set, c->addr, -1);
+    addr_detach(set, c);
     gw_metrics_gauge_add(set->ctx->metrics, GW_G_HTTP_CONNECTIONS, -1);
     bufferevent_free(c->bev);
     gw_conn_drop_parser(c);
@@ -169,6 +203,40 @@ const char *gw_conn_addr(const struct gw_conn *c)
     return c->addr;
 }
 
+bool gw_conn_output_room(const struct gw_conn *c, size_t need)
+{
+    if (c->set->ctx->cfg->max_conns_per_ip <= 0 || !c->use || c->use->proxy)
+        return true;
+    return c->use->held + need <= GW_ADDR_HELD_MAX;
+}
+
+void gw_conn_promise_output(struct gw_conn *c, size_t bytes)
+{
+    if (!c->use)
+        return;
+    c->use->held = c->use->held - c->promised + bytes;
+    c->promised = bytes;
+}
+
+uint64_t gw_conn_output_mark(const struct gw_conn *c)
+{
+    return c->out_added;
+}
+
+void gw_conn_hold_output_since(struct gw_conn *c, uint64_t mark)
+{
+    if (!c->use || c->out_added <= mark)
+        return;
+    /* What of it the kernel took already is not held. */
+    uint64_t since = c->out_added - mark, unwritten = c->out_added - c->out_taken;
+    size_t more = (size_t)(since < unwritten ? since : unwritten);
+    if (more == 0)
+        return;
+    c->held += more;
+    c->use->held += more;
+    c->held_until = c->out_added;
+}
+
 struct evbuffer *gw_conn_input(struct gw_conn *c)
 {
     return bufferevent_get_input(c->bev);
@@ -254,11 +322,11 @@ static bool conn_take_proxy(struct gw_conn *c)
     }
     evbuffer_drain(in, consumed);
     if (r == GW_PROXY_ADDR) {
-        addr_count(c->set, c->addr, -1);
+        addr_detach(c->set, c);
         snprintf(c->addr, sizeof(c->addr), "%s", addr);
         snprintf(c->peer, sizeof(c->peer), "%s", addr);
         int per_addr = c->set->ctx->cfg->max_conns_per_ip;
-        if (addr_count(c->set, c->addr, 1) > per_addr && per_addr > 0) {
+        if (addr_attach(c->set, c) > (size_t)per_addr && per_addr > 0) {
             gw_metrics_add(c->set->ctx->metrics, GW_M_CONNS_REFUSED, 1);
             c->refused = true;
             gw_conn_respond_error(c, NULL, 503, "unavailable",
@@ -338,10 +406,16 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
  * removed around it.  Only what the kernel refuses is left to the
  * bufferevent, with EV_WRITE, until it drains (on_write).
  */
-static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     (void)buf;
     struct gw_conn *c = arg;
+    c->out_added += info->n_added;
+    c->out_taken += info->n_deleted;
+    if (c->held && c->out_taken >= c->held_until) {
+        c->use->held -= c->held;
+        c->held = 0;
+    }
     if (info->n_added == 0 || c->flush_queued || c->write_async || c->dead)
         return;
     struct gw_conns *set = c->set;
@@ -429,13 +503,13 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     snprintf(c->addr, sizeof(c->addr), "%s", host);
     LIST_INSERT_HEAD(&set->conns, c, link);
     set->count++;
-    intptr_t from_addr = addr_count(set, c->addr, 1);
+    size_t from_addr = addr_attach(set, c);
     gw_metrics_gauge_add(ctx->metrics, GW_G_HTTP_CONNECTIONS, 1);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_READ_HIGH);
     struct timeval idle = {GW_HTTP_IDLE_SEC, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
-    evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_added, c);
+    evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_changed, c);
     /* A new bufferevent starts with EV_WRITE enabled: we write (on_flush). */
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
@@ -446,7 +520,7 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
         c->refused = true;
         gw_conn_respond_error(c, NULL, 503, "unavailable", "too many connections");
-    } else if (per_addr > 0 && from_addr > per_addr &&
+    } else if (per_addr > 0 && from_addr > (size_t)per_addr &&
                !(ctx->cfg->trusted_proxies &&
                  gw_conn_proxy_trusted(ctx->cfg->trusted_proxies, c->addr))) {
         /* A trusted proxy carries many clients: they are counted once its

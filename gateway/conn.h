@@ -78,6 +78,21 @@ struct gw_ctx *gw_conn_ctx(const struct gw_conn *c);
 const char *gw_conn_peer(const struct gw_conn *c);
 /* The client's address without the port (per-address limits). */
 const char *gw_conn_addr(const struct gw_conn *c);
+
+/*
+ * Large answers an address has not read (pages of images): with
+ * --max-conns-per-ip on, an address's connections may hold at most
+ * GW_ADDR_HELD_MAX of them between them; the answers past it wait.  A
+ * request that may answer with up to `need` bytes asks gw_conn_output_room,
+ * promises them while it is prepared (gw_conn_promise_output(c, need), back
+ * to 0 when answered), and has what it queued since gw_conn_output_mark
+ * counted until the kernel takes it (gw_conn_hold_output_since).
+ */
+#define GW_ADDR_HELD_MAX (32u * 1024 * 1024)
+bool gw_conn_output_room(const struct gw_conn *c, size_t need);
+void gw_conn_promise_output(struct gw_conn *c, size_t bytes);
+uint64_t gw_conn_output_mark(const struct gw_conn *c);
+void gw_conn_hold_output_since(struct gw_conn *c, uint64_t mark);
 /* The connection's buffers, for the upgraded protocol. */
 struct evbuffer *gw_conn_input(struct gw_conn *c);
 struct evbuffer *gw_conn_output(struct gw_conn *c);

@@ -47,18 +47,24 @@ struct gw_conn {
     void *owner;
 
     int in_callback;
-    int holds;         /* async operations (Redis replies) that will come back to c */
-    bool awaiting;     /* a request is being answered asynchronously */
-    bool parsing;      /* parse_http is on the stack */
-    bool closing;      /* close once output drains */
-    bool lingering;    /* output flushed and half-closed: input discarded until EOF */
-    bool refused;      /* answered 503 at a connection limit: linger briefly */
-    bool proxy_done;   /* the start of the stream was checked for a PROXY header */
-    size_t discarded;  /* input dropped since closing began */
-    bool owner_told;   /* the upgrade owner heard on_closed */
-    bool dead;         /* free when the callback unwinds */
-    bool flush_queued; /* on set->to_flush: written once before the loop sleeps */
-    bool write_async;  /* the kernel did not take everything: the bufferevent writes */
+    int holds;            /* async operations (Redis replies) that will come back to c */
+    bool awaiting;        /* a request is being answered asynchronously */
+    bool parsing;         /* parse_http is on the stack */
+    bool closing;         /* close once output drains */
+    bool lingering;       /* output flushed and half-closed: input discarded until EOF */
+    bool refused;         /* answered 503 at a connection limit: linger briefly */
+    bool proxy_done;      /* the start of the stream was checked for a PROXY header */
+    size_t discarded;     /* input dropped since closing began */
+    bool owner_told;      /* the upgrade owner heard on_closed */
+    bool dead;            /* free when the callback unwinds */
+    bool flush_queued;    /* on set->to_flush: written once before the loop sleeps */
+    bool write_async;     /* the kernel did not take everything: the bufferevent writes */
+    struct addr_use *use; /* this address's share of the set (conn.c) */
+    uint64_t out_added;   /* bytes ever queued to the output */
+    uint64_t out_taken;   /* bytes ever written (or dropped) from it */
+    uint64_t held_until;  /* out_added when the held bytes end */
+    size_t held;          /* counted in use->held until out_taken reaches held_until */
+    size_t promised;      /* counted in use->held for an answer being prepared */
     TAILQ_ENTRY(gw_conn) flush_link;
     LIST_ENTRY(gw_conn) link;
 };
@@ -68,7 +74,7 @@ struct gw_conns {
     gw_conn_request_cb on_request;
     size_t count;
     size_t max;                 /* connections past which new ones get 503 */
-    struct gw_dict *per_addr;   /* address -> open connections (as an intptr_t) */
+    struct gw_dict *per_addr;   /* address -> struct addr_use (conn.c) */
     unsigned refusals_unlogged; /* 429/503 answers since the last one logged */
     int64_t refusals_logged_ms;
     LIST_HEAD(, gw_conn) conns;

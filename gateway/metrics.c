@@ -42,6 +42,9 @@ static const struct {
                               "uncompressed size of the compressed messages queued to clients"},
     [GW_M_DEFLATE_COMPRESSIONS] = {"chat_deflate_compressions_total",
                                    "messages compressed (once per fan-out, not per recipient)"},
+    [GW_M_ANSWERS_WAITED] = {"chat_answers_waited_total",
+                             "join, history and search requests that waited for their address "
+                             "to read its unread large answers"},
 };
 
 static const struct {

@@ -33,6 +33,7 @@ enum gw_counter {
     GW_M_DEFLATE_OUT_WIRE,     /* compressed message bytes queued to clients */
     GW_M_DEFLATE_OUT_RAW,      /* ...and their size uncompressed */
     GW_M_DEFLATE_COMPRESSIONS, /* messages compressed (a fan-out counts once) */
+    GW_M_ANSWERS_WAITED,       /* large answers that waited for their address to read (conn.h) */
     GW_M_COUNT
 };
 

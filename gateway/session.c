@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
@@ -91,9 +92,20 @@ struct gw_session {
     size_t prewelcome_bytes;
     size_t inbox_len;
     size_t inbox_bytes;
+    /* A request whose answer may be large, waiting for room in its
+     * address's unread answers (conn.h); retried every GW_ROOM_RETRY_MS. */
+    struct chat_request deferred;
+    bool has_deferred;
+    bool retrying;
+    struct event *retry; /* made at the first wait */
+    bool holding;        /* the request being answered promised its bytes */
+    uint64_t held_mark;  /* the output's mark when it began */
 };
 
+#define GW_ROOM_RETRY_MS 50
+
 static void process_inbox(struct gw_session *s);
+static void end_holding(struct gw_session *s);
 
 /* ---- references and teardown ---- */
 
@@ -118,6 +130,10 @@ static void session_release(struct gw_session *s)
         entry_free(e);
     }
     json_decref(s->welcome);
+    if (s->has_deferred)
+        chat_request_deinit(&s->deferred);
+    if (s->retry)
+        event_free(s->retry);
     chat_identity_deinit(&s->who);
     free(s);
 }
@@ -177,6 +193,7 @@ void gw_op_done(struct gw_op *op)
         op->cleanup(op);
     chat_request_deinit(&op->req);
     free(op);
+    end_holding(s);
     s->busy = false;
     if (!s->closed)
         process_inbox(s);
@@ -372,6 +389,74 @@ static void on_welcome_rooms(void *arg, json_t *rooms, bool more)
 
 /* ---- requests ---- */
 
+/* Answers that may carry megabytes: pages of messages, which may be images. */
+static bool answers_large(enum chat_req_type type)
+{
+    return type == CHAT_REQ_JOIN || type == CHAT_REQ_HISTORY || type == CHAT_REQ_SEARCH;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg);
+static void dispatch_parsed(struct gw_session *s, int parse_rc, struct chat_request *req,
+                            const struct chat_parse_error *perr);
+
+/* Keeps req until its address has room for the answer.  The session is
+ * busy meanwhile, so the requests after it wait behind it, in order. */
+static void defer_request(struct gw_session *s, struct chat_request *req)
+{
+    if (!s->retry && !(s->retry = evtimer_new(s->ctx->base, on_retry, s))) {
+        gw_session_send_error(s, req->id, CHAT_ERR_INTERNAL, "out of memory");
+        chat_request_deinit(req);
+        return;
+    }
+    if (!s->retrying) {
+        gw_metrics_add(s->ctx->metrics, GW_M_ANSWERS_WAITED, 1);
+        chat_log(CHAT_LOG_DEBUG, "answer_waits session=%llu peer=%s", (unsigned long long)s->id,
+                 gw_conn_peer(gw_ws_conn(s->ws)));
+    }
+    s->deferred = *req;
+    memset(req, 0, sizeof(*req));
+    s->has_deferred = true;
+    s->busy = true;
+    session_hold(s);
+    struct timeval tv = {0, GW_ROOM_RETRY_MS * 1000};
+    evtimer_add(s->retry, &tv);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_session *s = arg;
+    struct chat_request req = s->deferred;
+    memset(&s->deferred, 0, sizeof(s->deferred));
+    s->has_deferred = false;
+    s->busy = false;
+    if (s->closed) {
+        chat_request_deinit(&req);
+    } else {
+        s->retrying = true;
+        dispatch_parsed(s, 0, &req, NULL); /* may wait again */
+        s->retrying = false;
+        if (!s->busy)
+            process_inbox(s);
+    }
+    session_release(s);
+}
+
+/* The answer is out: what it queued counts for its address until the
+ * kernel has taken it, instead of the promise. */
+static void end_holding(struct gw_session *s)
+{
+    if (!s->holding)
+        return;
+    s->holding = false;
+    if (!s->ws)
+        return; /* the connection's share went with it */
+    struct gw_conn *c = gw_ws_conn(s->ws);
+    gw_conn_hold_output_since(c, s->held_mark);
+    gw_conn_promise_output(c, 0);
+}
+
 static void dispatch_parsed(struct gw_session *s, int parse_rc, struct chat_request *req,
                             const struct chat_parse_error *perr)
 {
@@ -379,9 +464,21 @@ static void dispatch_parsed(struct gw_session *s, int parse_rc, struct chat_requ
         gw_session_send_error(s, perr->id[0] ? perr->id : NULL, perr->code, perr->message);
         return;
     }
-    s->request_measured = false;
     enum chat_req_type type = req->type;
+    if (answers_large(type) && s->ws) {
+        struct gw_conn *c = gw_ws_conn(s->ws);
+        if (!gw_conn_output_room(c, GW_REPLY_MESSAGES_MAX)) {
+            defer_request(s, req);
+            return;
+        }
+        s->held_mark = gw_conn_output_mark(c);
+        gw_conn_promise_output(c, GW_REPLY_MESSAGES_MAX);
+        s->holding = true;
+    }
+    s->request_measured = false;
     s->dispatch(s, req);
+    if (!s->busy)
+        end_holding(s);
     /* Answered at once (no operation, or one that ended already): measured
      * here unless its end was. */
     if (!s->busy && !s->request_measured)

@@ -852,3 +852,8 @@ uint64_t gw_ws_conn_id(const struct gw_ws *ws)
 {
     return gw_conn_id(ws->conn);
 }
+
+struct gw_conn *gw_ws_conn(const struct gw_ws *ws)
+{
+    return ws->conn;
+}

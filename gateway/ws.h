@@ -113,5 +113,7 @@ bool gw_ws_is_open(const struct gw_ws *ws);
 void gw_ws_start_echo(struct gw_ctx *ctx, struct gw_conn *c, uint8_t deflate_bits,
                       uint8_t deflate_client_bits);
 uint64_t gw_ws_conn_id(const struct gw_ws *ws);
+/* The connection under it, for what is per connection or per address. */
+struct gw_conn *gw_ws_conn(const struct gw_ws *ws);
 
 #endif

@@ -19,7 +19,7 @@ still answers /healthz and exits 0 on SIGTERM.
 
     fanout_memory.py --gateway PATH [--members N] [--max-growth MIB]
 """
-import argparse, base64, os, re, signal, socket, sys, tempfile, time
+import argparse, base64, os, re, signal, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile  # noqa: E402  (WS client, login, redis and process helpers)
@@ -34,20 +34,8 @@ class SlowWS(hostile.WS):
     """A member whose socket holds at most a few KiB: what it does not read
     stays in the gateway's output buffer."""
 
-    def __init__(self, port, token):
-        real = socket.create_connection
-
-        def small(addr, timeout=None):
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.settimeout(timeout)
-            s.connect(addr)
-            return s
-        socket.create_connection = small
-        try:
-            super().__init__(port, token)
-        finally:
-            socket.create_connection = real
+    def __init__(self, port, token, proxy_src=None):
+        super().__init__(port, token, rcvbuf=4096, proxy_src=proxy_src)
 
 
 def next_text(ws, timeout):

@@ -46,6 +46,22 @@ def redis_cmd(port, *args):
     return data.decode(errors="replace")
 
 
+def post_images(poster, room, n, log):
+    """poster joins room and posts n images of ~1 MiB (the same one), each
+    acked; returns the image's body."""
+    join(poster, room)
+    image = "data:image/png;base64," + base64.b64encode(os.urandom(760 * 1024)).decode()
+    for i in range(n):
+        poster.send({"type": "message", "room": room, "kind": "image", "body": image,
+                     "id": f"i{i}"})
+        f = next_text(poster, 30)
+        while f and f.get("type") != "ack":
+            f = next_text(poster, 30)
+        if not f:
+            sys.exit(f"image {i} got no ack (see {log})")
+    return image
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gateway", required=True)
@@ -66,16 +82,7 @@ def main():
         if port is None:
             sys.exit("heavy_room: gateway did not start (see %s)" % log)
         poster = hostile.WS(port, hostile.login(port, "poster")["token"])
-        join(poster, "pics")
-        image = "data:image/png;base64," + base64.b64encode(os.urandom(760 * 1024)).decode()
-        for i in range(args.images):
-            poster.send({"type": "message", "room": "pics", "kind": "image", "body": image,
-                         "id": f"i{i}"})
-            f = next_text(poster, 30)
-            while f and f.get("type") != "ack":
-                f = next_text(poster, 30)
-            if not f:
-                sys.exit(f"heavy_room: image {i} got no ack (see {log})")
+        image = post_images(poster, "pics", args.images, log)
         redis_cmd(redis_port, "CONFIG", "RESETSTAT")
         token = hostile.login(port, "joiner")["token"]
         slow = []

@@ -29,11 +29,28 @@ from collections import Counter
 SECRET = "hostile-test-secret-0123456789abcdef0123"
 
 
-class WS:
-    """A minimal RFC 6455 client that can also send what no client should."""
+def proxy_v2(src):
+    """A PROXY v2 header for a TCP/IPv4 client at src (to 127.0.0.1), as
+    HAProxy's send-proxy-v2 writes it."""
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    addrs = socket.inet_aton(src) + socket.inet_aton("127.0.0.1") + struct.pack(">HH", 40000, 1)
+    return sig + bytes([0x21, 0x11]) + struct.pack(">H", len(addrs)) + addrs
 
-    def __init__(self, port, token):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+class WS:
+    """A minimal RFC 6455 client that can also send what no client should.
+    rcvbuf: a small receive buffer, so that what it does not read stays in the
+    gateway's output; proxy_src: the connection starts with a PROXY v2 header
+    naming that client address (for a gateway that trusts 127.0.0.1)."""
+
+    def __init__(self, port, token, rcvbuf=None, proxy_src=None):
+        self.s = socket.socket()
+        if rcvbuf:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.settimeout(5)
+        self.s.connect(("127.0.0.1", port))
+        if proxy_src:
+            self.s.sendall(proxy_v2(proxy_src))
         key = base64.b64encode(os.urandom(16)).decode()
         self.s.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
