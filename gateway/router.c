@@ -214,7 +214,19 @@ static void backlog_push(struct room *room, int64_t seq, const char *data, size_
     struct backlog_entry *e = gw_router_backlog_entry(seq, data, len);
     if (!e)
         return;
-    STAILQ_INSERT_TAIL(&room->backlog, e, link);
+    /* Kept in seq order: --durability replica publishes each message once
+     * WAIT confirms it, so a room's messages may arrive out of order. */
+    if (STAILQ_EMPTY(&room->backlog) || seq >= room->backlog_top) {
+        STAILQ_INSERT_TAIL(&room->backlog, e, link);
+        room->backlog_top = seq;
+    } else if (seq < STAILQ_FIRST(&room->backlog)->seq) {
+        STAILQ_INSERT_HEAD(&room->backlog, e, link);
+    } else {
+        struct backlog_entry *at = STAILQ_FIRST(&room->backlog);
+        while (STAILQ_NEXT(at, link) && STAILQ_NEXT(at, link)->seq <= seq)
+            at = STAILQ_NEXT(at, link);
+        STAILQ_INSERT_AFTER(&room->backlog, at, e, link);
+    }
     room->backlog_len++;
     gw_metrics_gauge_add(room->router->ctx->metrics, GW_G_BACKLOG, 1);
 }
@@ -363,6 +375,13 @@ void gw_router_join_done(struct gw_router *r, struct gw_member *m, int64_t snaps
     {
         if (e->seq <= m->last_seq)
             continue;
+        if (e->seq > m->last_seq + 1) {
+            /* What lies between the snapshot and e is not here yet
+             * (published out of seq order, or lost): the room's repair
+             * brings it from history, then the rest. */
+            gw_router_start_repair(r, room);
+            break;
+        }
         struct gw_frame f;
         gw_frame_text(&f, e->data, e->len);
         m->last_seq = e->seq;

@@ -57,11 +57,12 @@ struct room {
     bool repair_again;   /* resubscribed while repairing: the repair may have read too early */
     struct event *retry; /* a failed repair read is tried again after retry_ms */
     int retry_ms;
-    int64_t live_seq; /* highest seq seen on the live stream, repaired, or snapshotted */
-    bool synced;      /* live_seq is a real baseline (a join snapshot or live traffic) */
-    bool dropping;    /* deleted by an operator: kept while its members are removed */
-    struct backlog backlog;
+    int64_t live_seq;       /* highest seq seen on the live stream, repaired, or snapshotted */
+    bool synced;            /* live_seq is a real baseline (a join snapshot or live traffic) */
+    bool dropping;          /* deleted by an operator: kept while its members are removed */
+    struct backlog backlog; /* in seq order */
     size_t backlog_len;
+    int64_t backlog_top; /* the highest seq in it */
     char channel[GW_KEY_MAX];
     char name[];
 };

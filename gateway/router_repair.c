@@ -88,10 +88,23 @@ static void repair_seq_reset(struct room *room, int64_t current)
         m->last_seq = 0;
 }
 
+/* The lowest seq a joined member of the room was sent: a member that
+ * joined later than the others may miss what they had (its snapshot read
+ * before a message that others got live). */
+static int64_t room_floor_seq(const struct room *room)
+{
+    int64_t floor = room->live_seq;
+    const struct gw_member *m;
+    LIST_FOREACH(m, &room->members, in_room)
+    if (m->state == MEMBER_JOINED && m->last_seq < floor)
+        floor = m->last_seq;
+    return floor;
+}
+
 /* The read came back (seq, then history): delivers what the room's members
  * missed, in order, or tells them to resync when history cannot fill the
- * gap. */
-static void repair_fill(struct gw_router *r, struct room *room, const redisReply *reply)
+ * gap.  Returns the room's seq at the read. */
+static int64_t repair_fill(struct gw_router *r, struct room *room, const redisReply *reply)
 {
     const redisReply *cur = reply->element[0];
     int64_t current = cur->type == REDIS_REPLY_INTEGER ? cur->integer : 0;
@@ -102,21 +115,24 @@ static void repair_fill(struct gw_router *r, struct room *room, const redisReply
                          : current + 1;
     if (room->synced && oldest > room->live_seq + 1 && current > room->live_seq)
         room_resync(r, room);
+    int64_t floor = room_floor_seq(room);
     for (size_t i = 1; i < reply->elements; i++) {
         redisReply *e = reply->element[i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
         int64_t seq = gw_router_message_seq(e->str, e->len);
-        if (seq <= room->live_seq)
+        if (seq <= floor)
             continue;
         struct gw_frame_z z = {0};
         struct gw_frame f;
         gw_frame_text_shared(&f, &z, e->str, e->len);
         gw_router_deliver_seq(room, seq, &f);
         gw_frame_z_deinit(&z);
-        room->live_seq = seq;
+        if (seq > room->live_seq)
+            room->live_seq = seq;
     }
     gw_metrics_add(r->ctx->metrics, GW_M_GAP_RECOVERIES, 1);
+    return current;
 }
 
 static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void *arg)
@@ -130,8 +146,8 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
     } else {
         room->retry_ms = 0;
     }
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
-        repair_fill(r, room, reply);
+    bool read = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0;
+    int64_t read_seq = read ? repair_fill(r, room, reply) : 0;
     if (room->repair_again) {
         /* The subscriber was away again while this read ran: read again
          * before the held live traffic goes out, or a gap would hide behind
@@ -145,6 +161,16 @@ static void on_repair_history(struct gw_bus *bus, struct redisReply *reply, void
     struct backlog_entry *e;
     STAILQ_FOREACH(e, &room->backlog, link)
     {
+        if (read && e->seq > room->live_seq + 1 && e->seq > read_seq && room->nmembers > 0) {
+            /* What lies below e was stored after this read and is not here
+             * yet (--durability replica publishes once WAIT confirms, so
+             * out of seq order): read again rather than deliver past it,
+             * or it would be taken for a repeat when it comes. */
+            room->repairing = false;
+            gw_router_start_repair(r, room);
+            if (room->repairing)
+                return;
+        }
         struct gw_frame_z z = {0};
         struct gw_frame f;
         gw_frame_text_shared(&f, &z, e->data, e->len);

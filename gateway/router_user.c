@@ -126,6 +126,7 @@ struct user_repair {
     uint64_t generation;
     int outstanding;
     bool listed;
+    bool failed; /* a read did not come back */
     char channel[GW_KEY_MAX];
 };
 
@@ -163,8 +164,15 @@ static void user_repair_step(struct user_repair *ur)
             struct backlog_entry *e = STAILQ_FIRST(&pending);
             STAILQ_REMOVE_HEAD(&pending, link);
             u = repair_user(ur);
-            if (u)
+            /* After complete reads, a held message past a conversation's
+             * next seq is one whose predecessor was stored after the read
+             * and is not here yet (--durability replica publishes once WAIT
+             * confirms): it waits for another repair, as live traffic
+             * would.  After a failed read it goes out as it is. */
+            if (u && ur->failed)
                 user_deliver(r, u, e->data, e->len, 0, false);
+            else if (u)
+                gw_router_user_message(r, u, e->data, e->len);
             free(e);
         }
     }
@@ -175,6 +183,7 @@ static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply,
 {
     (void)bus;
     struct user_repair *ur = arg;
+    ur->failed |= !reply || reply->type != REDIS_REPLY_ARRAY;
     if (reply && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 1; i < reply->elements; i++) {
             struct user *u = repair_user(ur);
@@ -193,6 +202,7 @@ static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, v
     struct user *u = repair_user(ur);
     const char *prefix = ur->r->ctx->cfg->prefix;
     ur->listed = true;
+    ur->failed |= !reply || reply->type != REDIS_REPLY_ARRAY;
     if (u && reply && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; i++) {
             const redisReply *e = reply->element[i];

@@ -303,6 +303,78 @@ START_TEST(test_resubscribe_repairs)
 }
 END_TEST
 
+/* --durability replica publishes a message only once WAIT confirms it, so
+ * a room's messages may come out of seq order: 12 while 11 is still
+ * waiting, then 14 while 13 is.  The repair for 11 reads history before 13
+ * is stored; 14, held meanwhile, must not go out before 13, or 13, coming
+ * late, would be taken for a repeat and never reach anyone. */
+START_TEST(test_repair_then_backlog_gap_reads_again)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a = h_attach(&h, "alice");
+    h_join_full(&h, a, ROOM, 10);
+    h_publish_room_msg(&h, ROOM, 12);
+    struct fake_cmd *r1 = room_repair(&h);
+    h_publish_room_msg(&h, ROOM, 14); /* held */
+    fake_bus_answer(h.bus, r1, h_room_history(ROOM, 12, 1, 12));
+    h_assert_seqs(&h, a, "11,12"); /* 14 waits for 13 */
+    struct fake_cmd *r2 = room_repair(&h);
+    ck_assert_ptr_nonnull(r2);
+    h_publish_room_msg(&h, ROOM, 13); /* confirmed at last: held too */
+    fake_bus_answer(h.bus, r2, h_room_history(ROOM, 14, 1, 14));
+    h_assert_seqs(&h, a, "11,12,13,14");
+    ck_assert(!room_of(&h, ROOM)->repairing);
+    h_publish_room_msg(&h, ROOM, 15);
+    h_assert_seqs(&h, a, "11,12,13,14,15");
+    ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_fini(&h);
+}
+END_TEST
+
+/* Held messages that arrived out of order (14, then 13) go out in seq
+ * order once the repair's read covers what is below them. */
+START_TEST(test_backlog_out_of_order_delivered_in_order)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a = h_attach(&h, "alice");
+    h_join_full(&h, a, ROOM, 10);
+    h_publish_room_msg(&h, ROOM, 12);
+    struct fake_cmd *r1 = room_repair(&h);
+    h_publish_room_msg(&h, ROOM, 14);
+    h_publish_room_msg(&h, ROOM, 13);
+    fake_bus_answer(h.bus, r1, h_room_history(ROOM, 12, 1, 12));
+    h_assert_seqs(&h, a, "11,12,13,14");
+    ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_fini(&h);
+}
+END_TEST
+
+/* The same at a join: the snapshot says 12, the backlog holds 14, and 13
+ * is still on its way: the member gets 13 (from history) before 14. */
+START_TEST(test_join_backlog_gap_repairs)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a = h_attach(&h, "alice");
+    struct h_join j;
+    h_join(&h, a, ROOM, &j);
+    fake_bus_confirm(h.bus, room_ch(&h));
+    h_publish_room_msg(&h, ROOM, 14);
+    gw_router_join_done(h.router, j.member, 12);
+    ck_assert_uint_eq(h_count(&h, a), 0);
+    struct fake_cmd *r = room_repair(&h);
+    h_publish_room_msg(&h, ROOM, 13);
+    fake_bus_answer(h.bus, r, h_room_history(ROOM, 14, 1, 14));
+    h_assert_seqs(&h, a, "13,14");
+    h_publish_room_msg(&h, ROOM, 15);
+    h_assert_seqs(&h, a, "13,14,15");
+    ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_fini(&h);
+}
+END_TEST
+
 /* When the repair's read fails (reply NULL: Redis down or timed out), the
  * held messages stay held and the read is tried again after a backoff: the
  * gap is filled, never skipped. */
@@ -559,6 +631,9 @@ TCase *room_tcase(void)
     tcase_add_test(tc, test_gap_repair_whole_history);
     tcase_add_test(tc, test_resubscribe_repairs);
     tcase_add_test(tc, test_repair_failure_retries);
+    tcase_add_test(tc, test_repair_then_backlog_gap_reads_again);
+    tcase_add_test(tc, test_backlog_out_of_order_delivered_in_order);
+    tcase_add_test(tc, test_join_backlog_gap_repairs);
     tcase_add_test(tc, test_repair_error_reply_retries);
     tcase_add_test(tc, test_gap_beyond_history_sends_resync);
     tcase_add_test(tc, test_repair_noscript_retried_with_eval);

@@ -200,6 +200,38 @@ START_TEST(test_user_repair_on_gap)
 }
 END_TEST
 
+/* --durability replica publishes a DM once WAIT confirms it: 3 may come
+ * while 2 waits, and 5 while 4 does.  The repair for 2 reads history before
+ * 4 is stored; 5, held meanwhile, must wait for another read, or the late 4
+ * is taken for a repeat. */
+START_TEST(test_user_repair_then_backlog_gap_reads_again)
+{
+    struct harness h;
+    h_init(&h);
+    struct h_client *a = h_attach(&h, "alice");
+    publish_private(&h, "alice", "bob", "alice", 1, TS_NEW);
+    publish_private(&h, "alice", "bob", "alice", 3, TS_NEW);
+    const char *peers[] = {"bob"};
+    fake_bus_answer(h.bus, dms_listing(&h, "alice"), strings(1, peers));
+    publish_private(&h, "alice", "bob", "alice", 5, TS_NEW); /* held */
+    const struct pm upto3[] = {
+        {"bob", "alice", 1, TS_NEW}, {"bob", "alice", 2, TS_NEW}, {"bob", "alice", 3, TS_NEW}};
+    fake_bus_answer(h.bus, dm_history(&h, "alice", "bob"), dm_reply(3, 3, upto3));
+    h_assert_seqs(&h, a, "1,2,3"); /* 5 waits for 4 */
+    fake_bus_answer(h.bus, dms_listing(&h, "alice"), strings(1, peers));
+    publish_private(&h, "alice", "bob", "alice", 4, TS_NEW); /* held too */
+    const struct pm upto5[] = {{"bob", "alice", 1, TS_NEW},
+                               {"bob", "alice", 2, TS_NEW},
+                               {"bob", "alice", 3, TS_NEW},
+                               {"bob", "alice", 4, TS_NEW},
+                               {"bob", "alice", 5, TS_NEW}};
+    fake_bus_answer(h.bus, dm_history(&h, "alice", "bob"), dm_reply(5, 5, upto5));
+    h_assert_seqs(&h, a, "1,2,3,4,5");
+    ck_assert_uint_eq(fake_bus_pending(h.bus), 0);
+    h_fini(&h);
+}
+END_TEST
+
 START_TEST(test_user_repair_failure_releases_held)
 {
     struct harness h;
@@ -264,6 +296,7 @@ TCase *user_tcase(void)
     tcase_add_test(tc, test_private_dedup_per_conversation);
     tcase_add_test(tc, test_user_repair_after_resubscribe);
     tcase_add_test(tc, test_user_repair_on_gap);
+    tcase_add_test(tc, test_user_repair_then_backlog_gap_reads_again);
     tcase_add_test(tc, test_user_repair_failure_releases_held);
     tcase_add_test(tc, test_user_repair_user_gone);
     return tc;
