@@ -35,6 +35,7 @@ TCase *durability_tcase(void);
 TCase *failover_tcase(void);
 /* One master, a replica and a sentinel: --redis redis-sentinel:// through a failover. */
 TCase *sentinel_tcase(void);
+TCase *sentinel_load_tcase(void);
 
 /* Generous: the sanitizer build of the gateway is several times slower. */
 #define CT_WAIT_MS 8000
@@ -152,5 +153,13 @@ bool ct_wait_healthz(struct h_cluster *cl, int status, int timeout_ms);
 
 long long ct_json_int(json_t *obj, const char *key);
 const char *ct_json_str(json_t *obj, const char *key);
+
+/* SENTINEL <sub> chatmaster at the sentinel on port: a status reply equal to
+ * want, or an address reply whose port is want. */
+bool ct_sentinel_says(int port, const char *sub, const char *want);
+/* Whether that sentinel sees the replica as a healthy candidate (flags
+ * exactly "slave", its link to the master "ok"): before that, a failover
+ * aborts. */
+bool ct_sentinel_replica_ready(int port);
 
 #endif

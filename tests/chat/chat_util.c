@@ -657,3 +657,46 @@ const char *ct_json_str(json_t *obj, const char *key)
 
     return s ? s : "";
 }
+
+bool ct_sentinel_says(int port, const char *sub, const char *want)
+{
+    struct timeval tv = {1, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+    bool ok = false;
+    if (rc && rc->err == 0) {
+        redisReply *r = redisCommand(rc, "SENTINEL %s chatmaster", sub);
+        if (r && r->type == REDIS_REPLY_STATUS)
+            ok = strcmp(r->str, want) == 0;
+        else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                 r->element[1]->type == REDIS_REPLY_STRING)
+            ok = strcmp(r->element[1]->str, want) == 0;
+        freeReplyObject(r);
+    }
+    if (rc)
+        redisFree(rc);
+    return ok;
+}
+
+bool ct_sentinel_replica_ready(int port)
+{
+    struct timeval tv = {1, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+    bool flags = false, link = false;
+    if (rc && rc->err == 0) {
+        redisReply *r = redisCommand(rc, "SENTINEL replicas chatmaster");
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+            r->element[0]->type == REDIS_REPLY_ARRAY) {
+            redisReply *kv = r->element[0];
+            for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+                if (strcmp(kv->element[i]->str, "flags") == 0)
+                    flags = strcmp(kv->element[i + 1]->str, "slave") == 0;
+                if (strcmp(kv->element[i]->str, "master-link-status") == 0)
+                    link = strcmp(kv->element[i + 1]->str, "ok") == 0;
+            }
+        }
+        freeReplyObject(r);
+    }
+    if (rc)
+        redisFree(rc);
+    return flags && link;
+}

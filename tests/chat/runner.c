@@ -1,7 +1,8 @@
 /* Runs the chat-over-Redis suites; CK_RUN_CASE=delivery (private, failure,
  * load, errors, layout, marks, reshard) runs one of them, CT_CASES=a,b,c a
  * few, CT_KEEP=1 keeps the logs.  reshard and shard need several masters
- * (CHAT_TEST_REDIS_CLUSTER=3) and are only added then. */
+ * (CHAT_TEST_REDIS_CLUSTER=3) and are only added then, failover replicas
+ * (=6); sentinel_load runs only when CT_CASES names it. */
 #include "chat_tests.h"
 
 #include <stdlib.h>
@@ -40,6 +41,9 @@ int main(void)
     if (h_redis_masters() == 1 && !h_redis_cluster_mode()) {
         add(s, "durability", durability_tcase);
         add(s, "sentinel", sentinel_tcase);
+        /* a long run under load: only when asked for by name */
+        if (getenv("CT_CASES"))
+            add(s, "sentinel_load", sentinel_load_tcase);
     }
     if (h_redis_masters() == 3) {
         add(s, "reshard", reshard_tcase);

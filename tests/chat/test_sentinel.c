@@ -20,53 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* SENTINEL <sub> chatmaster: a status reply equal to want, or an address reply
- * whose port is want. */
-static bool sentinel_says(int port, const char *sub, const char *want)
-{
-    struct timeval tv = {1, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
-    bool ok = false;
-    if (rc && rc->err == 0) {
-        redisReply *r = redisCommand(rc, "SENTINEL %s chatmaster", sub);
-        if (r && r->type == REDIS_REPLY_STATUS)
-            ok = strcmp(r->str, want) == 0;
-        else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                 r->element[1]->type == REDIS_REPLY_STRING)
-            ok = strcmp(r->element[1]->str, want) == 0;
-        freeReplyObject(r);
-    }
-    if (rc)
-        redisFree(rc);
-    return ok;
-}
-
-/* Whether the sentinel sees the replica as a healthy candidate (flags exactly
- * "slave", its link to the master "ok"): before that, FAILOVER aborts. */
-static bool replica_ready(int port)
-{
-    struct timeval tv = {1, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
-    bool flags = false, link = false;
-    if (rc && rc->err == 0) {
-        redisReply *r = redisCommand(rc, "SENTINEL replicas chatmaster");
-        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-            r->element[0]->type == REDIS_REPLY_ARRAY) {
-            redisReply *kv = r->element[0];
-            for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-                if (strcmp(kv->element[i]->str, "flags") == 0)
-                    flags = strcmp(kv->element[i + 1]->str, "slave") == 0;
-                if (strcmp(kv->element[i]->str, "master-link-status") == 0)
-                    link = strcmp(kv->element[i + 1]->str, "ok") == 0;
-            }
-        }
-        freeReplyObject(r);
-    }
-    if (rc)
-        redisFree(rc);
-    return flags && link;
-}
-
 START_TEST(test_sentinel_failover)
 {
     struct h_cluster *cl = ct_fixture();
@@ -90,18 +43,18 @@ START_TEST(test_sentinel_failover)
 
     /* The sentinel must know the replica before it can promote it. */
     snprintf(newport, sizeof(newport), "%d", replica.port);
-    for (int i = 0; i < 100 && !replica_ready(sentinel.port); i++)
+    for (int i = 0; i < 100 && !ct_sentinel_replica_ready(sentinel.port); i++)
         h_loop_for(cl->base, 100);
     bool failed_over = false;
     for (int i = 0; i < 100 && !failed_over; i++) {
-        failed_over = sentinel_says(sentinel.port, "FAILOVER", "OK");
+        failed_over = ct_sentinel_says(sentinel.port, "FAILOVER", "OK");
         if (!failed_over)
             h_loop_for(cl->base, 200);
     }
     ck_assert_msg(failed_over, "SENTINEL FAILOVER refused");
     bool switched = false;
     for (int i = 0; i < 100 && !switched; i++) {
-        switched = sentinel_says(sentinel.port, "get-master-addr-by-name", newport);
+        switched = ct_sentinel_says(sentinel.port, "get-master-addr-by-name", newport);
         if (!switched)
             h_loop_for(cl->base, 200);
     }
