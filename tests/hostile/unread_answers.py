@@ -66,6 +66,9 @@ def main():
     redis, redis_port = hostile.start_redis(tmp)
     gw, log = hostile.start_gateway(args.gateway, tmp, redis_port, "unread",
                                     ["--rate", "1000/1000", "--login-rate", "0",
+                                     # the default, whatever CHAT_MAX_CONNS_PER_IP says
+                                     # (tests/run sets it to 0)
+                                     "--max-conns-per-ip", "256",
                                      "--trusted-proxies", "127.0.0.1", "--large-message-rate",
                                      "1073741824", "--deflate", "off", "--drain-grace", "0"])
     failures = []
