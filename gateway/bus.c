@@ -80,9 +80,15 @@ struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void 
     p->cb = cb;
     p->arg = arg;
     p->start_us = p->idle_since_us = now_us();
-    p->ac = ac;
+    gw_bus_pending_sent(p, ac);
     TAILQ_INSERT_TAIL(&bus->in_flight, p, link);
     return p;
+}
+
+void gw_bus_pending_sent(struct pending *p, redisAsyncContext *ac)
+{
+    p->ac = ac;
+    p->sent_seq = ++p->bus->sent_seq;
 }
 
 void gw_bus_pending_done(struct pending *p, struct redisReply *reply)
@@ -99,9 +105,12 @@ void gw_bus_pending_done(struct pending *p, struct redisReply *reply)
     }
     TAILQ_REMOVE(&p->bus->in_flight, p, link);
     redisAsyncContext *outer = p->bus->reply_ac;
+    uint64_t outer_seq = p->bus->reply_seq;
     p->bus->reply_ac = reply ? p->ac : NULL;
+    p->bus->reply_seq = p->sent_seq;
     p->cb(p->bus, reply, p->arg);
     p->bus->reply_ac = outer;
+    p->bus->reply_seq = outer_seq;
     if (p->retry_ev)
         event_free(p->retry_ev);
     for (int i = 0; i < p->argc; i++)
@@ -145,16 +154,76 @@ int gw_bus_command(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg, int argc, 
     return GW_OK;
 }
 
+/*
+ * WAIT confirms every write its connection sent before it, so a post whose
+ * script went out before a WAIT still unanswered on the same connection
+ * joins that WAIT instead of sending its own.  Under load the scripts'
+ * answers come in batches, and each WAIT holds its connection, with every
+ * command behind it, until a replica acknowledges: one per batch instead of
+ * one per post.
+ */
+struct wait_waiter {
+    struct wait_waiter *next;
+    gw_bus_reply_cb cb;
+    void *arg;
+};
+
+struct wait_batch {
+    TAILQ_ENTRY(wait_batch) link;
+    redisAsyncContext *ac; /* valid while the WAIT is unanswered: its reply ends the batch */
+    uint64_t sent_seq;
+    int replicas;
+    struct wait_waiter *waiters, **tail;
+};
+
+static void on_waited(struct gw_bus *bus, struct redisReply *reply, void *arg)
+{
+    struct wait_batch *b = arg;
+    TAILQ_REMOVE(&bus->waits, b, link);
+    struct wait_waiter *w = b->waiters;
+    free(b);
+    while (w) {
+        struct wait_waiter *next = w->next;
+        w->cb(bus, reply, w->arg);
+        free(w);
+        w = next;
+    }
+}
+
 int gw_bus_wait_replicas(struct gw_bus *bus, int replicas, int timeout_ms, gw_bus_reply_cb cb,
                          void *arg)
 {
     redisAsyncContext *ac = bus->reply_ac;
-    struct pending *p = ac && !bus->freeing ? gw_bus_pending_new(bus, cb, arg, ac) : NULL;
-    if (!p) {
-        if (!ac || bus->freeing)
-            cb(bus, NULL, arg);
+    struct wait_waiter *w = ac && !bus->freeing ? calloc(1, sizeof(*w)) : NULL;
+    if (!w) {
+        cb(bus, NULL, arg);
         return GW_ERR_UNAVAILABLE;
     }
+    w->cb = cb;
+    w->arg = arg;
+    struct wait_batch *b;
+    TAILQ_FOREACH(b, &bus->waits, link)
+    {
+        if (b->ac == ac && b->sent_seq > bus->reply_seq && b->replicas >= replicas) {
+            *b->tail = w;
+            b->tail = &w->next;
+            return GW_OK;
+        }
+    }
+    if (!(b = calloc(1, sizeof(*b)))) {
+        free(w);
+        cb(bus, NULL, arg);
+        return GW_ERR_NOMEM;
+    }
+    b->ac = ac;
+    b->replicas = replicas;
+    b->waiters = w;
+    b->tail = &w->next;
+    TAILQ_INSERT_TAIL(&bus->waits, b, link);
+    struct pending *p = gw_bus_pending_new(bus, on_waited, b, ac);
+    if (!p)
+        return GW_ERR_NOMEM; /* on_waited told the waiter */
+    b->sent_seq = p->sent_seq;
     if (redisAsyncCommand(ac, on_cmd_reply, p, "WAIT %d %d", replicas, timeout_ms) != REDIS_OK) {
         gw_bus_pending_done(p, NULL);
         return GW_ERR_UNAVAILABLE;
@@ -500,6 +569,7 @@ struct gw_bus *gw_bus_new(struct gw_ctx *ctx, gw_bus_message_cb on_message,
     bus->arg = arg;
     bus->backoff_ms = BUS_BACKOFF_MIN_MS;
     TAILQ_INIT(&bus->in_flight);
+    TAILQ_INIT(&bus->waits);
     bus->channels = gw_dict_new();
     if (ctx->cfg->redis.cluster && !(bus->slots = gw_slots_new())) {
         gw_bus_free(bus);

@@ -113,7 +113,7 @@ static bool send_on(struct pending *p, redisAsyncContext *ac, bool asking)
 {
     if (asking && redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK)
         return false;
-    p->ac = ac;
+    gw_bus_pending_sent(p, ac);
     return redisAsyncCommandArgv(ac, on_reply, p, p->argc, (const char **)p->argv, p->argvlen) ==
            REDIS_OK;
 }

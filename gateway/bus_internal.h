@@ -50,6 +50,7 @@ struct pending {
     int argc;
     char **argv;
     size_t *argvlen;
+    uint64_t sent_seq; /* the bus's count of commands sent, when this one went out */
     int redirects;
     int retries;            /* TRYAGAIN answers so far */
     struct event *retry_ev; /* waiting to be sent again (ac NULL meanwhile) */
@@ -136,8 +137,12 @@ struct gw_bus {
     char master_host[256];
     int master_port;
     /* The connection the reply being handed to a callback came from (NULL
-     * outside callbacks): gw_bus_wait_replicas sends WAIT there. */
+     * outside callbacks), and its command's sent_seq: gw_bus_wait_replicas
+     * sends WAIT there, or joins a WAIT sent there after that command. */
     redisAsyncContext *reply_ac;
+    uint64_t reply_seq;
+    uint64_t sent_seq;              /* commands sent so far (struct pending) */
+    TAILQ_HEAD(, wait_batch) waits; /* WAITs sent and not answered, oldest first */
 };
 
 /* Starts connecting link to host:port (ac->data is bus, keepalive on, state
@@ -183,6 +188,8 @@ void gw_bus_send_auth(redisAsyncContext *ac, const struct chat_redis_url *u, voi
 /* Tells on_state when "up" (command connection ready, slot map in for a
  * cluster, subscriber connected) changed. */
 void gw_bus_notify_state(struct gw_bus *bus);
+/* p goes out on ac now (again, after a redirection): stamps its sent_seq. */
+void gw_bus_pending_sent(struct pending *p, redisAsyncContext *ac);
 /* A command about to go out on ac, in in_flight; NULL (cb called with NULL) on no
  * memory.  Finish it with gw_bus_pending_done. */
 struct pending *gw_bus_pending_new(struct gw_bus *bus, gw_bus_reply_cb cb, void *arg,

@@ -9,7 +9,9 @@
  */
 #include "chat_tests.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *const replica_args[] = {"--durability", "replica", "--durability-timeout", "300",
                                            NULL};
@@ -64,6 +66,69 @@ START_TEST(test_ack_waits_for_a_replica)
 }
 END_TEST
 
+/* WAIT confirms every write its connection sent before it, so posts of
+ * several sessions whose scripts went out together share one (bus.c):
+ * eight members of one node post ten messages each without waiting; every
+ * message is acked once, at its own seq, and reaches every member once, in
+ * order, with far fewer WAITs than messages. */
+START_TEST(test_concurrent_posts_share_waits)
+{
+    enum { N_CLIENTS = 8, PER_CLIENT = 10, N = N_CLIENTS * PER_CLIENT };
+    struct h_cluster *cl = ct_fixture();
+    struct ct_user u[N_CLIENTS];
+    struct tc *all[N_CLIENTS];
+    struct h_proc replica = {0};
+    const char *const args[] = {"--durability", "replica", "--rate", "500/500", NULL};
+
+    ct_cluster_start(cl, 1, args);
+    ck_assert_int_eq(h_redis_replica_start(cl, &replica), 0);
+    for (int i = 0; i < N_CLIENTS; i++) {
+        char nick[16];
+        snprintf(nick, sizeof(nick), "cw_%d", i);
+        ct_login(cl, 0, nick, &u[i]);
+        all[i] = ct_connect(cl, 0, &u[i]);
+        json_decref(ct_join(all[i], "cw", -1));
+    }
+    ck_assert_int_eq(ct_post(all[0], "cw", "warm", "synced"), 1);
+    redisContext *rc = ct_redis(cl);
+    freeReplyObject(ct_redis_cmd(rc, "CONFIG RESETSTAT"));
+    for (int k = 0; k < PER_CLIENT; k++)
+        for (int i = 0; i < N_CLIENTS; i++)
+            ct_send(all[i],
+                    "{\"type\":\"message\",\"room\":\"cw\",\"kind\":\"text\",\"body\":\"x\","
+                    "\"id\":\"c%d-%d\"}",
+                    i, k);
+    bool seen[N + 2] = {false};
+    for (int i = 0; i < N_CLIENTS; i++) {
+        for (int k = 0; k < PER_CLIENT; k++) {
+            char id[16];
+            snprintf(id, sizeof(id), "c%d-%d", i, k);
+            json_t *r = ct_expect(all[i], id, "ack");
+            long long seq = ct_json_int(r, "seq");
+            json_decref(r);
+            ck_assert_msg(seq >= 2 && seq <= N + 1 && !seen[seq], "%s: seq %lld", id, seq);
+            seen[seq] = true;
+        }
+    }
+    redisReply *info = ct_redis_cmd(rc, "INFO commandstats");
+    const char *at = info && info->str ? strstr(info->str, "cmdstat_wait:calls=") : NULL;
+    long waits = at ? strtol(at + strlen("cmdstat_wait:calls="), NULL, 10) : -1;
+    freeReplyObject(info);
+    redisFree(rc);
+    fprintf(stderr, "%d concurrent posts, %ld WAITs\n", N, waits);
+    ck_assert_msg(waits > 0 && waits <= N / 2, "%ld WAITs for %d posts", waits, N);
+    ck_assert(ct_wait_count(all, N_CLIENTS, "message", "cw", N + 1, CT_WAIT_MS));
+    h_loop_for(cl->base, 300);
+    for (int i = 0; i < N_CLIENTS; i++) {
+        json_t *msgs = ct_take(all[i], "message", "cw");
+        ct_assert_seqs(msgs, 1, N + 1, "concurrent posts");
+        json_decref(msgs);
+    }
+    h_proc_stop(&replica, 5000);
+    ct_team_free(N_CLIENTS, u, all);
+}
+END_TEST
+
 TCase *durability_tcase(void)
 {
     TCase *tc = tcase_create("durability");
@@ -71,5 +136,6 @@ TCase *durability_tcase(void)
     tcase_add_checked_fixture(tc, ct_setup, ct_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_ack_waits_for_a_replica);
+    tcase_add_test(tc, test_concurrent_posts_share_waits);
     return tc;
 }
