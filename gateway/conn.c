@@ -520,9 +520,7 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);
         c->refused = true;
         gw_conn_respond_error(c, NULL, 503, "unavailable", "too many connections");
-    } else if (per_addr > 0 && from_addr > (size_t)per_addr &&
-               !(ctx->cfg->trusted_proxies &&
-                 gw_conn_proxy_trusted(ctx->cfg->trusted_proxies, c->addr))) {
+    } else if (per_addr > 0 && from_addr > (size_t)per_addr && !c->use->proxy) {
         /* A trusted proxy carries many clients: they are counted once its
          * PROXY header names each (conn_take_proxy). */
         gw_metrics_add(ctx->metrics, GW_M_CONNS_REFUSED, 1);

@@ -183,8 +183,9 @@ static void on_user_repair_history(struct gw_bus *bus, struct redisReply *reply,
 {
     (void)bus;
     struct user_repair *ur = arg;
-    ur->failed |= !reply || reply->type != REDIS_REPLY_ARRAY;
-    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+    bool read = reply && reply->type == REDIS_REPLY_ARRAY;
+    ur->failed |= !read;
+    if (read) {
         for (size_t i = 1; i < reply->elements; i++) {
             struct user *u = repair_user(ur);
             if (u && reply->element[i]->type == REDIS_REPLY_STRING)
@@ -202,8 +203,9 @@ static void on_user_repair_peers(struct gw_bus *bus, struct redisReply *reply, v
     struct user *u = repair_user(ur);
     const char *prefix = ur->r->ctx->cfg->prefix;
     ur->listed = true;
-    ur->failed |= !reply || reply->type != REDIS_REPLY_ARRAY;
-    if (u && reply && reply->type == REDIS_REPLY_ARRAY) {
+    bool read = reply && reply->type == REDIS_REPLY_ARRAY;
+    ur->failed |= !read;
+    if (u && read) {
         for (size_t i = 0; i < reply->elements; i++) {
             const redisReply *e = reply->element[i];
             char seq_key[GW_KEY_MAX], hist_key[GW_KEY_MAX];

@@ -46,14 +46,23 @@ def next_text(ws, timeout):
     return e[1] if e[0] == "text" else None
 
 
+def joined(ws, timeout):
+    """The `joined` answer to a join, other frames skipped, or None when none
+    came within timeout (or the connection ended)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        f = next_text(ws, max(0.1, end - time.time()))
+        if f is None:
+            return None
+        if f.get("type") == "joined":
+            return f
+    return None
+
+
 def join(ws, room):
     ws.send({"type": "join", "room": room, "id": "j"})
-    end = time.time() + 10
-    while time.time() < end:
-        f = next_text(ws, 5)
-        if f and f.get("type") == "joined":
-            return
-    raise RuntimeError("no joined")
+    if not joined(ws, 10):
+        raise RuntimeError("no joined")
 
 
 def main():

@@ -24,7 +24,7 @@ import argparse, base64, os, re, signal, socket, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile  # noqa: E402
-from fanout_memory import SlowWS, join, next_text  # noqa: E402
+from fanout_memory import SlowWS, join, joined, next_text  # noqa: E402
 
 
 def redis_cmd(port, *args):
@@ -98,9 +98,7 @@ def main():
             failures.append(f"the reader could not connect: {e}")
         if reader:
             reader.send({"type": "join", "room": "pics", "id": "j"})
-            f = next_text(reader, 30)
-            while f and f.get("type") != "joined":
-                f = next_text(reader, 30)
+            f = joined(reader, 30)
         stats = redis_cmd(redis_port, "INFO", "commandstats")
         text = open(log, errors="replace").read()
         if "redis_hung" in text:

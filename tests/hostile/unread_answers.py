@@ -27,23 +27,11 @@ import argparse, os, re, signal, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile  # noqa: E402
-from fanout_memory import SlowWS, next_text, rss_kib  # noqa: E402
+from fanout_memory import SlowWS, joined, rss_kib  # noqa: E402
 from heavy_room import post_images  # noqa: E402
 
 GUEST = "192.0.2.1"
 OTHER = "198.51.100.2"
-
-
-def joined(ws, timeout):
-    """The `joined` answer to the join with id "j", or None within timeout."""
-    end = time.time() + timeout
-    while time.time() < end:
-        f = next_text(ws, max(0.1, end - time.time()))
-        if f and f.get("type") == "joined":
-            return f
-        if f is None:
-            return None
-    return None
 
 
 def metric(port, name):
