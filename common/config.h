@@ -99,6 +99,8 @@ struct chat_config {
                                     descriptor limit (the gateway computes it) */
     int max_conns_per_ip;        /* --max-conns-per-ip, CHAT_MAX_CONNS_PER_IP, 256, 0: none */
     int login_rate;              /* --login-rate, CHAT_LOGIN_RATE, 60 per minute, 0: none */
+    int write_delay;             /* --write-delay, CHAT_WRITE_DELAY, 0 ms (write at the end of
+                                    each loop turn), 0..1000: output waits to share a write */
     bool deflate;                /* --deflate on|off, CHAT_DEFLATE, on: permessage-deflate */
     size_t deflate_min;          /* --deflate-min, CHAT_DEFLATE_MIN, 128 bytes: shorter messages
                                     are sent uncompressed */

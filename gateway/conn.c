@@ -30,6 +30,10 @@
 #define GW_LINGER_DISCARD_MAX (64u * 1024)
 /* Before the handshake we never buffer more than one maximal request. */
 #define GW_HTTP_READ_HIGH (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY + 4096)
+/* Output that has reached this much is written at the end of the turn even
+ * under --write-delay: a write this size costs little more than a small one,
+ * and a held-back burst would only sit in memory. */
+#define GW_WRITE_DELAY_MAX_BYTES (16u * 1024)
 
 /*
  * What one client address holds on this node: its open connections, and the
@@ -85,6 +89,8 @@ static void conn_free(struct gw_conn *c)
     LIST_REMOVE(c, link);
     if (c->flush_queued)
         TAILQ_REMOVE(&set->to_flush, c, flush_link);
+    else if (c->flush_late)
+        TAILQ_REMOVE(&set->to_flush_late, c, flush_link);
     set->count--;
     addr_detach(set, c);
     gw_metrics_gauge_add(set->ctx->metrics, GW_G_HTTP_CONNECTIONS, -1);
@@ -99,6 +105,22 @@ static void conn_maybe_free(struct gw_conn *c)
 {
     if (c->dead && c->in_callback == 0 && c->holds == 0)
         conn_free(c);
+}
+
+/* Puts c on the list written at the end of this loop turn (on_flush), off
+ * the delayed one if it was there. */
+static void flush_this_turn(struct gw_conn *c)
+{
+    struct gw_conns *set = c->set;
+    if (c->flush_queued || c->write_async || c->dead)
+        return;
+    if (c->flush_late) {
+        TAILQ_REMOVE(&set->to_flush_late, c, flush_link);
+        c->flush_late = false;
+    }
+    c->flush_queued = true;
+    TAILQ_INSERT_TAIL(&set->to_flush, c, flush_link);
+    event_active(set->flush, EV_TIMEOUT, 0);
 }
 
 void gw_conn_hold(struct gw_conn *c)
@@ -176,6 +198,8 @@ void gw_conn_close(struct gw_conn *c, bool abort)
     c->closing = true;
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         conn_linger(c);
+    else
+        flush_this_turn(c); /* a closing connection has nothing to batch */
 }
 
 bool gw_conn_closing(const struct gw_conn *c)
@@ -408,7 +432,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
  */
 static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
-    (void)buf;
     struct gw_conn *c = arg;
     c->out_added += info->n_added;
     c->out_taken += info->n_deleted;
@@ -419,9 +442,23 @@ static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_inf
     if (info->n_added == 0 || c->flush_queued || c->write_async || c->dead)
         return;
     struct gw_conns *set = c->set;
-    c->flush_queued = true;
-    TAILQ_INSERT_TAIL(&set->to_flush, c, flush_link);
-    event_active(set->flush, EV_TIMEOUT, 0);
+    if (c->flush_late) {
+        if (evbuffer_get_length(buf) >= GW_WRITE_DELAY_MAX_BYTES)
+            flush_this_turn(c);
+        return;
+    }
+    if (set->write_delay_ms > 0 && c->state == CONN_UPGRADED && !c->closing &&
+        evbuffer_get_length(buf) < GW_WRITE_DELAY_MAX_BYTES) {
+        c->flush_late = true;
+        c->flush_due_ms = gw_mono_ms() + set->write_delay_ms;
+        if (TAILQ_EMPTY(&set->to_flush_late)) {
+            struct timeval tv = {0, set->write_delay_ms * 1000};
+            evtimer_add(set->flush_late, &tv);
+        }
+        TAILQ_INSERT_TAIL(&set->to_flush_late, c, flush_link);
+        return;
+    }
+    flush_this_turn(c);
 }
 
 static void write_now(struct gw_conn *c)
@@ -433,6 +470,7 @@ static void write_now(struct gw_conn *c)
     if (evbuffer_get_length(out) > 0) { /* it may have been dropped since */
         evbuffer_unfreeze(out, 1);
         n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        gw_metrics_add(c->set->ctx->metrics, GW_M_SOCKET_WRITES, 1);
         evbuffer_freeze(out, 1);
     }
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -463,6 +501,25 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         c->flush_queued = false;
         if (!c->dead && !c->write_async)
             write_now(c); /* may free c */
+    }
+}
+
+static void on_flush_late(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_conns *set = arg;
+    int64_t now = gw_mono_ms();
+    struct gw_conn *c;
+    while ((c = TAILQ_FIRST(&set->to_flush_late)) != NULL && c->flush_due_ms <= now) {
+        TAILQ_REMOVE(&set->to_flush_late, c, flush_link);
+        c->flush_late = false;
+        if (!c->dead && !c->write_async)
+            write_now(c); /* may free c */
+    }
+    if (c) {
+        struct timeval tv = {0, (suseconds_t)(c->flush_due_ms - now) * 1000};
+        evtimer_add(set->flush_late, &tv);
     }
 }
 
@@ -544,15 +601,20 @@ struct gw_conns *gw_conns_new(struct gw_ctx *ctx, gw_conn_request_cb on_request,
     set->max = max_connections;
     set->per_addr = gw_dict_new();
     set->flush = event_new(ctx->base, -1, 0, on_flush, set);
-    if (!set->per_addr || !set->flush) {
+    set->flush_late = evtimer_new(ctx->base, on_flush_late, set);
+    if (!set->per_addr || !set->flush || !set->flush_late) {
         gw_dict_free(set->per_addr);
         if (set->flush)
             event_free(set->flush);
+        if (set->flush_late)
+            event_free(set->flush_late);
         free(set);
         return NULL;
     }
+    set->write_delay_ms = ctx->cfg->write_delay;
     LIST_INIT(&set->conns);
     TAILQ_INIT(&set->to_flush);
+    TAILQ_INIT(&set->to_flush_late);
     return set;
 }
 
@@ -632,5 +694,6 @@ void gw_conns_free(struct gw_conns *set)
     }
     gw_dict_free(set->per_addr);
     event_free(set->flush);
+    event_free(set->flush_late);
     free(set);
 }

@@ -58,6 +58,7 @@ struct gw_conn {
     bool owner_told;      /* the upgrade owner heard on_closed */
     bool dead;            /* free when the callback unwinds */
     bool flush_queued;    /* on set->to_flush: written once before the loop sleeps */
+    bool flush_late;      /* on set->to_flush_late: written at flush_due_ms (--write-delay) */
     bool write_async;     /* the kernel did not take everything: the bufferevent writes */
     struct addr_use *use; /* this address's share of the set (conn.c) */
     uint64_t out_added;   /* bytes ever queued to the output */
@@ -65,6 +66,7 @@ struct gw_conn {
     uint64_t held_until;  /* out_added when the held bytes end */
     size_t held;          /* counted in use->held until out_taken reaches held_until */
     size_t promised;      /* counted in use->held for an answer being prepared */
+    int64_t flush_due_ms; /* while flush_late */
     TAILQ_ENTRY(gw_conn) flush_link;
     LIST_ENTRY(gw_conn) link;
 };
@@ -80,6 +82,12 @@ struct gw_conns {
     LIST_HEAD(, gw_conn) conns;
     struct event *flush;            /* active while to_flush is not empty */
     TAILQ_HEAD(, gw_conn) to_flush; /* connections with output queued this turn */
+    /* --write-delay: WebSocket output waits this long after its first frame
+     * so that later frames share its write.  The delay is the same for all,
+     * so the list is in deadline order and one timer serves it. */
+    int write_delay_ms;
+    struct event *flush_late;            /* pending while to_flush_late is not empty */
+    TAILQ_HEAD(, gw_conn) to_flush_late; /* oldest first */
 };
 
 /* ---- conn_http.c, for conn.c ---- */

@@ -45,6 +45,9 @@ static const struct {
     [GW_M_ANSWERS_WAITED] = {"chat_answers_waited_total",
                              "join, history and search requests that waited for their address "
                              "to read its unread large answers"},
+    [GW_M_SOCKET_WRITES] = {"chat_socket_writes_total",
+                            "writes of queued output to client sockets, each carrying every "
+                            "frame queued since the last (those the kernel deferred not counted)"},
 };
 
 static const struct {

@@ -34,6 +34,7 @@ enum gw_counter {
     GW_M_DEFLATE_OUT_RAW,      /* ...and their size uncompressed */
     GW_M_DEFLATE_COMPRESSIONS, /* messages compressed (a fan-out counts once) */
     GW_M_ANSWERS_WAITED,       /* large answers that waited for their address to read (conn.h) */
+    GW_M_SOCKET_WRITES,        /* writev calls for queued output (conn.c on_flush) */
     GW_M_COUNT
 };
 

@@ -812,10 +812,20 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
     }
     struct evbuffer *out = gw_conn_output(ws->conn);
     struct gw_blob *shared = shared_payload(f, payload, len);
-    int rc = evbuffer_add(out, header, header_len) != 0 ||
+    int rc;
+    if (!shared && len < GW_FRAME_SHARE_MIN) {
+        /* One append, not two: a fan-out pays each append (the output's
+         * chain walk and its callback) once per recipient. */
+        uint8_t wire[10 + GW_FRAME_SHARE_MIN];
+        memcpy(wire, header, header_len);
+        memcpy(wire + header_len, payload, len);
+        rc = evbuffer_add(out, wire, header_len + len) != 0 ? GW_ERR_NOMEM : GW_OK;
+    } else {
+        rc = evbuffer_add(out, header, header_len) != 0 ||
                      (shared ? gw_blob_append(out, shared) : evbuffer_add(out, payload, len)) != 0
                  ? GW_ERR_NOMEM
                  : GW_OK;
+    }
     free(owned);
     if (rc != GW_OK)
         return rc;

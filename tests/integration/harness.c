@@ -680,6 +680,24 @@ void h_loop_for(struct event_base *base, int ms)
     h_loop_until(base, never, NULL, ms);
 }
 
+unsigned long long h_metric(const struct h_cluster *cl, int i, const char *name)
+{
+    char *body = NULL;
+    if (chat_http_request(cl->http_url[i], "GET", "/metrics", NULL, NULL, 0, &body, H_TIMEOUT_MS) !=
+        200) {
+        free(body);
+        return (unsigned long long)-1;
+    }
+    char key[128];
+    snprintf(key, sizeof(key), "\n%s{", name);
+    const char *p = body ? strstr(body, key) : NULL;
+    unsigned long long v = 0;
+    if (p && (p = strchr(p, '}')))
+        v = strtoull(p + 1, NULL, 10);
+    free(body);
+    return v;
+}
+
 int h_login(const struct h_cluster *cl, int i, const char *nick, char **token, char **id)
 {
     char *t = NULL, *u = NULL;
@@ -985,4 +1003,13 @@ void tc_free(struct tc *t)
     chat_client_free(t->c);
     json_decref(t->frames);
     free(t);
+}
+
+bool tc_join(struct tc *t, const char *room)
+{
+    if (tc_sendf(t, "{\"type\":\"join\",\"room\":\"%s\",\"id\":\"j\"}", room) != 0)
+        return false;
+    json_t *j = tc_wait_type(t, "joined", H_TIMEOUT_MS);
+    json_decref(j);
+    return j != NULL;
 }

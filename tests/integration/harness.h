@@ -120,6 +120,9 @@ void h_loop_for(struct event_base *base, int ms);
 /* POST /api/login at gateway i; 200 or the status.  *token and *id malloc'd
  * (either out pointer may be NULL). */
 int h_login(const struct h_cluster *cl, int i, const char *nick, char **token, char **id);
+/* A counter of gateway i's /metrics (0 when absent); -1 (as unsigned) when
+ * /metrics does not answer 200. */
+unsigned long long h_metric(const struct h_cluster *cl, int i, const char *name);
 
 /* An HS256 JWT signed with `secret` over the given claims (JSON text) with
  * header alg `alg` ("HS256", "none" ...).  For "none" the signature is empty.
@@ -171,6 +174,8 @@ int tc_wait_closed(struct tc *t, int timeout_ms);
 /* Sends a JSON text frame built with json_pack-like formatting of `json`. */
 int tc_send(struct tc *t, const char *text);
 int tc_sendf(struct tc *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sends a join of room and waits for its `joined`; false on error or timeout. */
+bool tc_join(struct tc *t, const char *room);
 void tc_free(struct tc *t);
 
 #endif

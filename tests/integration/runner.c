@@ -20,6 +20,7 @@ int main(void)
     suite_add_tcase(s, lifecycle_tcase());
     suite_add_tcase(s, limits_tcase());
     suite_add_tcase(s, deflate_tcase());
+    suite_add_tcase(s, write_delay_tcase());
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -48,31 +48,6 @@ static struct tc *connect_as(int i, const char *nick, bool deflate)
     return t;
 }
 
-static void join(struct tc *t, const char *room)
-{
-    ck_assert_int_eq(tc_sendf(t, "{\"type\":\"join\",\"room\":\"%s\",\"id\":\"j\"}", room), 0);
-    json_t *j = tc_wait_type(t, "joined", H_TIMEOUT_MS);
-    ck_assert_ptr_nonnull(j);
-    json_decref(j);
-}
-
-/* A counter of gateway i's /metrics (0 when absent). */
-static unsigned long long metric(int i, const char *name)
-{
-    char *body = NULL;
-    ck_assert_int_eq(
-        chat_http_request(cl.http_url[i], "GET", "/metrics", NULL, NULL, 0, &body, H_TIMEOUT_MS),
-        200);
-    char key[128];
-    snprintf(key, sizeof(key), "\n%s{", name);
-    const char *p = body ? strstr(body, key) : NULL;
-    unsigned long long v = 0;
-    if (p && (p = strchr(p, '}')))
-        v = strtoull(p + 1, NULL, 10);
-    free(body);
-    return v;
-}
-
 /* Body of message n: long ones (every other) are compressed, short ones not. */
 static void body_of(int n, char *out, size_t cap)
 {
@@ -96,16 +71,16 @@ START_TEST(test_mixed_clients_share_a_room)
     for (int i = 0; i <= CLIENTS; i++) {
         ck_assert_msg(chat_client_deflate(c[i]->c) == want_deflate[i], "client %d deflate %d", i,
                       chat_client_deflate(c[i]->c));
-        join(c[i], "zroom");
+        ck_assert(tc_join(c[i], "zroom"));
     }
     /* Presence of the joins settles before counting. */
     h_loop_for(cl.base, 300);
     for (int i = 0; i <= CLIENTS; i++)
         for (json_t *j; (j = tc_next(c[i], 0));)
             json_decref(j);
-    unsigned long long comp0 = metric(0, "chat_deflate_compressions_total");
-    unsigned long long raw0 = metric(0, "chat_deflate_out_raw_bytes_total");
-    unsigned long long wire0 = metric(0, "chat_deflate_out_bytes_total");
+    unsigned long long comp0 = h_metric(&cl, 0, "chat_deflate_compressions_total");
+    unsigned long long raw0 = h_metric(&cl, 0, "chat_deflate_out_raw_bytes_total");
+    unsigned long long wire0 = h_metric(&cl, 0, "chat_deflate_out_bytes_total");
 
     /* Compressed and plain senders take turns, on both nodes. */
     char body[2000];
@@ -134,13 +109,13 @@ START_TEST(test_mixed_clients_share_a_room)
     }
     /* Gateway 0 compressed each long message once for its two deflate
      * clients, and the bytes it sent are fewer than the raw ones. */
-    unsigned long long comp = metric(0, "chat_deflate_compressions_total") - comp0;
-    unsigned long long raw = metric(0, "chat_deflate_out_raw_bytes_total") - raw0;
-    unsigned long long wire = metric(0, "chat_deflate_out_bytes_total") - wire0;
+    unsigned long long comp = h_metric(&cl, 0, "chat_deflate_compressions_total") - comp0;
+    unsigned long long raw = h_metric(&cl, 0, "chat_deflate_out_raw_bytes_total") - raw0;
+    unsigned long long wire = h_metric(&cl, 0, "chat_deflate_out_bytes_total") - wire0;
     ck_assert_msg(comp == N / 2, "%llu compressions for %d long messages", comp, N / 2);
     ck_assert_uint_gt(raw, 0);
     ck_assert_msg(wire * 2 < raw, "compressed %llu of %llu bytes", wire, raw);
-    ck_assert_int_eq(metric(2, "chat_deflate_sessions_total"), 0);
+    ck_assert_int_eq(h_metric(&cl, 2, "chat_deflate_sessions_total"), 0);
 
     /* A message over GW_DEFLATE_MAX_MESSAGE (256 KiB) goes out plain to
      * everyone: compressing it would stall the node's loop. */
@@ -152,7 +127,7 @@ START_TEST(test_mixed_clients_share_a_room)
     memcpy(big, head, sizeof(head) - 1);
     memset(big + sizeof(head) - 1, 'Q', IMAGE);
     memcpy(big + sizeof(head) - 1 + IMAGE, "\"}", 3);
-    comp0 = metric(0, "chat_deflate_compressions_total");
+    comp0 = h_metric(&cl, 0, "chat_deflate_compressions_total");
     ck_assert_int_eq(tc_send(c[0], big), 0);
     free(big);
     for (int i = 0; i <= CLIENTS; i++) {
@@ -162,7 +137,7 @@ START_TEST(test_mixed_clients_share_a_room)
                           strlen("data:image/png;base64,") + IMAGE);
         json_decref(m);
     }
-    ck_assert_int_eq(metric(0, "chat_deflate_compressions_total"), comp0);
+    ck_assert_int_eq(h_metric(&cl, 0, "chat_deflate_compressions_total"), comp0);
 
     /* Under it, an image whose compressed form is still over
      * GW_FRAME_SHARE_MIN: compressed once, and that one compressed copy is
@@ -176,7 +151,7 @@ START_TEST(test_mixed_clients_share_a_room)
     for (size_t i = 0; i < MID; i++, x = x * 1103515245u + 12345u)
         mid[sizeof(head) - 1 + i] = b64[(x >> 16) & 63];
     memcpy(mid + sizeof(head) - 1 + MID, "\"}", 3);
-    wire0 = metric(0, "chat_deflate_out_bytes_total");
+    wire0 = h_metric(&cl, 0, "chat_deflate_out_bytes_total");
     ck_assert_int_eq(tc_send(c[3], mid), 0);
     mid[sizeof(head) - 1 + MID] = '\0'; /* the body alone, to compare with */
     for (int i = 0; i <= CLIENTS; i++) {
@@ -186,8 +161,8 @@ START_TEST(test_mixed_clients_share_a_room)
                          mid + sizeof(head) - 1 - strlen("data:image/png;base64,"));
         json_decref(m);
     }
-    ck_assert_int_eq(metric(0, "chat_deflate_compressions_total"), comp0 + 1);
-    wire = metric(0, "chat_deflate_out_bytes_total") - wire0;
+    ck_assert_int_eq(h_metric(&cl, 0, "chat_deflate_compressions_total"), comp0 + 1);
+    wire = h_metric(&cl, 0, "chat_deflate_out_bytes_total") - wire0;
     /* Two deflate recipients on gateway 0, each sent more than 8 KiB. */
     ck_assert_msg(wire > 2 * 8192 && wire < 2 * MID, "compressed bytes out %llu", wire);
     free(mid);

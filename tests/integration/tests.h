@@ -10,5 +10,6 @@ TCase *ws_tcase(void);
 TCase *lifecycle_tcase(void);
 TCase *limits_tcase(void);
 TCase *deflate_tcase(void);
+TCase *write_delay_tcase(void);
 
 #endif
