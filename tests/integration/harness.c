@@ -1013,3 +1013,25 @@ bool tc_join(struct tc *t, const char *room)
     json_decref(j);
     return j != NULL;
 }
+
+struct tc *tc_welcomed(const struct h_cluster *cl, int i, const char *nick, bool deflate)
+{
+    char *token = NULL;
+    if (h_login(cl, i, nick, &token, NULL) != 200) {
+        free(token);
+        return NULL;
+    }
+    struct chat_client_options o = {.url = cl->ws_url[i], .token = token, .deflate = deflate};
+    struct tc *t = tc_new_opts(cl->base, &o);
+    free(token);
+    if (!t)
+        return NULL;
+    json_t *welcome =
+        tc_wait_open(t, H_TIMEOUT_MS) ? tc_wait_type(t, "welcome", H_TIMEOUT_MS) : NULL;
+    if (!welcome) {
+        tc_free(t);
+        return NULL;
+    }
+    json_decref(welcome);
+    return t;
+}

@@ -174,6 +174,9 @@ int tc_wait_closed(struct tc *t, int timeout_ms);
 /* Sends a JSON text frame built with json_pack-like formatting of `json`. */
 int tc_send(struct tc *t, const char *text);
 int tc_sendf(struct tc *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs nick in at gateway i, connects (offering permessage-deflate when
+ * deflate) and waits for `welcome`; NULL on any failure. */
+struct tc *tc_welcomed(const struct h_cluster *cl, int i, const char *nick, bool deflate);
 /* Sends a join of room and waits for its `joined`; false on error or timeout. */
 bool tc_join(struct tc *t, const char *room);
 void tc_free(struct tc *t);

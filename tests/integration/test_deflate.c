@@ -35,16 +35,8 @@ static void teardown(void)
 /* Logs in and connects to gateway i, offering permessage-deflate or not. */
 static struct tc *connect_as(int i, const char *nick, bool deflate)
 {
-    char *token = NULL;
-    struct tc *t;
-
-    ck_assert_int_eq(h_login(&cl, i, nick, &token, NULL), 200);
-    struct chat_client_options o = {.url = cl.ws_url[i], .token = token, .deflate = deflate};
-    t = tc_new_opts(cl.base, &o);
-    free(token);
-    ck_assert_ptr_nonnull(t);
-    ck_assert(tc_wait_open(t, H_TIMEOUT_MS));
-    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    struct tc *t = tc_welcomed(&cl, i, nick, deflate);
+    ck_assert_msg(t != NULL, "%s could not connect to gateway %d", nick, i);
     return t;
 }
 

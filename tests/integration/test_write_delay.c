@@ -43,14 +43,8 @@ static long long now_ms(void)
 
 static struct tc *connect_as(int i, const char *nick)
 {
-    char *token = NULL;
-    ck_assert_int_eq(h_login(&cl, i, nick, &token, NULL), 200);
-    struct chat_client_options o = {.url = cl.ws_url[i], .token = token};
-    struct tc *t = tc_new_opts(cl.base, &o);
-    free(token);
-    ck_assert_ptr_nonnull(t);
-    ck_assert(tc_wait_open(t, H_TIMEOUT_MS));
-    json_decref(tc_wait_type(t, "welcome", H_TIMEOUT_MS));
+    struct tc *t = tc_welcomed(&cl, i, nick, false);
+    ck_assert_msg(t != NULL, "%s could not connect to gateway %d", nick, i);
     return t;
 }
 
