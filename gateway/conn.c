@@ -430,6 +430,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
  * removed around it.  Only what the kernel refuses is left to the
  * bufferevent, with EV_WRITE, until it drains (on_write).
  */
+static void arm_flush_late(struct gw_conns *set, int64_t in_ms)
+{
+    struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)((in_ms % 1000) * 1000)};
+    evtimer_add(set->flush_late, &tv);
+}
+
 static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     struct gw_conn *c = arg;
@@ -451,10 +457,8 @@ static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_inf
         evbuffer_get_length(buf) < GW_WRITE_DELAY_MAX_BYTES) {
         c->flush_late = true;
         c->flush_due_ms = gw_mono_ms() + set->write_delay_ms;
-        if (TAILQ_EMPTY(&set->to_flush_late)) {
-            struct timeval tv = {0, set->write_delay_ms * 1000};
-            evtimer_add(set->flush_late, &tv);
-        }
+        if (TAILQ_EMPTY(&set->to_flush_late))
+            arm_flush_late(set, set->write_delay_ms);
         TAILQ_INSERT_TAIL(&set->to_flush_late, c, flush_link);
         return;
     }
@@ -517,10 +521,8 @@ static void on_flush_late(evutil_socket_t fd, short what, void *arg)
         if (!c->dead && !c->write_async)
             write_now(c); /* may free c */
     }
-    if (c) {
-        struct timeval tv = {0, (suseconds_t)(c->flush_due_ms - now) * 1000};
-        evtimer_add(set->flush_late, &tv);
-    }
+    if (c)
+        arm_flush_late(set, c->flush_due_ms - now);
 }
 
 struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr *sa)

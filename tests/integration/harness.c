@@ -8,6 +8,8 @@
 
 #include "chat_client.h"
 
+#include <check.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -683,11 +685,11 @@ void h_loop_for(struct event_base *base, int ms)
 unsigned long long h_metric(const struct h_cluster *cl, int i, const char *name)
 {
     char *body = NULL;
-    if (chat_http_request(cl->http_url[i], "GET", "/metrics", NULL, NULL, 0, &body, H_TIMEOUT_MS) !=
-        200) {
+    int status =
+        chat_http_request(cl->http_url[i], "GET", "/metrics", NULL, NULL, 0, &body, H_TIMEOUT_MS);
+    if (status != 200)
         free(body);
-        return (unsigned long long)-1;
-    }
+    ck_assert_msg(status == 200, "gateway %d: /metrics answered %d", i, status);
     char key[128];
     snprintf(key, sizeof(key), "\n%s{", name);
     const char *p = body ? strstr(body, key) : NULL;

@@ -120,8 +120,8 @@ void h_loop_for(struct event_base *base, int ms);
 /* POST /api/login at gateway i; 200 or the status.  *token and *id malloc'd
  * (either out pointer may be NULL). */
 int h_login(const struct h_cluster *cl, int i, const char *nick, char **token, char **id);
-/* A counter of gateway i's /metrics (0 when absent); -1 (as unsigned) when
- * /metrics does not answer 200. */
+/* A counter of gateway i's /metrics (0 when absent); fails the running test
+ * when /metrics does not answer 200. */
 unsigned long long h_metric(const struct h_cluster *cl, int i, const char *name);
 
 /* An HS256 JWT signed with `secret` over the given claims (JSON text) with
