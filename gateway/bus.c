@@ -4,7 +4,6 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -384,7 +383,12 @@ redisAsyncContext *gw_bus_connect(struct gw_bus *bus, struct link *link, const c
         return NULL;
     }
     ac->data = bus;
-    redisLibeventAttach(ac, bus->ctx->base);
+    if (!gw_bus_events_attach(ac, bus->ctx->base)) {
+        chat_log(CHAT_LOG_WARN, "redis_connect_failed addr=%s:%d error=\"out of memory\"", host,
+                 port);
+        redisAsyncFree(ac);
+        return NULL;
+    }
     redisAsyncSetConnectCallback(ac, on_up);
     redisAsyncSetDisconnectCallback(ac, on_down);
     /* Dead peers (a host gone without a FIN) are noticed by the kernel. */

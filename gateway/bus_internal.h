@@ -22,6 +22,7 @@
 #define BUS_BACKOFF_MIN_MS 100
 
 struct event;
+struct event_base;
 struct gw_dict;
 
 /* One Redis connection.  CONNECTING: TCP in progress; HANDSHAKE: connected,
@@ -55,6 +56,11 @@ struct pending {
     int retries;            /* TRYAGAIN answers so far */
     struct event *retry_ev; /* waiting to be sent again (ac NULL meanwhile) */
 };
+
+/* bus_events.c: drives ac on base with a persistent read event and writes
+ * at the end of the loop turn (instead of hiredis's libevent adapter).
+ * False on no memory. */
+bool gw_bus_events_attach(redisAsyncContext *ac, struct event_base *base);
 
 /* A MOVED/ASK chain longer than this is a cluster in flux: the command fails. */
 #define BUS_REDIRECTS_MAX 5
