@@ -196,7 +196,7 @@ void gw_conn_close(struct gw_conn *c, bool abort)
         return;
     }
     c->closing = true;
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (evbuffer_get_length(c->out) == 0)
         conn_linger(c);
     else
         flush_this_turn(c); /* a closing connection has nothing to batch */
@@ -268,7 +268,7 @@ struct evbuffer *gw_conn_input(struct gw_conn *c)
 
 struct evbuffer *gw_conn_output(struct gw_conn *c)
 {
-    return bufferevent_get_output(c->bev);
+    return c->out;
 }
 
 void gw_conn_set_read_limit(struct gw_conn *c, size_t bytes)
@@ -392,14 +392,14 @@ static void on_write(struct bufferevent *bev, void *arg)
     (void)bev;
     struct gw_conn *c = arg;
     c->in_callback++;
-    if (c->write_async && !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (c->write_async && !c->dead && evbuffer_get_length(c->out) == 0) {
         /* Drained: back to writing directly, without EV_WRITE in epoll. */
         c->write_async = false;
         bufferevent_disable(c->bev, EV_WRITE);
     }
     if (c->state == CONN_UPGRADED && !c->dead && c->ops->on_drained)
         c->ops->on_drained(c->owner);
-    if (c->closing && !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (c->closing && !c->dead && evbuffer_get_length(c->out) == 0)
         conn_linger(c);
     c->in_callback--;
     conn_maybe_free(c);
@@ -467,7 +467,7 @@ static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_inf
 
 static void write_now(struct gw_conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     /* A socket bufferevent keeps its output's front frozen except while it
      * writes itself. */
     int n = 0;
@@ -542,6 +542,7 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         free(c);
         return NULL;
     }
+    c->out = bufferevent_get_output(c->bev);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->set = set;
@@ -568,7 +569,7 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_READ_HIGH);
     struct timeval idle = {GW_HTTP_IDLE_SEC, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
-    evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_changed, c);
+    evbuffer_add_cb(c->out, on_output_changed, c);
     /* A new bufferevent starts with EV_WRITE enabled: we write (on_flush). */
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
@@ -660,7 +661,7 @@ void gw_conns_tick(struct gw_conns *set, int64_t now_mono_ms)
     int64_t unsent = 0;
     struct gw_conn *c;
     LIST_FOREACH(c, &set->conns, link)
-    unsent += (int64_t)evbuffer_get_length(bufferevent_get_output(c->bev));
+    unsent += (int64_t)evbuffer_get_length(c->out);
     gw_metrics_gauge_set(set->ctx->metrics, GW_G_UNSENT_BYTES, unsent);
 }
 

@@ -143,7 +143,7 @@ void gw_conn_respond(struct gw_conn *c, const struct gw_http_request *req, int s
 {
     if (c->dead)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     /* Framing errors close the connection: after a limit was crossed or a
      * parse failed the rest of the stream cannot be trusted. */
     bool framing_error =

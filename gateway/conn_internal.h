@@ -34,6 +34,7 @@ struct gw_conn {
     struct gw_conns *set;
     uint64_t id;
     struct bufferevent *bev;
+    struct evbuffer *out; /* bev's output, here because a fan-out reaches it per recipient */
     enum conn_state state;
     char peer[INET6_ADDRSTRLEN + 8];
     char addr[INET6_ADDRSTRLEN]; /* the peer without its port: per-address limits */
