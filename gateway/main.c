@@ -18,7 +18,6 @@
 #include "bus.h"
 #include "config.h"
 #include "deflate.h"
-#include "evmem.h"
 #include "http.h"
 #include "keys.h"
 #include "listener.h"
@@ -262,7 +261,6 @@ int main(int argc, char **argv)
 {
     static struct app app;
     keep_large_buffers_mapped();
-    gw_evmem_install();
     char err[512];
     int rc = chat_config_load(&app.cfg, argc, argv, stdout, err, sizeof(err));
     if (rc == CHAT_CONFIG_HELP) {
@@ -314,6 +312,5 @@ int main(int argc, char **argv)
     event_base_dispatch(app.ctx.base);
     chat_log(CHAT_LOG_INFO, "exit");
     teardown(&app);
-    gw_evmem_release();
     return 0;
 }

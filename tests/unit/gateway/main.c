@@ -14,7 +14,6 @@ int main(void)
     suite_add_tcase(s, ws_tcase());
     suite_add_tcase(s, metrics_tcase());
     suite_add_tcase(s, slots_tcase());
-    suite_add_tcase(s, evmem_tcase());
 #ifdef GATEWAY_BIN
     suite_add_tcase(s, binary_tcase());
     suite_add_tcase(s, ws_echo_tcase());

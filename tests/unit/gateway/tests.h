@@ -12,7 +12,6 @@ TCase *router_tcase(void);
 TCase *ws_tcase(void);
 TCase *metrics_tcase(void);
 TCase *slots_tcase(void);
-TCase *evmem_tcase(void);
 #ifdef GATEWAY_BIN
 /* The real chat-gateway binary over loopback sockets (test_binary.c). */
 TCase *binary_tcase(void);
