@@ -5,6 +5,7 @@
 #include <hiredis/async.h>
 
 #include "bus_internal.h"
+#include "gateway.h"
 
 /*
  * hiredis on libevent, written the way conn.c writes to clients.  hiredis's
@@ -12,10 +13,10 @@
  * an EPOLL_CTL_DEL and an EPOLL_CTL_ADD, and every command adds EV_WRITE and
  * removes it after the write: four epoll_ctl and an extra loop pass per
  * command and reply.  Here the read event persists, and a command only
- * activates an event that writes after the turn's other callbacks, once for
- * all the commands of the turn.  EV_WRITE is polled only while connecting
- * (hiredis learns of the connection from it) and while the kernel does not
- * take everything.
+ * activates an event that writes in the loop pass after this one's (the
+ * lowest priority), once for all the commands of the turn.  EV_WRITE is
+ * polled only while connecting (hiredis learns of the connection from it)
+ * and while the kernel does not take everything.
  */
 
 struct bus_events {
@@ -126,6 +127,9 @@ bool gw_bus_events_attach(redisAsyncContext *ac, struct event_base *base)
         free(e);
         return false;
     }
+    /* Below the fan-out's writes (gateway.h); a base without priorities
+     * (unit tests) keeps the one it has. */
+    event_priority_set(e->flush, GW_EVENT_PRIORITY_LAST);
     ac->ev.data = e;
     ac->ev.addRead = add_read;
     ac->ev.delRead = del_read;

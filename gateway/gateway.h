@@ -27,6 +27,13 @@ struct gw_deflate;
 struct chat_identity;
 typedef struct json_t json_t;
 
+/* main.c gives the event base three priorities; every event gets the
+ * middle one but the Redis commands' flush (bus_events.c), which runs in
+ * the loop pass after the others: commands go out after the pass's
+ * fan-out has been written, so replies and messages come back in bursts
+ * that share loop turns (and writes) instead of trickling in. */
+enum { GW_EVENT_PRIORITIES = 3, GW_EVENT_PRIORITY_LAST = 2 };
+
 enum gw_err {
     GW_OK = 0,
     GW_ERR_NOMEM = -1,

@@ -184,7 +184,8 @@ static int wire(struct app *app)
     ctx->cfg = &app->cfg;
     ctx->base = event_base_new();
     ctx->metrics = gw_metrics_new();
-    if (!ctx->base || !ctx->metrics)
+    if (!ctx->base || !ctx->metrics ||
+        event_base_priority_init(ctx->base, GW_EVENT_PRIORITIES) != 0)
         return 1;
     ctx->admit = gw_admit_new_for_node(ctx);
     /* jansson seeds its hash function on first use; the worker parses too. */
