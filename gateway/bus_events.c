@@ -23,7 +23,7 @@ struct bus_events {
     redisAsyncContext *ac;
     struct event *read;  /* EV_READ | EV_PERSIST */
     struct event *write; /* EV_WRITE | EV_PERSIST: connecting, or the kernel refused */
-    struct event *flush; /* activated: write at the end of this turn */
+    struct event *flush; /* activated: write in the pass after this one (lowest priority) */
     bool reading;
     bool polling; /* write is pending */
 };

@@ -58,8 +58,8 @@ struct pending {
 };
 
 /* bus_events.c: drives ac on base with a persistent read event and writes
- * at the end of the loop turn (instead of hiredis's libevent adapter).
- * False on no memory. */
+ * once per loop turn, in the pass after the fan-out's writes (instead of
+ * hiredis's libevent adapter).  False on no memory. */
 bool gw_bus_events_attach(redisAsyncContext *ac, struct event_base *base);
 
 /* A MOVED/ASK chain longer than this is a cluster in flux: the command fails. */
