@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -95,6 +96,7 @@ static void conn_free(struct gw_conn *c)
     addr_detach(set, c);
     gw_metrics_gauge_add(set->ctx->metrics, GW_G_HTTP_CONNECTIONS, -1);
     bufferevent_free(c->bev);
+    evbuffer_free(c->own);
     gw_conn_drop_parser(c);
     chat_log(CHAT_LOG_DEBUG, "conn_closed conn=%llu", (unsigned long long)c->id);
     free(c);
@@ -395,6 +397,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->write_async && !c->dead && evbuffer_get_length(c->out) == 0) {
         /* Drained: back to writing directly, without EV_WRITE in epoll. */
         c->write_async = false;
+        c->out = c->own;
         bufferevent_disable(c->bev, EV_WRITE);
     }
     if (c->state == CONN_UPGRADED && !c->dead && c->ops->on_drained)
@@ -436,25 +439,34 @@ static void arm_flush_late(struct gw_conns *set, int64_t in_ms)
     evtimer_add(set->flush_late, &tv);
 }
 
-static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* The kernel took (or a slow reader's drop removed) n bytes of output. */
+static void output_taken(struct gw_conn *c, size_t n)
 {
-    struct gw_conn *c = arg;
-    c->out_added += info->n_added;
-    c->out_taken += info->n_deleted;
+    c->out_taken += n;
+    c->out_len -= n;
     if (c->held && c->out_taken >= c->held_until) {
         c->use->held -= c->held;
         c->held = 0;
     }
-    if (info->n_added == 0 || c->flush_queued || c->write_async || c->dead)
+}
+
+void gw_conn_queued(struct gw_conn *c)
+{
+    size_t len = evbuffer_get_length(c->out);
+    if (len <= c->out_len)
+        return;
+    c->out_added += len - c->out_len;
+    c->out_len = len;
+    if (c->flush_queued || c->write_async || c->dead)
         return;
     struct gw_conns *set = c->set;
     if (c->flush_late) {
-        if (evbuffer_get_length(buf) >= GW_WRITE_DELAY_MAX_BYTES)
+        if (len >= GW_WRITE_DELAY_MAX_BYTES)
             flush_this_turn(c);
         return;
     }
     if (set->write_delay_ms > 0 && c->state == CONN_UPGRADED && !c->closing &&
-        evbuffer_get_length(buf) < GW_WRITE_DELAY_MAX_BYTES) {
+        len < GW_WRITE_DELAY_MAX_BYTES) {
         c->flush_late = true;
         c->flush_due_ms = gw_mono_ms() + set->write_delay_ms;
         if (TAILQ_EMPTY(&set->to_flush_late))
@@ -465,32 +477,56 @@ static void on_output_changed(struct evbuffer *buf, const struct evbuffer_cb_inf
     flush_this_turn(c);
 }
 
+void gw_conn_drop_output(struct gw_conn *c)
+{
+    if (c->write_async)
+        return; /* the bufferevent's output may begin inside a frame */
+    size_t n = evbuffer_get_length(c->own);
+    evbuffer_drain(c->own, n);
+    output_taken(c, n);
+}
+
+/* While the bufferevent writes, it tells what the kernel took. */
+static void on_async_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    if (info->n_deleted > 0)
+        output_taken(arg, info->n_deleted);
+}
+
+/* The kernel did not take everything: the rest, and what is queued until it
+ * drains, goes to the bufferevent, which writes on EV_WRITE (on_write). */
+static void write_async(struct gw_conn *c)
+{
+    struct evbuffer *pending = bufferevent_get_output(c->bev);
+    evbuffer_add_buffer(pending, c->own);
+    c->out = pending;
+    c->write_async = true;
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void write_now(struct gw_conn *c)
 {
-    struct evbuffer *out = c->out;
-    /* A socket bufferevent keeps its output's front frozen except while it
-     * writes itself. */
+    struct evbuffer *out = c->own;
     int n = 0;
     if (evbuffer_get_length(out) > 0) { /* it may have been dropped since */
-        evbuffer_unfreeze(out, 1);
         n = evbuffer_write(out, bufferevent_getfd(c->bev));
         gw_metrics_add(c->set->ctx->metrics, GW_M_SOCKET_WRITES, 1);
-        evbuffer_freeze(out, 1);
     }
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         on_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR, c);
         return;
     }
-    if (evbuffer_get_length(out) > 0) {
-        c->write_async = true;
-        bufferevent_enable(c->bev, EV_WRITE);
-    }
+    if (n > 0)
+        output_taken(c, (size_t)n);
+    if (evbuffer_get_length(out) > 0)
+        write_async(c);
     /* What a bufferevent would say: at or below the low write watermark
      * (gw_conn_pause_reading's resume mark, else 0) the output counts as
      * drained. */
     size_t drained_at = 0;
     bufferevent_getwatermark(c->bev, EV_WRITE, &drained_at, NULL);
-    if (evbuffer_get_length(out) <= drained_at)
+    if (evbuffer_get_length(c->out) <= drained_at)
         on_write(c->bev, c);
 }
 
@@ -542,7 +578,13 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         free(c);
         return NULL;
     }
-    c->out = bufferevent_get_output(c->bev);
+    c->out = c->own = evbuffer_new();
+    if (!c->own) {
+        bufferevent_free(c->bev);
+        gw_conn_drop_parser(c);
+        free(c);
+        return NULL;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->set = set;
@@ -569,7 +611,7 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_READ_HIGH);
     struct timeval idle = {GW_HTTP_IDLE_SEC, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
-    evbuffer_add_cb(c->out, on_output_changed, c);
+    evbuffer_add_cb(bufferevent_get_output(c->bev), on_async_output, c);
     /* A new bufferevent starts with EV_WRITE enabled: we write (on_flush). */
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
@@ -661,7 +703,11 @@ void gw_conns_tick(struct gw_conns *set, int64_t now_mono_ms)
     int64_t unsent = 0;
     struct gw_conn *c;
     LIST_FOREACH(c, &set->conns, link)
-    unsent += (int64_t)evbuffer_get_length(c->out);
+    {
+        /* An append without gw_conn_queued would sit unsent until the next. */
+        assert(c->out_len == evbuffer_get_length(c->out));
+        unsent += (int64_t)evbuffer_get_length(c->out);
+    }
     gw_metrics_gauge_set(set->ctx->metrics, GW_G_UNSENT_BYTES, unsent);
 }
 

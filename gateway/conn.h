@@ -93,9 +93,17 @@ bool gw_conn_output_room(const struct gw_conn *c, size_t need);
 void gw_conn_promise_output(struct gw_conn *c, size_t bytes);
 uint64_t gw_conn_output_mark(const struct gw_conn *c);
 void gw_conn_hold_output_since(struct gw_conn *c, uint64_t mark);
-/* The connection's buffers, for the upgraded protocol. */
+/* The connection's buffers, for the upgraded protocol.  Whatever appends
+ * to the output calls gw_conn_queued after it: the output has no callbacks,
+ * which a fan-out would run once per recipient. */
 struct evbuffer *gw_conn_input(struct gw_conn *c);
 struct evbuffer *gw_conn_output(struct gw_conn *c);
+/* Counts what was appended to the output since the last call and has it
+ * written (at the end of the loop turn, or later under --write-delay). */
+void gw_conn_queued(struct gw_conn *c);
+/* Drops the queued output of a reader that does not keep up.  Only whole
+ * frames can go: once the kernel has taken part of the output, it stays. */
+void gw_conn_drop_output(struct gw_conn *c);
 /* Caps how much input is buffered before reading pauses. */
 void gw_conn_set_read_limit(struct gw_conn *c, size_t bytes);
 /* Stops (or restarts) reading for a reason of the owner's other than

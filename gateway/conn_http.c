@@ -163,6 +163,7 @@ void gw_conn_respond(struct gw_conn *c, const struct gw_http_request *req, int s
     bool head_only = req && req->method == HTTP_HEAD;
     if (body && len && !head_only && status != 304)
         evbuffer_add(out, body, len);
+    gw_conn_queued(c);
     gw_metrics_add(c->set->ctx->metrics, GW_M_HTTP_REQUESTS, 1);
     log_access(c, req, status, head_only || status == 304 ? 0 : len);
     if (!keep) {

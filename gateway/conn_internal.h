@@ -31,11 +31,23 @@ struct gw_conn_parse {
 };
 
 struct gw_conn {
+    /* What a fan-out reads and writes per recipient (gw_conn_closing,
+     * gw_conn_queued) comes first, in one cache line. */
     struct gw_conns *set;
+    /* Where output is appended: own, which we write ourselves, or bev's
+     * output while the kernel refuses part of it (write_async). */
+    struct evbuffer *out;
+    uint64_t out_added; /* bytes ever queued to the output */
+    size_t out_len;     /* out_added - out_taken: what gw_conn_queued last saw */
+    enum conn_state state;
+    bool closing;      /* close once output drains */
+    bool dead;         /* free when the callback unwinds */
+    bool flush_queued; /* on set->to_flush: written once before the loop sleeps */
+    bool flush_late;   /* on set->to_flush_late: written at flush_due_ms (--write-delay) */
+    bool write_async;  /* the kernel did not take everything: the bufferevent writes */
+    struct evbuffer *own;
     uint64_t id;
     struct bufferevent *bev;
-    struct evbuffer *out; /* bev's output, here because a fan-out reaches it per recipient */
-    enum conn_state state;
     char peer[INET6_ADDRSTRLEN + 8];
     char addr[INET6_ADDRSTRLEN]; /* the peer without its port: per-address limits */
     int64_t header_deadline_ms;  /* 408 past it; 0 while no request has begun */
@@ -51,18 +63,12 @@ struct gw_conn {
     int holds;            /* async operations (Redis replies) that will come back to c */
     bool awaiting;        /* a request is being answered asynchronously */
     bool parsing;         /* parse_http is on the stack */
-    bool closing;         /* close once output drains */
     bool lingering;       /* output flushed and half-closed: input discarded until EOF */
     bool refused;         /* answered 503 at a connection limit: linger briefly */
     bool proxy_done;      /* the start of the stream was checked for a PROXY header */
     size_t discarded;     /* input dropped since closing began */
     bool owner_told;      /* the upgrade owner heard on_closed */
-    bool dead;            /* free when the callback unwinds */
-    bool flush_queued;    /* on set->to_flush: written once before the loop sleeps */
-    bool flush_late;      /* on set->to_flush_late: written at flush_due_ms (--write-delay) */
-    bool write_async;     /* the kernel did not take everything: the bufferevent writes */
     struct addr_use *use; /* this address's share of the set (conn.c) */
-    uint64_t out_added;   /* bytes ever queued to the output */
     uint64_t out_taken;   /* bytes ever written (or dropped) from it */
     uint64_t held_until;  /* out_added when the held bytes end */
     size_t held;          /* counted in use->held until out_taken reaches held_until */

@@ -461,6 +461,7 @@ static void write_101(struct gw_conn *c, const char *accept, const char *extensi
                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
                         accept, *extensions ? "Sec-WebSocket-Extensions: " : "", extensions,
                         *extensions ? "\r\n" : "");
+    gw_conn_queued(c);
 }
 
 static bool check_handshake(struct gw_conn *c, const struct gw_http_request *req, char *accept)

@@ -70,15 +70,17 @@ static void entry_free(struct inbox_entry *e)
 }
 
 struct gw_session {
+    /* What gw_session_deliver reads, in the first cache line: a fan-out
+     * reads it once per recipient. */
     struct gw_ctx *ctx;
     struct gw_ws *ws; /* NULL once the socket is gone */
     struct gw_client *client;
+    bool closed;   /* the socket is gone or going: send nothing, answer nothing */
+    bool welcomed; /* live traffic flows only after `welcome` */
     struct chat_identity who;
     gw_session_dispatch_cb dispatch;
     uint64_t id;
     int refs;
-    bool closed;              /* the socket is gone or going: send nothing, answer nothing */
-    bool welcomed;            /* live traffic flows only after `welcome` */
     bool first_of_user;       /* the user's first session on this node */
     bool presence_batch;      /* asked for presence_batch (/ws?presence=batch) */
     int64_t request_start_us; /* when the request being dispatched arrived */

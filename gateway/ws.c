@@ -20,11 +20,19 @@
 #include "wsdeflate.h"
 
 struct gw_ws {
+    /* What a fan-out reads and writes per recipient (send_frame) comes
+     * first, in two cache lines. */
     struct gw_conn *conn;
     struct gw_ctx *ctx;
     /* Only while something is in flight (wslay_trim): an idle connection
      * does not keep wslay's ~8.5 KiB of frame buffers. */
     wslay_event_context_ptr wslay;
+    int sending; /* a gw_ws_send_* call is on the stack */
+    bool closed_notified;
+    bool close_wanted; /* a close waits for queued messages to go first */
+    bool proceeding;
+    struct gw_ws_options opts;
+    struct gw_ws_stats stats;
     /* Bytes handed to wslay, and the wire size of the frames it has started
      * (headers included): equal at a frame boundary, when wslay holds none
      * of the stream and its context can go. */
@@ -32,16 +40,11 @@ struct gw_ws {
     bool in_fragmented; /* a data message continues in a later frame */
     const struct gw_ws_handler *h;
     void *arg;
-    struct gw_ws_options opts;
     int64_t last_rx_ms;
     int64_t last_ping_ms;
     int64_t close_started_ms; /* 0 until we start closing */
-    bool close_wanted;        /* a close waits for queued messages to go first */
     uint16_t close_code;
     char close_reason[64];
-    bool closed_notified;
-    bool proceeding;
-    int sending;        /* a gw_ws_send_* call is on the stack */
     bool read_paused;   /* output over GW_WS_READ_PAUSE: input waits */
     bool admit_waiting; /* a large message waits for admission: input waits */
     bool admit_owed;    /* ...or an inflated one is paid for after the fact */
@@ -61,7 +64,6 @@ struct gw_ws {
     bool in_close_frame;
     struct gw_admit_waiter admit;
     int64_t opened_ms;
-    struct gw_ws_stats stats;
 };
 
 static int send_frame(struct gw_ws *ws, const struct gw_frame *f);
@@ -139,6 +141,7 @@ static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, s
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
+    gw_conn_queued(ws->conn);
     return (ssize_t)len;
 }
 
@@ -538,6 +541,7 @@ static void proceed(struct gw_ws *ws)
         if (!wslay_event_get_close_sent(ws->wslay)) {
             static const uint8_t close_1002[] = {0x88, 0x02, 0x03, 0xEA};
             evbuffer_add(gw_conn_output(ws->conn), close_1002, sizeof(close_1002));
+            gw_conn_queued(ws->conn);
         }
         close_conn(ws, false);
         return;
@@ -623,6 +627,7 @@ static void op_tick(void *owner, int64_t now)
          * behind), so pinging an idle connection needs no wslay context. */
         uint8_t ping[10];
         evbuffer_add(gw_conn_output(ws->conn), ping, gw_frame_header_op(ping, WSLAY_PING, 0));
+        gw_conn_queued(ws->conn);
     }
     if (ws->h->on_tick && !gw_conn_closing(ws->conn))
         ws->h->on_tick(ws->arg, now);
@@ -685,7 +690,7 @@ static int check_output(struct gw_ws *ws, size_t len)
     chat_log(CHAT_LOG_WARN, "slow_consumer_closed conn=%llu pending=%zu",
              (unsigned long long)gw_conn_id(ws->conn), pending);
     gw_metrics_add(ws->ctx->metrics, GW_M_SLOW_CLOSED, 1);
-    evbuffer_drain(out, pending);
+    gw_conn_drop_output(ws->conn);
     request_close(ws, WSLAY_CODE_POLICY_VIOLATION, "output limit exceeded");
     proceed(ws);
     return GW_ERR_TOO_LARGE;
@@ -827,6 +832,7 @@ static int send_frame(struct gw_ws *ws, const struct gw_frame *f)
                  : GW_OK;
     }
     free(owned);
+    gw_conn_queued(ws->conn); /* a failed append may have left part of the frame */
     if (rc != GW_OK)
         return rc;
     gw_metrics_add(ws->ctx->metrics, GW_M_MESSAGES_OUT, 1);

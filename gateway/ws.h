@@ -43,10 +43,10 @@ struct gw_ws;
  * the messages the gateway queued (wslay's own pongs and close not counted).
  * A close code is 1006 when no close frame went that way. */
 struct gw_ws_stats {
+    uint64_t frames_out, bytes_out; /* first: counted per message sent */
+    uint64_t frames_in, bytes_in;
     uint64_t conn_id;
     int64_t duration_ms;
-    uint64_t frames_in, bytes_in;
-    uint64_t frames_out, bytes_out;
     uint16_t close_sent, close_received;
 };
 
