@@ -125,7 +125,7 @@ static const struct opt opts[] = {
      "logins per minute per client address (429 past it), 0 for no limit"},
     {"write-delay", "CHAT_WRITE_DELAY", "MS", OPT_INT, OFF(write_delay), 0, 1000, "0", NULL,
      "hold WebSocket output up to this long after its first frame so that the frames that "
-     "follow share one write, and wake the event loop at most every quarter of it (10 ms "
+     "follow share one write, and wake the event loop at most every quarter of it (25 ms "
      "at most): less CPU per delivery, that much more latency, 0-1000"},
     {"deflate", "CHAT_DEFLATE", "on|off", OPT_SWITCH, OFF(deflate), 0, 0, "on", NULL,
      "permessage-deflate (RFC 7692) on /ws and /echo when the client offers it"},

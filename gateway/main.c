@@ -261,16 +261,21 @@ static void keep_large_buffers_mapped(void)
 
 /*
  * Under --write-delay the loop also wakes less often: after each pass it
- * sleeps a quarter of the delay (at most 10 ms), so the messages, requests
- * and replies that arrive meanwhile are read together.  On a busy node each
- * pub/sub message used to wake the loop on its own, and a wakeup (the
- * context switch, epoll_wait) cost more than a dozen deliveries.  A quiet
- * node is unaffected: an event that finds the loop waiting runs at once.
+ * sleeps a quarter of the delay (at most GW_LOOP_SLEEP_MAX_MS), so the
+ * messages, requests and replies that arrive meanwhile are read together.
+ * On a busy node each pub/sub message used to wake the loop on its own, and
+ * a wakeup (the context switch, epoll_wait) cost more than a dozen
+ * deliveries.  A quiet node is unaffected: an event that finds the loop
+ * waiting runs at once.  The cap bounds what a request pays per Redis round
+ * trip (a join makes several) whatever the delay.
  */
+#define GW_LOOP_SLEEP_MAX_MS 25
+
 static void run_loop(struct app *app)
 {
     struct event_base *base = app->ctx.base;
-    int tick_ms = app->cfg.write_delay / 4 < 10 ? app->cfg.write_delay / 4 : 10;
+    int tick_ms = app->cfg.write_delay / 4 < GW_LOOP_SLEEP_MAX_MS ? app->cfg.write_delay / 4
+                                                                  : GW_LOOP_SLEEP_MAX_MS;
     if (tick_ms <= 0) {
         event_base_dispatch(base);
         return;
