@@ -443,7 +443,6 @@ static void arm_flush_late(struct gw_conns *set, int64_t in_ms)
 static void output_taken(struct gw_conn *c, size_t n)
 {
     c->out_taken += n;
-    c->out_len -= n;
     if (c->held && c->out_taken >= c->held_until) {
         c->use->held -= c->held;
         c->held = 0;
@@ -453,10 +452,10 @@ static void output_taken(struct gw_conn *c, size_t n)
 void gw_conn_queued(struct gw_conn *c)
 {
     size_t len = evbuffer_get_length(c->out);
-    if (len <= c->out_len)
+    uint64_t counted = c->out_added - c->out_taken;
+    if (len <= counted)
         return;
-    c->out_added += len - c->out_len;
-    c->out_len = len;
+    c->out_added += len - counted;
     if (c->flush_queued || c->write_async || c->dead)
         return;
     struct gw_conns *set = c->set;
@@ -570,18 +569,15 @@ struct gw_conn *gw_conn_new(struct gw_conns *set, int fd, const struct sockaddr 
         return NULL;
     }
     c->bev = bufferevent_socket_new(ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev || !gw_conn_reset_parser(c)) {
+    c->out = c->own = evbuffer_new();
+    /* The parser last: nothing of it is left to free when it fails. */
+    if (!c->bev || !c->own || !gw_conn_reset_parser(c)) {
+        if (c->own)
+            evbuffer_free(c->own);
         if (c->bev)
             bufferevent_free(c->bev);
         else
             evutil_closesocket(fd);
-        free(c);
-        return NULL;
-    }
-    c->out = c->own = evbuffer_new();
-    if (!c->own) {
-        bufferevent_free(c->bev);
-        gw_conn_drop_parser(c);
         free(c);
         return NULL;
     }
@@ -705,7 +701,7 @@ void gw_conns_tick(struct gw_conns *set, int64_t now_mono_ms)
     LIST_FOREACH(c, &set->conns, link)
     {
         /* An append without gw_conn_queued would sit unsent until the next. */
-        assert(c->out_len == evbuffer_get_length(c->out));
+        assert(c->out_added - c->out_taken == evbuffer_get_length(c->out));
         unsent += (int64_t)evbuffer_get_length(c->out);
     }
     gw_metrics_gauge_set(set->ctx->metrics, GW_G_UNSENT_BYTES, unsent);

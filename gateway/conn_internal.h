@@ -37,8 +37,8 @@ struct gw_conn {
     /* Where output is appended: own, which we write ourselves, or bev's
      * output while the kernel refuses part of it (write_async). */
     struct evbuffer *out;
-    uint64_t out_added; /* bytes ever queued to the output */
-    size_t out_len;     /* out_added - out_taken: what gw_conn_queued last saw */
+    uint64_t out_added; /* bytes ever queued to the output (as of the last gw_conn_queued) */
+    uint64_t out_taken; /* bytes ever written (or dropped) from it */
     enum conn_state state;
     bool closing;      /* close once output drains */
     bool dead;         /* free when the callback unwinds */
@@ -69,7 +69,6 @@ struct gw_conn {
     size_t discarded;     /* input dropped since closing began */
     bool owner_told;      /* the upgrade owner heard on_closed */
     struct addr_use *use; /* this address's share of the set (conn.c) */
-    uint64_t out_taken;   /* bytes ever written (or dropped) from it */
     uint64_t held_until;  /* out_added when the held bytes end */
     size_t held;          /* counted in use->held until out_taken reaches held_until */
     size_t promised;      /* counted in use->held for an answer being prepared */
